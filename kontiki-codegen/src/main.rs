@@ -1,0 +1,3 @@
+//! The `kontiki-codegen` command line.
+
+fn main() {}
