@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The one command that passes the kontiki-rs tests on a fresh machine:
+#
+#   scripts/test.sh
+#
+# 1. makes sure a RabbitMQ answers at KONTIKI_AMQP_URL (starts or installs one when it may);
+# 2. runs cargo fmt --check, clippy -D warnings, the tests and rustdoc -D warnings;
+# 3. checks that generated/ is fresh;
+# 4. runs the interop tests against the real Python Kontiki (a venv under target/);
+# 5. prints a summary and exits non-zero on any failure.
+#
+# Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
+# after all others, one at a time.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export KONTIKI_AMQP_URL="${KONTIKI_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export PATH="$PATH:$HOME/.cargo/bin:/usr/sbin:/sbin"
+LOG_DIR="$ROOT/target/test-logs"
+mkdir -p "$LOG_DIR"
+
+# shellcheck source=scripts/broker.sh
+source "$ROOT/scripts/broker.sh"
+
+declare -a STEP_NAMES=() STEP_RESULTS=() STEP_SECONDS=()
+FAILED=0
+
+step() {
+  local name="$1"; shift
+  local start=$SECONDS rc
+  printf '\n==> %s\n' "$name"
+  "$@"
+  rc=$?
+  STEP_NAMES+=("$name")
+  STEP_SECONDS+=("$((SECONDS - start))")
+  if [[ $rc -eq 0 ]]; then STEP_RESULTS+=("ok"); else STEP_RESULTS+=("FAILED (exit $rc)"); FAILED=1; fi
+  return $rc
+}
+
+summary() {
+  printf '\n==> summary\n'
+  local i
+  for i in "${!STEP_NAMES[@]}"; do
+    printf '  %-34s %-16s %4ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_SECONDS[$i]}"
+  done
+  # The test runners' own closing lines, last, so the output ends with them.
+  if [[ -s "$LOG_DIR/summary-lines" ]]; then
+    printf '\n'
+    cat "$LOG_DIR/summary-lines"
+  fi
+}
+
+have_nextest() { cargo nextest --version >/dev/null 2>&1; }
+
+# Runs tests with nextest (or cargo test), keeping its closing summary line for the end.
+run_tests() {
+  local log="$1"; shift
+  local rc
+  if have_nextest; then
+    cargo nextest run --no-fail-fast "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    grep -E '^\s*Summary \[' "$log" | tail -n 1 | sed 's/^ *//' >> "$LOG_DIR/summary-lines"
+  else
+    cargo test --no-fail-fast "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    grep -E '^test result:' "$log" | tail -n 1 >> "$LOG_DIR/summary-lines"
+  fi
+  return "$rc"
+}
+
+: > "$LOG_DIR/summary-lines"
+
+step "broker (RabbitMQ answers)" broker_ensure || { summary; exit 1; }
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
+  step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"
+fi
+
+# The interop tests find the venv through KONTIKI_PY; make it once here.
+if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
+  if step "python venv (kontiki==2.3.2)" bash -c "'$ROOT/scripts/python-env.sh' > '$LOG_DIR/python-env.out'"; then
+    KONTIKI_PY=$(tail -n 1 "$LOG_DIR/python-env.out")
+    export KONTIKI_PY
+  fi
+fi
+
+if have_nextest; then
+  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked -E 'not binary(/^disrupt_/)'
+  if cargo nextest list --workspace --locked -E 'binary(/^disrupt_/)' 2>/dev/null | grep -q .; then
+    step "broker-disrupting tests (serial)" run_tests "$LOG_DIR/disrupt.log" --workspace --locked \
+      -E 'binary(/^disrupt_/)' --test-threads 1
+  fi
+else
+  echo "test.sh: cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest --locked)"
+  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked -- --skip disrupt_
+  for f in */tests/disrupt_*.rs; do
+    [[ -e "$f" ]] || continue
+    crate="${f%%/*}"; name=$(basename "$f" .rs)
+    step "$name (serial)" run_tests "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
+  done
+fi
+
+summary
+exit "$FAILED"
