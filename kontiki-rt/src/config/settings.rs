@@ -1,0 +1,556 @@
+//! [`Settings`]: the typed `kontiki.*` keys (protocol §7.2) with Kontiki's defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Config, ConfigError};
+
+/// Every `kontiki.*` key a kontiki-rs service reads, plus the top-level `public` mapping.
+///
+/// [`Default`] is Kontiki's defaults; [`Settings::from_config`] reads and validates a
+/// [`Config`]. Values are the effective ones: with `kontiki.amqp.disable: true`,
+/// `amqp.required` and `registration.disable` are forced to `false` and `true`.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Settings {
+    /// `kontiki.service_name`: the logical service name; `None` lets the service decide.
+    pub service_name: Option<String>,
+    /// `kontiki.peers.<peer>`: service names for `peer=` proxies and sessions.
+    pub peers: BTreeMap<String, String>,
+    /// `kontiki.amqp.*`.
+    pub amqp: AmqpSettings,
+    /// `kontiki.shutdown.*`.
+    pub shutdown: ShutdownSettings,
+    /// `kontiki.registration.*`.
+    pub registration: RegistrationSettings,
+    /// `kontiki.heartbeat.*`.
+    pub heartbeat: HeartbeatSettings,
+    /// `kontiki.http.*`.
+    pub http: HttpSettings,
+    /// The top-level `public` mapping, sent to the registry as `config`; `None` unless it is a
+    /// non-empty mapping.
+    pub public: Option<Map<String, Value>>,
+}
+
+/// `kontiki.amqp.*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AmqpSettings {
+    /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`.
+    pub url: String,
+    /// `kontiki.amqp.required`, default `true`: fail at startup when the broker is unreachable;
+    /// `false` connects in the background.
+    pub required: bool,
+    /// `kontiki.amqp.disable`, default `false`: no AMQP at all (and no registration).
+    pub disable: bool,
+    /// `kontiki.amqp.rpc.timeout` (seconds), default 10 s: client RPC timeout.
+    pub rpc_timeout: Duration,
+    /// `kontiki.amqp.max_pending_messages`, default 10: consumer prefetch (0 means no limit,
+    /// as in AMQP).
+    pub max_pending_messages: u16,
+    /// `kontiki.amqp.max_attempts`, default 3 (at least 1): attempts for competing events.
+    pub max_attempts: u32,
+    /// `kontiki.amqp.tls`.
+    pub tls: TlsSettings,
+    /// `kontiki.amqp.connect_timeout` (seconds), default 10 s. A kontiki-rs addition.
+    pub connect_timeout: Duration,
+}
+
+impl AmqpSettings {
+    /// Kontiki's default broker URL (`/` vhost spelled out for lapin).
+    pub const DEFAULT_URL: &'static str = "amqp://guest:guest@localhost:5672/%2f";
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            url: Self::DEFAULT_URL.to_owned(),
+            required: true,
+            disable: false,
+            rpc_timeout: Duration::from_secs(10),
+            max_pending_messages: 10,
+            max_attempts: 3,
+            tls: TlsSettings::default(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `kontiki.amqp.tls`: off by default.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct TlsSettings {
+    /// `enabled`, default `false`.
+    pub enabled: bool,
+    /// `ca_cert`: CA bundle (PEM); required when `enabled`.
+    pub ca_cert: Option<PathBuf>,
+    /// `client_cert`: client certificate (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// `client_key`: client private key (PEM); needs `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// `kontiki.shutdown.*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ShutdownSettings {
+    /// `kontiki.shutdown.grace_seconds`, default 25 s: drain time at shutdown.
+    pub grace: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(25),
+        }
+    }
+}
+
+/// `kontiki.registration.*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RegistrationSettings {
+    /// `kontiki.registration.disable`, default `false`: no registry client, no heartbeats.
+    /// The runner ORs it with its `--disable-service-registration` flag.
+    pub disable: bool,
+    /// `kontiki.registration.delay` (seconds), default 2 s: wait before the first register.
+    pub delay: Duration,
+    /// `kontiki.registration.group`, default (and when blank) `business`.
+    pub group: String,
+    /// `kontiki.registration.report_uncaught_exceptions`, default `true`.
+    pub report_uncaught_exceptions: bool,
+}
+
+impl RegistrationSettings {
+    /// The group used when none (or a blank one) is configured.
+    pub const DEFAULT_GROUP: &'static str = "business";
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        Self {
+            disable: false,
+            delay: Duration::from_secs(2),
+            group: Self::DEFAULT_GROUP.to_owned(),
+            report_uncaught_exceptions: true,
+        }
+    }
+}
+
+/// `kontiki.heartbeat.*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HeartbeatSettings {
+    /// `kontiki.heartbeat.interval` (seconds), default 60 s; also sent in the register body.
+    pub interval: Duration,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `kontiki.http.*`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// `kontiki.http.disable`, default `false`: do not serve `@http` routes.
+    pub disable: bool,
+    /// `kontiki.http.address`, default `0.0.0.0`.
+    pub address: String,
+    /// `kontiki.http.port`, default 8080 (0 picks a free port).
+    pub port: u16,
+    /// `kontiki.http.max_body_bytes`, default 2 MiB (at least 1). A kontiki-rs addition.
+    pub max_body_bytes: usize,
+    /// `kontiki.http.documentation.*`.
+    pub documentation: DocumentationSettings,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            disable: false,
+            address: "0.0.0.0".to_owned(),
+            port: 8080,
+            max_body_bytes: 2 * 1024 * 1024,
+            documentation: DocumentationSettings::default(),
+        }
+    }
+}
+
+/// `kontiki.http.documentation.*`: the OpenAPI/Swagger routes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DocumentationSettings {
+    /// `enabled`, default `true`.
+    pub enabled: bool,
+    /// `path_template`, default `/api/{version}/docs`.
+    pub path_template: String,
+    /// `title`; `None` means the service name.
+    pub title: Option<String>,
+    /// `description`; `None` means `API documentation for <service name>`.
+    pub description: Option<String>,
+}
+
+impl Default for DocumentationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path_template: "/api/{version}/docs".to_owned(),
+            title: None,
+            description: None,
+        }
+    }
+}
+
+/// Keys Kontiki 1.x read that 2.3.2 ignores.
+const IGNORED_1X_KEYS: &[&str] = &[
+    "kontiki.amqp.serialization",
+    "kontiki.registration.configuration",
+];
+
+/// Every `kontiki.*` mapping or leaf we read; `peers` takes any key.
+const KNOWN_KEYS: &[&str] = &[
+    "kontiki.service_name",
+    "kontiki.peers",
+    "kontiki.amqp",
+    "kontiki.amqp.url",
+    "kontiki.amqp.required",
+    "kontiki.amqp.disable",
+    "kontiki.amqp.rpc",
+    "kontiki.amqp.rpc.timeout",
+    "kontiki.amqp.max_pending_messages",
+    "kontiki.amqp.max_attempts",
+    "kontiki.amqp.tls",
+    "kontiki.amqp.tls.enabled",
+    "kontiki.amqp.tls.ca_cert",
+    "kontiki.amqp.tls.client_cert",
+    "kontiki.amqp.tls.client_key",
+    "kontiki.amqp.connect_timeout",
+    "kontiki.shutdown",
+    "kontiki.shutdown.grace_seconds",
+    "kontiki.registration",
+    "kontiki.registration.disable",
+    "kontiki.registration.delay",
+    "kontiki.registration.group",
+    "kontiki.registration.report_uncaught_exceptions",
+    "kontiki.heartbeat",
+    "kontiki.heartbeat.interval",
+    "kontiki.http",
+    "kontiki.http.disable",
+    "kontiki.http.address",
+    "kontiki.http.port",
+    "kontiki.http.max_body_bytes",
+    "kontiki.http.documentation",
+    "kontiki.http.documentation.enabled",
+    "kontiki.http.documentation.path_template",
+    "kontiki.http.documentation.title",
+    "kontiki.http.documentation.description",
+];
+
+impl Settings {
+    /// Reads and validates every `kontiki.*` key (and `public`), with Kontiki's defaults.
+    ///
+    /// A `null` value counts as missing. Durations are int or float seconds. Unknown
+    /// `kontiki.*` keys are logged as warnings and ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WrongType`] for a value of the wrong type, [`ConfigError::InvalidValue`]
+    /// for a negative duration, an out-of-range number, a blank service name or
+    /// `kontiki.amqp.disable: true` together with an explicit `kontiki.amqp.required: true` or
+    /// `kontiki.registration.disable: false`, and [`ConfigError::MissingKey`] for a TLS setup
+    /// without `ca_cert`.
+    pub fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        warn_unknown_keys(config);
+        let read = Reader { config };
+        let defaults = Settings::default();
+
+        let service_name = match read.string("kontiki.service_name")? {
+            Some(name) if name.trim().is_empty() => {
+                return Err(config.invalid(
+                    "kontiki.service_name",
+                    format!("must be a non-empty string, found {}", Value::String(name)),
+                ));
+            }
+            other => other,
+        };
+
+        let mut peers = BTreeMap::new();
+        for (peer, value) in read.mapping("kontiki.peers")?.into_iter().flatten() {
+            let path = format!("kontiki.peers.{peer}");
+            match value {
+                Value::Null => {}
+                Value::String(name) if !name.is_empty() => {
+                    peers.insert(peer.clone(), name.clone());
+                }
+                other => return Err(config.wrong_type(&path, "a non-empty service name", other)),
+            }
+        }
+
+        let amqp = read_amqp(&read, &defaults.amqp)?;
+        let shutdown = ShutdownSettings {
+            grace: read.duration(
+                "kontiki.shutdown.grace_seconds",
+                defaults.shutdown.grace,
+                false,
+            )?,
+        };
+        let mut registration = RegistrationSettings {
+            disable: read.bool(
+                "kontiki.registration.disable",
+                defaults.registration.disable,
+            )?,
+            delay: read.duration(
+                "kontiki.registration.delay",
+                defaults.registration.delay,
+                false,
+            )?,
+            group: match read.string("kontiki.registration.group")? {
+                Some(group) if !group.trim().is_empty() => group,
+                _ => defaults.registration.group,
+            },
+            report_uncaught_exceptions: read.bool(
+                "kontiki.registration.report_uncaught_exceptions",
+                defaults.registration.report_uncaught_exceptions,
+            )?,
+        };
+        let heartbeat = HeartbeatSettings {
+            interval: read.duration(
+                "kontiki.heartbeat.interval",
+                defaults.heartbeat.interval,
+                true,
+            )?,
+        };
+        let http = read_http(&read, &defaults.http)?;
+
+        let mut amqp = amqp;
+        if amqp.disable {
+            if read.explicit_bool("kontiki.amqp.required")? == Some(true) {
+                return Err(contradiction(config, "kontiki.amqp.required", "true"));
+            }
+            if read.explicit_bool("kontiki.registration.disable")? == Some(false) {
+                return Err(contradiction(
+                    config,
+                    "kontiki.registration.disable",
+                    "false",
+                ));
+            }
+            amqp.required = false;
+            registration.disable = true;
+        }
+
+        let public = match read.mapping("public")? {
+            Some(public) if !public.is_empty() => Some(public.clone()),
+            _ => None,
+        };
+
+        Ok(Settings {
+            service_name,
+            peers,
+            amqp,
+            shutdown,
+            registration,
+            heartbeat,
+            http,
+            public,
+        })
+    }
+}
+
+fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings, ConfigError> {
+    let tls = TlsSettings {
+        enabled: read.bool("kontiki.amqp.tls.enabled", false)?,
+        ca_cert: read.string("kontiki.amqp.tls.ca_cert")?.map(PathBuf::from),
+        client_cert: read
+            .string("kontiki.amqp.tls.client_cert")?
+            .map(PathBuf::from),
+        client_key: read
+            .string("kontiki.amqp.tls.client_key")?
+            .map(PathBuf::from),
+    };
+    if tls.enabled && tls.ca_cert.is_none() {
+        return Err(ConfigError::MissingKey {
+            path: "kontiki.amqp.tls.ca_cert".to_owned(),
+            condition: Some("when `kontiki.amqp.tls.enabled` is true".to_owned()),
+        });
+    }
+    if tls.client_key.is_some() && tls.client_cert.is_none() {
+        return Err(ConfigError::MissingKey {
+            path: "kontiki.amqp.tls.client_cert".to_owned(),
+            condition: Some("when `kontiki.amqp.tls.client_key` is set".to_owned()),
+        });
+    }
+    Ok(AmqpSettings {
+        url: read
+            .string("kontiki.amqp.url")?
+            .unwrap_or_else(|| defaults.url.clone()),
+        required: read.bool("kontiki.amqp.required", defaults.required)?,
+        disable: read.bool("kontiki.amqp.disable", defaults.disable)?,
+        rpc_timeout: read.duration("kontiki.amqp.rpc.timeout", defaults.rpc_timeout, true)?,
+        max_pending_messages: read.integer(
+            "kontiki.amqp.max_pending_messages",
+            defaults.max_pending_messages,
+            0,
+        )?,
+        max_attempts: read.integer("kontiki.amqp.max_attempts", defaults.max_attempts, 1)?,
+        tls,
+        connect_timeout: read.duration(
+            "kontiki.amqp.connect_timeout",
+            defaults.connect_timeout,
+            true,
+        )?,
+    })
+}
+
+fn read_http(read: &Reader<'_>, defaults: &HttpSettings) -> Result<HttpSettings, ConfigError> {
+    let docs = &defaults.documentation;
+    Ok(HttpSettings {
+        disable: read.bool("kontiki.http.disable", defaults.disable)?,
+        address: read
+            .string("kontiki.http.address")?
+            .unwrap_or_else(|| defaults.address.clone()),
+        port: read.integer("kontiki.http.port", defaults.port, 0)?,
+        max_body_bytes: read.integer("kontiki.http.max_body_bytes", defaults.max_body_bytes, 1)?,
+        documentation: DocumentationSettings {
+            enabled: read.bool("kontiki.http.documentation.enabled", docs.enabled)?,
+            path_template: read
+                .string("kontiki.http.documentation.path_template")?
+                .unwrap_or_else(|| docs.path_template.clone()),
+            title: read.string("kontiki.http.documentation.title")?,
+            description: read.string("kontiki.http.documentation.description")?,
+        },
+    })
+}
+
+/// The error for `kontiki.amqp.disable: true` with a contradicting `other: value`.
+fn contradiction(config: &Config, other: &str, value: &str) -> ConfigError {
+    let mut files = config.owned_files_of("kontiki.amqp.disable");
+    for file in config.owned_files_of(other) {
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    ConfigError::InvalidValue {
+        path: "kontiki.amqp.disable".to_owned(),
+        message: format!("cannot be true while `{other}` is {value}"),
+        files,
+    }
+}
+
+/// Warns about `kontiki.*` keys that nothing reads.
+fn warn_unknown_keys(config: &Config) {
+    fn walk(map: &Map<String, Value>, prefix: &str) {
+        for (key, value) in map {
+            let path = format!("{prefix}.{key}");
+            if IGNORED_1X_KEYS.contains(&path.as_str()) {
+                tracing::warn!(path = %path, "`{path}` is a Kontiki 1.x key and is ignored");
+            } else if !KNOWN_KEYS.contains(&path.as_str()) {
+                tracing::warn!(path = %path, "`{path}` is not a known Kontiki setting and is ignored");
+            } else if path != "kontiki.peers"
+                && let Value::Object(inner) = value
+            {
+                walk(inner, &path);
+            }
+        }
+    }
+    if let Some(Value::Object(kontiki)) = config.value("kontiki") {
+        walk(kontiki, "kontiki");
+    }
+}
+
+/// Typed reads with Kontiki's defaults and precise errors.
+struct Reader<'a> {
+    config: &'a Config,
+}
+
+impl Reader<'_> {
+    fn raw(&self, path: &str) -> Result<Option<&Value>, ConfigError> {
+        self.config.lookup(path)
+    }
+
+    fn bool(&self, path: &str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.explicit_bool(path)?.unwrap_or(default))
+    }
+
+    fn explicit_bool(&self, path: &str) -> Result<Option<bool>, ConfigError> {
+        match self.raw(path)? {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(other) => Err(self.config.wrong_type(path, "`true` or `false`", other)),
+        }
+    }
+
+    fn string(&self, path: &str) -> Result<Option<String>, ConfigError> {
+        match self.raw(path)? {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(self.config.wrong_type(path, "a string", other)),
+        }
+    }
+
+    fn mapping(&self, path: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {
+        match self.raw(path)? {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map)),
+            Some(other) => Err(self.config.wrong_type(path, "a mapping", other)),
+        }
+    }
+
+    fn duration(
+        &self,
+        path: &str,
+        default: Duration,
+        positive: bool,
+    ) -> Result<Duration, ConfigError> {
+        match self.raw(path)? {
+            None => Ok(default),
+            Some(value) => self.config.to_duration(path, value, positive),
+        }
+    }
+
+    /// An integer in `min..=T::MAX`.
+    fn integer<T>(&self, path: &str, default: T, min: u64) -> Result<T, ConfigError>
+    where
+        T: TryFrom<u64> + Bounded,
+    {
+        let Some(value) = self.raw(path)? else {
+            return Ok(default);
+        };
+        let Value::Number(number) = value else {
+            return Err(self.config.wrong_type(path, "an integer", value));
+        };
+        if number.as_u64().is_none() && number.as_i64().is_none() {
+            return Err(self.config.wrong_type(path, "an integer", value));
+        }
+        let range = || format!("must be between {min} and {}, found {number}", T::MAX_U128);
+        let unsigned = number
+            .as_u64()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| self.config.invalid(path, range()))?;
+        T::try_from(unsigned).map_err(|_| self.config.invalid(path, range()))
+    }
+}
+
+/// The largest value of an unsigned integer type, for range messages.
+trait Bounded {
+    const MAX_U128: u128;
+}
+
+impl Bounded for u16 {
+    const MAX_U128: u128 = u16::MAX as u128;
+}
+
+impl Bounded for u32 {
+    const MAX_U128: u128 = u32::MAX as u128;
+}
+
+impl Bounded for usize {
+    const MAX_U128: u128 = usize::MAX as u128;
+}
