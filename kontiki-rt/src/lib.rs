@@ -1,2 +1,17 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod amqp;
+pub mod config;
+mod error;
+pub mod flow;
+mod messenger;
+pub mod rpc;
+mod service;
+pub mod wire;
+
+pub use config::{Config, ConfigError, Settings, get_parameter};
+pub use error::{BoxError, Error, RemoteError, Result, RpcError};
+pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
+pub use rpc::{Call, HandlerError, RpcEntrypoint};
+pub use service::{Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal};

@@ -31,7 +31,11 @@ async fn publish_and_consume_one_message_on_a_real_broker() {
     channel
         .queue_declare(
             queue.as_str().into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -50,7 +54,10 @@ async fn publish_and_consume_one_message_on_a_real_broker() {
         .expect("publish")
         .await
         .expect("confirm");
-    assert!(confirm.is_ack(), "broker did not ack the publish: {confirm:?}");
+    assert!(
+        confirm.is_ack(),
+        "broker did not ack the publish: {confirm:?}"
+    );
 
     let mut consumer = channel
         .basic_consume(

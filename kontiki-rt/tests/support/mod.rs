@@ -26,3 +26,22 @@ pub(crate) fn unique(prefix: &str) -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}.{}.{n}.{}", std::process::id(), &rand[..8])
 }
+
+/// A config for a test service on the test broker, with a unique service name.
+pub(crate) fn service_config(service_name: &str, extra_yaml: &str) -> kontiki_rt::Config {
+    let yaml = format!(
+        "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n    rpc:\n      timeout: 5\n  shutdown:\n    grace_seconds: 5\n  registration:\n    disable: true\n{extra_yaml}",
+        amqp_url()
+    );
+    kontiki_rt::Config::from_yaml_str("test.yaml", &yaml).expect("test config")
+}
+
+/// A stand-alone messenger on the test broker; fails with the how-to message without one.
+pub(crate) async fn messenger() -> kontiki_rt::Messenger {
+    kontiki_rt::Messenger::builder(amqp_url())
+        .client_name("test")
+        .rpc_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{}", no_broker(e)))
+}

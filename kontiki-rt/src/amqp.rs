@@ -1,0 +1,326 @@
+//! The broker connection: connects with a bounded timeout, keeps three long-lived channels,
+//! and after a broker restart or a closed connection reconnects with backoff and runs every
+//! registered [`Hook`] again, so exchanges, queues, bindings, QoS and consumers come back.
+//!
+//! kontiki-rt does its own recovery rather than lapin's `enable_auto_recover`: the topology is
+//! a pure function of the service definition, so declaring it again is simple and exact, and
+//! the runtime must know the moment a connection is lost to fail in-flight calls at once.
+
+use crate::error::{Error, Result, redact_url};
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use lapin::options::{BasicQosOptions, ConfirmSelectOptions};
+use lapin::{Channel, Connection, ConnectionProperties};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of a [`Connector`].
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectorOptions {
+    pub(crate) url: String,
+    /// Shown in the broker's management UI.
+    pub(crate) connection_name: String,
+    pub(crate) connect_timeout: Duration,
+    /// `basic.qos` of the consumer channel, per consumer (Kontiki: `max_pending_messages`).
+    pub(crate) prefetch: u16,
+}
+
+/// One live connection and its channels. Replaced as a whole on reconnect.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) conn: Connection,
+    /// Publisher confirms on: events, RPC requests, registry messages. Also carries the
+    /// direct reply-to consumer of the Messenger, which must share the publishing channel.
+    pub(crate) publish: Channel,
+    /// QoS `prefetch` per consumer: every RPC and event consumer of the service.
+    pub(crate) consume: Channel,
+    /// No confirms: RPC replies (transient, like Kontiki's).
+    pub(crate) reply: Channel,
+    /// Counts connections made by this connector, from 1.
+    pub(crate) generation: u64,
+    broken: CancellationToken,
+}
+
+impl Link {
+    /// Marks the link unusable; the supervisor reconnects.
+    pub(crate) fn mark_broken(&self) {
+        self.broken.cancel();
+    }
+
+    /// Resolves once the link is broken.
+    pub(crate) async fn broken(&self) {
+        self.broken.cancelled().await;
+    }
+
+    /// True once the link is broken.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.is_cancelled()
+    }
+}
+
+/// Something that must be (re)done on every new connection and undone when it drops.
+pub(crate) trait Hook: Send + Sync + 'static {
+    /// Declares topology and starts consumers on a fresh link.
+    fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>>;
+    /// The link is gone (in-flight work tied to it must fail now).
+    fn down(&self, generation: u64);
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum State {
+    Connecting,
+    Up(Arc<Link>),
+    Closed,
+}
+
+struct Inner {
+    opts: ConnectorOptions,
+    state: watch::Sender<State>,
+    hooks: Mutex<Vec<Arc<dyn Hook>>>,
+    shutdown: CancellationToken,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// Owns the connection to the broker for one service or stand-alone Messenger.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("url", &redact_url(&self.inner.opts.url))
+            .field("connection_name", &self.inner.opts.connection_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    pub(crate) fn new(opts: ConnectorOptions) -> Self {
+        let (state, _) = watch::channel(State::Connecting);
+        Self {
+            inner: Arc::new(Inner {
+                opts,
+                state,
+                hooks: Mutex::new(Vec::new()),
+                shutdown: CancellationToken::new(),
+                generation: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Adds a hook; it runs on every connection made from now on (not on the current one).
+    pub(crate) fn add_hook(&self, hook: Arc<dyn Hook>) {
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    /// Connects now (failing after the connect timeout), then keeps reconnecting in the
+    /// background whenever the connection drops.
+    pub(crate) async fn start_required(&self) -> Result<()> {
+        let link = connect_once(&self.inner).await?;
+        self.inner.state.send_replace(State::Up(link.clone()));
+        self.spawn_supervisor(Some(link));
+        Ok(())
+    }
+
+    /// Connects in the background, retrying with backoff until it succeeds (Kontiki's
+    /// `amqp.required: false`).
+    pub(crate) fn start_background(&self) {
+        self.spawn_supervisor(None);
+    }
+
+    fn spawn_supervisor(&self, first: Option<Arc<Link>>) {
+        let inner = self.inner.clone();
+        tokio::spawn(supervise(inner, first));
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.inner.state.borrow().clone()
+    }
+
+    /// The live link, waiting up to `wait` for one while (re)connecting.
+    pub(crate) async fn link(&self, wait: Duration) -> Result<Arc<Link>> {
+        let mut rx = self.inner.state.subscribe();
+        let waited = async {
+            loop {
+                match &*rx.borrow_and_update() {
+                    State::Up(link) if !link.is_broken() => return Ok(link.clone()),
+                    State::Closed => return Err(Error::Closed),
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        };
+        match tokio::time::timeout(wait, waited).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::NotConnected { waited: wait }),
+        }
+    }
+
+    /// Closes the connection and stops reconnecting.
+    pub(crate) async fn close(&self) {
+        self.inner.shutdown.cancel();
+        let link = match self.state() {
+            State::Up(link) => Some(link),
+            _ => None,
+        };
+        self.inner.state.send_replace(State::Closed);
+        if let Some(link) = link {
+            let _ = link.conn.close(200, "shutdown".into()).await;
+            link.mark_broken();
+            self.notify_down(link.generation);
+        }
+    }
+
+    fn notify_down(&self, generation: u64) {
+        notify_down(&self.inner, generation);
+    }
+}
+
+fn notify_down(inner: &Inner, generation: u64) {
+    let hooks: Vec<_> = inner
+        .hooks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for hook in hooks {
+        hook.down(generation);
+    }
+}
+
+async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if let Some(l) = link.take() {
+            inner.state.send_replace(State::Up(l.clone()));
+            tokio::select! {
+                () = l.broken() => {}
+                () = inner.shutdown.cancelled() => return,
+            }
+            if inner.shutdown.is_cancelled() {
+                return;
+            }
+            inner.state.send_replace(State::Connecting);
+            tracing::warn!(url = %redact_url(&inner.opts.url), "broker connection lost; reconnecting");
+            notify_down(&inner, l.generation);
+            let _ = l.conn.close(200, "reconnecting".into()).await;
+        }
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        match connect_once(&inner).await {
+            Ok(l) => {
+                tracing::info!(url = %redact_url(&inner.opts.url), generation = l.generation, "connected to the broker");
+                backoff = Duration::from_millis(100);
+                link = Some(l);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "broker connection failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = inner.shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
+    let opts = &inner.opts;
+    let url = redact_url(&opts.url);
+    let props =
+        ConnectionProperties::default().with_connection_name(opts.connection_name.as_str().into());
+    let conn =
+        match tokio::time::timeout(opts.connect_timeout, Connection::connect(&opts.url, props))
+            .await
+        {
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    url,
+                    timeout: opts.connect_timeout,
+                });
+            }
+            Ok(Err(source)) => return Err(Error::Connect { url, source }),
+            Ok(Ok(conn)) => conn,
+        };
+    let broken = CancellationToken::new();
+    // Any connection-level error (the broker closing us, a socket error, a missed heartbeat)
+    // breaks the link.
+    let mut events = conn.events_listener();
+    let watcher = broken.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(lapin::Event::Error(e)) => {
+                        tracing::debug!(error = %e, "connection error event");
+                        watcher.cancel();
+                        return;
+                    }
+                    Some(_) => {}
+                    None => { watcher.cancel(); return; }
+                },
+                () = watcher.cancelled() => return,
+            }
+        }
+    });
+    let amqp = |operation: &str| {
+        let operation = operation.to_owned();
+        move |source| Error::Amqp { operation, source }
+    };
+    let publish = conn
+        .create_channel()
+        .await
+        .map_err(amqp("open publish channel"))?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(amqp("enable publisher confirms"))?;
+    let consume = conn
+        .create_channel()
+        .await
+        .map_err(amqp("open consumer channel"))?;
+    consume
+        .basic_qos(opts.prefetch, BasicQosOptions { global: false })
+        .await
+        .map_err(amqp("set prefetch"))?;
+    let reply = conn
+        .create_channel()
+        .await
+        .map_err(amqp("open reply channel"))?;
+    let generation = inner
+        .generation
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let link = Arc::new(Link {
+        conn,
+        publish,
+        consume,
+        reply,
+        generation,
+        broken,
+    });
+    let hooks: Vec<_> = inner
+        .hooks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for hook in hooks {
+        if let Err(e) = hook.up(&link).await {
+            link.mark_broken();
+            let _ = link.conn.close(200, "setup failed".into()).await;
+            return Err(e);
+        }
+    }
+    Ok(link)
+}

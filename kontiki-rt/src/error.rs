@@ -1,0 +1,308 @@
+//! Errors of the runtime: [`Error`] for local failures, [`RpcError`] for calls.
+
+use std::time::Duration;
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A local failure of the runtime: configuration, connection, declaration, publishing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration could not be loaded or is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The broker could not be reached.
+    #[error("could not connect to the broker at {url}: {source}")]
+    Connect {
+        /// The broker URL, password hidden.
+        url: String,
+        /// What lapin reported.
+        #[source]
+        source: lapin::Error,
+    },
+    /// Connecting took longer than the connect timeout.
+    #[error("connecting to the broker at {url} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// The broker URL, password hidden.
+        url: String,
+        /// The timeout that ran out.
+        timeout: Duration,
+    },
+    /// An AMQP operation failed.
+    #[error("AMQP {operation} failed: {source}")]
+    Amqp {
+        /// What was being done, e.g. `declare queue orders.get.queue`.
+        operation: String,
+        /// What lapin reported.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The connection is down and did not come back within the wait allowed.
+    #[error("the broker connection is not available (waited {waited:?})")]
+    NotConnected {
+        /// How long the operation waited for the connection.
+        waited: Duration,
+    },
+    /// The runtime was shut down.
+    #[error("the connection was closed by shutdown")]
+    Closed,
+    /// User headers used names Kontiki reserves.
+    #[error("reserved header names are not allowed in extra headers: {}", .0.join(", "))]
+    ReservedHeaders(Vec<String>),
+    /// A header value or name could not be sent.
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
+    /// A name (service, event type, method) is not usable on the wire.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The broker did not route a published message to any queue.
+    #[error(
+        "no queue is bound to {exchange} with routing key {routing_key}: the message was returned"
+    )]
+    Unroutable {
+        /// The exchange published to.
+        exchange: String,
+        /// The routing key used.
+        routing_key: String,
+    },
+    /// The broker refused a published message (negative confirm).
+    #[error(
+        "the broker refused the message published to {exchange} with routing key {routing_key}"
+    )]
+    Nacked {
+        /// The exchange published to.
+        exchange: String,
+        /// The routing key used.
+        routing_key: String,
+    },
+    /// A payload could not be encoded as JSON.
+    #[error("could not encode the payload as JSON: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A delegate's lifecycle hook failed.
+    #[error("delegate `{delegate}` failed in {phase}: {source}")]
+    Delegate {
+        /// The delegate's name.
+        delegate: String,
+        /// `setup`, `start` or `stop`.
+        phase: &'static str,
+        /// What it reported.
+        #[source]
+        source: BoxError,
+    },
+    /// The service definition is inconsistent (duplicate entrypoints, bad names).
+    #[error("invalid service definition: {0}")]
+    Definition(String),
+}
+
+/// A boxed error from user code (delegates, handlers).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error that crossed the wire in a reply envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteError {
+    /// The error code (`USER_INPUT_ERROR`, `INTERNAL_ERROR`), when the server sent one.
+    pub code: Option<String>,
+    /// The message, when the server sent one.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, &self.message) {
+            (Some(c), Some(m)) => write!(f, "{c}: {m}"),
+            (Some(c), None) => f.write_str(c),
+            (None, Some(m)) => f.write_str(m),
+            (None, None) => f.write_str("(no code, no message)"),
+        }
+    }
+}
+
+/// Why an RPC call did not return a result.
+///
+/// `C` is the type of client errors: [`RemoteError`] for the dynamic API, a typed enum of the
+/// declared error codes for generated clients.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
+    /// The server answered with a client error (Kontiki's `rpc_error(code, message)`).
+    #[error("client error from {service}.{method}: {error}")]
+    Client {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The error.
+        error: C,
+    },
+    /// The server failed while handling the call (`INTERNAL_ERROR`).
+    #[error("server error from {service}.{method}: {error}")]
+    Server {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The code and message the server sent.
+        error: RemoteError,
+    },
+    /// No reply came within the timeout.
+    #[error("{service}.{method} [RPC_TIMEOUT]: no reply within {timeout:?}")]
+    Timeout {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The timeout that ran out.
+        timeout: Duration,
+    },
+    /// No service of that name is running (no queue took the request).
+    #[error("unknown service `{service}`: no queue is bound for {service}.{method}")]
+    UnknownService {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+    },
+    /// The service exists but has no such method (or no such instance).
+    #[error("service `{service}` has no method `{method}`{}", instance_suffix(.instance_id))]
+    UnknownMethod {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The instance targeted, if any.
+        instance_id: Option<String>,
+    },
+    /// The broker connection was lost while the call was in flight.
+    #[error("the broker connection was lost during {service}.{method}")]
+    ConnectionLost {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+    },
+    /// The reply could not be read.
+    #[error("invalid reply from {service}.{method}: {reason}")]
+    InvalidReply {
+        /// The service called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The request could not be sent.
+    #[error(transparent)]
+    Transport(#[from] Error),
+}
+
+fn instance_suffix(iid: &Option<String>) -> String {
+    iid.as_ref()
+        .map(|i| format!(" on instance {i}"))
+        .unwrap_or_default()
+}
+
+impl<C: std::fmt::Debug + std::fmt::Display> RpcError<C> {
+    /// True for [`RpcError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+
+    /// The wire error code of a client or server error, if any.
+    pub fn remote_code(&self) -> Option<&str> {
+        match self {
+            Self::Server { error, .. } => error.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Converts the client-error type, keeping every other variant.
+    pub fn map_client<D: std::fmt::Debug + std::fmt::Display>(
+        self,
+        f: impl FnOnce(C) -> D,
+    ) -> RpcError<D> {
+        match self {
+            Self::Client {
+                service,
+                method,
+                error,
+            } => RpcError::Client {
+                service,
+                method,
+                error: f(error),
+            },
+            Self::Server {
+                service,
+                method,
+                error,
+            } => RpcError::Server {
+                service,
+                method,
+                error,
+            },
+            Self::Timeout {
+                service,
+                method,
+                timeout,
+            } => RpcError::Timeout {
+                service,
+                method,
+                timeout,
+            },
+            Self::UnknownService { service, method } => {
+                RpcError::UnknownService { service, method }
+            }
+            Self::UnknownMethod {
+                service,
+                method,
+                instance_id,
+            } => RpcError::UnknownMethod {
+                service,
+                method,
+                instance_id,
+            },
+            Self::ConnectionLost { service, method } => {
+                RpcError::ConnectionLost { service, method }
+            }
+            Self::InvalidReply {
+                service,
+                method,
+                reason,
+            } => RpcError::InvalidReply {
+                service,
+                method,
+                reason,
+            },
+            Self::Transport(e) => RpcError::Transport(e),
+        }
+    }
+}
+
+impl RpcError<RemoteError> {
+    /// The client error's code, for the dynamic API.
+    pub fn client_code(&self) -> Option<&str> {
+        match self {
+            Self::Client { error, .. } => error.code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Hides the password of an AMQP URL for logs and errors.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}

@@ -1,0 +1,817 @@
+//! The [`Messenger`]: calls RPCs and publishes events, inside a service or stand-alone.
+
+use crate::amqp::{Connector, ConnectorOptions, Hook, Link};
+use crate::error::{Error, RemoteError, Result, RpcError};
+use crate::flow;
+use crate::wire::{self, Reply, RequestBody};
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use lapin::BasicProperties;
+use lapin::Confirmation;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// RabbitMQ's direct reply-to pseudo queue: replies come straight to the calling channel.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Who sends: written into the `service_name`, `instance_id` and `host` headers.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The logical service name (`kontiki-standalone-<client>` for stand-alone clients).
+    pub service_name: Arc<str>,
+    /// A uuid4 per process (per stand-alone Messenger).
+    pub instance_id: Arc<str>,
+    /// The host name.
+    pub host: Arc<str>,
+}
+
+impl Identity {
+    /// An identity with a fresh instance id and this machine's host name.
+    pub fn new(service_name: impl Into<Arc<str>>) -> Self {
+        Self {
+            service_name: service_name.into(),
+            instance_id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            host: Arc::from(gethostname::gethostname().to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// Per-call options of [`Messenger::call_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Overrides the Messenger's default timeout (`kontiki.amqp.rpc.timeout`).
+    pub timeout: Option<Duration>,
+    /// Sends the request to one instance only (`{svc}.{method}.{instance_id}`).
+    pub instance_id: Option<String>,
+    /// Extra headers; Kontiki's reserved names are refused.
+    pub headers: Map<String, Value>,
+    /// An explicit flow id for this call only (not remembered for later calls).
+    pub flow_id: Option<String>,
+}
+
+impl CallOptions {
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Targets one instance.
+    pub fn instance(mut self, instance_id: impl Into<String>) -> Self {
+        self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// Adds an extra header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.headers.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the flow id of this call.
+    pub fn flow_id(mut self, flow_id: impl Into<String>) -> Self {
+        self.flow_id = Some(flow_id.into());
+        self
+    }
+}
+
+/// Per-publish options of [`Messenger::publish_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// Extra headers; Kontiki's reserved names are refused.
+    pub headers: Map<String, Value>,
+    /// An explicit flow id for this message only.
+    pub flow_id: Option<String>,
+    /// Fail with [`Error::Unroutable`] when no queue is bound for the event type.
+    pub mandatory: bool,
+}
+
+impl PublishOptions {
+    /// Adds an extra header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.headers.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the flow id of this message.
+    pub fn flow_id(mut self, flow_id: impl Into<String>) -> Self {
+        self.flow_id = Some(flow_id.into());
+        self
+    }
+
+    /// Fails when nothing is subscribed to the event type.
+    pub fn mandatory(mut self) -> Self {
+        self.mandatory = true;
+        self
+    }
+}
+
+enum ReplyMsg {
+    Body(Vec<u8>),
+    ConnectionLost,
+}
+
+struct Pending {
+    tx: oneshot::Sender<ReplyMsg>,
+    generation: u64,
+}
+
+struct Inner {
+    connector: Connector,
+    identity: Identity,
+    rpc_timeout: Duration,
+    pending: Mutex<HashMap<String, Pending>>,
+    owns_connection: bool,
+}
+
+/// Publishes events and calls RPCs over one connection.
+///
+/// Cloning is cheap; clones share the connection and the reply consumer. Many concurrent calls
+/// are multiplexed by correlation id on one channel.
+#[derive(Clone)]
+pub struct Messenger {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Messenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messenger")
+            .field("service_name", &self.inner.identity.service_name)
+            .field("instance_id", &self.inner.identity.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a stand-alone [`Messenger`].
+#[derive(Debug, Clone)]
+pub struct MessengerBuilder {
+    url: String,
+    client_name: String,
+    rpc_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl MessengerBuilder {
+    /// The client name; headers say `kontiki-standalone-<name>` (default `client`).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// The default RPC timeout (10 s).
+    pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take (10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects; fails after the connect timeout. Reconnects by itself afterwards.
+    pub async fn connect(self) -> Result<Messenger> {
+        let identity = Identity::new(format!("kontiki-standalone-{}", self.client_name));
+        let connector = Connector::new(ConnectorOptions {
+            url: self.url,
+            connection_name: format!("{} {}", identity.service_name, identity.instance_id),
+            connect_timeout: self.connect_timeout,
+            prefetch: 0,
+        });
+        let messenger =
+            Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
+        connector.start_required().await?;
+        Ok(messenger)
+    }
+}
+
+impl Messenger {
+    /// A stand-alone Messenger connected to `url` (Kontiki's `Messenger(standalone=True)`).
+    pub async fn connect(url: impl Into<String>) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// Options for a stand-alone Messenger.
+    pub fn builder(url: impl Into<String>) -> MessengerBuilder {
+        MessengerBuilder {
+            url: url.into(),
+            client_name: "client".to_owned(),
+            rpc_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A Messenger on an existing connector; its reply consumer starts with every connection.
+    pub(crate) fn on_connector(
+        connector: Connector,
+        identity: Identity,
+        rpc_timeout: Duration,
+        owns_connection: bool,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            connector: connector.clone(),
+            identity,
+            rpc_timeout,
+            pending: Mutex::new(HashMap::new()),
+            owns_connection,
+        });
+        connector.add_hook(Arc::new(ReplyHook {
+            inner: Arc::downgrade(&inner),
+        }));
+        Self { inner }
+    }
+
+    /// Who this Messenger says it is.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The default RPC timeout.
+    pub fn rpc_timeout(&self) -> Duration {
+        self.inner.rpc_timeout
+    }
+
+    /// Calls `service.method(*args, **kwargs)` and returns its result.
+    pub async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        self.call_with(
+            service,
+            method,
+            RequestBody { args, kwargs },
+            CallOptions::default(),
+        )
+        .await
+    }
+
+    /// Calls with per-call options (timeout, target instance, headers, flow id).
+    pub async fn call_with(
+        &self,
+        service: &str,
+        method: &str,
+        body: RequestBody,
+        options: CallOptions,
+    ) -> Result<Value, RpcError> {
+        let bytes = serde_json::to_vec(&body).map_err(Error::Encode)?;
+        self.call_raw(service, method, bytes, options).await
+    }
+
+    /// Calls with a request body already encoded as JSON bytes.
+    pub async fn call_raw(
+        &self,
+        service: &str,
+        method: &str,
+        body: Vec<u8>,
+        options: CallOptions,
+    ) -> Result<Value, RpcError> {
+        let timeout = options.timeout.unwrap_or(self.inner.rpc_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || RpcError::Timeout {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            timeout,
+        };
+        check_reserved(&options.headers)?;
+        let link = match self.inner.connector.link(timeout).await {
+            Ok(link) => link,
+            Err(Error::NotConnected { .. }) => return Err(timed_out()),
+            Err(e) => return Err(e.into()),
+        };
+        let routing_key = wire::rpc_routing_key(service, method, options.instance_id.as_deref());
+        let correlation_id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        let guard = PendingGuard::new(
+            &self.inner,
+            correlation_id.clone(),
+            Pending {
+                tx,
+                generation: link.generation,
+            },
+        );
+
+        let mut headers = self.base_headers();
+        headers.insert("remote_method".into(), wire::header_str(method));
+        headers.insert("rpc_service".into(), wire::header_str(service));
+        add_extras_and_flow(&mut headers, &options.headers, options.flow_id.as_deref())?;
+        let expiration = timeout.as_millis().max(1).to_string();
+        let props = BasicProperties::default()
+            .with_correlation_id(correlation_id.as_str().into())
+            .with_reply_to(DIRECT_REPLY_TO.into())
+            // Transient, and expiring with the caller's timeout: a request nobody waits for any
+            // more has no use, and must not run when a stopped service comes back.
+            .with_delivery_mode(1)
+            .with_expiration(ShortString::from(expiration))
+            .with_headers(headers);
+        let rk = routing_key_short(&routing_key).map_err(RpcError::Transport)?;
+        let confirm = link
+            .publish
+            .basic_publish(
+                wire::RPC_EXCHANGE.into(),
+                rk,
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &body,
+                props,
+            )
+            .await;
+        let confirm = match confirm {
+            Ok(c) => c,
+            Err(source) => {
+                link.mark_broken();
+                tracing::debug!(error = %source, "rpc publish failed");
+                return Err(RpcError::ConnectionLost {
+                    service: service.to_owned(),
+                    method: method.to_owned(),
+                });
+            }
+        };
+        let mut rx = rx;
+        let mut confirm = Some(confirm);
+        loop {
+            tokio::select! {
+                reply = &mut rx => {
+                    drop(guard);
+                    return match reply {
+                        Ok(ReplyMsg::Body(bytes)) => decode_reply(service, method, &bytes),
+                        Ok(ReplyMsg::ConnectionLost) | Err(_) => Err(RpcError::ConnectionLost {
+                            service: service.to_owned(), method: method.to_owned(),
+                        }),
+                    };
+                }
+                confirmation = async { match confirm.as_mut() { Some(c) => c.await, None => std::future::pending().await } } => {
+                    confirm = None;
+                    match confirmation {
+                        Ok(Confirmation::Ack(Some(_returned))) => {
+                            drop(guard);
+                            return Err(self.unroutable(&link, service, method, options.instance_id.clone()).await);
+                        }
+                        Ok(Confirmation::Nack(_)) => {
+                            drop(guard);
+                            return Err(RpcError::Transport(Error::Nacked {
+                                exchange: wire::RPC_EXCHANGE.to_owned(), routing_key,
+                            }));
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            drop(guard);
+                            return Err(RpcError::ConnectionLost { service: service.to_owned(), method: method.to_owned() });
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    drop(guard);
+                    return Err(timed_out());
+                }
+            }
+        }
+    }
+
+    /// Tells an unknown service from an unknown method: every Kontiki service has the
+    /// session-open RPC queue.
+    async fn unroutable(
+        &self,
+        link: &Link,
+        service: &str,
+        method: &str,
+        instance_id: Option<String>,
+    ) -> RpcError {
+        let probe_queue = wire::rpc_queue(service, wire::SESSION_OPEN_METHOD);
+        let service_exists = match link.conn.create_channel().await {
+            Ok(ch) => {
+                let exists = match ShortString::try_new(probe_queue) {
+                    Ok(q) => ch
+                        .queue_declare(
+                            q,
+                            QueueDeclareOptions {
+                                passive: true,
+                                ..Default::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
+                let _ = ch.close(200, "probe done".into()).await;
+                exists
+            }
+            Err(_) => false,
+        };
+        if service_exists || instance_id.is_some() {
+            RpcError::UnknownMethod {
+                service: service.to_owned(),
+                method: method.to_owned(),
+                instance_id,
+            }
+        } else {
+            RpcError::UnknownService {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            }
+        }
+    }
+
+    /// Publishes an event; returns once the broker has confirmed it.
+    pub async fn publish(&self, event_type: &str, payload: &impl Serialize) -> Result<()> {
+        self.publish_with(event_type, payload, PublishOptions::default())
+            .await
+    }
+
+    /// Publishes an event with extra headers, an explicit flow id, or as mandatory.
+    pub async fn publish_with(
+        &self,
+        event_type: &str,
+        payload: &impl Serialize,
+        options: PublishOptions,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(payload).map_err(Error::Encode)?;
+        self.publish_event(event_type, event_type, body, &options, None)
+            .await
+    }
+
+    /// Publishes one event message with Kontiki's headers, retrying on a new connection when
+    /// the current one drops before the broker confirmed.
+    pub(crate) async fn publish_event(
+        &self,
+        routing_key: &str,
+        event_type: &str,
+        body: Vec<u8>,
+        options: &PublishOptions,
+        session_id: Option<&str>,
+    ) -> Result<()> {
+        check_reserved(&options.headers)?;
+        let mut headers = self.base_headers();
+        headers.insert("event_type".into(), wire::header_str(event_type));
+        headers.insert("reply_to".into(), AMQPValue::Void);
+        if let Some(sid) = session_id {
+            headers.insert("session_id".into(), wire::header_str(sid));
+        }
+        add_extras_and_flow(&mut headers, &options.headers, options.flow_id.as_deref())?;
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        self.publish_confirmed(
+            wire::EVENT_EXCHANGE,
+            routing_key,
+            &body,
+            props,
+            options.mandatory,
+        )
+        .await
+    }
+
+    /// Publishes with confirms on the publish channel; waits (bounded by the RPC timeout) for
+    /// the connection while it recovers and publishes again when it dropped mid-way.
+    pub(crate) async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<()> {
+        let wait = self.inner.rpc_timeout;
+        let deadline = tokio::time::Instant::now() + wait;
+        let rk = routing_key_short(routing_key)?;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let link = self
+                .inner
+                .connector
+                .link(remaining)
+                .await
+                .map_err(|e| match e {
+                    Error::NotConnected { .. } => Error::NotConnected { waited: wait },
+                    other => other,
+                })?;
+            let sent = link
+                .publish
+                .basic_publish(
+                    exchange.into(),
+                    rk.clone(),
+                    BasicPublishOptions {
+                        mandatory,
+                        immediate: false,
+                    },
+                    body,
+                    props.clone(),
+                )
+                .await;
+            let confirmation = match sent {
+                Ok(confirm) => confirm.await,
+                Err(e) => Err(e),
+            };
+            match confirmation {
+                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => return Ok(()),
+                Ok(Confirmation::Ack(Some(_))) => {
+                    return Err(Error::Unroutable {
+                        exchange: exchange.to_owned(),
+                        routing_key: routing_key.to_owned(),
+                    });
+                }
+                Ok(Confirmation::Nack(_)) => {
+                    return Err(Error::Nacked {
+                        exchange: exchange.to_owned(),
+                        routing_key: routing_key.to_owned(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, exchange, routing_key, "publish not confirmed; retrying on a new connection");
+                    link.mark_broken();
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::Amqp {
+                            operation: format!("publish to {exchange} {routing_key}"),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Opens a session with one instance of `service` (Kontiki's `open_session`).
+    pub async fn open_session(&self, service: &str) -> Result<Session, RpcError> {
+        let result = self
+            .call(service, wire::SESSION_OPEN_METHOD, Vec::new(), Map::new())
+            .await?;
+        let pair = result.as_array().filter(|a| a.len() == 2);
+        let (Some(Value::String(instance_id)), Some(Value::String(session_id))) =
+            (pair.and_then(|a| a.first()), pair.and_then(|a| a.get(1)))
+        else {
+            return Err(RpcError::InvalidReply {
+                service: service.to_owned(),
+                method: wire::SESSION_OPEN_METHOD.to_owned(),
+                reason: format!("expected [instance_id, session_id], got {result}"),
+            });
+        };
+        Ok(Session {
+            messenger: self.clone(),
+            service: service.to_owned(),
+            instance_id: instance_id.clone(),
+            session_id: session_id.clone(),
+        })
+    }
+
+    fn base_headers(&self) -> FieldTable {
+        let id = &self.inner.identity;
+        let mut h = FieldTable::default();
+        h.insert(
+            "service_name".into(),
+            wire::header_str(id.service_name.as_bytes()),
+        );
+        h.insert(
+            "instance_id".into(),
+            wire::header_str(id.instance_id.as_bytes()),
+        );
+        h.insert("host".into(), wire::header_str(id.host.as_bytes()));
+        h.insert("timestamp".into(), wire::header_str(wire::timestamp_now()));
+        h
+    }
+
+    /// Closes the connection when this Messenger owns it (stand-alone); a service's Messenger
+    /// closes with the service.
+    pub async fn close(&self) {
+        if self.inner.owns_connection {
+            self.inner.connector.close().await;
+        }
+    }
+}
+
+/// A session with one instance of a service: events published through it reach only that
+/// instance's `in_session` handlers.
+#[derive(Debug, Clone)]
+pub struct Session {
+    messenger: Messenger,
+    service: String,
+    instance_id: String,
+    session_id: String,
+}
+
+impl Session {
+    /// The instance the session is pinned to.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The session id the service handed out.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The service the session was opened with.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Publishes an event to the pinned instance (routing key `{event}.{instance_id}`).
+    pub async fn publish(&self, event_type: &str, payload: &impl Serialize) -> Result<()> {
+        self.publish_with(event_type, payload, PublishOptions::default())
+            .await
+    }
+
+    /// Publishes with options. The `event_type` header is the plain event type (Kontiki
+    /// writes the routing key there, protocol §11 #7; no receiver reads it).
+    pub async fn publish_with(
+        &self,
+        event_type: &str,
+        payload: &impl Serialize,
+        options: PublishOptions,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(payload).map_err(Error::Encode)?;
+        let routing_key = format!("{event_type}.{}", self.instance_id);
+        self.messenger
+            .publish_event(
+                &routing_key,
+                event_type,
+                body,
+                &options,
+                Some(&self.session_id),
+            )
+            .await
+    }
+}
+
+fn routing_key_short(routing_key: &str) -> Result<ShortString> {
+    ShortString::try_new(routing_key).map_err(|_| Error::InvalidName {
+        name: routing_key.to_owned(),
+        reason: "a routing key may have at most 255 bytes".to_owned(),
+    })
+}
+
+fn check_reserved(extras: &Map<String, Value>) -> Result<()> {
+    let reserved = wire::reserved_header_names(extras.keys().map(String::as_str));
+    if reserved.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ReservedHeaders(reserved))
+    }
+}
+
+/// Writes user extras, then the flow and hop headers (Kontiki's order: extras, then flow).
+fn add_extras_and_flow(
+    headers: &mut FieldTable,
+    extras: &Map<String, Value>,
+    flow_id: Option<&str>,
+) -> Result<()> {
+    for (k, v) in extras {
+        let key = wire::header_key(k).ok_or_else(|| {
+            Error::InvalidHeader(format!("header name longer than 255 bytes: {k:.40}..."))
+        })?;
+        headers.insert(key, wire::json_to_amqp(v));
+    }
+    let scope = flow::current();
+    let flow_id: Arc<str> = match (flow_id, &scope) {
+        (Some(f), _) => Arc::from(f),
+        (None, Some(ctx)) => ctx.flow_id.clone(),
+        (None, None) => Arc::from(wire::new_flow_id()),
+    };
+    headers.insert("flow_id".into(), wire::header_str(flow_id.as_bytes()));
+    headers.insert("hop_id".into(), wire::header_str(wire::new_hop_id()));
+    if let Some(ctx) = scope {
+        headers.insert(
+            "entrypoint".into(),
+            wire::header_str(ctx.entrypoint.as_str()),
+        );
+        headers.insert(
+            "operation".into(),
+            wire::header_str(ctx.operation.as_bytes()),
+        );
+        if let Some(hop) = &ctx.inbound_hop_id {
+            headers.insert("parent_hop_id".into(), wire::header_str(hop.as_bytes()));
+        }
+    }
+    Ok(())
+}
+
+fn decode_reply(service: &str, method: &str, body: &[u8]) -> Result<Value, RpcError> {
+    match wire::decode_reply(body) {
+        Ok(Reply::Success(v)) => Ok(v),
+        Ok(Reply::ClientError { code, message }) => Err(RpcError::Client {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            error: RemoteError { code, message },
+        }),
+        Ok(Reply::ServerError { code, message }) => Err(RpcError::Server {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            error: RemoteError { code, message },
+        }),
+        Err(e) => Err(RpcError::InvalidReply {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Removes a pending call when the call ends, however it ends (reply, timeout, cancellation).
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    correlation_id: String,
+}
+
+impl<'a> PendingGuard<'a> {
+    fn new(inner: &'a Inner, correlation_id: String, pending: Pending) -> Self {
+        lock(&inner.pending).insert(correlation_id.clone(), pending);
+        Self {
+            inner,
+            correlation_id,
+        }
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.pending).remove(&self.correlation_id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts the direct reply-to consumer on every new connection; fails pending calls of a lost one.
+struct ReplyHook {
+    inner: Weak<Inner>,
+}
+
+impl Hook for ReplyHook {
+    fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut consumer = link
+                .publish
+                .basic_consume(
+                    DIRECT_REPLY_TO.into(),
+                    "kontiki-replies".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|source| Error::Amqp {
+                    operation: "consume direct reply-to".to_owned(),
+                    source,
+                })?;
+            let weak = self.inner.clone();
+            let link = link.clone();
+            tokio::spawn(async move {
+                while let Some(delivery) = consumer.next().await {
+                    let Ok(delivery) = delivery else { break };
+                    let Some(inner) = weak.upgrade() else { return };
+                    let Some(cid) = delivery.properties.correlation_id().as_ref() else {
+                        tracing::debug!("reply without correlation id dropped");
+                        continue;
+                    };
+                    let pending = lock(&inner.pending).remove(cid.as_str());
+                    match pending {
+                        Some(p) => {
+                            let _ = p.tx.send(ReplyMsg::Body(delivery.data));
+                        }
+                        None => {
+                            tracing::debug!(correlation_id = %cid, "late or unknown reply dropped")
+                        }
+                    }
+                }
+                if !link.is_broken() {
+                    link.mark_broken();
+                }
+            });
+            Ok(())
+        })
+    }
+
+    fn down(&self, generation: u64) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let lost: Vec<Pending> = {
+            let mut map = lock(&inner.pending);
+            let keys: Vec<String> = map
+                .iter()
+                .filter(|(_, p)| p.generation <= generation)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for p in lost {
+            let _ = p.tx.send(ReplyMsg::ConnectionLost);
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! Services: a wire name, an instance id, entrypoints registered through a dynamic API, and
+//! delegates with `setup` / `start` / `stop` hooks. [`Service::start`] declares the topology
+//! exactly as Kontiki 2.3.2 does and consumes it; [`RunningService::shutdown`] drains.
+
+use crate::amqp::{Connector, ConnectorOptions, Hook, Link};
+use crate::config::{Config, Settings};
+use crate::error::{BoxError, Error, Result};
+use crate::messenger::{Identity, Messenger};
+use crate::rpc::{self, RpcEntrypoint};
+use crate::wire;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+/// Business logic with a lifecycle (Kontiki's `ServiceDelegate`).
+///
+/// `setup` runs before the service connects and is where a delegate reads its settings from
+/// the container's config; `start` runs once the service consumes; `stop` at shutdown, after
+/// in-flight handlers drained. Use interior mutability (`OnceLock`, `Mutex`) for state set in
+/// `setup`. Handlers never block: use `tokio::task::spawn_blocking` for blocking work.
+pub trait Delegate: Send + Sync + 'static {
+    /// A name for logs and errors.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// Reads settings; runs before the service connects.
+    fn setup(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = container;
+        async { Ok(()) }
+    }
+
+    /// Runs once the service consumes its queues.
+    fn start(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = container;
+        async { Ok(()) }
+    }
+
+    /// Runs at shutdown, after in-flight handlers finished.
+    fn stop(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = container;
+        async { Ok(()) }
+    }
+}
+
+/// Object-safe form of [`Delegate`], for the service's list.
+trait DynDelegate: Send + Sync {
+    fn name(&self) -> &str;
+    fn setup<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn start<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn stop<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
+}
+
+impl<D: Delegate> DynDelegate for D {
+    fn name(&self) -> &str {
+        Delegate::name(self)
+    }
+    fn setup<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(Delegate::setup(self, c))
+    }
+    fn start<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(Delegate::start(self, c))
+    }
+    fn stop<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(Delegate::stop(self, c))
+    }
+}
+
+/// What delegates and handlers can reach: config, settings, identity and the messenger.
+#[derive(Debug)]
+pub struct Container {
+    config: Config,
+    settings: Settings,
+    identity: Identity,
+    version: String,
+    messenger: Messenger,
+}
+
+impl Container {
+    /// The merged configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The typed `kontiki.*` settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The service's name, instance id and host.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The service version (reported to the registry).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The service's messenger: publish events, call other services.
+    pub fn messenger(&self) -> &Messenger {
+        &self.messenger
+    }
+}
+
+/// A handler's view of its service (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Context {
+    container: Arc<Container>,
+}
+
+impl Context {
+    /// The service's messenger; messages sent through it inside a handler carry the handler's
+    /// flow id and hop.
+    pub fn messenger(&self) -> &Messenger {
+        &self.container.messenger
+    }
+
+    /// The container (config, settings, identity).
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// The flow id of the running handler.
+    pub fn flow_id(&self) -> Option<Arc<str>> {
+        crate::flow::current_flow_id()
+    }
+}
+
+/// A service definition, built with [`Service::builder`].
+pub struct Service {
+    name: String,
+    version: String,
+    rpcs: Vec<RpcEntrypoint>,
+    delegates: Vec<Arc<dyn DynDelegate>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field(
+                "rpcs",
+                &self
+                    .rpcs
+                    .iter()
+                    .map(RpcEntrypoint::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "delegates",
+                &self.delegates.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Builds a [`Service`].
+#[derive(Debug)]
+pub struct ServiceBuilder {
+    service: Service,
+}
+
+impl ServiceBuilder {
+    /// The service version, reported to the registry (default `1.0.0`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.service.version = version.into();
+        self
+    }
+
+    /// Adds an RPC entrypoint.
+    pub fn rpc(mut self, ep: RpcEntrypoint) -> Self {
+        self.service.rpcs.push(ep);
+        self
+    }
+
+    /// Adds a delegate; keep a clone of the `Arc` to use it from handlers.
+    pub fn delegate<D: Delegate>(mut self, delegate: Arc<D>) -> Self {
+        self.service.delegates.push(delegate);
+        self
+    }
+
+    /// Checks the definition: names usable on the wire, no duplicates.
+    pub fn build(self) -> Result<Service> {
+        let s = &self.service;
+        check_word(&s.name, "service name")?;
+        let mut seen = BTreeSet::new();
+        for ep in &s.rpcs {
+            check_word(&ep.name, "rpc name")?;
+            if ep.name == wire::SESSION_OPEN_METHOD {
+                return Err(Error::Definition(format!(
+                    "`{}` is Kontiki's internal session RPC",
+                    ep.name
+                )));
+            }
+            if !seen.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "rpc `{}` is declared twice",
+                    ep.name
+                )));
+            }
+        }
+        Ok(self.service)
+    }
+}
+
+fn check_word(name: &str, what: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: format!("a {what} {reason}"),
+        })
+    };
+    if name.is_empty() {
+        return bad("may not be empty");
+    }
+    if name.contains(['*', '#']) {
+        return bad("may not contain `*` or `#` (they are AMQP topic wildcards)");
+    }
+    if name.split('.').any(str::is_empty) {
+        return bad("may not have empty dot-separated words");
+    }
+    if name.len() > 200 {
+        return bad("must be shorter than 200 bytes (it is part of queue names)");
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Starts a definition for the service with wire name `name`.
+    pub fn builder(name: impl Into<String>) -> ServiceBuilder {
+        ServiceBuilder {
+            service: Service {
+                name: name.into(),
+                version: "1.0.0".to_owned(),
+                rpcs: Vec::new(),
+                delegates: Vec::new(),
+            },
+        }
+    }
+
+    /// The wire name (`kontiki.service_name` overrides it at start).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets up delegates, connects, declares the topology, consumes, and starts delegates.
+    pub async fn start(self, config: Config) -> Result<RunningService> {
+        let settings = Settings::from_config(&config)?;
+        let name = settings
+            .service_name
+            .clone()
+            .unwrap_or_else(|| self.name.clone());
+        check_word(&name, "service name")?;
+        let identity = Identity::new(name.as_str());
+        let connector = Connector::new(ConnectorOptions {
+            url: settings.amqp.url.clone(),
+            connection_name: format!("{name} {}", identity.instance_id),
+            connect_timeout: settings.amqp.connect_timeout,
+            prefetch: settings.amqp.max_pending_messages,
+        });
+        let messenger = Messenger::on_connector(
+            connector.clone(),
+            identity.clone(),
+            settings.amqp.rpc_timeout,
+            false,
+        );
+        let container = Arc::new(Container {
+            config,
+            settings,
+            identity,
+            version: self.version,
+            messenger,
+        });
+
+        for d in &self.delegates {
+            d.setup(&container)
+                .await
+                .map_err(|source| Error::Delegate {
+                    delegate: d.name().to_owned(),
+                    phase: "setup",
+                    source,
+                })?;
+        }
+
+        let state = Arc::new(ServeState {
+            container: container.clone(),
+            rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
+            session_rpc: Arc::new(session_open_entrypoint()),
+            shutting_down: AtomicBool::new(false),
+            tracker: TaskTracker::new(),
+            consumers: Mutex::new(Vec::new()),
+        });
+        connector.add_hook(Arc::new(ServeHook {
+            state: state.clone(),
+        }));
+        if container.settings.amqp.required {
+            connector.start_required().await?;
+        } else {
+            connector.start_background();
+        }
+        tracing::info!(service = %container.identity.service_name, instance_id = %container.identity.instance_id, "service started");
+
+        for d in &self.delegates {
+            d.start(&container)
+                .await
+                .map_err(|source| Error::Delegate {
+                    delegate: d.name().to_owned(),
+                    phase: "start",
+                    source,
+                })?;
+        }
+        Ok(RunningService {
+            state,
+            connector,
+            delegates: self.delegates,
+        })
+    }
+}
+
+fn session_open_entrypoint() -> RpcEntrypoint {
+    RpcEntrypoint::new(wire::SESSION_OPEN_METHOD, |call: rpc::Call| async move {
+        let iid = call.context.container().identity().instance_id.to_string();
+        Ok(Value::Array(vec![
+            Value::String(iid),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        ]))
+    })
+}
+
+struct ServeState {
+    container: Arc<Container>,
+    rpcs: Vec<Arc<RpcEntrypoint>>,
+    session_rpc: Arc<RpcEntrypoint>,
+    shutting_down: AtomicBool,
+    tracker: TaskTracker,
+    /// Consumer tags on the current link, to cancel at shutdown.
+    consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
+}
+
+/// A started service.
+pub struct RunningService {
+    state: Arc<ServeState>,
+    connector: Connector,
+    delegates: Vec<Arc<dyn DynDelegate>>,
+}
+
+impl std::fmt::Debug for RunningService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningService")
+            .field("identity", &self.state.container.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningService {
+    /// The service's name, instance id and host.
+    pub fn identity(&self) -> &Identity {
+        &self.state.container.identity
+    }
+
+    /// The service's messenger.
+    pub fn messenger(&self) -> &Messenger {
+        &self.state.container.messenger
+    }
+
+    /// The container (config, settings).
+    pub fn container(&self) -> &Container {
+        &self.state.container
+    }
+
+    /// Graceful shutdown: stop accepting (consumers cancelled; deliveries that still arrive go
+    /// back to the queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
+    /// stop delegates, close. Unfinished deliveries are requeued by the broker.
+    pub async fn shutdown(self) {
+        let state = &self.state;
+        state.shutting_down.store(true, Ordering::SeqCst);
+        let consumers: Vec<_> = std::mem::take(&mut *lock(&state.consumers));
+        for (link, tag) in consumers {
+            if !link.is_broken() {
+                let _ = link
+                    .consume
+                    .basic_cancel(tag, BasicCancelOptions::default())
+                    .await;
+            }
+        }
+        state.tracker.close();
+        let grace = state.container.settings.shutdown.grace;
+        if tokio::time::timeout(grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?grace, in_flight = state.tracker.len(), "grace period over; closing with handlers still running (their messages are requeued)");
+        }
+        for d in self.delegates.iter().rev() {
+            if let Err(e) = d.stop(&state.container).await {
+                tracing::warn!(delegate = d.name(), error = %e, "delegate stop failed");
+            }
+        }
+        self.connector.close().await;
+        tracing::info!(service = %state.container.identity.service_name, "service stopped");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Declares the topology and starts the consumers on every new connection.
+struct ServeHook {
+    state: Arc<ServeState>,
+}
+
+impl Hook for ServeHook {
+    fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let ch = &link.consume;
+            let svc = self.state.container.identity.service_name.clone();
+            let iid = self.state.container.identity.instance_id.clone();
+            let amqp = |operation: String| move |source| Error::Amqp { operation, source };
+            for ex in [wire::EVENT_EXCHANGE, wire::RPC_EXCHANGE] {
+                ch.exchange_declare(
+                    ex.into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp(format!("declare exchange {ex}")))?;
+            }
+            let mut eps: Vec<Arc<RpcEntrypoint>> = vec![self.state.session_rpc.clone()];
+            eps.extend(self.state.rpcs.iter().cloned());
+            for ep in eps {
+                let shared = wire::rpc_queue(&svc, &ep.name);
+                let own = wire::rpc_instance_queue(&svc, &ep.name, &iid);
+                let durable = QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                };
+                let exclusive = QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                };
+                for (queue, options, key) in [
+                    (shared, durable, wire::rpc_routing_key(&svc, &ep.name, None)),
+                    (
+                        own,
+                        exclusive,
+                        wire::rpc_routing_key(&svc, &ep.name, Some(&iid)),
+                    ),
+                ] {
+                    let q =
+                        ShortString::try_new(queue.as_str()).map_err(|_| Error::InvalidName {
+                            name: queue.clone(),
+                            reason: "a queue name may have at most 255 bytes".to_owned(),
+                        })?;
+                    ch.queue_declare(q.clone(), options, FieldTable::default())
+                        .await
+                        .map_err(amqp(format!("declare queue {queue}")))?;
+                    ch.queue_bind(
+                        q.clone(),
+                        wire::RPC_EXCHANGE.into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("bind queue {queue} to {key}")))?;
+                    let consumer = ch
+                        .basic_consume(
+                            q.clone(),
+                            "".into(),
+                            BasicConsumeOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(amqp(format!("consume {queue}")))?;
+                    lock(&self.state.consumers).push((link.clone(), consumer.tag()));
+                    tokio::spawn(consume_rpc(
+                        self.state.clone(),
+                        ep.clone(),
+                        link.clone(),
+                        consumer,
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn down(&self, generation: u64) {
+        lock(&self.state.consumers).retain(|(link, _)| link.generation > generation);
+    }
+}
+
+async fn consume_rpc(
+    state: Arc<ServeState>,
+    ep: Arc<RpcEntrypoint>,
+    link: Arc<Link>,
+    mut consumer: lapin::Consumer,
+) {
+    while let Some(delivery) = consumer.next().await {
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, queue = %consumer.queue(), "consumer stream error");
+                break;
+            }
+        };
+        if state.shutting_down.load(Ordering::SeqCst) {
+            // Stop accepting: back to the queue for another instance.
+            let _ = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await;
+            continue;
+        }
+        let state2 = state.clone();
+        let ep = ep.clone();
+        let link = link.clone();
+        state
+            .tracker
+            .spawn(async move { handle_rpc(state2, ep, link, delivery).await });
+    }
+    if !state.shutting_down.load(Ordering::SeqCst) && !link.is_broken() {
+        tracing::warn!(queue = %consumer.queue(), "consumer ended unexpectedly; reconnecting");
+        link.mark_broken();
+    }
+}
+
+async fn handle_rpc(
+    state: Arc<ServeState>,
+    ep: Arc<RpcEntrypoint>,
+    link: Arc<Link>,
+    delivery: lapin::message::Delivery,
+) {
+    let props = &delivery.properties;
+    let headers = props.headers().as_ref();
+    let correlation_id = props
+        .correlation_id()
+        .as_ref()
+        .map(|c| c.as_str().to_owned());
+    let span = tracing::info_span!(
+        "rpc",
+        service = %state.container.identity.service_name,
+        method = %ep.name,
+        correlation_id = correlation_id.as_deref().unwrap_or(""),
+        flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
+    );
+    async {
+        let context = Context {
+            container: state.container.clone(),
+        };
+        let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
+        if let Some(reply_to) = props.reply_to() {
+            let mut reply_props = BasicProperties::default().with_delivery_mode(1);
+            if let Some(cid) = props.correlation_id() {
+                reply_props = reply_props.with_correlation_id(cid.clone());
+            }
+            let body = envelope.to_bytes();
+            if let Err(e) = link
+                .reply
+                .basic_publish(
+                    "".into(),
+                    reply_to.clone(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    reply_props,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not send the reply");
+            }
+        }
+        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+            tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The service's reply wait is bounded by this when it has nothing else.
+#[allow(dead_code, reason = "used by the registry client in a later change")]
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(10);
