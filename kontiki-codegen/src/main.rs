@@ -115,7 +115,8 @@ mod tests {
 
     #[test]
     fn check_takes_files() {
-        let cli = Cli::try_parse_from(["kontiki-codegen", "check", "a.kontiki", "b.kontiki"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["kontiki-codegen", "check", "a.kontiki", "b.kontiki"]).unwrap();
         let Cli::Check { files } = cli;
         assert_eq!(files.len(), 2);
         assert!(Cli::try_parse_from(["kontiki-codegen", "check"]).is_err());

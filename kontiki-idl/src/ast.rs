@@ -217,8 +217,8 @@ pub enum Member {
     Emits(Emits),
     /// `on_event ...;`
     Handler(Handler),
-    /// `http ...;`
-    Http(Http),
+    /// `http ...;` (boxed: by far the largest member)
+    Http(Box<Http>),
     /// `task ...;`
     Task(Task),
 }

@@ -185,7 +185,10 @@ pub fn sort(diags: &mut Vec<Diagnostic>) {
 }
 
 /// "did you mean `x`?" for the closest candidate, if one is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
@@ -208,7 +211,11 @@ pub fn plain_handler() -> GraphicalReportHandler {
 }
 
 /// Renders one diagnostic with a given handler.
-pub fn render_one(diag: &Diagnostic, sources: &SourceMap, handler: &GraphicalReportHandler) -> String {
+pub fn render_one(
+    diag: &Diagnostic,
+    sources: &SourceMap,
+    handler: &GraphicalReportHandler,
+) -> String {
     let report = Report::new(diag, sources);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
@@ -231,17 +238,24 @@ struct Report {
 impl Report {
     fn new(diag: &Diagnostic, sources: &SourceMap) -> Self {
         let file = diag.span.and_then(|s| sources.get(s.file));
-        let source = file.map(|f| NamedSource::new(f.name.clone(), f.text.clone()).with_language("kontiki"));
+        let source =
+            file.map(|f| NamedSource::new(f.name.clone(), f.text.clone()).with_language("kontiki"));
         let to_source_span = |s: Span| SourceSpan::new((s.start as usize).into(), s.len());
         let mut labels = Vec::new();
         let mut help = diag.help.clone();
         let mut message = diag.message.clone();
         match diag.span {
             Some(span) if file.is_some() => {
-                labels.push(LabeledSpan::new_primary_with_span(diag.label.clone(), to_source_span(span)));
+                labels.push(LabeledSpan::new_primary_with_span(
+                    diag.label.clone(),
+                    to_source_span(span),
+                ));
                 for note in &diag.notes {
                     if note.span.file == span.file {
-                        labels.push(LabeledSpan::new_with_span(Some(note.text.clone()), to_source_span(note.span)));
+                        labels.push(LabeledSpan::new_with_span(
+                            Some(note.text.clone()),
+                            to_source_span(note.span),
+                        ));
                     } else {
                         let extra = format!("{} at {}", note.text, sources.location(note.span));
                         help = Some(match help {
@@ -281,7 +295,9 @@ impl miette::Diagnostic for Report {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

@@ -22,7 +22,10 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(diagnostics: Vec<Diagnostic>, sources: SourceMap) -> Self {
-        Error { diagnostics, sources }
+        Error {
+            diagnostics,
+            sources,
+        }
     }
 
     /// The diagnostics, sorted by file and position.
@@ -40,6 +43,7 @@ impl Error {
         let mut out = String::new();
         for d in &self.diagnostics {
             out.push_str(&render_one(d, &self.sources, handler));
+            out.push('\n');
         }
         let n = self.diagnostics.len();
         out.push_str(&format!("{n} error{}\n", if n == 1 { "" } else { "s" }));

@@ -30,7 +30,10 @@ pub fn parse_file(path: impl AsRef<Path>) -> Result<ast::File> {
     match std::fs::read_to_string(path) {
         Ok(text) => load::parse_text(&name, &text),
         Err(e) => Err(Error::new(
-            vec![Diagnostic::global(Code::Io, format!("cannot read `{name}`: {e}"))],
+            vec![Diagnostic::global(
+                Code::Io,
+                format!("cannot read `{name}`: {e}"),
+            )],
             SourceMap::new(),
         )),
     }

@@ -42,9 +42,10 @@ pub(crate) fn load_path(path: &Path) -> Result<Model, Error> {
             let key = canonical(path);
             loader.visit(name, path.to_path_buf(), key, text);
         }
-        Err(e) => loader
-            .diags
-            .push(Diagnostic::global(Code::Io, format!("cannot read `{name}`: {e}")).with_label(e.to_string())),
+        Err(e) => loader.diags.push(
+            Diagnostic::global(Code::Io, format!("cannot read `{name}`: {e}"))
+                .with_label(e.to_string()),
+        ),
     }
     loader.finish()
 }
@@ -87,7 +88,11 @@ fn normalize(path: &Path) -> PathBuf {
 impl Loader {
     fn visit(&mut self, name: String, path: PathBuf, key: PathBuf, text: String) -> Option<usize> {
         let id = self.sources.add(name.clone(), &path, text);
-        let text = self.sources.get(id).map(|f| f.text.clone()).unwrap_or_default();
+        let text = self
+            .sources
+            .get(id)
+            .map(|f| f.text.clone())
+            .unwrap_or_default();
         let file = match parser::parse(id, &text) {
             Ok(f) => f,
             Err(d) => {
@@ -99,7 +104,10 @@ impl Loader {
         self.state.insert(key.clone(), State::InProgress);
         self.stack.push((key.clone(), name.clone()));
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let name_dir = Path::new(&name).parent().map(Path::to_path_buf).unwrap_or_default();
+        let name_dir = Path::new(&name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let mut imports = Vec::new();
         let mut ok = true;
         for imp in &file.imports {
@@ -113,13 +121,24 @@ impl Loader {
             };
             match self.state.get(&target_key).copied() {
                 Some(State::InProgress) => {
-                    let start = self.stack.iter().position(|(k, _)| *k == target_key).unwrap_or(0);
-                    let mut chain: Vec<String> = self.stack[start..].iter().map(|(_, n)| format!("`{n}`")).collect();
+                    let start = self
+                        .stack
+                        .iter()
+                        .position(|(k, _)| *k == target_key)
+                        .unwrap_or(0);
+                    let mut chain: Vec<String> = self.stack[start..]
+                        .iter()
+                        .map(|(_, n)| format!("`{n}`"))
+                        .collect();
                     chain.push(format!("`{target_name}`"));
                     self.diags.push(
-                        Diagnostic::new(Code::ImportCycle, imp.span, format!("import cycle: {}", chain.join(" → ")))
-                            .with_label("this import closes the cycle")
-                            .with_help("move the shared declarations into a file that both import"),
+                        Diagnostic::new(
+                            Code::ImportCycle,
+                            imp.span,
+                            format!("import cycle: {}", chain.join(" → ")),
+                        )
+                        .with_label("this import closes the cycle")
+                        .with_help("move the shared declarations into a file that both import"),
                     );
                     ok = false;
                 }
@@ -132,8 +151,12 @@ impl Loader {
                     },
                     Err(e) => {
                         self.diags.push(
-                            Diagnostic::new(Code::Io, imp.path.span, format!("cannot read `{target_name}`: {e}"))
-                                .with_label("imported here"),
+                            Diagnostic::new(
+                                Code::Io,
+                                imp.path.span,
+                                format!("cannot read `{target_name}`: {e}"),
+                            )
+                            .with_label("imported here"),
                         );
                         ok = false;
                     }
@@ -155,13 +178,13 @@ impl Loader {
 
     fn missing_import(&mut self, imp: &ast::Import, target: &Path, target_name: &str) {
         let mut candidates = Vec::new();
-        if let Some(dir) = target.parent() {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    let n = e.file_name().to_string_lossy().to_string();
-                    if n.ends_with(".kontiki") {
-                        candidates.push(n);
-                    }
+        if let Some(dir) = target.parent()
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.ends_with(".kontiki") {
+                    candidates.push(n);
                 }
             }
         }
@@ -173,9 +196,13 @@ impl Loader {
         let help = did_you_mean(&file_name, candidates.iter().map(String::as_str))
             .unwrap_or_else(|| "import paths are relative to the importing file".to_string());
         self.diags.push(
-            Diagnostic::new(Code::MissingImport, imp.path.span, format!("cannot find imported file `{target_name}`"))
-                .with_label("no such file")
-                .with_help(help),
+            Diagnostic::new(
+                Code::MissingImport,
+                imp.path.span,
+                format!("cannot find imported file `{target_name}`"),
+            )
+            .with_label("no such file")
+            .with_help(help),
         );
     }
 
@@ -199,4 +226,3 @@ impl Loader {
         }
     }
 }
-

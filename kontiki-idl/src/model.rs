@@ -32,7 +32,10 @@ impl Model {
 
     /// The declaration a named type reference points at.
     pub fn type_def(&self, r: &NamedType) -> Option<&TypeDef> {
-        self.package(&r.package)?.types.iter().find(|t| t.name() == r.name)
+        self.package(&r.package)?
+            .types
+            .iter()
+            .find(|t| t.name() == r.name)
     }
 }
 
@@ -221,7 +224,8 @@ impl TypeRef {
 
     /// Names of the built-in types.
     pub const BUILTINS: &'static [&'static str] = &[
-        "bool", "i32", "i64", "u32", "u64", "f64", "string", "bytes", "datetime", "date", "uuid", "json",
+        "bool", "i32", "i64", "u32", "u64", "f64", "string", "bytes", "datetime", "date", "uuid",
+        "json",
     ];
 
     /// Whether `T?` (or `json`, which may be null).

@@ -18,13 +18,22 @@ const MAX_NESTING: usize = 64;
 /// stops following the grammar.
 pub(crate) fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
     if let Some(pos) = too_deep(text) {
-        return Err(Diagnostic::new(Code::Syntax, Span::new(file, pos, pos + 1), "nesting is too deep")
-            .with_label("more than 64 levels of `<`, `[`, `{` or `(`"));
+        return Err(Diagnostic::new(
+            Code::Syntax,
+            Span::new(file, pos, pos + 1),
+            "nesting is too deep",
+        )
+        .with_label("more than 64 levels of `<`, `[`, `{` or `(`"));
     }
     pest::set_error_detail(true);
-    let mut pairs = KontikiParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, &e))?;
+    let mut pairs =
+        KontikiParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, &e))?;
     let Some(root) = pairs.next() else {
-        return Err(Diagnostic::new(Code::Syntax, Span::new(file, 0, 0), "empty parse"));
+        return Err(Diagnostic::new(
+            Code::Syntax,
+            Span::new(file, 0, 0),
+            "empty parse",
+        ));
     };
     Ok(Lower { file }.file(root))
 }
@@ -50,7 +59,12 @@ fn too_deep(text: &str) -> Option<usize> {
 fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::EOI => "end of file",
-        Rule::doc | Rule::inner_doc | Rule::doc_text | Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char => return None,
+        Rule::doc
+        | Rule::inner_doc
+        | Rule::doc_text
+        | Rule::WHITESPACE
+        | Rule::COMMENT
+        | Rule::ident_char => return None,
         Rule::item => "a declaration",
         Rule::service_member => "a service member (`rpc`, `on_event`, `http`, `task`, ...)",
         Rule::package_decl | Rule::kw_package => "`package`",
@@ -122,19 +136,32 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
         }
         for token in attempts.expected_tokens() {
             let token = token.to_string();
-            let hidden = ["//", "/*", "///", "//!", " ", "\t", "\r", "\n", "\r\n", "BUILTIN_RULE"];
-            let punctuation = !token.is_empty() && !token.contains("..") && token.chars().all(|c| !c.is_alphanumeric());
+            let hidden = [
+                "//",
+                "/*",
+                "///",
+                "//!",
+                " ",
+                "\t",
+                "\r",
+                "\n",
+                "\r\n",
+                "BUILTIN_RULE",
+            ];
+            let punctuation = !token.is_empty()
+                && !token.contains("..")
+                && token.chars().all(|c| !c.is_alphanumeric());
             if !hidden.contains(&token.as_str()) && punctuation {
                 push(&mut expected, format!("`{token}`"));
             }
         }
     }
-    if let pest::error::ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        if expected.is_empty() {
-            for r in positives {
-                if let Some(d) = describe(*r) {
-                    push(&mut expected, d.to_string());
-                }
+    if let pest::error::ErrorVariant::ParsingError { positives, .. } = &err.variant
+        && expected.is_empty()
+    {
+        for r in positives {
+            if let Some(d) = describe(*r) {
+                push(&mut expected, d.to_string());
             }
         }
     }
@@ -454,7 +481,7 @@ impl Lower {
                 Rule::rpc_def => members.push(ast::Member::Rpc(self.rpc_def(p))),
                 Rule::emits_def => members.push(ast::Member::Emits(self.emits_def(p))),
                 Rule::handler_def => members.push(ast::Member::Handler(self.handler_def(p))),
-                Rule::http_def => members.push(ast::Member::Http(self.http_def(p))),
+                Rule::http_def => members.push(ast::Member::Http(Box::new(self.http_def(p)))),
                 Rule::task_def => members.push(ast::Member::Task(self.task_def(p))),
                 _ => {}
             }
@@ -532,7 +559,10 @@ impl Lower {
 
     fn raises(&self, pair: Pair<'_, Rule>) -> Vec<ast::Raise> {
         let mut out = Vec::new();
-        for item in pair.into_inner().filter(|p| p.as_rule() == Rule::raise_item) {
+        for item in pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::raise_item)
+        {
             let span = self.span(&item);
             let mut code = None;
             let mut status = None;
@@ -666,7 +696,12 @@ impl Lower {
                         http.query = self.params(params);
                     }
                 }
-                Rule::body => http.body = p.into_inner().find(|q| q.as_rule() == Rule::type_expr).map(|t| self.type_expr(t)),
+                Rule::body => {
+                    http.body = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::type_expr)
+                        .map(|t| self.type_expr(t))
+                }
                 Rule::returns => http.returns = p.into_inner().next().map(|t| self.type_expr(t)),
                 Rule::raises => http.raises = self.raises(p),
                 Rule::options => http.options = self.options(p),
@@ -693,8 +728,12 @@ impl Lower {
                         let is_every = kind.as_rule() == Rule::every;
                         for q in kind.into_inner() {
                             schedule = match (q.as_rule(), is_every) {
-                                (Rule::config_ref, true) => ast::Schedule::EveryConfig(self.config_ref(q)),
-                                (Rule::config_ref, false) => ast::Schedule::CronConfig(self.config_ref(q)),
+                                (Rule::config_ref, true) => {
+                                    ast::Schedule::EveryConfig(self.config_ref(q))
+                                }
+                                (Rule::config_ref, false) => {
+                                    ast::Schedule::CronConfig(self.config_ref(q))
+                                }
                                 (Rule::duration, _) => ast::Schedule::Every(StrLit {
                                     value: q.as_str().to_string(),
                                     span: self.span(&q),
@@ -750,7 +789,11 @@ impl Lower {
     }
 
     fn type_expr(&self, pair: Pair<'_, Rule>) -> ast::TypeExpr {
-        let span = self.span(&pair);
+        let mut span = self.span(&pair);
+        // Implicit whitespace after the type belongs to the rule; the span stops at the last token.
+        if let Some(last) = pair.clone().into_inner().last() {
+            span.end = self.span(&last).end;
+        }
         let mut inner = None;
         let mut optional = false;
         for p in pair.into_inner() {
@@ -810,9 +853,12 @@ impl Lower {
                 Rule::kw_false => ast::ValueKind::Bool(false),
                 Rule::kw_null => ast::ValueKind::Null,
                 Rule::qualified => ast::ValueKind::Name(self.path(p)),
-                Rule::list_value => {
-                    ast::ValueKind::List(p.into_inner().filter(|q| q.as_rule() == Rule::value).map(|q| self.value(q)).collect())
-                }
+                Rule::list_value => ast::ValueKind::List(
+                    p.into_inner()
+                        .filter(|q| q.as_rule() == Rule::value)
+                        .map(|q| self.value(q))
+                        .collect(),
+                ),
                 Rule::map_value => {
                     let mut entries = Vec::new();
                     for e in p.into_inner().filter(|q| q.as_rule() == Rule::map_entry) {
@@ -888,7 +934,11 @@ mod tests {
 
     #[test]
     fn keywords_are_field_names() {
-        let f = parse(FileId(0), "package p; struct S { type: string, match: i32, ref: bool }").unwrap();
+        let f = parse(
+            FileId(0),
+            "package p; struct S { type: string, match: i32, ref: bool }",
+        )
+        .unwrap();
         let ast::Item::Struct(s) = &f.items[0] else {
             panic!("not a struct")
         };
@@ -898,7 +948,11 @@ mod tests {
 
     #[test]
     fn docs_are_kept() {
-        let f = parse(FileId(0), "//! pkg\npackage p;\n/// one\n///   two\n//// not doc\nstruct S {}").unwrap();
+        let f = parse(
+            FileId(0),
+            "//! pkg\npackage p;\n/// one\n///   two\n//// not doc\nstruct S {}",
+        )
+        .unwrap();
         assert_eq!(f.docs.lines(), ["pkg"]);
         let ast::Item::Struct(s) = &f.items[0] else {
             panic!("not a struct")
@@ -920,7 +974,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused() {
-        let text = format!("package p; type A = {}string{};", "list<".repeat(100), ">".repeat(100));
+        let text = format!(
+            "package p; type A = {}string{};",
+            "list<".repeat(100),
+            ">".repeat(100)
+        );
         assert!(parse(FileId(0), &text).is_err());
     }
 }

@@ -8,7 +8,9 @@ use crate::span::Span;
 /// Checks every route of every service in a file.
 pub(crate) fn check(file: &ast::File, diags: &mut Vec<Diagnostic>) {
     for item in &file.items {
-        let ast::Item::Service(svc) = item else { continue };
+        let ast::Item::Service(svc) = item else {
+            continue;
+        };
         for member in &svc.members {
             if let ast::Member::Http(route) = member {
                 check_route(route, diags);
@@ -19,14 +21,18 @@ pub(crate) fn check(file: &ast::File, diags: &mut Vec<Diagnostic>) {
 
 fn check_route(route: &ast::Http, diags: &mut Vec<Diagnostic>) {
     let method = HttpMethod::parse(&route.method.name);
-    if let (Some(m), Some(body)) = (method, &route.body) {
-        if !m.allows_body() {
-            diags.push(
-                Diagnostic::new(Code::BodyNotAllowed, body.span, format!("a `{}` route cannot have a request body", m.as_str()))
-                    .with_label("request body declared here")
-                    .with_help("use `POST`, `PUT` or `PATCH`, or pass the data as query parameters"),
-            );
-        }
+    if let (Some(m), Some(body)) = (method, &route.body)
+        && !m.allows_body()
+    {
+        diags.push(
+            Diagnostic::new(
+                Code::BodyNotAllowed,
+                body.span,
+                format!("a `{}` route cannot have a request body", m.as_str()),
+            )
+            .with_label("request body declared here")
+            .with_help("use `POST`, `PUT` or `PATCH`, or pass the data as query parameters"),
+        );
     }
     let ast::HttpPath::Literal(path) = &route.path else {
         // A path from config is only known at startup; its parameters cannot be checked here.
@@ -36,25 +42,40 @@ fn check_route(route: &ast::Http, diags: &mut Vec<Diagnostic>) {
         Ok(p) => p,
         Err((msg, offset, len)) => {
             diags.push(
-                Diagnostic::new(Code::InvalidHttp, sub_span(path, offset, len), format!("invalid path `{}`: {msg}", path.value))
-                    .with_label("here"),
+                Diagnostic::new(
+                    Code::InvalidHttp,
+                    sub_span(path, offset, len),
+                    format!("invalid path `{}`: {msg}", path.value),
+                )
+                .with_label("here"),
             );
             return;
         }
     };
     if !path.value.starts_with('/') {
         diags.push(
-            Diagnostic::new(Code::InvalidHttp, path.span, format!("path `{}` does not start with `/`", path.value))
-                .with_label("here")
-                .with_help(format!("write `\"/{}\"`", path.value)),
+            Diagnostic::new(
+                Code::InvalidHttp,
+                path.span,
+                format!("path `{}` does not start with `/`", path.value),
+            )
+            .with_label("here")
+            .with_help(format!("write `\"/{}\"`", path.value)),
         );
     }
-    let declared: Vec<&str> = route.path_params.iter().map(|p| p.name.name.as_str()).collect();
+    let declared: Vec<&str> = route
+        .path_params
+        .iter()
+        .map(|p| p.name.name.as_str())
+        .collect();
     for (name, offset) in &params {
         if !declared.contains(&name.as_str()) {
             let help = did_you_mean(name, declared.iter().copied()).unwrap_or_else(|| {
                 if route.path_params.is_empty() {
-                    format!("declare it after the path: `\"{}\" ({name}: string)`", path.value)
+                    format!(
+                        "declare it after the path: `\"{}\" ({name}: string)`",
+                        path.value
+                    )
                 } else {
                     format!("add `{name}: string` to the path parameters")
                 }
@@ -73,12 +94,20 @@ fn check_route(route: &ast::Http, diags: &mut Vec<Diagnostic>) {
     for p in &route.path_params {
         if !params.iter().any(|(n, _)| *n == p.name.name) {
             let help = did_you_mean(&p.name.name, params.iter().map(|(n, _)| n.as_str()))
-                .unwrap_or_else(|| format!("add `{{{}}}` to the path, or move it to `query (...)`", p.name.name));
+                .unwrap_or_else(|| {
+                    format!(
+                        "add `{{{}}}` to the path, or move it to `query (...)`",
+                        p.name.name
+                    )
+                });
             diags.push(
                 Diagnostic::new(
                     Code::PathParam,
                     p.name.span,
-                    format!("parameter `{}` does not appear in the path `{}`", p.name.name, path.value),
+                    format!(
+                        "parameter `{}` does not appear in the path `{}`",
+                        p.name.name, path.value
+                    ),
                 )
                 .with_label("not in the path")
                 .with_help(help),
@@ -114,10 +143,18 @@ pub(crate) fn path_params(path: &str) -> Result<Vec<(String, usize)>, (String, u
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err((format!("`{{{name}}}` is not a parameter name"), base + open, name.len() + 2));
+            return Err((
+                format!("`{{{name}}}` is not a parameter name"),
+                base + open,
+                name.len() + 2,
+            ));
         }
         if out.iter().any(|(n, _)| n == name) {
-            return Err((format!("parameter `{name}` appears twice"), base + open, name.len() + 2));
+            return Err((
+                format!("parameter `{name}` appears twice"),
+                base + open,
+                name.len() + 2,
+            ));
         }
         out.push((name.to_string(), base + open));
         base += open + 1 + close + 1;

@@ -49,7 +49,10 @@ pub(crate) fn check(units: &[Unit<'_>], diags: &mut Vec<Diagnostic>) -> Model {
     }
     let packages = resolve::lower(units, diags);
     Model {
-        root: units.last().map(|u| u.ast.package.name.clone()).unwrap_or_default(),
+        root: units
+            .last()
+            .map(|u| u.ast.package.name.clone())
+            .unwrap_or_default(),
         packages,
     }
 }

@@ -82,9 +82,13 @@ impl<'a> Namespace<'a> {
         match self.seen.get(&key) {
             Some((first, first_span)) if first == name => {
                 self.diags.push(
-                    Diagnostic::new(Code::Duplicate, span, format!("duplicate {} `{name}`", self.what))
-                        .with_label("declared again here")
-                        .with_note(*first_span, "first declared here"),
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        span,
+                        format!("duplicate {} `{name}`", self.what),
+                    )
+                    .with_label("declared again here")
+                    .with_note(*first_span, "first declared here"),
                 );
             }
             Some((first, first_span)) => {
@@ -92,7 +96,10 @@ impl<'a> Namespace<'a> {
                     Diagnostic::new(
                         Code::CaseCollision,
                         span,
-                        format!("{} `{name}` collides with `{first}`: both become `{key}`", self.what),
+                        format!(
+                            "{} `{name}` collides with `{first}`: both become `{key}`",
+                            self.what
+                        ),
                     )
                     .with_label("collides after case conversion")
                     .with_note(*first_span, format!("`{first}` declared here"))
@@ -153,9 +160,13 @@ fn check_file(unit: &Unit<'_>, units: &[Unit<'_>], diags: &mut Vec<Diagnostic>) 
     for (name, _) in &types {
         if TypeRef::builtin(&name.name).is_some() {
             ns.diags.push(
-                Diagnostic::new(Code::ReservedName, name.span, format!("`{}` is a built-in type", name.name))
-                    .with_label("cannot be declared again")
-                    .with_help("choose another name"),
+                Diagnostic::new(
+                    Code::ReservedName,
+                    name.span,
+                    format!("`{}` is a built-in type", name.name),
+                )
+                .with_label("cannot be declared again")
+                .with_help("choose another name"),
             );
         } else {
             ns.add(&name.name, name.span);
@@ -172,21 +183,28 @@ fn check_file(unit: &Unit<'_>, units: &[Unit<'_>], diags: &mut Vec<Diagnostic>) 
     // Event types are global on the wire: one declared here and in an imported package clash.
     for (name, span) in &events {
         for &imp in &unit.imports {
-            let Some(other) = units.get(imp) else { continue };
+            let Some(other) = units.get(imp) else {
+                continue;
+            };
             for item in &other.ast.items {
-                if let ast::Item::Event(e) = item {
-                    if e.name.value == *name {
-                        diags.push(
-                            Diagnostic::new(
-                                Code::Duplicate,
-                                *span,
-                                format!("event type `{name}` is also declared in package `{}`", other.ast.package.name),
-                            )
-                            .with_label("declared again here")
-                            .with_note(e.name.span, "first declared here")
-                            .with_help("declare an event type once and import the file that declares it"),
-                        );
-                    }
+                if let ast::Item::Event(e) = item
+                    && e.name.value == *name
+                {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::Duplicate,
+                            *span,
+                            format!(
+                                "event type `{name}` is also declared in package `{}`",
+                                other.ast.package.name
+                            ),
+                        )
+                        .with_label("declared again here")
+                        .with_note(e.name.span, "first declared here")
+                        .with_help(
+                            "declare an event type once and import the file that declares it",
+                        ),
+                    );
                 }
             }
         }
@@ -219,9 +237,13 @@ fn check_params(params: &[&ast::Field], http: bool, diags: &mut Vec<Diagnostic>)
                 "Kontiki passes `request` and `body` to HTTP handlers"
             };
             diags.push(
-                Diagnostic::new(Code::ReservedName, p.name.span, format!("parameter name `{name}` is reserved"))
-                    .with_label("reserved by Kontiki")
-                    .with_help(format!("{why}; choose another name")),
+                Diagnostic::new(
+                    Code::ReservedName,
+                    p.name.span,
+                    format!("parameter name `{name}` is reserved"),
+                )
+                .with_label("reserved by Kontiki")
+                .with_help(format!("{why}; choose another name")),
             );
         }
     }
@@ -235,15 +257,18 @@ fn check_service(svc: &ast::Service, diags: &mut Vec<Diagnostic>) {
         }
     }
     for m in &svc.members {
-        if let ast::Member::Property(p) = m {
-            if p.name.name == "name" {
-                if let ast::ValueKind::Str(s) = &p.value.kind {
-                    check_topic(s, p.value.span, false, "service name", diags);
-                }
-            }
+        if let ast::Member::Property(p) = m
+            && p.name.name == "name"
+            && let ast::ValueKind::Str(s) = &p.value.kind
+        {
+            check_topic(s, p.value.span, false, "service name", diags);
         }
     }
-    if !svc.members.iter().any(|m| matches!(m, ast::Member::Property(p) if p.name.name == "name")) {
+    if !svc
+        .members
+        .iter()
+        .any(|m| matches!(m, ast::Member::Property(p) if p.name.name == "name"))
+    {
         check_topic(&svc.name.name, svc.name.span, false, "service name", diags);
     }
 
@@ -288,12 +313,22 @@ fn check_service(svc: &ast::Service, diags: &mut Vec<Diagnostic>) {
             ast::Member::Header(h) => {
                 if RESERVED_HEADERS.contains(&h.name.value.as_str()) {
                     diags.push(
-                        Diagnostic::new(Code::ReservedName, h.name.span, format!("header name `{}` is reserved", h.name.value))
-                            .with_label("Kontiki writes this header itself")
-                            .with_help(format!("reserved header names: {}", RESERVED_HEADERS.join(", "))),
+                        Diagnostic::new(
+                            Code::ReservedName,
+                            h.name.span,
+                            format!("header name `{}` is reserved", h.name.value),
+                        )
+                        .with_label("Kontiki writes this header itself")
+                        .with_help(format!(
+                            "reserved header names: {}",
+                            RESERVED_HEADERS.join(", ")
+                        )),
                     );
                 } else if h.name.value.trim().is_empty() {
-                    diags.push(Diagnostic::new(Code::InvalidOption, h.name.span, "empty header name").with_label("here"));
+                    diags.push(
+                        Diagnostic::new(Code::InvalidOption, h.name.span, "empty header name")
+                            .with_label("here"),
+                    );
                 }
             }
             ast::Member::Emits(e) => {
@@ -339,13 +374,17 @@ fn check_topic(value: &str, span: Span, dots: bool, what: &str, diags: &mut Vec<
     };
     if let Some(problem) = problem {
         diags.push(
-            Diagnostic::new(Code::InvalidTopic, span, format!("invalid {what} `{value}`: {problem}"))
-                .with_label("not a valid AMQP topic word")
-                .with_help(if dots {
-                    "use dotted words of letters, digits, `_` and `-`, such as `user.created`"
-                } else {
-                    "use one word of letters, digits, `_` and `-`, such as `compute-api`"
-                }),
+            Diagnostic::new(
+                Code::InvalidTopic,
+                span,
+                format!("invalid {what} `{value}`: {problem}"),
+            )
+            .with_label("not a valid AMQP topic word")
+            .with_help(if dots {
+                "use dotted words of letters, digits, `_` and `-`, such as `user.created`"
+            } else {
+                "use one word of letters, digits, `_` and `-`, such as `compute-api`"
+            }),
         );
     }
 }

@@ -10,7 +10,12 @@ pub(crate) struct Options<'a> {
 
 impl<'a> Options<'a> {
     /// Reports unknown and repeated options.
-    pub(crate) fn new(entries: &'a [OptionEntry], allowed: &[&str], what: &str, diags: &mut Vec<Diagnostic>) -> Self {
+    pub(crate) fn new(
+        entries: &'a [OptionEntry],
+        allowed: &[&str],
+        what: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Self {
         for (i, e) in entries.iter().enumerate() {
             let name = e.name.name.as_str();
             if !allowed.contains(&name) {
@@ -22,15 +27,23 @@ impl<'a> Options<'a> {
                     }
                 });
                 diags.push(
-                    Diagnostic::new(Code::UnknownOption, e.name.span, format!("unknown option `{name}` for {what}"))
-                        .with_label("unknown option")
-                        .with_help(help),
+                    Diagnostic::new(
+                        Code::UnknownOption,
+                        e.name.span,
+                        format!("unknown option `{name}` for {what}"),
+                    )
+                    .with_label("unknown option")
+                    .with_help(help),
                 );
             } else if let Some(first) = entries[..i].iter().find(|f| f.name.name == name) {
                 diags.push(
-                    Diagnostic::new(Code::Duplicate, e.name.span, format!("option `{name}` is given twice"))
-                        .with_label("given again here")
-                        .with_note(first.name.span, "first given here"),
+                    Diagnostic::new(
+                        Code::Duplicate,
+                        e.name.span,
+                        format!("option `{name}` is given twice"),
+                    )
+                    .with_label("given again here")
+                    .with_note(first.name.span, "first given here"),
                 );
             }
         }
@@ -49,7 +62,10 @@ impl<'a> Options<'a> {
             Some(v) => match v.kind {
                 ValueKind::Bool(b) => Some(b),
                 _ => {
-                    diags.push(invalid(v, format!("option `{name}` takes `true` or `false`")));
+                    diags.push(invalid(
+                        v,
+                        format!("option `{name}` takes `true` or `false`"),
+                    ));
                     None
                 }
             },
@@ -66,20 +82,32 @@ impl<'a> Options<'a> {
                 None
             }
             None => {
-                diags.push(missing(e, format!("option `{name}` needs a value: `{name} = \"...\"`")));
+                diags.push(missing(
+                    e,
+                    format!("option `{name}` needs a value: `{name} = \"...\"`"),
+                ));
                 None
             }
         }
     }
 
     /// An integer option within `min..=max`.
-    pub(crate) fn int(&self, name: &str, min: i64, max: i64, diags: &mut Vec<Diagnostic>) -> Option<i64> {
+    pub(crate) fn int(
+        &self,
+        name: &str,
+        min: i64,
+        max: i64,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<i64> {
         let e = self.get(name)?;
         match e.value.as_ref().map(|v| (v, &v.kind)) {
             Some((v, ValueKind::Int(s))) => match s.parse::<i64>() {
                 Ok(n) if (min..=max).contains(&n) => Some(n),
                 _ => {
-                    diags.push(invalid(v, format!("option `{name}` must be between {min} and {max}")));
+                    diags.push(invalid(
+                        v,
+                        format!("option `{name}` must be between {min} and {max}"),
+                    ));
                     None
                 }
             },
@@ -88,7 +116,10 @@ impl<'a> Options<'a> {
                 None
             }
             None => {
-                diags.push(missing(e, format!("option `{name}` needs a value: `{name} = {min}`")));
+                diags.push(missing(
+                    e,
+                    format!("option `{name}` needs a value: `{name} = {min}`"),
+                ));
                 None
             }
         }
@@ -106,18 +137,27 @@ impl<'a> Options<'a> {
                 for item in items {
                     match &item.kind {
                         ValueKind::Str(s) => out.push(s.clone()),
-                        _ => diags.push(invalid(item, format!("option `{name}` takes a list of strings"))),
+                        _ => diags.push(invalid(
+                            item,
+                            format!("option `{name}` takes a list of strings"),
+                        )),
                     }
                 }
                 let _ = v;
                 out
             }
             Some((v, _)) => {
-                diags.push(invalid(v, format!("option `{name}` takes a list of strings")));
+                diags.push(invalid(
+                    v,
+                    format!("option `{name}` takes a list of strings"),
+                ));
                 Vec::new()
             }
             None => {
-                diags.push(missing(e, format!("option `{name}` needs a value: `{name} = [\"...\"]`")));
+                diags.push(missing(
+                    e,
+                    format!("option `{name}` needs a value: `{name} = [\"...\"]`"),
+                ));
                 Vec::new()
             }
         }

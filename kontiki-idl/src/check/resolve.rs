@@ -18,7 +18,8 @@ struct TypeEntry<'a> {
 
 /// Lowers every unit, imports first (units are in that order already).
 pub(crate) fn lower(units: &[Unit<'_>], diags: &mut Vec<Diagnostic>) -> Vec<model::Package> {
-    let tables: Vec<HashMap<&str, TypeEntry<'_>>> = units.iter().map(|u| type_table(u.ast)).collect();
+    let tables: Vec<HashMap<&str, TypeEntry<'_>>> =
+        units.iter().map(|u| type_table(u.ast)).collect();
     let mut packages: Vec<model::Package> = Vec::with_capacity(units.len());
     for idx in 0..units.len() {
         let cx = Cx {
@@ -68,18 +69,26 @@ fn type_table<'a>(file: &'a ast::File) -> HashMap<&'a str, TypeEntry<'a>> {
     map
 }
 
-fn check_alias_cycles(units: &[Unit<'_>], tables: &[HashMap<&str, TypeEntry<'_>>], diags: &mut Vec<Diagnostic>) {
+fn check_alias_cycles(
+    units: &[Unit<'_>],
+    tables: &[HashMap<&str, TypeEntry<'_>>],
+    diags: &mut Vec<Diagnostic>,
+) {
     for (idx, unit) in units.iter().enumerate() {
         for item in &unit.ast.items {
             let ast::Item::Alias(a) = item else { continue };
             let mut at = (idx, a.name.name.clone());
             for _ in 0..64 {
-                let Some(entry) = tables[at.0].get(at.1.as_str()) else { break };
+                let Some(entry) = tables[at.0].get(at.1.as_str()) else {
+                    break;
+                };
                 let Some(mut ty) = entry.alias else { break };
                 while let ast::TypeExprKind::Optional(inner) = &ty.kind {
                     ty = inner;
                 }
-                let ast::TypeExprKind::Named(path) = &ty.kind else { break };
+                let ast::TypeExprKind::Named(path) = &ty.kind else {
+                    break;
+                };
                 let cx = Cx {
                     units,
                     tables,
@@ -141,18 +150,27 @@ impl<'u, 'a> Cx<'u, 'a> {
             Some(p) => self.unit_of(&p.name)?,
             None => self.unit,
         };
-        self.tables[unit].get(path.name.name.as_str()).map(|e| (unit, e.kind))
+        self.tables[unit]
+            .get(path.name.name.as_str())
+            .map(|e| (unit, e.kind))
     }
 
     fn unknown_package(&self, pkg: &ast::Ident, diags: &mut Vec<Diagnostic>) {
         let imported = self.imported_names();
         let help = did_you_mean(&pkg.name, imported.iter().copied()).unwrap_or_else(|| {
-            format!("import the file that declares `package {};` with `import \"{}.kontiki\";`", pkg.name, pkg.name)
+            format!(
+                "import the file that declares `package {};` with `import \"{}.kontiki\";`",
+                pkg.name, pkg.name
+            )
         });
         diags.push(
-            Diagnostic::new(Code::UnknownPackage, pkg.span, format!("unknown package `{}`", pkg.name))
-                .with_label("not this file's package and not imported")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownPackage,
+                pkg.span,
+                format!("unknown package `{}`", pkg.name),
+            )
+            .with_label("not this file's package and not imported")
+            .with_help(help),
         );
     }
 
@@ -166,7 +184,9 @@ impl<'u, 'a> Cx<'u, 'a> {
                     TypeRef::Optional(Box::new(t))
                 }
             }
-            ast::TypeExprKind::List(inner) => TypeRef::List(Box::new(self.resolve_type(inner, diags))),
+            ast::TypeExprKind::List(inner) => {
+                TypeRef::List(Box::new(self.resolve_type(inner, diags)))
+            }
             ast::TypeExprKind::Map(key, value) => {
                 let k = self.resolve_type(key, diags);
                 if !self.is_string(&k, 0) {
@@ -186,16 +206,16 @@ impl<'u, 'a> Cx<'u, 'a> {
     }
 
     fn resolve_named(&self, path: &ast::Path, diags: &mut Vec<Diagnostic>) -> TypeRef {
-        if path.package.is_none() {
-            if let Some(t) = TypeRef::builtin(&path.name.name) {
-                return t;
-            }
+        if path.package.is_none()
+            && let Some(t) = TypeRef::builtin(&path.name.name)
+        {
+            return t;
         }
-        if let Some(pkg) = &path.package {
-            if self.unit_of(&pkg.name).is_none() {
-                self.unknown_package(pkg, diags);
-                return TypeRef::Json;
-            }
+        if let Some(pkg) = &path.package
+            && self.unit_of(&pkg.name).is_none()
+        {
+            self.unknown_package(pkg, diags);
+            return TypeRef::Json;
         }
         match self.lookup(path) {
             Some((unit, kind)) => TypeRef::Named(NamedType {
@@ -204,8 +224,15 @@ impl<'u, 'a> Cx<'u, 'a> {
                 kind,
             }),
             None => {
-                let target = path.package.as_ref().and_then(|p| self.unit_of(&p.name)).unwrap_or(self.unit);
-                let mut candidates: Vec<String> = self.tables[target].keys().map(|k| (*k).to_string()).collect();
+                let target = path
+                    .package
+                    .as_ref()
+                    .and_then(|p| self.unit_of(&p.name))
+                    .unwrap_or(self.unit);
+                let mut candidates: Vec<String> = self.tables[target]
+                    .keys()
+                    .map(|k| (*k).to_string())
+                    .collect();
                 if path.package.is_none() {
                     candidates.extend(TypeRef::BUILTINS.iter().map(|s| (*s).to_string()));
                 }
@@ -215,7 +242,10 @@ impl<'u, 'a> Cx<'u, 'a> {
                     for &i in &self.units[self.unit].imports {
                         if self.tables[i].contains_key(path.name.name.as_str()) {
                             let pkg = &self.units[i].ast.package.name;
-                            help = Some(format!("`{}` is declared in package `{pkg}`: write `{pkg}.{}`", path.name.name, path.name.name));
+                            help = Some(format!(
+                                "`{}` is declared in package `{pkg}`: write `{pkg}.{}`",
+                                path.name.name, path.name.name
+                            ));
                             break;
                         }
                     }
@@ -224,9 +254,13 @@ impl<'u, 'a> Cx<'u, 'a> {
                     help = case_hint(&path.name.name);
                 }
                 diags.push(
-                    Diagnostic::new(Code::UnknownType, path.span, format!("unknown type `{path}`"))
-                        .with_label("not a built-in or declared type")
-                        .with_help_opt(help),
+                    Diagnostic::new(
+                        Code::UnknownType,
+                        path.span,
+                        format!("unknown type `{path}`"),
+                    )
+                    .with_label("not a built-in or declared type")
+                    .with_help_opt(help),
                 );
                 TypeRef::Json
             }
@@ -238,8 +272,11 @@ impl<'u, 'a> Cx<'u, 'a> {
         match t {
             TypeRef::String => true,
             TypeRef::Named(n) if n.kind == NamedKind::Alias && depth < 32 => {
-                let Some(unit) = self.unit_of(&n.package) else { return false };
-                let Some(expr) = self.tables[unit].get(n.name.as_str()).and_then(|e| e.alias) else {
+                let Some(unit) = self.unit_of(&n.package) else {
+                    return false;
+                };
+                let Some(expr) = self.tables[unit].get(n.name.as_str()).and_then(|e| e.alias)
+                else {
                     return false;
                 };
                 let cx = Cx {
@@ -261,7 +298,11 @@ impl<'u, 'a> Cx<'u, 'a> {
             name: file.package.name.clone(),
             file: self.units[self.unit].name.clone(),
             docs: file.docs.clone(),
-            imports: self.imported_names().into_iter().map(str::to_string).collect(),
+            imports: self
+                .imported_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             types: Vec::new(),
             errors: Vec::new(),
             events: Vec::new(),
@@ -286,7 +327,10 @@ impl<'u, 'a> Cx<'u, 'a> {
                         .iter()
                         .map(|v| model::Variant {
                             name: v.name.name.clone(),
-                            wire: v.value.as_ref().map_or_else(|| v.name.name.clone(), |s| s.value.clone()),
+                            wire: v
+                                .value
+                                .as_ref()
+                                .map_or_else(|| v.name.name.clone(), |s| s.value.clone()),
                             docs: v.docs.clone(),
                         })
                         .collect(),
@@ -300,7 +344,9 @@ impl<'u, 'a> Cx<'u, 'a> {
                 })),
                 ast::Item::Error(e) => {
                     let opts = Options::new(&e.options, &["status"], "an error", diags);
-                    let status = opts.int("status", 100, 599, diags).and_then(|n| u16::try_from(n).ok());
+                    let status = opts
+                        .int("status", 100, 599, diags)
+                        .and_then(|n| u16::try_from(n).ok());
                     pkg.errors.push(model::ErrorDef {
                         code: e.code.name.clone(),
                         message: e.message.value.clone(),
@@ -329,7 +375,10 @@ impl<'u, 'a> Cx<'u, 'a> {
 
     fn field(&self, f: &ast::Field, diags: &mut Vec<Diagnostic>) -> model::Field {
         let ty = self.resolve_type(&f.ty, diags);
-        let default = f.default.as_ref().and_then(|v| self.value(v, &ty, &f.ty, diags));
+        let default = f
+            .default
+            .as_ref()
+            .and_then(|v| self.value(v, &ty, &f.ty, diags));
         model::Field {
             name: f.name.name.clone(),
             docs: f.docs.clone(),
@@ -340,18 +389,32 @@ impl<'u, 'a> Cx<'u, 'a> {
     }
 
     /// Checks a default against its type and converts it.
-    fn value(&self, v: &ast::Value, ty: &TypeRef, expr: &ast::TypeExpr, diags: &mut Vec<Diagnostic>) -> Option<Value> {
-        let shown = self.units[self.unit].source_slice(expr.span).unwrap_or_default();
+    fn value(
+        &self,
+        v: &ast::Value,
+        ty: &TypeRef,
+        expr: &ast::TypeExpr,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Value> {
+        let shown = self.units[self.unit]
+            .source_slice(expr.span)
+            .unwrap_or_default();
         let bad = |diags: &mut Vec<Diagnostic>, why: String| {
             diags.push(
-                Diagnostic::new(Code::InvalidDefault, v.span, format!("default value does not fit type `{shown}`"))
-                    .with_label(why),
+                Diagnostic::new(
+                    Code::InvalidDefault,
+                    v.span,
+                    format!("default value does not fit type `{shown}`"),
+                )
+                .with_label(why),
             );
             None
         };
         self.value_inner(v, ty, 0).or_else(|| {
             let why = match (&v.kind, ty) {
-                (ValueKind::Null, _) => "`null` is only allowed for optional types (`T?`)".to_string(),
+                (ValueKind::Null, _) => {
+                    "`null` is only allowed for optional types (`T?`)".to_string()
+                }
                 (ValueKind::Int(_), TypeRef::I32 | TypeRef::I64 | TypeRef::U32 | TypeRef::U64) => {
                     "out of range for this integer type".to_string()
                 }
@@ -375,18 +438,23 @@ impl<'u, 'a> Cx<'u, 'a> {
             (ValueKind::Null, TypeRef::Optional(_)) => Some(Value::Null),
             (_, TypeRef::Optional(inner)) => self.value_inner(v, inner, depth + 1),
             (ValueKind::Bool(b), TypeRef::Bool) => Some(Value::Bool(*b)),
-            (ValueKind::Int(s), TypeRef::I32) => s.parse::<i32>().ok().map(|n| Value::Int(n.into())),
+            (ValueKind::Int(s), TypeRef::I32) => {
+                s.parse::<i32>().ok().map(|n| Value::Int(n.into()))
+            }
             (ValueKind::Int(s), TypeRef::I64) => s.parse::<i64>().ok().map(Value::Int),
-            (ValueKind::Int(s), TypeRef::U32) => s.parse::<u32>().ok().map(|n| Value::Int(n.into())),
+            (ValueKind::Int(s), TypeRef::U32) => {
+                s.parse::<u32>().ok().map(|n| Value::Int(n.into()))
+            }
             (ValueKind::Int(s), TypeRef::U64) => s
                 .parse::<u64>()
                 .ok()
                 .map(|n| i64::try_from(n).map_or(Value::UInt(n), Value::Int)),
             (ValueKind::Int(s), TypeRef::F64) => s.parse::<f64>().ok().map(Value::Float),
             (ValueKind::Float(f), TypeRef::F64) => Some(Value::Float(*f)),
-            (ValueKind::Str(s), TypeRef::String | TypeRef::Date | TypeRef::Datetime | TypeRef::Uuid) => {
-                Some(Value::String(s.clone()))
-            }
+            (
+                ValueKind::Str(s),
+                TypeRef::String | TypeRef::Date | TypeRef::Datetime | TypeRef::Uuid,
+            ) => Some(Value::String(s.clone())),
             (ValueKind::List(items), TypeRef::List(inner)) => items
                 .iter()
                 .map(|i| self.value_inner(i, inner, depth + 1))
@@ -407,18 +475,22 @@ impl<'u, 'a> Cx<'u, 'a> {
                             ValueKind::Name(p) if p.package.is_none() => {
                                 e.variants.iter().find(|var| var.name.name == p.name.name)
                             }
-                            ValueKind::Name(p) if p.package.as_ref().is_some_and(|q| q.name == n.name) => {
+                            ValueKind::Name(p)
+                                if p.package.as_ref().is_some_and(|q| q.name == n.name) =>
+                            {
                                 e.variants.iter().find(|var| var.name.name == p.name.name)
                             }
-                            ValueKind::Str(s) => e
-                                .variants
-                                .iter()
-                                .find(|var| var.value.as_ref().map_or(&var.name.name, |w| &w.value) == s),
+                            ValueKind::Str(s) => e.variants.iter().find(|var| {
+                                var.value.as_ref().map_or(&var.name.name, |w| &w.value) == s
+                            }),
                             _ => None,
                         }?;
                         Some(Value::EnumVariant {
                             name: found.name.name.clone(),
-                            wire: found.value.as_ref().map_or_else(|| found.name.name.clone(), |w| w.value.clone()),
+                            wire: found
+                                .value
+                                .as_ref()
+                                .map_or_else(|| found.name.name.clone(), |w| w.value.clone()),
                         })
                     }
                     NamedKind::Alias => {
@@ -442,7 +514,13 @@ impl<'u, 'a> Cx<'u, 'a> {
         }
     }
 
-    fn error_ref(&self, path: &ast::Path, own: &model::Package, done: &[model::Package], diags: &mut Vec<Diagnostic>) -> Option<(model::ErrorRef, Option<u16>)> {
+    fn error_ref(
+        &self,
+        path: &ast::Path,
+        own: &model::Package,
+        done: &[model::Package],
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<(model::ErrorRef, Option<u16>)> {
         let unit = match &path.package {
             Some(p) => match self.unit_of(&p.name) {
                 Some(u) => u,
@@ -453,7 +531,11 @@ impl<'u, 'a> Cx<'u, 'a> {
             },
             None => self.unit,
         };
-        let pkg = if unit == self.unit { own } else { done.get(unit)? };
+        let pkg = if unit == self.unit {
+            own
+        } else {
+            done.get(unit)?
+        };
         if let Some(e) = pkg.errors.iter().find(|e| e.code == path.name.name) {
             return Some((
                 model::ErrorRef {
@@ -467,24 +549,44 @@ impl<'u, 'a> Cx<'u, 'a> {
         let mut help = did_you_mean(&path.name.name, pkg.errors.iter().map(|e| e.code.as_str()));
         if help.is_none() && path.package.is_none() {
             for &i in &self.units[self.unit].imports {
-                if let Some(p) = done.get(i) {
-                    if p.errors.iter().any(|e| e.code == path.name.name) {
-                        help = Some(format!("`{}` is declared in package `{}`: write `{}.{}`", path.name.name, p.name, p.name, path.name.name));
-                    }
+                if let Some(p) = done.get(i)
+                    && p.errors.iter().any(|e| e.code == path.name.name)
+                {
+                    help = Some(format!(
+                        "`{}` is declared in package `{}`: write `{}.{}`",
+                        path.name.name, p.name, p.name, path.name.name
+                    ));
                 }
             }
         }
-        let help = help.unwrap_or_else(|| format!("declare it: `error {} = \"message\";`", path.name.name));
+        let help = help
+            .unwrap_or_else(|| format!("declare it: `error {} = \"message\";`", path.name.name));
         diags.push(
-            Diagnostic::new(Code::UnknownError, path.span, format!("error code `{path}` is not declared"))
-                .with_label("unknown error code")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownError,
+                path.span,
+                format!("error code `{path}` is not declared"),
+            )
+            .with_label("unknown error code")
+            .with_help(help),
         );
         None
     }
 
-    fn event_ref(&self, name: &ast::EventName, own: &model::Package, done: &[model::Package], use_: &str, diags: &mut Vec<Diagnostic>) -> Option<model::EventRef> {
-        let visible = std::iter::once(own).chain(self.units[self.unit].imports.iter().filter_map(|&i| done.get(i)));
+    fn event_ref(
+        &self,
+        name: &ast::EventName,
+        own: &model::Package,
+        done: &[model::Package],
+        use_: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<model::EventRef> {
+        let visible = std::iter::once(own).chain(
+            self.units[self.unit]
+                .imports
+                .iter()
+                .filter_map(|&i| done.get(i)),
+        );
         let mut all = Vec::new();
         for pkg in visible {
             if let Some(e) = pkg.events.iter().find(|e| e.name == name.value) {
@@ -503,14 +605,24 @@ impl<'u, 'a> Cx<'u, 'a> {
             )
         });
         diags.push(
-            Diagnostic::new(Code::UnknownEvent, name.span, format!("event `{}` is {use_} but never declared", name.value))
-                .with_label("unknown event type")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownEvent,
+                name.span,
+                format!("event `{}` is {use_} but never declared", name.value),
+            )
+            .with_label("unknown event type")
+            .with_help(help),
         );
         None
     }
 
-    fn service(&self, s: &ast::Service, own: &model::Package, done: &[model::Package], diags: &mut Vec<Diagnostic>) -> model::Service {
+    fn service(
+        &self,
+        s: &ast::Service,
+        own: &model::Package,
+        done: &[model::Package],
+        diags: &mut Vec<Diagnostic>,
+    ) -> model::Service {
         let mut svc = model::Service {
             name: s.name.name.clone(),
             wire_name: s.name.name.clone(),
@@ -543,8 +655,12 @@ impl<'u, 'a> Cx<'u, 'a> {
                         ValueKind::Str(v) if p.name.name == "name" => svc.wire_name = v.clone(),
                         ValueKind::Str(v) => svc.version = Some(v.clone()),
                         _ => diags.push(
-                            Diagnostic::new(Code::InvalidOption, p.value.span, format!("service property `{}` takes a string", p.name.name))
-                                .with_label("wrong value"),
+                            Diagnostic::new(
+                                Code::InvalidOption,
+                                p.value.span,
+                                format!("service property `{}` takes a string", p.name.name),
+                            )
+                            .with_label("wrong value"),
                         ),
                     }
                 }
@@ -560,9 +676,13 @@ impl<'u, 'a> Cx<'u, 'a> {
                     for raise in &r.raises {
                         if let Some((_, span)) = raise.status {
                             diags.push(
-                                Diagnostic::new(Code::InvalidOption, span, "an RPC error has no HTTP status")
-                                    .with_label("only HTTP routes map errors to statuses")
-                                    .with_help(format!("write `raises {}`", raise.code)),
+                                Diagnostic::new(
+                                    Code::InvalidOption,
+                                    span,
+                                    "an RPC error has no HTTP status",
+                                )
+                                .with_label("only HTTP routes map errors to statuses")
+                                .with_help(format!("write `raises {}`", raise.code)),
                             );
                         }
                         if let Some((e, _)) = self.error_ref(&raise.code, own, done, diags) {
@@ -594,7 +714,13 @@ impl<'u, 'a> Cx<'u, 'a> {
         svc
     }
 
-    fn handler(&self, h: &ast::Handler, own: &model::Package, done: &[model::Package], diags: &mut Vec<Diagnostic>) -> model::EventHandler {
+    fn handler(
+        &self,
+        h: &ast::Handler,
+        own: &model::Package,
+        done: &[model::Package],
+        diags: &mut Vec<Diagnostic>,
+    ) -> model::EventHandler {
         let opts = Options::new(
             &h.options,
             &["broadcast", "in_session", "max_attempts", "include_headers"],
@@ -607,9 +733,13 @@ impl<'u, 'a> Cx<'u, 'a> {
             (true, true) => {
                 if let Some(span) = opts.span("in_session") {
                     diags.push(
-                        Diagnostic::new(Code::InvalidOption, span, "a handler cannot be both `broadcast` and `in_session`")
-                            .with_label("conflicts with `broadcast`")
-                            .with_help("choose one delivery mode"),
+                        Diagnostic::new(
+                            Code::InvalidOption,
+                            span,
+                            "a handler cannot be both `broadcast` and `in_session`",
+                        )
+                        .with_label("conflicts with `broadcast`")
+                        .with_help("choose one delivery mode"),
                     );
                 }
                 model::EventMode::Broadcast
@@ -619,14 +749,18 @@ impl<'u, 'a> Cx<'u, 'a> {
             (false, false) => model::EventMode::Competing,
         };
         let max_attempts = opts.int("max_attempts", 1, 1_000_000, diags);
-        if let (Some(_), Some(span)) = (max_attempts, opts.span("max_attempts")) {
-            if mode != model::EventMode::Competing {
-                diags.push(
-                    Diagnostic::new(Code::InvalidOption, span, "`max_attempts` only applies to competing handlers")
-                        .with_label("ignored for broadcast and in-session handlers")
-                        .with_help("remove it, or remove `broadcast` / `in_session`"),
-                );
-            }
+        if let (Some(_), Some(span)) = (max_attempts, opts.span("max_attempts"))
+            && mode != model::EventMode::Competing
+        {
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidOption,
+                    span,
+                    "`max_attempts` only applies to competing handlers",
+                )
+                .with_label("ignored for broadcast and in-session handlers")
+                .with_help("remove it, or remove `broadcast` / `in_session`"),
+            );
         }
         let source = match &h.source {
             ast::EventSource::Config(key) => model::EventSource::Config(key.value.clone()),
@@ -641,35 +775,57 @@ impl<'u, 'a> Cx<'u, 'a> {
             docs: h.docs.clone(),
             source,
             mode,
-            max_attempts: max_attempts.and_then(|n| u32::try_from(n).ok()).unwrap_or(3),
+            max_attempts: max_attempts
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(3),
             include_headers: opts.flag("include_headers", diags).unwrap_or(false),
             span: h.span,
         }
     }
 
-    fn route(&self, h: &ast::Http, own: &model::Package, done: &[model::Package], diags: &mut Vec<Diagnostic>) -> model::HttpRoute {
+    fn route(
+        &self,
+        h: &ast::Http,
+        own: &model::Package,
+        done: &[model::Package],
+        diags: &mut Vec<Diagnostic>,
+    ) -> model::HttpRoute {
         let opts = Options::new(
             &h.options,
-            &["version", "summary", "description", "tags", "status", "exclude_from_docs"],
+            &[
+                "version",
+                "summary",
+                "description",
+                "tags",
+                "status",
+                "exclude_from_docs",
+            ],
             "an HTTP route",
             diags,
         );
         let mut errors = Vec::new();
         for raise in &h.raises {
-            let Some((error, default_status)) = self.error_ref(&raise.code, own, done, diags) else {
+            let Some((error, default_status)) = self.error_ref(&raise.code, own, done, diags)
+            else {
                 continue;
             };
             let status = match raise.status {
-                Some((n, span)) => match u16::try_from(n).ok().filter(|s| (100..=599).contains(s)) {
-                    Some(s) => Some(s),
-                    None => {
-                        diags.push(
-                            Diagnostic::new(Code::InvalidHttp, span, format!("`{n}` is not an HTTP status"))
+                Some((n, span)) => {
+                    match u16::try_from(n).ok().filter(|s| (100..=599).contains(s)) {
+                        Some(s) => Some(s),
+                        None => {
+                            diags.push(
+                                Diagnostic::new(
+                                    Code::InvalidHttp,
+                                    span,
+                                    format!("`{n}` is not an HTTP status"),
+                                )
                                 .with_label("must be between 100 and 599"),
-                        );
-                        continue;
+                            );
+                            continue;
+                        }
                     }
-                },
+                }
                 None => default_status,
             };
             match status {
@@ -719,7 +875,9 @@ impl<'u, 'a> Cx<'u, 'a> {
                 },
                 true,
             ),
-            ast::Schedule::EveryConfig(k) => (model::Schedule::IntervalConfig(k.value.clone()), true),
+            ast::Schedule::EveryConfig(k) => {
+                (model::Schedule::IntervalConfig(k.value.clone()), true)
+            }
             ast::Schedule::Cron(c) => (model::Schedule::Cron(c.value.clone()), false),
             ast::Schedule::CronConfig(k) => (model::Schedule::CronConfig(k.value.clone()), false),
         };

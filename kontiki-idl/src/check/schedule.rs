@@ -7,16 +7,24 @@ use crate::span::Span;
 /// Checks every task's schedule.
 pub(crate) fn check(file: &ast::File, diags: &mut Vec<Diagnostic>) {
     for item in &file.items {
-        let ast::Item::Service(svc) = item else { continue };
+        let ast::Item::Service(svc) = item else {
+            continue;
+        };
         for member in &svc.members {
-            let ast::Member::Task(task) = member else { continue };
+            let ast::Member::Task(task) = member else {
+                continue;
+            };
             match &task.schedule {
                 ast::Schedule::Every(lit) => {
                     if let Err((msg, help)) = parse_interval(&lit.value) {
                         diags.push(
-                            Diagnostic::new(Code::InvalidInterval, lit.span, format!("invalid interval `{}`: {msg}", lit.value))
-                                .with_label("not an interval")
-                                .with_help_opt(help),
+                            Diagnostic::new(
+                                Code::InvalidInterval,
+                                lit.span,
+                                format!("invalid interval `{}`: {msg}", lit.value),
+                            )
+                            .with_label("not an interval")
+                            .with_help_opt(help),
                         );
                     }
                 }
@@ -56,7 +64,9 @@ fn field_span(lit: &ast::StrLit, offset: usize, len: usize) -> Span {
 
 /// Parses `10s`, `5m`, `1h`, `2d` to seconds.
 pub(crate) fn parse_interval(text: &str) -> Result<u64, (String, Option<String>)> {
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (num, unit) = text.split_at(digits_end);
     let n: u64 = num
         .parse()
@@ -73,7 +83,8 @@ pub(crate) fn parse_interval(text: &str) -> Result<u64, (String, Option<String>)
             ));
         }
         other => {
-            let hint = did_you_mean(other, ["s", "m", "h", "d"]).unwrap_or_else(|| "units are `s`, `m`, `h` and `d`".into());
+            let hint = did_you_mean(other, ["s", "m", "h", "d"])
+                .unwrap_or_else(|| "units are `s`, `m`, `h` and `d`".into());
             return Err((format!("unknown unit `{other}`"), Some(hint)));
         }
     };
@@ -99,7 +110,9 @@ const FIELDS: [(&str, u32, u32); 5] = [
     ("month", 1, 12),
     ("day of week", 0, 7),
 ];
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 /// Validates a 5-field cron expression: `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`,
@@ -144,7 +157,14 @@ pub(crate) fn validate_cron(expr: &str) -> Result<(), CronError> {
     Ok(())
 }
 
-fn validate_field(field: &str, name: &str, min: u32, max: u32, names: &[&str], base: u32) -> Result<(), String> {
+fn validate_field(
+    field: &str,
+    name: &str,
+    min: u32,
+    max: u32,
+    names: &[&str],
+    base: u32,
+) -> Result<(), String> {
     for item in field.split(',') {
         if item.is_empty() {
             return Err(format!("empty item in the {name} field"));
@@ -158,7 +178,9 @@ fn validate_field(field: &str, name: &str, min: u32, max: u32, names: &[&str], b
                 .parse()
                 .map_err(|_| format!("step `{step}` in the {name} field is not a number"))?;
             if n == 0 || n > max {
-                return Err(format!("step `{step}` in the {name} field must be between 1 and {max}"));
+                return Err(format!(
+                    "step `{step}` in the {name} field must be between 1 and {max}"
+                ));
             }
         }
         if range == "*" {
@@ -167,7 +189,9 @@ fn validate_field(field: &str, name: &str, min: u32, max: u32, names: &[&str], b
         let value = |s: &str| -> Result<u32, String> {
             if let Ok(n) = s.parse::<u32>() {
                 if n < min || n > max {
-                    return Err(format!("{n} is out of range for the {name} field ({min}-{max})"));
+                    return Err(format!(
+                        "{n} is out of range for the {name} field ({min}-{max})"
+                    ));
                 }
                 return Ok(n);
             }
