@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod amqp;
+pub mod cli;
 pub mod config;
 mod error;
 pub mod flow;

@@ -753,6 +753,22 @@ struct ReplyHook {
 impl Hook for ReplyHook {
     fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            // Kontiki's Messenger declares both exchanges: they are not durable, so after a
+            // broker restart they exist only once some client declared them again.
+            for ex in [wire::EVENT_EXCHANGE, wire::RPC_EXCHANGE] {
+                link.publish
+                    .exchange_declare(
+                        ex.into(),
+                        lapin::ExchangeKind::Topic,
+                        lapin::options::ExchangeDeclareOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|source| Error::Amqp {
+                        operation: format!("declare exchange {ex}"),
+                        source,
+                    })?;
+            }
             let mut consumer = link
                 .publish
                 .basic_consume(

@@ -144,6 +144,7 @@ impl Context {
 pub struct Service {
     name: String,
     version: String,
+    registration_disabled: bool,
     rpcs: Vec<RpcEntrypoint>,
     delegates: Vec<Arc<dyn DynDelegate>>,
 }
@@ -247,6 +248,7 @@ impl Service {
             service: Service {
                 name: name.into(),
                 version: "1.0.0".to_owned(),
+                registration_disabled: false,
                 rpcs: Vec::new(),
                 delegates: Vec::new(),
             },
@@ -256,6 +258,18 @@ impl Service {
     /// The wire name (`kontiki.service_name` overrides it at start).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Sets the version reported to the registry (the runner passes its own).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Turns registration off whatever the config says (`--disable-service-registration`).
+    pub fn with_registration_disabled(mut self, disabled: bool) -> Self {
+        self.registration_disabled |= disabled;
+        self
     }
 
     /// Sets up delegates, connects, declares the topology, consumes, and starts delegates.
@@ -313,7 +327,13 @@ impl Service {
         } else {
             connector.start_background();
         }
-        tracing::info!(service = %container.identity.service_name, instance_id = %container.identity.instance_id, "service started");
+        tracing::info!(
+            service = %container.identity.service_name,
+            instance_id = %container.identity.instance_id,
+            version = %container.version,
+            registration = if self.registration_disabled || container.settings.registration.disable { "disabled" } else { "enabled" },
+            "service started"
+        );
 
         for d in &self.delegates {
             d.start(&container)

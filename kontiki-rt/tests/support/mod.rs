@@ -45,3 +45,137 @@ pub(crate) async fn messenger() -> kontiki_rt::Messenger {
         .await
         .unwrap_or_else(|e| panic!("{}", no_broker(e)))
 }
+
+/// A service binary running as a child process (killed when dropped).
+pub(crate) struct Proc {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) instance_id: String,
+    _config: tempfile::NamedTempFile,
+    pub(crate) stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Sends SIGTERM.
+    pub(crate) fn terminate(&self) {
+        let pid = self.child.id().expect("child still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Sends SIGKILL.
+    pub(crate) fn kill9(&self) {
+        let pid = self.child.id().expect("child still running");
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL {pid} failed");
+    }
+
+    /// The lines the process wrote to stderr so far.
+    pub(crate) fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+/// The path of an example binary of this package (cargo test builds examples).
+pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p kontiki-rt --examples`",
+        path.display()
+    );
+    path
+}
+
+/// Starts an example service with `config_yaml` and waits (at most 30 s) until it logs
+/// `service started`, reading its instance id from that line.
+pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
+    use std::io::Write as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let mut file = tempfile::NamedTempFile::new().expect("temp config");
+    file.write_all(config_yaml.as_bytes())
+        .expect("write config");
+    let mut child = tokio::process::Command::new(example_bin(example))
+        .arg("--config")
+        .arg(file.path())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn service");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        let mut reader = tokio::io::BufReader::new(stderr).lines();
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = reader.next_line().await {
+            if line.contains("service started")
+                && let Some(tx) = tx.take()
+            {
+                let iid = line
+                    .split("instance_id=")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(iid);
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let instance_id = match tokio::time::timeout(std::time::Duration::from_secs(30), rx).await {
+        Ok(Ok(iid)) => iid,
+        _ => panic!(
+            "{example} did not start; its log:\n{}",
+            lines.lock().unwrap().join("\n")
+        ),
+    };
+    Proc {
+        child,
+        instance_id,
+        _config: file,
+        stderr: lines,
+    }
+}
+
+/// Runs `rabbitmqctl ARGS` (the broker tests that restart the broker need it and root).
+pub(crate) fn rabbitmqctl(args: &[&str]) {
+    let bin = ["/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("rabbitmqctl");
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {bin}: {e}; broker-restart tests need rabbitmqctl on this machine")
+        });
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts the broker app again when dropped, so a failing restart test leaves it running.
+pub(crate) struct BrokerGuard;
+
+impl Drop for BrokerGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("/usr/sbin/rabbitmqctl")
+            .arg("start_app")
+            .output();
+    }
+}
