@@ -1,6 +1,8 @@
 //! Helpers shared by the broker tests: the broker URL and unique names.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub(crate) mod py;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The broker every test talks to: `KONTIKI_AMQP_URL`, or the local default.

@@ -1,0 +1,163 @@
+//! The Python side of the interop tests: the venv with the real `kontiki==2.3.2`, the
+//! `proto_svc.py` service and the `probe.py` client (see tests/py/README.md).
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// Python's stderr goes to the test output only with `KONTIKI_TEST_PY_LOGS=1` (it is chatty).
+fn py_stderr() -> std::process::Stdio {
+    if std::env::var_os("KONTIKI_TEST_PY_LOGS").is_some() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
+}
+
+fn py_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
+}
+
+/// The venv's python: `KONTIKI_PY`, else made (or reused) by scripts/python-env.sh.
+pub(crate) fn python() -> PathBuf {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        if let Ok(p) = std::env::var("KONTIKI_PY") {
+            return PathBuf::from(p);
+        }
+        let out = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/python-env.sh"))
+            .output()
+            .expect("run scripts/python-env.sh");
+        assert!(
+            out.status.success(),
+            "the interop tests need the Python venv with kontiki==2.3.2; scripts/python-env.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_owned();
+        PathBuf::from(path)
+    })
+    .clone()
+}
+
+/// Reads lines until one starts with `READY`, at most 60 s.
+async fn wait_ready(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> Vec<String> {
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not print READY within 60 s"))
+        .expect("read stdout")
+        .unwrap_or_else(|| panic!("{what} exited before READY (rerun with KONTIKI_TEST_PY_LOGS=1 to see its log)"));
+    assert!(
+        line.starts_with("READY"),
+        "{what} printed {line:?} instead of READY"
+    );
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+/// `proto_svc.py` running under a name of the test's choosing.
+pub(crate) struct PyService {
+    pub(crate) child: Child,
+    pub(crate) service_name: String,
+    pub(crate) instance_id: String,
+    _config: tempfile::NamedTempFile,
+}
+
+impl PyService {
+    /// Starts proto-svc as `service_name` with registration disabled, plus `extra_yaml` lines
+    /// (top-level keys), and waits until it consumes.
+    pub(crate) async fn start(service_name: &str, extra_yaml: &str) -> PyService {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new().expect("temp config");
+        write!(
+            file,
+            "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n  heartbeat:\n    interval: 2\n  registration:\n    delay: 1\n    disable: true\n  shutdown:\n    grace_seconds: 2\n{extra_yaml}",
+            super::amqp_url()
+        )
+        .expect("write config");
+        let mut child = Command::new(python())
+            .arg(py_dir().join("proto_svc.py"))
+            .arg("--config")
+            .arg(file.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(py_stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn proto_svc.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = wait_ready(&mut lines, "proto_svc.py").await;
+        PyService {
+            child,
+            service_name: ready[0].clone(),
+            instance_id: ready[1].clone(),
+            _config: file,
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub(crate) async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}
+
+/// `probe.py`: a Python Kontiki client driven by JSON lines.
+pub(crate) struct Probe {
+    _child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    pub(crate) instance_id: String,
+}
+
+impl Probe {
+    pub(crate) async fn start() -> Probe {
+        let mut child = Command::new(python())
+            .arg(py_dir().join("probe.py"))
+            .arg("--url")
+            .arg(super::amqp_url())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(py_stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn probe.py");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = wait_ready(&mut lines, "probe.py").await;
+        Probe {
+            _child: child,
+            stdin,
+            lines,
+            instance_id: ready.get(1).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Sends one command, returns its result line (at most 60 s).
+    pub(crate) async fn cmd(&mut self, cmd: Value) -> Value {
+        let mut line = serde_json::to_vec(&cmd).expect("json");
+        line.push(b'\n');
+        self.stdin.write_all(&line).await.expect("write to probe");
+        self.stdin.flush().await.expect("flush probe");
+        let out = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .expect("probe answers within 60 s")
+            .expect("read probe")
+            .expect("probe exited");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("probe printed {out:?}: {e}"))
+    }
+}
