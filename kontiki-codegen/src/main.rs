@@ -37,6 +37,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
         kontiki_idl::diagnostic::plain_handler()
     };
     let mut errors = 0usize;
+    let mut bad_files = 0usize;
     let mut counts = Counts::default();
     for file in files {
         match kontiki_idl::load(file) {
@@ -47,13 +48,14 @@ fn check(files: &[PathBuf]) -> ExitCode {
             }
             Err(e) => {
                 errors += e.diagnostics().len();
+                bad_files += 1;
                 eprint!("{}", e.render_with(&handler));
             }
         }
     }
     if errors > 0 {
         eprintln!(
-            "error: {errors} problem{} in {} file{}",
+            "error: {errors} problem{} in {bad_files} of {} file{} checked",
             plural(errors),
             files.len(),
             plural(files.len())
