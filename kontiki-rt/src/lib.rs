@@ -15,4 +15,6 @@ pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
 pub use rpc::{Call, HandlerError, RpcEntrypoint};
-pub use service::{Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal};
+pub use service::{
+    Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal,
+};

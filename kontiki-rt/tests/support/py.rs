@@ -57,7 +57,9 @@ async fn wait_ready(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> Ve
         .await
         .unwrap_or_else(|_| panic!("{what} did not print READY within 60 s"))
         .expect("read stdout")
-        .unwrap_or_else(|| panic!("{what} exited before READY (rerun with KONTIKI_TEST_PY_LOGS=1 to see its log)"));
+        .unwrap_or_else(|| {
+            panic!("{what} exited before READY (rerun with KONTIKI_TEST_PY_LOGS=1 to see its log)")
+        });
     assert!(
         line.starts_with("READY"),
         "{what} printed {line:?} instead of READY"
