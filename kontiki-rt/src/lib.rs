@@ -3,6 +3,8 @@
 
 mod amqp;
 pub mod cli;
+#[doc(hidden)]
+pub mod codegen;
 pub mod config;
 mod error;
 pub mod flow;
