@@ -203,6 +203,13 @@ class ProtoService:
         return json_safe(dict(_headers or {}))
 
     @rpc(include_headers=True)
+    async def hdrs_raw(self, _headers=None):
+        # Returns the header dict untouched: shows what Kontiki's serializer does with
+        # AMQP byte arrays (bytearray is not JSON-encodable for it -> no reply at all).
+        _rpc_record("hdrs_raw", (), {}, _headers)
+        return dict(_headers or {})
+
+    @rpc(include_headers=True)
     async def ret_none(self, _headers=None):
         _rpc_record("ret_none", (), {}, _headers)
         return None
