@@ -7,6 +7,8 @@ pub mod cli;
 pub mod codegen;
 pub mod config;
 mod error;
+pub mod event;
+mod failed;
 pub mod flow;
 mod messenger;
 pub mod rpc;
@@ -15,6 +17,8 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
+pub use event::{Event, EventEntrypoint, EventMode};
+pub use failed::{FailedMessage, FailedMessages};
 pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
 pub use rpc::{Call, HandlerError, RpcEntrypoint};
 pub use service::{

@@ -583,6 +583,11 @@ impl Messenger {
         h
     }
 
+    /// The live link, waiting for it up to the RPC timeout.
+    pub(crate) async fn link(&self) -> Result<Arc<Link>> {
+        self.inner.connector.link(self.inner.rpc_timeout).await
+    }
+
     /// Closes the connection when this Messenger owns it (stand-alone); a service's Messenger
     /// closes with the service.
     pub async fn close(&self) {

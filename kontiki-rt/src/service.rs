@@ -5,14 +5,17 @@
 use crate::amqp::{Connector, ConnectorOptions, Hook, Link};
 use crate::config::{Config, Settings};
 use crate::error::{BoxError, Error, Result};
+use crate::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
 use crate::messenger::{Identity, Messenger};
 use crate::rpc::{self, RpcEntrypoint};
 use crate::wire;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, ExchangeKind};
@@ -146,6 +149,7 @@ pub struct Service {
     version: String,
     registration_disabled: bool,
     rpcs: Vec<RpcEntrypoint>,
+    events: Vec<EventEntrypoint>,
     delegates: Vec<Arc<dyn DynDelegate>>,
 }
 
@@ -160,6 +164,14 @@ impl std::fmt::Debug for Service {
                     .rpcs
                     .iter()
                     .map(RpcEntrypoint::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "events",
+                &self
+                    .events
+                    .iter()
+                    .map(EventEntrypoint::name)
                     .collect::<Vec<_>>(),
             )
             .field(
@@ -189,6 +201,12 @@ impl ServiceBuilder {
         self
     }
 
+    /// Adds an event handler.
+    pub fn event(mut self, ep: EventEntrypoint) -> Self {
+        self.service.events.push(ep);
+        self
+    }
+
     /// Adds a delegate; keep a clone of the `Arc` to use it from handlers.
     pub fn delegate<D: Delegate>(mut self, delegate: Arc<D>) -> Self {
         self.service.delegates.push(delegate);
@@ -213,6 +231,32 @@ impl ServiceBuilder {
                     "rpc `{}` is declared twice",
                     ep.name
                 )));
+            }
+        }
+        let mut handlers = BTreeSet::new();
+        for ep in &s.events {
+            if !handlers.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "event handler `{}` is declared twice",
+                    ep.name
+                )));
+            }
+            if ep.max_attempts == Some(0) {
+                return Err(Error::Definition(format!(
+                    "event handler `{}`: max_attempts must be at least 1",
+                    ep.name
+                )));
+            }
+            if let EventSource::Types(types) = &ep.source {
+                if types.is_empty() {
+                    return Err(Error::Definition(format!(
+                        "event handler `{}` handles no event type",
+                        ep.name
+                    )));
+                }
+                for t in types {
+                    check_word(t, "event type")?;
+                }
             }
         }
         Ok(self.service)
@@ -250,6 +294,7 @@ impl Service {
                 version: "1.0.0".to_owned(),
                 registration_disabled: false,
                 rpcs: Vec::new(),
+                events: Vec::new(),
                 delegates: Vec::new(),
             },
         }
@@ -311,9 +356,11 @@ impl Service {
                 })?;
         }
 
+        let event_queues = plan_event_queues(&self.events, &container)?;
         let state = Arc::new(ServeState {
             container: container.clone(),
             rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
+            event_queues,
             session_rpc: Arc::new(session_open_entrypoint()),
             shutting_down: AtomicBool::new(false),
             tracker: TaskTracker::new(),
@@ -366,6 +413,7 @@ struct ServeState {
     container: Arc<Container>,
     rpcs: Vec<Arc<RpcEntrypoint>>,
     session_rpc: Arc<RpcEntrypoint>,
+    event_queues: Vec<Arc<EventQueue>>,
     shutting_down: AtomicBool,
     tracker: TaskTracker,
     /// Consumer tags on the current link, to cancel at shutdown.
@@ -511,13 +559,104 @@ impl Hook for ServeHook {
                         .await
                         .map_err(amqp(format!("consume {queue}")))?;
                     lock(&self.state.consumers).push((link.clone(), consumer.tag()));
-                    tokio::spawn(consume_rpc(
+                    tokio::spawn(consume(
                         self.state.clone(),
-                        ep.clone(),
+                        Dispatch::Rpc(ep.clone()),
                         link.clone(),
                         consumer,
                     ));
                 }
+            }
+            if self
+                .state
+                .event_queues
+                .iter()
+                .any(|q| matches!(q.kind, EventQueueKind::Competing { .. }))
+            {
+                ch.exchange_declare(
+                    wire::FAILED_EXCHANGE.into(),
+                    ExchangeKind::Direct,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp(format!("declare exchange {}", wire::FAILED_EXCHANGE)))?;
+            }
+            for plan in &self.state.event_queues {
+                let q = short(&plan.queue)?;
+                let (options, args) = match &plan.kind {
+                    EventQueueKind::Competing { args, failed_queue } => {
+                        let fq = short(failed_queue)?;
+                        ch.queue_declare(
+                            fq.clone(),
+                            QueueDeclareOptions {
+                                durable: true,
+                                ..Default::default()
+                            },
+                            event::failed_queue_args(),
+                        )
+                        .await
+                        .map_err(amqp(format!("declare queue {failed_queue}")))?;
+                        ch.queue_bind(
+                            fq.clone(),
+                            wire::FAILED_EXCHANGE.into(),
+                            fq,
+                            QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(amqp(format!("bind queue {failed_queue}")))?;
+                        let durable = QueueDeclareOptions {
+                            durable: true,
+                            ..Default::default()
+                        };
+                        (durable, args.clone())
+                    }
+                    EventQueueKind::Instance => {
+                        let exclusive = QueueDeclareOptions {
+                            exclusive: true,
+                            auto_delete: true,
+                            ..Default::default()
+                        };
+                        (exclusive, FieldTable::default())
+                    }
+                };
+                ch.queue_declare(q.clone(), options, args)
+                    .await
+                    .map_err(amqp(format!("declare queue {}", plan.queue)))?;
+                for route in &plan.routes {
+                    ch.queue_bind(
+                        q.clone(),
+                        wire::EVENT_EXCHANGE.into(),
+                        short(&route.binding_key)?,
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!(
+                        "bind queue {} to {}",
+                        plan.queue, route.binding_key
+                    )))?;
+                }
+                let consumer = ch
+                    .basic_consume(
+                        q,
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("consume {}", plan.queue)))?;
+                lock(&self.state.consumers).push((link.clone(), consumer.tag()));
+                tokio::spawn(consume(
+                    self.state.clone(),
+                    Dispatch::Events(plan.clone()),
+                    link.clone(),
+                    consumer,
+                ));
             }
             Ok(())
         })
@@ -528,9 +667,16 @@ impl Hook for ServeHook {
     }
 }
 
-async fn consume_rpc(
+/// What a consumer hands its deliveries to.
+#[derive(Clone)]
+enum Dispatch {
+    Rpc(Arc<RpcEntrypoint>),
+    Events(Arc<EventQueue>),
+}
+
+async fn consume(
     state: Arc<ServeState>,
-    ep: Arc<RpcEntrypoint>,
+    dispatch: Dispatch,
     link: Arc<Link>,
     mut consumer: lapin::Consumer,
 ) {
@@ -554,11 +700,21 @@ async fn consume_rpc(
             continue;
         }
         let state2 = state.clone();
-        let ep = ep.clone();
         let link = link.clone();
-        state
-            .tracker
-            .spawn(async move { handle_rpc(state2, ep, link, delivery).await });
+        match &dispatch {
+            Dispatch::Rpc(ep) => {
+                let ep = ep.clone();
+                state
+                    .tracker
+                    .spawn(async move { handle_rpc(state2, ep, link, delivery).await });
+            }
+            Dispatch::Events(queue) => {
+                let queue = queue.clone();
+                state
+                    .tracker
+                    .spawn(async move { handle_event(state2, queue, delivery).await });
+            }
+        }
     }
     if !state.shutting_down.load(Ordering::SeqCst) && !link.is_broken() {
         tracing::warn!(queue = %consumer.queue(), "consumer ended unexpectedly; reconnecting");
@@ -570,7 +726,7 @@ async fn handle_rpc(
     state: Arc<ServeState>,
     ep: Arc<RpcEntrypoint>,
     link: Arc<Link>,
-    delivery: lapin::message::Delivery,
+    delivery: Delivery,
 ) {
     let props = &delivery.properties;
     let headers = props.headers().as_ref();
@@ -612,6 +768,157 @@ async fn handle_rpc(
         }
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn short(name: &str) -> Result<ShortString> {
+    ShortString::try_new(name).map_err(|_| Error::InvalidName {
+        name: name.to_owned(),
+        reason: "AMQP names may have at most 255 bytes".to_owned(),
+    })
+}
+
+/// One event queue of the service and the handlers its deliveries go to.
+struct EventQueue {
+    queue: String,
+    kind: EventQueueKind,
+    routes: Vec<EventRoute>,
+}
+
+enum EventQueueKind {
+    Competing {
+        args: FieldTable,
+        failed_queue: String,
+    },
+    /// Per-instance, exclusive, auto-delete (broadcast and in-session).
+    Instance,
+}
+
+struct EventRoute {
+    binding_key: String,
+    event_type: String,
+    ep: Arc<EventEntrypoint>,
+}
+
+/// Resolves event types (config keys too) into the queues Kontiki would declare.
+fn plan_event_queues(
+    events: &[EventEntrypoint],
+    container: &Container,
+) -> Result<Vec<Arc<EventQueue>>> {
+    let svc = &*container.identity.service_name;
+    let iid = &*container.identity.instance_id;
+    let mut plans: Vec<EventQueue> = Vec::new();
+    for ep in events {
+        let ep_arc = Arc::new(ep.clone());
+        let types = match &ep.source {
+            EventSource::Types(t) => t.clone(),
+            EventSource::Config(key) => container.config.event_types(key)?,
+        };
+        for event_type in types {
+            check_word(&event_type, "event type")?;
+            let (queue, binding_key, kind) = match ep.mode {
+                EventMode::Competing => {
+                    let attempts = ep
+                        .max_attempts
+                        .unwrap_or(container.settings.amqp.max_attempts);
+                    (
+                        event::competing_queue(svc, &event_type),
+                        event_type.clone(),
+                        EventQueueKind::Competing {
+                            args: event::competing_queue_args(svc, &event_type, attempts),
+                            failed_queue: event::failed_queue(svc, &event_type),
+                        },
+                    )
+                }
+                EventMode::Broadcast => (
+                    event::instance_queue(svc, &event_type, iid),
+                    event_type.clone(),
+                    EventQueueKind::Instance,
+                ),
+                EventMode::InSession => (
+                    event::instance_queue(svc, &event_type, iid),
+                    format!("{event_type}.{iid}"),
+                    EventQueueKind::Instance,
+                ),
+            };
+            let route = EventRoute {
+                binding_key,
+                event_type,
+                ep: ep_arc.clone(),
+            };
+            match plans.iter_mut().find(|p| p.queue == queue) {
+                Some(plan) => {
+                    if let Some(other) = plan
+                        .routes
+                        .iter()
+                        .find(|r| r.binding_key == route.binding_key)
+                    {
+                        return Err(Error::Definition(format!(
+                            "event `{}` is handled twice in {} mode (by `{}` and `{}`)",
+                            route.event_type,
+                            ep.mode.as_str(),
+                            other.ep.name,
+                            ep.name
+                        )));
+                    }
+                    plan.routes.push(route);
+                }
+                None => plans.push(EventQueue {
+                    queue,
+                    kind,
+                    routes: vec![route],
+                }),
+            }
+        }
+    }
+    Ok(plans.into_iter().map(Arc::new).collect())
+}
+
+async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: Delivery) {
+    let headers = delivery.properties.headers().as_ref();
+    let key = delivery.routing_key.as_str();
+    let Some(route) = queue
+        .routes
+        .iter()
+        .find(|r| r.binding_key == key)
+        .or_else(|| queue.routes.first())
+    else {
+        return;
+    };
+    let span = tracing::info_span!(
+        "event",
+        service = %state.container.identity.service_name,
+        handler = %route.ep.name,
+        event_type = %route.event_type,
+        flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
+    );
+    async {
+        let context = Context {
+            container: state.container.clone(),
+        };
+        let outcome = event::serve(
+            &route.ep,
+            &route.event_type,
+            &delivery.data,
+            headers,
+            delivery.redelivered,
+            context,
+        )
+        .await;
+        let result = match outcome {
+            Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+            Outcome::Reject { requeue } => {
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue })
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
         }
     }
     .instrument(span)

@@ -365,12 +365,17 @@ pub fn json_to_amqp(v: &Value) -> AMQPValue {
         Value::Bool(b) => AMQPValue::Boolean(*b),
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
+                // pamqp's `table_integer`: b, s, u, I, i, l by range.
                 if let Ok(x) = i8::try_from(i) {
                     AMQPValue::ShortShortInt(x)
                 } else if let Ok(x) = i16::try_from(i) {
                     AMQPValue::ShortInt(x)
+                } else if let Ok(x) = u16::try_from(i) {
+                    AMQPValue::ShortUInt(x)
                 } else if let Ok(x) = i32::try_from(i) {
                     AMQPValue::LongInt(x)
+                } else if let Ok(x) = u32::try_from(i) {
+                    AMQPValue::LongUInt(x)
                 } else {
                     AMQPValue::LongLongInt(i)
                 }

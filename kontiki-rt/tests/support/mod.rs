@@ -181,3 +181,60 @@ impl Drop for BrokerGuard {
             .output();
     }
 }
+
+/// Collects what handlers saw, and lets a test wait (bounded) until enough arrived.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    items: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Recorder {
+    pub(crate) fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::default())
+    }
+
+    pub(crate) fn record(&self, who: &str, what: serde_json::Value) {
+        self.items.lock().unwrap().push((who.to_owned(), what));
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn items(&self) -> Vec<(String, serde_json::Value)> {
+        self.items.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` items were recorded; panics after `secs` seconds.
+    pub(crate) async fn wait_for(&self, n: usize, secs: u64) -> Vec<(String, serde_json::Value)> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let notified = self.changed.notified();
+            let items = self.items();
+            if items.len() >= n {
+                return items;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "waited {secs} s for {n} items, got {}: {items:?}",
+                    items.len()
+                );
+            }
+        }
+    }
+}
+
+/// Deletes queues a test left on the broker (durable ones outlive the test otherwise).
+pub(crate) async fn delete_queues(names: &[String]) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect for cleanup");
+    for name in names {
+        let ch = conn.create_channel().await.expect("channel");
+        let _ = ch
+            .queue_delete(
+                name.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(200, "cleanup".into()).await;
+}
