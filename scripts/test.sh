@@ -73,6 +73,23 @@ run_tests() {
 : > "$LOG_DIR/summary-lines"
 
 step "broker (RabbitMQ answers)" broker_ensure || { summary; exit 1; }
+
+# A vhost of its own per run, when the broker is local and we may administer it: every queue a
+# test leaves behind goes away with it. KONTIKI_TEST_VHOST=0 (or an explicit non-default
+# KONTIKI_AMQP_URL) uses the URL as given.
+make_test_vhost() {
+  local vhost="kontiki-test-$$"
+  broker_sudo rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || return 1
+  broker_sudo rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*" >/dev/null 2>&1 || return 1
+  TEST_VHOST="$vhost"
+  trap 'broker_sudo rabbitmqctl -q delete_vhost "$TEST_VHOST" >/dev/null 2>&1 || true' EXIT
+  export KONTIKI_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$vhost"
+  echo "test.sh: using vhost $vhost (deleted at exit)"
+}
+if [[ "${KONTIKI_TEST_VHOST:-1}" != "0" && "$KONTIKI_AMQP_URL" == "amqp://guest:guest@127.0.0.1:5672/%2f" ]] \
+  && broker_is_local && broker_can_admin; then
+  make_test_vhost || echo "test.sh: could not create a test vhost; using $KONTIKI_AMQP_URL"
+fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked

@@ -163,3 +163,73 @@ impl Probe {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("probe printed {out:?}: {e}"))
     }
 }
+
+/// `tap.py`: every message on Kontiki's exchanges, with AMQP header types.
+pub(crate) struct Tap {
+    _child: Child,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Tap {
+    pub(crate) async fn start() -> Tap {
+        let mut child = Command::new(python())
+            .arg(py_dir().join("tap.py"))
+            .arg("--url")
+            .arg(super::amqp_url())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(py_stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tap.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        wait_ready(&mut lines, "tap.py").await;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (sink, notify) = (seen.clone(), changed.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().expect("tap lock").push(v);
+                    notify.notify_waiters();
+                }
+            }
+        });
+        Tap {
+            _child: child,
+            seen,
+            changed,
+        }
+    }
+
+    /// Waits (at most 30 s) until `n` tapped messages match `pred`; returns them.
+    pub(crate) async fn wait_for(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let notified = self.changed.notified();
+            let hits: Vec<Value> = self
+                .seen
+                .lock()
+                .expect("tap lock")
+                .iter()
+                .filter(|v| pred(v))
+                .cloned()
+                .collect();
+            if hits.len() >= n {
+                return hits;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "the tap saw {} of {n} expected messages: {hits:?}",
+                    hits.len()
+                );
+            }
+        }
+    }
+}
+
+/// The plain value of a tapped header (`{"type", "value"}` → value).
+pub(crate) fn tapped_header<'a>(msg: &'a Value, key: &str) -> Option<&'a Value> {
+    msg["headers"].get(key).map(|h| &h["value"])
+}
