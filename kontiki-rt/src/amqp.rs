@@ -40,6 +40,8 @@ pub(crate) struct Link {
     pub(crate) reply: Channel,
     /// Counts connections made by this connector, from 1.
     pub(crate) generation: u64,
+    /// When this connection was made.
+    pub(crate) connected_at: std::time::Instant,
     broken: CancellationToken,
 }
 
@@ -52,6 +54,12 @@ impl Link {
     /// Resolves once the link is broken.
     pub(crate) async fn broken(&self) {
         self.broken.cancelled().await;
+    }
+
+    /// True while this is a reconnection younger than `window`: consumers of other processes
+    /// may not have declared their bindings again yet.
+    pub(crate) fn recovering(&self, window: Duration) -> bool {
+        self.generation > 1 && self.connected_at.elapsed() < window
     }
 
     /// True once the link is broken.
@@ -308,6 +316,7 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
         consume,
         reply,
         generation,
+        connected_at: std::time::Instant::now(),
         broken,
     });
     let hooks: Vec<_> = inner

@@ -20,6 +20,11 @@ use tokio::sync::oneshot;
 /// RabbitMQ's direct reply-to pseudo queue: replies come straight to the calling channel.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
+/// How long after a reconnection an unroutable event is taken for subscribers that have not
+/// bound their queues again yet (their exchange is not durable, so a broker restart drops the
+/// bindings until each consumer declares them again).
+const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
+
 /// Who sends: written into the `service_name`, `instance_id` and `host` headers.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -477,6 +482,12 @@ impl Messenger {
 
     /// Publishes with confirms on the publish channel; waits (bounded by the RPC timeout) for
     /// the connection while it recovers and publishes again when it dropped mid-way.
+    ///
+    /// Messages go out `mandatory`, as Kontiki's do. A message the broker returns as
+    /// unroutable is an error when the caller asked for `mandatory`; otherwise it means no
+    /// queue subscribes to it, which is normal for an event, except in the first moments of a
+    /// reconnection, when subscribers may not have bound their queues again yet: then it is
+    /// published again until they have (bounded by the same wait).
     pub(crate) async fn publish_confirmed(
         &self,
         exchange: &str,
@@ -488,6 +499,7 @@ impl Messenger {
         let wait = self.inner.rpc_timeout;
         let deadline = tokio::time::Instant::now() + wait;
         let rk = routing_key_short(routing_key)?;
+        let mut backoff = Duration::from_millis(20);
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             let link = self
@@ -505,7 +517,7 @@ impl Messenger {
                     exchange.into(),
                     rk.clone(),
                     BasicPublishOptions {
-                        mandatory,
+                        mandatory: true,
                         immediate: false,
                     },
                     body,
@@ -519,10 +531,31 @@ impl Messenger {
             match confirmation {
                 Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => return Ok(()),
                 Ok(Confirmation::Ack(Some(_))) => {
-                    return Err(Error::Unroutable {
+                    let unroutable = || Error::Unroutable {
                         exchange: exchange.to_owned(),
                         routing_key: routing_key.to_owned(),
-                    });
+                    };
+                    if mandatory {
+                        return Err(unroutable());
+                    }
+                    if !link.recovering(RECOVERY_WINDOW) {
+                        tracing::debug!(
+                            exchange,
+                            routing_key,
+                            "no queue subscribes to this message"
+                        );
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() + backoff >= deadline {
+                        tracing::warn!(
+                            exchange,
+                            routing_key,
+                            "still unroutable after the reconnection wait"
+                        );
+                        return Err(unroutable());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
                 Ok(Confirmation::Nack(_)) => {
                     return Err(Error::Nacked {
