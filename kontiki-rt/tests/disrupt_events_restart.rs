@@ -110,7 +110,7 @@ async fn confirmed_events_survive_a_broker_restart() {
         }
     }
     svc.shutdown().await;
-    let h = handled.lock().unwrap();
+    let h = handled.lock().unwrap().clone();
     let duplicates: u32 = h.values().map(|c| c - 1).sum();
     println!(
         "sent {}, confirmed {}, failed {}, handled {} distinct, duplicates {duplicates}, lost 0; restart after {at} sends; publishing took {publish_time:?}",
