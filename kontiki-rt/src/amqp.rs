@@ -25,6 +25,8 @@ pub(crate) struct ConnectorOptions {
     pub(crate) connect_timeout: Duration,
     /// `basic.qos` of the consumer channel, per consumer (Kontiki: `max_pending_messages`).
     pub(crate) prefetch: u16,
+    /// CA and client certificate for `amqps://`.
+    pub(crate) tls: Option<crate::tls::TlsFiles>,
 }
 
 /// One live connection and its channels. Replaced as a whole on reconnect.
@@ -248,19 +250,25 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     let url = redact_url(&opts.url);
     let props =
         ConnectionProperties::default().with_connection_name(opts.connection_name.as_str().into());
-    let conn =
-        match tokio::time::timeout(opts.connect_timeout, Connection::connect(&opts.url, props))
-            .await
-        {
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    url,
-                    timeout: opts.connect_timeout,
-                });
+    let connect = async {
+        match &opts.tls {
+            None => Connection::connect(&opts.url, props).await,
+            Some(tls) => {
+                let runtime = lapin::runtime::default_runtime()?;
+                Connection::connect_with_config(&opts.url, props, tls.to_lapin(), runtime).await
             }
-            Ok(Err(source)) => return Err(Error::Connect { url, source }),
-            Ok(Ok(conn)) => conn,
-        };
+        }
+    };
+    let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
+        Err(_) => {
+            return Err(Error::ConnectTimeout {
+                url,
+                timeout: opts.connect_timeout,
+            });
+        }
+        Ok(Err(source)) => return Err(Error::Connect { url, source }),
+        Ok(Ok(conn)) => conn,
+    };
     let broken = CancellationToken::new();
     // Any connection-level error (the broker closing us, a socket error, a missed heartbeat)
     // breaks the link.

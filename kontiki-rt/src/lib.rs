@@ -13,6 +13,7 @@ pub mod flow;
 mod messenger;
 pub mod rpc;
 mod service;
+mod tls;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Settings, get_parameter};

@@ -191,6 +191,7 @@ impl MessengerBuilder {
             connection_name: format!("{} {}", identity.service_name, identity.instance_id),
             connect_timeout: self.connect_timeout,
             prefetch: 0,
+            tls: None,
         });
         let messenger =
             Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);

@@ -326,11 +326,13 @@ impl Service {
             .unwrap_or_else(|| self.name.clone());
         check_word(&name, "service name")?;
         let identity = Identity::new(name.as_str());
+        let tls = crate::tls::TlsFiles::load(&settings.amqp.tls)?;
         let connector = Connector::new(ConnectorOptions {
-            url: settings.amqp.url.clone(),
+            url: crate::tls::tls_url(&settings.amqp.url, tls.is_some()),
             connection_name: format!("{name} {}", identity.instance_id),
             connect_timeout: settings.amqp.connect_timeout,
             prefetch: settings.amqp.max_pending_messages,
+            tls,
         });
         let messenger = Messenger::on_connector(
             connector.clone(),
@@ -369,7 +371,11 @@ impl Service {
         connector.add_hook(Arc::new(ServeHook {
             state: state.clone(),
         }));
-        if container.settings.amqp.required {
+        if container.settings.amqp.disable {
+            // `kontiki.amqp.disable`: no broker at all; the messenger fails at once.
+            tracing::info!("AMQP is disabled (kontiki.amqp.disable): no RPC, no events");
+            connector.close().await;
+        } else if container.settings.amqp.required {
             connector.start_required().await?;
         } else {
             connector.start_background();

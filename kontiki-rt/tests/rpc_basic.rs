@@ -395,3 +395,41 @@ async fn malformed_requests_get_an_error_reply() {
     svc.shutdown().await;
     conn.close(200, "".into()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_service_with_amqp_disabled_starts_without_a_broker() {
+    let config = kontiki_rt::Config::from_yaml_str(
+        "off.yaml",
+        "kontiki:\n  amqp:\n    url: \"amqp://guest:guest@127.0.0.1:1/%2f\"\n    disable: true\n",
+    )
+    .unwrap();
+    let svc = demo_service("amqp-off")
+        .start(config)
+        .await
+        .expect("starts without a broker");
+    let err = svc
+        .messenger()
+        .call("x", "y", vec![], Map::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_start_with_a_clear_error() {
+    let config = kontiki_rt::Config::from_yaml_str(
+        "bad.yaml",
+        "kontiki:\n  amqp:\n    url: \"amqp://guest:guest@127.0.0.1:1/%2f\"\n    connect_timeout: 2\n",
+    )
+    .unwrap();
+    let err = demo_service("amqp-bad").start(config).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("could not connect to the broker at amqp://guest:***@127.0.0.1:1/%2f")
+            || text.starts_with(
+                "connecting to the broker at amqp://guest:***@127.0.0.1:1/%2f timed out"
+            ),
+        "{text}"
+    );
+}
