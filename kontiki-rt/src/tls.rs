@@ -77,9 +77,11 @@ mod tests {
 
     #[test]
     fn unreadable_files_are_named() {
-        let mut s = TlsSettings::default();
-        s.enabled = true;
-        s.ca_cert = Some("/nonexistent/ca.pem".into());
+        let s = TlsSettings {
+            enabled: true,
+            ca_cert: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
         let e = TlsFiles::load(&s).unwrap_err().to_string();
         assert!(
             e.contains("kontiki.amqp.tls.ca_cert: cannot read /nonexistent/ca.pem"),
