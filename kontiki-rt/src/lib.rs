@@ -13,6 +13,7 @@ pub mod flow;
 mod messenger;
 pub mod rpc;
 mod service;
+pub mod task;
 mod tls;
 pub mod wire;
 
@@ -25,3 +26,4 @@ pub use rpc::{Call, HandlerError, RpcEntrypoint};
 pub use service::{
     Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal,
 };
+pub use task::{Schedule, TaskEntrypoint, TaskRun};

@@ -8,6 +8,7 @@ use crate::error::{BoxError, Error, Result};
 use crate::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
 use crate::messenger::{Identity, Messenger};
 use crate::rpc::{self, RpcEntrypoint};
+use crate::task::{self, Clock, SystemClock, TaskEntrypoint};
 use crate::wire;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
@@ -150,6 +152,8 @@ pub struct Service {
     registration_disabled: bool,
     rpcs: Vec<RpcEntrypoint>,
     events: Vec<EventEntrypoint>,
+    tasks: Vec<TaskEntrypoint>,
+    clock: Arc<dyn Clock>,
     delegates: Vec<Arc<dyn DynDelegate>>,
 }
 
@@ -207,6 +211,19 @@ impl ServiceBuilder {
         self
     }
 
+    /// Adds a periodic task.
+    pub fn task(mut self, ep: TaskEntrypoint) -> Self {
+        self.service.tasks.push(ep);
+        self
+    }
+
+    /// Replaces the clock tasks are scheduled by (tests drive cron schedules with
+    /// [`TokioClock`](crate::task::TokioClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.service.clock = clock;
+        self
+    }
+
     /// Adds a delegate; keep a clone of the `Arc` to use it from handlers.
     pub fn delegate<D: Delegate>(mut self, delegate: Arc<D>) -> Self {
         self.service.delegates.push(delegate);
@@ -232,6 +249,16 @@ impl ServiceBuilder {
                     ep.name
                 )));
             }
+        }
+        let mut tasks = BTreeSet::new();
+        for ep in &s.tasks {
+            if !tasks.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "task `{}` is declared twice",
+                    ep.name
+                )));
+            }
+            task::check(ep)?;
         }
         let mut handlers = BTreeSet::new();
         for ep in &s.events {
@@ -295,6 +322,8 @@ impl Service {
                 registration_disabled: false,
                 rpcs: Vec::new(),
                 events: Vec::new(),
+                tasks: Vec::new(),
+                clock: Arc::new(SystemClock),
                 delegates: Vec::new(),
             },
         }
@@ -359,12 +388,18 @@ impl Service {
         }
 
         let event_queues = plan_event_queues(&self.events, &container)?;
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|t| task::resolve(t, &container.config))
+            .collect::<Result<Vec<_>>>()?;
         let state = Arc::new(ServeState {
             container: container.clone(),
             rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
             event_queues,
             session_rpc: Arc::new(session_open_entrypoint()),
             shutting_down: AtomicBool::new(false),
+            stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
             consumers: Mutex::new(Vec::new()),
         });
@@ -387,6 +422,18 @@ impl Service {
             registration = if self.registration_disabled || container.settings.registration.disable { "disabled" } else { "enabled" },
             "service started"
         );
+
+        for t in tasks {
+            tracing::debug!(task = t.name(), "starting task loop");
+            state.tracker.spawn(task::run_loop(
+                t,
+                Context {
+                    container: container.clone(),
+                },
+                self.clock.clone(),
+                state.stop.clone(),
+            ));
+        }
 
         for d in &self.delegates {
             d.start(&container)
@@ -421,6 +468,8 @@ struct ServeState {
     session_rpc: Arc<RpcEntrypoint>,
     event_queues: Vec<Arc<EventQueue>>,
     shutting_down: AtomicBool,
+    /// Cancelled at shutdown: task loops stop starting runs.
+    stop: CancellationToken,
     tracker: TaskTracker,
     /// Consumer tags on the current link, to cancel at shutdown.
     consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
@@ -463,6 +512,7 @@ impl RunningService {
     pub async fn shutdown(self) {
         let state = &self.state;
         state.shutting_down.store(true, Ordering::SeqCst);
+        state.stop.cancel();
         let consumers: Vec<_> = std::mem::take(&mut *lock(&state.consumers));
         for (link, tag) in consumers {
             if !link.is_broken() {
