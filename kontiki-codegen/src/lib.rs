@@ -1,2 +1,258 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod error;
+mod files;
+mod model;
+mod openapi;
+mod opts;
+mod render;
+mod rust;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use kontiki_idl::model::{Model, Package};
+
+pub use error::{Error, Result};
+pub use files::Files;
+pub use opts::Opts;
+
+/// Generates Rust (and OpenAPI documents) for `files` and their imports into `OUT_DIR`, and
+/// tells cargo to rerun the build script when any of them changes.
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), kontiki_codegen::Error> {
+///     kontiki_codegen::compile(&["idl/compute.kontiki"])
+/// }
+/// ```
+pub fn compile(files: &[impl AsRef<Path>]) -> Result<()> {
+    configure().compile(files)
+}
+
+/// A [`Builder`] with default options: every service, server and client, into `OUT_DIR`.
+pub fn configure() -> Builder {
+    Builder {
+        opts: Opts::default(),
+        rerun_if_changed: true,
+    }
+}
+
+/// Options for [`compile`], set with chained calls.
+///
+/// ```no_run
+/// kontiki_codegen::configure()
+///     .client_only()
+///     .service("ComputeApi")
+///     .compile(&["idl/compute.kontiki"])
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    opts: Opts,
+    rerun_if_changed: bool,
+}
+
+impl Builder {
+    /// Writes into `dir` instead of `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.out = Some(dir.into());
+        self
+    }
+
+    /// Generates this service (identifier or wire name); call again for more. All by default.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.opts.services.push(name.into());
+        self
+    }
+
+    /// Generates the calling side only (types, clients, session handles, constants).
+    pub fn client_only(mut self) -> Self {
+        self.opts.client_only = true;
+        self.opts.server_only = false;
+        self
+    }
+
+    /// Generates the serving side only (types, traits, server adapters, publishers, constants).
+    pub fn server_only(mut self) -> Self {
+        self.opts.server_only = true;
+        self.opts.client_only = false;
+        self
+    }
+
+    /// Also writes `lib.rs` with one module per package.
+    pub fn lib(mut self, yes: bool) -> Self {
+        self.opts.lib = yes;
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` lines (default: yes).
+    pub fn emit_rerun_if_changed(mut self, yes: bool) -> Self {
+        self.rerun_if_changed = yes;
+        self
+    }
+
+    /// The options as set so far.
+    pub fn opts(&self) -> &Opts {
+        &self.opts
+    }
+
+    /// Generates and writes the files.
+    pub fn compile(self, files: &[impl AsRef<Path>]) -> Result<()> {
+        let out = match &self.opts.out {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("OUT_DIR")
+                .map(PathBuf::from)
+                .ok_or(Error::NoOutDir)?,
+        };
+        let generated = generate(files, &self.opts);
+        if self.rerun_if_changed {
+            for f in files {
+                println!("cargo:rerun-if-changed={}", f.as_ref().display());
+            }
+        }
+        let generated = generated?;
+        if self.rerun_if_changed {
+            for input in &generated.inputs {
+                println!("cargo:rerun-if-changed={}", input.display());
+            }
+        }
+        generated.files.write(&out)?;
+        Ok(())
+    }
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Output {
+    /// The files, by path relative to the output directory: `<package>.rs`,
+    /// `openapi/<service wire name>.<version>.json`, and `lib.rs` when asked for.
+    pub files: Files,
+    /// Every `.kontiki` file read (the inputs and their imports).
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Generates the files for `files` and everything they import, in memory.
+pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
+    let mut models = Vec::new();
+    for f in files {
+        models.push(kontiki_idl::load(f.as_ref())?);
+    }
+    let mut packages: BTreeMap<String, (&Model, &Package)> = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for model in &models {
+        for pkg in &model.packages {
+            let path = PathBuf::from(&pkg.file);
+            if !inputs.contains(&path) {
+                inputs.push(path);
+            }
+            match packages.get(&pkg.name) {
+                Some((_, seen)) if seen.file != pkg.file => {
+                    return Err(Error::PackageConflict(pkg.name.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    packages.insert(pkg.name.clone(), (model, pkg));
+                }
+            }
+        }
+    }
+
+    let env = render::environment()?;
+    let mut out = Files::default();
+    let mut lib_packages = Vec::new();
+    for (name, (model, pkg)) in &packages {
+        let source = display_path(&pkg.file);
+        let mut docs_by_service = Vec::new();
+        for service in pkg.services.iter().filter(|s| opts.wants_service(s)) {
+            for doc in openapi::documents(model, pkg, service)? {
+                out.insert(doc.file.clone(), doc.json.clone());
+                docs_by_service.push((service.name.clone(), doc));
+            }
+        }
+        let consts = |s: &kontiki_idl::model::Service| -> Vec<model::OpenApiConst> {
+            docs_by_service
+                .iter()
+                .filter(|(n, _)| *n == s.name)
+                .map(|(_, d)| d.as_const())
+                .collect()
+        };
+        let view = model::file_view(model, pkg, source.clone(), opts, &consts);
+        let file = format!("{name}.rs");
+        let text = rust::package(&env, &file, &view)?;
+        out.insert(file, text);
+        let docs = if pkg.docs.is_empty() {
+            vec![format!("Generated from `{source}`.")]
+        } else {
+            model::docs(&pkg.docs)
+        };
+        lib_packages.push(minijinja::context! { name => name, docs => docs });
+    }
+    if opts.lib {
+        let mut sources: Vec<String> = files
+            .iter()
+            .map(|f| display_path(&f.as_ref().display().to_string()))
+            .collect();
+        sources.sort();
+        sources.dedup();
+        out.insert(
+            "lib.rs",
+            rust::lib(&env, minijinja::Value::from(lib_packages), &sources)?,
+        );
+    }
+    Ok(Output { files: out, inputs })
+}
+
+/// The OpenAPI documents of one service of `file` (identifier or wire name), by HTTP API
+/// version; empty when the service has no versioned, documented route.
+pub fn openapi(file: impl AsRef<Path>, service: &str) -> Result<BTreeMap<String, String>> {
+    let model = kontiki_idl::load(file.as_ref())?;
+    let root = model.root_package().ok_or_else(|| Error::UnknownService {
+        name: service.to_owned(),
+        known: Vec::new(),
+    })?;
+    let Some(svc) = root
+        .services
+        .iter()
+        .find(|s| s.name == service || s.wire_name == service)
+    else {
+        return Err(Error::UnknownService {
+            name: service.to_owned(),
+            known: root.services.iter().map(|s| s.name.clone()).collect(),
+        });
+    };
+    Ok(openapi::documents(&model, root, svc)?
+        .into_iter()
+        .map(|d| (d.version, d.json))
+        .collect())
+}
+
+/// A source path for headers: relative paths without leading `./` and `../`, absolute paths as
+/// their file name, so output does not depend on where the repository lives.
+fn display_path(file: &str) -> String {
+    let path = Path::new(file);
+    if path.is_absolute() {
+        return path
+            .file_name()
+            .map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
+    }
+    path.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_paths_do_not_depend_on_the_checkout() {
+        assert_eq!(display_path("../idl/a.kontiki"), "idl/a.kontiki");
+        assert_eq!(display_path("./idl/a.kontiki"), "idl/a.kontiki");
+        assert_eq!(display_path("/x/y/a.kontiki"), "a.kontiki");
+    }
+}

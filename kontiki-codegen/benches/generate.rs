@@ -1,0 +1,2 @@
+//! Placeholder until the generate benchmark lands.
+fn main() {}

@@ -1,0 +1,66 @@
+//! The minijinja environment: strict about undefined values, templates embedded in the binary.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::error::{Error, Result};
+
+/// The templates, by name; `templates/` is the only copy (this crate's `templates` is a symlink).
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "package.rs.jinja",
+        include_str!("../templates/package.rs.jinja"),
+    ),
+    (
+        "service.rs.jinja",
+        include_str!("../templates/service.rs.jinja"),
+    ),
+    ("lib.rs.jinja", include_str!("../templates/lib.rs.jinja")),
+];
+
+/// The environment every output is rendered with.
+pub(crate) fn environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .map_err(|source| Error::Template {
+                name: (*name).to_owned(),
+                source,
+            })?;
+    }
+    env.add_filter("doc", doc);
+    env.add_filter("rust_str", rust_str);
+    Ok(env)
+}
+
+/// Renders `name` with `ctx`.
+pub(crate) fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|source| Error::Template {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+/// Doc lines as `#[doc = " line"]` attributes (prettyplease prints them as `/// line`).
+fn doc(lines: Vec<String>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        let text = if line.is_empty() {
+            String::new()
+        } else {
+            format!(" {line}")
+        };
+        out.push_str(&format!("#[doc = {text:?}]\n"));
+    }
+    out
+}
+
+/// A Rust string literal.
+fn rust_str(s: String) -> String {
+    format!("{s:?}")
+}
