@@ -240,10 +240,21 @@ pub(crate) async fn serve(
     let on_error = Outcome::Reject {
         requeue: ep.mode == EventMode::Competing,
     };
+    let ctx = FlowContext::inbound(
+        EntrypointKind::Event,
+        event_type,
+        wire::header_text(headers, "flow_id"),
+        wire::header_text(headers, "hop_id"),
+    );
     let payload: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(handler = %ep.name, error = %e, "event payload is not JSON; rejecting it");
+            context.container().report_uncaught(
+                &ctx,
+                "InvalidPayload",
+                &format!("event payload is not JSON: {e}"),
+            );
             return on_error;
         }
     };
@@ -252,12 +263,8 @@ pub(crate) async fn serve(
     } else {
         None
     };
-    let ctx = FlowContext::inbound(
-        EntrypointKind::Event,
-        event_type,
-        wire::header_text(headers, "flow_id"),
-        wire::header_text(headers, "hop_id"),
-    );
+    let reporter = context.clone();
+    let report_scope = ctx.clone();
     let event = Event {
         event_type: event_type.to_owned(),
         payload,
@@ -270,10 +277,19 @@ pub(crate) async fn serve(
         Ok(Ok(())) => Outcome::Ack,
         Ok(Err(e)) => {
             tracing::error!(handler = %ep.name, error = %e, requeue = matches!(on_error, Outcome::Reject { requeue: true }), "event handler failed");
+            reporter.container().report_uncaught(
+                &report_scope,
+                "EventHandlerError",
+                &e.to_string(),
+            );
             on_error
         }
         Err(panic) => {
-            tracing::error!(handler = %ep.name, panic = %panic_message(&panic), "event handler panicked");
+            let msg = panic_message(&panic);
+            tracing::error!(handler = %ep.name, panic = %msg, "event handler panicked");
+            reporter
+                .container()
+                .report_uncaught(&report_scope, "Panic", &msg);
             on_error
         }
     }

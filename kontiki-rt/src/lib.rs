@@ -1,5 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+//!
+//! ## Cargo features
+//!
+//! | Feature | Default | Adds |
+//! |---|---|---|
+//! | `http` | on | HTTP entrypoints (Kontiki's `@http`) on axum, OpenAPI documents and a vendored Swagger UI: `kontiki_rt::http`, `ServiceBuilder::http`, `ServiceBuilder::openapi` |
 
 mod amqp;
 pub mod cli;
@@ -10,8 +16,11 @@ mod error;
 pub mod event;
 mod failed;
 pub mod flow;
+#[cfg(feature = "http")]
+pub mod http;
 mod messenger;
 pub mod rpc;
+mod registry;
 mod service;
 pub mod task;
 mod tls;
@@ -21,7 +30,10 @@ pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use event::{Event, EventEntrypoint, EventMode};
 pub use failed::{FailedMessage, FailedMessages};
+#[cfg(feature = "http")]
+pub use http::{FieldError, HttpError, HttpRequest, HttpResponse, HttpRoute};
 pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
+pub use registry::Health;
 pub use rpc::{Call, HandlerError, RpcEntrypoint};
 pub use service::{
     Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal,

@@ -477,6 +477,7 @@ impl Messenger {
             &body,
             props,
             options.mandatory,
+            true,
         )
         .await
     }
@@ -496,6 +497,7 @@ impl Messenger {
         body: &[u8],
         props: BasicProperties,
         mandatory: bool,
+        retry_unroutable: bool,
     ) -> Result<()> {
         let wait = self.inner.rpc_timeout;
         let deadline = tokio::time::Instant::now() + wait;
@@ -539,7 +541,7 @@ impl Messenger {
                     if mandatory {
                         return Err(unroutable());
                     }
-                    if !link.recovering(RECOVERY_WINDOW) {
+                    if !retry_unroutable || !link.recovering(RECOVERY_WINDOW) {
                         tracing::debug!(
                             exchange,
                             routing_key,

@@ -246,6 +246,8 @@ pub(crate) async fn serve(
         wire::header_text(headers, "flow_id"),
         wire::header_text(headers, "hop_id"),
     );
+    let reporter = context.clone();
+    let report_scope = ctx.clone();
     let call = Call {
         args,
         kwargs,
@@ -258,11 +260,17 @@ pub(crate) async fn serve(
         Ok(Err(HandlerError::Client { code, message })) => Envelope::client_error(code, message),
         Ok(Err(HandlerError::Server { message, source })) => {
             tracing::error!(error = %message, source = ?source, "rpc handler failed");
+            reporter
+                .container()
+                .report_uncaught(&report_scope, "ServerError", &message);
             Envelope::server_error(message)
         }
         Err(panic) => {
             let what = panic_message(&panic);
             tracing::error!(panic = %what, "rpc handler panicked");
+            reporter
+                .container()
+                .report_uncaught(&report_scope, "Panic", &what);
             Envelope::server_error("internal error: the handler panicked")
         }
     }

@@ -7,6 +7,7 @@ use crate::config::{Config, Settings};
 use crate::error::{BoxError, Error, Result};
 use crate::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
 use crate::messenger::{Identity, Messenger};
+use crate::registry::{self, Health, HealthCheck, Registration, RegistryClient, RegistryHook};
 use crate::rpc::{self, RpcEntrypoint};
 use crate::task::{self, Clock, SystemClock, TaskEntrypoint};
 use crate::wire;
@@ -92,6 +93,7 @@ pub struct Container {
     identity: Identity,
     version: String,
     messenger: Messenger,
+    registry: std::sync::OnceLock<Arc<RegistryClient>>,
 }
 
 impl Container {
@@ -119,6 +121,40 @@ impl Container {
     pub fn messenger(&self) -> &Messenger {
         &self.messenger
     }
+
+    /// Reports an exception to the registry (`registry.exception`), with the running
+    /// handler's flow, hop, entrypoint and operation. Does nothing when registration is off.
+    pub fn report_exception(&self, exception_type: &str, message: &str) {
+        if let Some(r) = self.registry.get() {
+            r.report_exception(crate::flow::current().as_ref(), exception_type, message);
+        }
+    }
+
+    /// Sends a context record to the registry's timeline (`registry.context`), with the
+    /// running handler's flow. Does nothing when registration is off.
+    pub fn add_context(&self, context: serde_json::Value) {
+        if let Some(r) = self.registry.get() {
+            r.add_context(crate::flow::current().as_ref(), context);
+        }
+    }
+
+    /// Reports an uncaught handler error when `report_uncaught_exceptions` is on.
+    pub(crate) fn report_uncaught(
+        &self,
+        flow: &crate::flow::FlowContext,
+        exception_type: &str,
+        message: &str,
+    ) {
+        if let Some(r) = self.registry.get() {
+            r.report_uncaught(flow, exception_type, message);
+        }
+    }
+
+    /// The register body this instance sends (with its entrypoint catalogue), when
+    /// registration is on.
+    pub fn registration(&self) -> Option<&serde_json::Value> {
+        self.registry.get().map(|r| r.register_body())
+    }
 }
 
 /// A handler's view of its service (cheap to clone).
@@ -143,6 +179,12 @@ impl Context {
     pub fn flow_id(&self) -> Option<Arc<str>> {
         crate::flow::current_flow_id()
     }
+
+    /// A context on `container` (for entrypoint kinds outside this module).
+    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "used by the http module"))]
+    pub(crate) fn new(container: Arc<Container>) -> Context {
+        Context { container }
+    }
 }
 
 /// A service definition, built with [`Service::builder`].
@@ -154,7 +196,10 @@ pub struct Service {
     events: Vec<EventEntrypoint>,
     tasks: Vec<TaskEntrypoint>,
     clock: Arc<dyn Clock>,
+    health: Option<HealthCheck>,
     delegates: Vec<Arc<dyn DynDelegate>>,
+    #[cfg(feature = "http")]
+    http: crate::http::HttpDefs,
 }
 
 impl std::fmt::Debug for Service {
@@ -224,6 +269,35 @@ impl ServiceBuilder {
         self
     }
 
+    /// The degraded check, run before every heartbeat to the registry (Kontiki's
+    /// `@degraded_on`; async here).
+    pub fn health_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Health> + Send + 'static,
+    {
+        self.service.health = Some(registry::health_check(check));
+        self
+    }
+
+    /// Adds an HTTP route (Kontiki's `@http`).
+    #[cfg(feature = "http")]
+    pub fn http(mut self, route: crate::http::HttpRoute) -> Self {
+        self.service.http.routes.push(route);
+        self
+    }
+
+    /// Serves `document_json`, the OpenAPI document of API version `version`, with a Swagger
+    /// UI (`kontiki.http.documentation.*`).
+    #[cfg(feature = "http")]
+    pub fn openapi(mut self, version: impl Into<String>, document_json: impl Into<String>) -> Self {
+        self.service
+            .http
+            .documents
+            .push((version.into(), document_json.into()));
+        self
+    }
+
     /// Adds a delegate; keep a clone of the `Arc` to use it from handlers.
     pub fn delegate<D: Delegate>(mut self, delegate: Arc<D>) -> Self {
         self.service.delegates.push(delegate);
@@ -234,6 +308,8 @@ impl ServiceBuilder {
     pub fn build(self) -> Result<Service> {
         let s = &self.service;
         check_word(&s.name, "service name")?;
+        #[cfg(feature = "http")]
+        s.http.check()?;
         let mut seen = BTreeSet::new();
         for ep in &s.rpcs {
             check_word(&ep.name, "rpc name")?;
@@ -324,7 +400,10 @@ impl Service {
                 events: Vec::new(),
                 tasks: Vec::new(),
                 clock: Arc::new(SystemClock),
+                health: None,
                 delegates: Vec::new(),
+                #[cfg(feature = "http")]
+                http: Default::default(),
             },
         }
     }
@@ -375,6 +454,7 @@ impl Service {
             identity,
             version: self.version,
             messenger,
+            registry: std::sync::OnceLock::new(),
         });
 
         for d in &self.delegates {
@@ -406,6 +486,27 @@ impl Service {
         connector.add_hook(Arc::new(ServeHook {
             state: state.clone(),
         }));
+        let registration_on = !self.registration_disabled
+            && !container.settings.registration.disable
+            && !container.settings.amqp.disable;
+        if registration_on {
+            let reg = &container.settings.registration;
+            let client = Arc::new(RegistryClient::new(
+                container.messenger.clone(),
+                Registration {
+                    version: container.version.clone(),
+                    group: reg.group.clone(),
+                    heartbeat_interval: container.settings.heartbeat.interval,
+                    delay: reg.delay,
+                    report_uncaught: reg.report_uncaught_exceptions,
+                    entrypoints: catalogue(&state, &tasks),
+                    public: container.settings.public.clone(),
+                },
+                self.health.clone(),
+            ));
+            let _ = container.registry.set(client.clone());
+            connector.add_hook(Arc::new(RegistryHook { client }));
+        }
         if container.settings.amqp.disable {
             // `kontiki.amqp.disable`: no broker at all; the messenger fails at once.
             tracing::info!("AMQP is disabled (kontiki.amqp.disable): no RPC, no events");
@@ -415,6 +516,8 @@ impl Service {
         } else {
             connector.start_background();
         }
+        #[cfg(feature = "http")]
+        let http = crate::http::start(&self.http, &container).await?;
         tracing::info!(
             service = %container.identity.service_name,
             instance_id = %container.identity.instance_id,
@@ -423,6 +526,9 @@ impl Service {
             "service started"
         );
 
+        if let Some(client) = container.registry.get() {
+            state.tracker.spawn(client.clone().run(state.stop.clone()));
+        }
         for t in tasks {
             tracing::debug!(task = t.name(), "starting task loop");
             state.tracker.spawn(task::run_loop(
@@ -448,6 +554,8 @@ impl Service {
             state,
             connector,
             delegates: self.delegates,
+            #[cfg(feature = "http")]
+            http,
         })
     }
 }
@@ -480,6 +588,8 @@ pub struct RunningService {
     state: Arc<ServeState>,
     connector: Connector,
     delegates: Vec<Arc<dyn DynDelegate>>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpServer>,
 }
 
 impl std::fmt::Debug for RunningService {
@@ -506,12 +616,22 @@ impl RunningService {
         &self.state.container
     }
 
+    /// The address the HTTP server listens on, when it runs.
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(crate::http::HttpServer::local_addr)
+    }
+
     /// Graceful shutdown: stop accepting (consumers cancelled; deliveries that still arrive go
     /// back to the queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
     /// stop delegates, close. Unfinished deliveries are requeued by the broker.
     pub async fn shutdown(self) {
         let state = &self.state;
         state.shutting_down.store(true, Ordering::SeqCst);
+        #[cfg(feature = "http")]
+        if let Some(http) = &self.http {
+            http.stop_accepting();
+        }
         state.stop.cancel();
         let consumers: Vec<_> = std::mem::take(&mut *lock(&state.consumers));
         for (link, tag) in consumers {
@@ -522,13 +642,22 @@ impl RunningService {
                     .await;
             }
         }
+        if let Some(registry) = state.container.registry.get() {
+            registry.unregister().await;
+        }
         state.tracker.close();
         let grace = state.container.settings.shutdown.grace;
+        #[cfg(feature = "http")]
+        let deadline = tokio::time::Instant::now() + grace;
         if tokio::time::timeout(grace, state.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!(grace = ?grace, in_flight = state.tracker.len(), "grace period over; closing with handlers still running (their messages are requeued)");
+        }
+        #[cfg(feature = "http")]
+        if let Some(http) = self.http {
+            http.drain(deadline).await;
         }
         for d in self.delegates.iter().rev() {
             if let Err(e) = d.stop(&state.container).await {
@@ -828,6 +957,55 @@ async fn handle_rpc(
     }
     .instrument(span)
     .await;
+}
+
+/// The entrypoint catalogue of the register body (protocol §5.6): events, then RPCs, then
+/// HTTP routes, then tasks; by handler name within a kind; one entry per event type.
+fn catalogue(state: &ServeState, tasks: &[task::ResolvedTask]) -> Vec<Value> {
+    let max_attempts_default = state.container.settings.amqp.max_attempts;
+    let mut events: Vec<(String, String, Value)> = Vec::new();
+    for plan in &state.event_queues {
+        for route in &plan.routes {
+            let mut entry = serde_json::Map::new();
+            entry.insert("type".into(), Value::from("event"));
+            entry.insert("name".into(), Value::from(route.event_type.as_str()));
+            entry.insert("handler".into(), Value::from(route.ep.name.as_str()));
+            entry.insert("mode".into(), Value::from(route.ep.mode.as_str()));
+            if route.ep.mode == EventMode::Competing {
+                let attempts = route.ep.max_attempts.unwrap_or(max_attempts_default);
+                entry.insert("max_attempts".into(), Value::from(attempts));
+            }
+            events.push((
+                route.ep.name.clone(),
+                route.event_type.clone(),
+                Value::Object(entry),
+            ));
+        }
+    }
+    events.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut rpcs: Vec<(String, Value)> = state
+        .rpcs
+        .iter()
+        .map(|ep| {
+            let entry = serde_json::json!({"type": "rpc", "name": ep.name, "handler": ep.name});
+            (ep.name.clone(), entry)
+        })
+        .collect();
+    rpcs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut task_entries: Vec<(String, Value)> = tasks
+        .iter()
+        .map(|t| {
+            let entry = serde_json::json!({"type": "task", "handler": t.name(), "schedule": t.catalogue_schedule()});
+            (t.name().to_owned(), entry)
+        })
+        .collect();
+    task_entries.sort_by(|a, b| a.0.cmp(&b.0));
+    events
+        .into_iter()
+        .map(|e| e.2)
+        .chain(rpcs.into_iter().map(|e| e.1))
+        .chain(task_entries.into_iter().map(|e| e.1))
+        .collect()
 }
 
 fn short(name: &str) -> Result<ShortString> {

@@ -223,6 +223,15 @@ impl ResolvedTask {
     pub(crate) fn name(&self) -> &str {
         &self.ep.name
     }
+
+    /// The schedule as the registry catalogue shows it: seconds, or the cron string.
+    pub(crate) fn catalogue_schedule(&self) -> serde_json::Value {
+        match &self.when {
+            When::Every(d) if d.subsec_nanos() == 0 => serde_json::json!(d.as_secs()),
+            When::Every(d) => serde_json::json!(d.as_secs_f64()),
+            When::Cron(c, _) => serde_json::json!(c.pattern.to_string()),
+        }
+    }
 }
 
 /// The next cron time strictly after `after`, in the cron's time zone.
@@ -286,6 +295,7 @@ pub(crate) async fn run_loop(
 
 async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
     let scope = FlowContext::fresh(EntrypointKind::Task, task.ep.name.as_str());
+    let report_scope = scope.clone();
     let span = tracing::info_span!("task", task = %task.ep.name, flow_id = %scope.flow_id);
     let run = TaskRun {
         name: task.ep.name.clone(),
@@ -300,10 +310,16 @@ async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(task = %task.ep.name, error = %e, "task run failed; the next run is scheduled as usual");
+            context
+                .container()
+                .report_uncaught(&report_scope, "TaskError", &e.to_string());
         }
         Err(panic) => {
             let msg = panic_message(&panic);
             tracing::error!(task = %task.ep.name, panic = %msg, "task run panicked; the next run is scheduled as usual");
+            context
+                .container()
+                .report_uncaught(&report_scope, "Panic", &msg);
         }
     }
 }

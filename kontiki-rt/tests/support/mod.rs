@@ -83,8 +83,21 @@ impl Proc {
     }
 }
 
-/// The path of an example binary of this package (cargo test builds examples).
+/// The path of an example binary of this package. `cargo test` and nextest build examples
+/// with the tests; a single test target run (`cargo test --test x`) does not, so the example is
+/// built here (once per test process) to never run a stale binary.
 pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "kontiki-rt", "--example", name])
+            .status()
+            .expect("run cargo build for the example");
+        assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_owned());
+    }
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = dir.join("examples").join(name);

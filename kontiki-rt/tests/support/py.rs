@@ -233,3 +233,69 @@ impl Tap {
 pub(crate) fn tapped_header<'a>(msg: &'a Value, key: &str) -> Option<&'a Value> {
     msg["headers"].get(key).map(|h| &h["value"])
 }
+
+/// The real Python registry (`kontiki_registry` from kontiki 2.3.2).
+pub(crate) struct PyRegistry {
+    child: Child,
+    _config: tempfile::NamedTempFile,
+}
+
+impl PyRegistry {
+    /// Starts it and waits (bounded) until it answers `get_services`.
+    pub(crate) async fn start(m: &kontiki_rt::Messenger) -> PyRegistry {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new().expect("temp config");
+        write!(
+            file,
+            "kontiki:\n  amqp:\n    url: \"{}\"\n  http:\n    disable: true\n  shutdown:\n    grace_seconds: 1\n",
+            super::amqp_url()
+        )
+        .expect("write config");
+        let bin = python()
+            .parent()
+            .expect("venv bin")
+            .join("kontiki_registry");
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(file.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(py_stderr())
+            .stderr(py_stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn kontiki_registry");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = m
+                .call_with(
+                    "ServiceRegistry",
+                    "get_services",
+                    Default::default(),
+                    kontiki_rt::CallOptions::default().timeout(Duration::from_secs(2)),
+                )
+                .await;
+            if r.is_ok() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the Python registry did not answer within 60 s: {r:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        PyRegistry {
+            child,
+            _config: file,
+        }
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub(crate) async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}
