@@ -98,6 +98,15 @@ pub enum Error {
     /// The service definition is inconsistent (duplicate entrypoints, bad names).
     #[error("invalid service definition: {0}")]
     Definition(String),
+    /// The HTTP server could not listen on `kontiki.http.address` / `kontiki.http.port`.
+    #[error("could not listen for HTTP on {address}: {source}")]
+    HttpBind {
+        /// The address and port asked for.
+        address: String,
+        /// What the OS reported.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A boxed error from user code (delegates, handlers).
