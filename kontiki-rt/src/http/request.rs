@@ -118,31 +118,42 @@ where
 }
 
 /// JSON → `T`: syntax errors are 400, shape errors 422 with the path of the field.
+///
+/// A float with no fraction (`2.0`) is read as an integer first: JSON Schema's `integer`
+/// accepts it, and so does Kontiki's pydantic.
 pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
-    use serde_json::error::Category;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            return Err(match inner.classify() {
-                Category::Data => HttpError::invalid(
-                    "invalid request body",
-                    vec![FieldError::new(
-                        if path == "." { String::new() } else { path },
-                        strip_position(&inner),
-                    )],
-                ),
-                Category::Syntax | Category::Eof | Category::Io => {
-                    HttpError::BadRequest(format!("malformed JSON: {inner}"))
-                }
-            });
-        }
-    };
-    de.end()
+    let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| HttpError::BadRequest(format!("malformed JSON: {e}")))?;
-    Ok(value)
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize::<_, T>(&value).map_err(|e| {
+        let path = e.path().to_string();
+        HttpError::invalid(
+            "invalid request body",
+            vec![FieldError::new(
+                if path == "." { String::new() } else { path },
+                strip_position(e.inner()),
+            )],
+        )
+    })
+}
+
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // The bounds are exact powers of two, so the casts below are exact.
+                if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                    *n = (f as u64).into();
+                } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// serde_json's data errors end with ` at line L column C`, which says nothing once the path
@@ -190,6 +201,16 @@ mod tests {
             }
             other => panic!("expected a 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn integral_floats_fit_integer_fields() {
+        let order: Order = decode_json(br#"{"name": "a", "items": [{"qty": 2.0}]}"#).unwrap();
+        assert_eq!(order.items[0].qty, 2);
+        let e = decode_json::<Order>(br#"{"name": "a", "items": [{"qty": 2.5}]}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let big: serde_json::Value = decode_json(b"[1e300, -3.0, 0.5]").unwrap();
+        assert_eq!(big, serde_json::json!([1e300, -3, 0.5]));
     }
 
     #[test]
