@@ -245,8 +245,11 @@ async fn schemathesis_finds_no_server_error_and_no_contradiction() {
         "{} is missing: scripts/python-env.sh installs schemathesis from tests/py/requirements.txt",
         st.display()
     );
-    // Every check, a bounded number of examples, a fixed seed (CI reruns the same cases).
+    // Every check, a bounded number of examples, a fixed seed (CI reruns the same cases). It
+    // keeps a `.schemathesis/` cache in its working directory: a temporary one.
+    let workdir = tempfile::tempdir().expect("temp dir");
     let out = tokio::process::Command::new(&st)
+        .current_dir(workdir.path())
         .args(["run", &format!("{base}/api/v1/openapi.json")])
         .args(["--url", &base])
         .args(["--checks", "all"])
