@@ -132,6 +132,8 @@ struct Pending {
 struct Inner {
     connector: Connector,
     identity: Identity,
+    /// `service_name`, `instance_id`, `host`, built once.
+    identity_headers: FieldTable,
     rpc_timeout: Duration,
     pending: Mutex<HashMap<String, Pending>>,
     owns_connection: bool,
@@ -223,8 +225,19 @@ impl Messenger {
         rpc_timeout: Duration,
         owns_connection: bool,
     ) -> Self {
+        let mut identity_headers = FieldTable::default();
+        identity_headers.insert(
+            "service_name".into(),
+            wire::header_str(identity.service_name.as_bytes()),
+        );
+        identity_headers.insert(
+            "instance_id".into(),
+            wire::header_str(identity.instance_id.as_bytes()),
+        );
+        identity_headers.insert("host".into(), wire::header_str(identity.host.as_bytes()));
         let inner = Arc::new(Inner {
             connector: connector.clone(),
+            identity_headers,
             identity,
             rpc_timeout,
             pending: Mutex::new(HashMap::new()),
@@ -604,17 +617,8 @@ impl Messenger {
     }
 
     fn base_headers(&self) -> FieldTable {
-        let id = &self.inner.identity;
-        let mut h = FieldTable::default();
-        h.insert(
-            "service_name".into(),
-            wire::header_str(id.service_name.as_bytes()),
-        );
-        h.insert(
-            "instance_id".into(),
-            wire::header_str(id.instance_id.as_bytes()),
-        );
-        h.insert("host".into(), wire::header_str(id.host.as_bytes()));
+        // The identity headers are the same for every message: clone the prebuilt table.
+        let mut h = self.inner.identity_headers.clone();
         h.insert("timestamp".into(), wire::header_str(wire::timestamp_now()));
         h
     }

@@ -96,14 +96,28 @@ pub fn timestamp_now() -> String {
     format_timestamp(chrono::Utc::now())
 }
 
-/// Formats a UTC time the way Python's `isoformat()` does.
+/// Formats a UTC time the way Python's `isoformat()` does. Written digit by digit: it runs
+/// for every message sent, and chrono's format strings cost more than the rest of the headers.
 pub fn format_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Timelike as _;
-    if t.nanosecond() / 1000 == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    use chrono::{Datelike as _, Timelike as _};
+    use std::fmt::Write as _;
+    let micros = t.nanosecond() / 1000 % 1_000_000;
+    let mut out = String::with_capacity(32);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
     }
+    out.push_str("+00:00");
+    out
 }
 
 /// Kind of error in an RPC reply envelope.
