@@ -1,0 +1,144 @@
+//! A small HTTP service (no broker: `kontiki.amqp.disable`) with its OpenAPI document and
+//! Swagger UI, for `scripts/swagger-screenshot.sh` and `scripts/http-bench.sh`.
+//!
+//! Run with: `cargo run -p kontiki-rt --example http_demo -- 8080`, then open
+//! <http://127.0.0.1:8080/api/v1/docs>. It prints:
+//!
+//! ```text
+//! kontiki-rt http://127.0.0.1:8080
+//! ```
+//!
+//! With a second port (`-- 8080 8081`) it also serves a bare axum `GET /api/v1/health` there,
+//! the baseline of the benchmark, and prints `bare-axum http://127.0.0.1:8081`.
+
+use kontiki_rt::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method, StatusCode};
+use kontiki_rt::{BoxError, Config, Service};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Deserialize, Serialize)]
+struct NewItem {
+    name: String,
+    qty: u32,
+}
+
+const OPENAPI_V1: &str = r##"{
+  "openapi": "3.1.0",
+  "info": {"title": "http-demo", "description": "Replaced by kontiki.http.documentation", "version": "v1"},
+  "tags": [{"name": "ops"}, {"name": "items"}],
+  "paths": {
+    "/api/v1/health": {"get": {"tags": ["ops"], "summary": "health check", "operationId": "health",
+      "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
+    "/hello/{who}": {"get": {"tags": ["ops"], "summary": "say hello", "operationId": "hello",
+      "parameters": [{"name": "who", "in": "path", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "a greeting", "content": {"application/json": {"schema": {"type": "object", "properties": {"hello": {"type": "string"}}}}}}}}},
+    "/items": {"post": {"tags": ["items"], "summary": "create an item", "operationId": "create_item",
+      "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+      "responses": {
+        "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+        "409": {"description": "conflict happened", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "422": {"description": "the body does not fit NewItem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+    "/items/{id}": {"get": {"tags": ["items"], "summary": "get an item", "operationId": "get_item",
+      "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
+                     {"name": "deleted", "in": "query", "schema": {"type": "boolean", "default": false}}],
+      "responses": {"200": {"description": "the item", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+  },
+  "components": {"schemas": {
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "NewItem": {"type": "object", "required": ["name", "qty"], "properties": {"name": {"type": "string"}, "qty": {"type": "integer", "minimum": 0}}},
+    "Error": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"},
+      "errors": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}}}
+  }}
+}"##;
+
+fn service() -> Result<Service, BoxError> {
+    Ok(Service::builder("http-demo")
+        .http(
+            HttpRoute::new(
+                Method::GET,
+                "/api/v1/health",
+                |_req: HttpRequest| async move {
+                    Ok(HttpResponse::json(StatusCode::OK, &json!({"status": "ok"})))
+                },
+            )
+            .version("v1")
+            .name("health"),
+        )
+        .http(
+            HttpRoute::new(Method::GET, "/hello/{who}", |req: HttpRequest| async move {
+                let who: String = req.path_param("who")?;
+                Ok(HttpResponse::json(StatusCode::OK, &json!({ "hello": who })))
+            })
+            .version("v1")
+            .name("hello"),
+        )
+        .http(
+            HttpRoute::new(Method::POST, "/items", |req: HttpRequest| async move {
+                let item: NewItem = req.json_body()?;
+                if item.name == "conflict" {
+                    return Err(HttpError::mapped(StatusCode::CONFLICT, "conflict happened"));
+                }
+                Ok(HttpResponse::json(StatusCode::CREATED, &item))
+            })
+            .version("v1")
+            .name("create_item"),
+        )
+        .http(
+            HttpRoute::new(Method::GET, "/items/{id}", |req: HttpRequest| async move {
+                let id: u64 = req.path_param("id")?;
+                let deleted = req.query_opt::<bool>("deleted")?.unwrap_or(false);
+                Ok(HttpResponse::json(
+                    StatusCode::OK,
+                    &json!({ "id": id, "deleted": deleted }),
+                ))
+            })
+            .version("v1")
+            .name("get_item"),
+        )
+        .openapi("v1", OPENAPI_V1)
+        .build()?)
+}
+
+/// The baseline: the same health answer from a bare axum handler.
+async fn bare_axum(port: u16) -> Result<(), BoxError> {
+    let app = axum::Router::new().route(
+        "/api/v1/health",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"status":"ok"}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("bare-axum http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    kontiki_rt::cli::init_tracing();
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().map_or(Ok(8080), |p| p.parse())?;
+    let bare_port: Option<u16> = args.next().map(|p| p.parse()).transpose()?;
+    let config = Config::from_yaml_str(
+        "http-demo.yaml",
+        &format!(
+            "kontiki:\n  amqp:\n    disable: true\n  http:\n    address: 127.0.0.1\n    port: {port}\n    documentation:\n      title: kontiki-rs HTTP demo\n      description: Routes declared in the IDL, served by kontiki-rt on axum.\n"
+        ),
+    )?;
+    let running = service()?.start(config).await?;
+    let addr = running.http_addr().ok_or("HTTP did not start")?;
+    println!("kontiki-rt http://{addr}");
+    if let Some(bare) = bare_port {
+        tokio::spawn(async move {
+            if let Err(e) = bare_axum(bare).await {
+                eprintln!("bare axum server failed: {e}");
+            }
+        });
+    }
+    kontiki_rt::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
