@@ -93,3 +93,135 @@ async fn the_request_flow_crosses_into_events_and_rpcs() {
     );
     svc.shutdown().await;
 }
+
+/// A 500 (an unmapped error, a panic) is reported to the registry once, with the request's
+/// flow; a mapped error is an answer and is not reported.
+#[tokio::test]
+async fn unmapped_errors_and_panics_are_reported_to_the_registry() {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+
+    let name = support::unique("http-report");
+    // A tap on the registry's exchange, for this service's exception reports.
+    let conn = lapin::Connection::connect(&support::amqp_url(), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
+    let ch = conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        "registry_admin_exchange".into(),
+        lapin::ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.queue_bind(
+        q.name().clone(),
+        "registry_admin_exchange".into(),
+        "registry.exception".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut reports = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let svc = Service::builder(name.as_str())
+        .http(HttpRoute::new(
+            Method::GET,
+            "/fail/{how}",
+            |req: HttpRequest| async move {
+                match req.path_param::<String>("how")?.as_str() {
+                    "mapped" => Err(HttpError::mapped(StatusCode::CONFLICT, "taken")),
+                    "error" => Err(HttpError::internal("disk on fire")),
+                    _ => panic!("handler blew up"),
+                }
+            },
+        ))
+        .build()
+        .unwrap()
+        .start(
+            kontiki_rt::Config::from_yaml_str(
+                "report.yaml",
+                &format!(
+                    "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{}\"\n  registration:\n    delay: 0\n  http:\n    address: 127.0.0.1\n    port: 0\n",
+                    support::amqp_url()
+                ),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
+    let addr = svc.http_addr().unwrap();
+    let client = reqwest::Client::new();
+    let mut flows = Vec::new();
+    for how in ["mapped", "error", "panic"] {
+        let res = client
+            .get(format!("http://{addr}/fail/{how}"))
+            .send()
+            .await
+            .unwrap();
+        flows.push((
+            res.status().as_u16(),
+            res.headers()["flow_id"].to_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(
+        flows.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [409, 500, 500]
+    );
+
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), reports.next())
+            .await
+            .expect("two exception reports")
+            .expect("consumer open")
+            .expect("delivery");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        let body: Value = serde_json::from_slice(&delivery.data).unwrap();
+        if body["service_name"] == json!(name) {
+            got.push(body);
+        }
+    }
+    svc.shutdown().await;
+    // Reports are sent from spawned tasks: their order is not the requests' order.
+    got.sort_by_key(|r| r["exception_type"].as_str().unwrap_or_default().to_owned());
+    for (report, (kind, message, flow)) in got.iter().zip([
+        ("HttpHandlerError", "disk on fire", &flows[1].1),
+        ("Panic", "panicked: handler blew up", &flows[2].1),
+    ]) {
+        assert_eq!(report["exception_type"], json!(kind), "{report}");
+        assert!(
+            report["message"].as_str().unwrap().contains(message),
+            "{report}"
+        );
+        assert_eq!(report["flow_id"], json!(flow), "{report}");
+        assert_eq!(report["entrypoint"], json!("http"), "{report}");
+        assert_eq!(report["operation"], json!("GET /fail/{how}"), "{report}");
+    }
+}

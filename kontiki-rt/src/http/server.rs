@@ -330,19 +330,33 @@ async fn serve(route: Arc<Route>, req: Request) -> Response {
         entrypoint: EntrypointKind::Http,
         operation: route.operation.clone(),
     };
+    let report_scope = scope.clone();
     let handler = route.handler.clone();
     // The call itself is inside too: a handler may panic before returning its future.
     let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
-    match flow::scope(scope, run).await {
-        Ok(Ok(res)) => res.into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(panic) => HttpError::internal(format!(
-            "the handler of `{}` panicked: {}",
-            route.operation,
-            panic_message(&panic)
-        ))
-        .into_response(),
+    let (res, exception_type) = match flow::scope(scope, run).await {
+        Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
+        Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
+        Err(panic) => (
+            HttpError::internal(format!(
+                "the handler of `{}` panicked: {}",
+                route.operation,
+                panic_message(&panic)
+            ))
+            .into_response(),
+            "Panic",
+        ),
+    };
+    // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
+    // are answers, not failures. (The layer logs them.)
+    if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        route.context.container().report_uncaught(
+            &report_scope,
+            exception_type,
+            &ErrorChain(&***e).to_string(),
+        );
     }
+    res
 }
 
 /// The body, at most `limit` bytes: 413 over it.
