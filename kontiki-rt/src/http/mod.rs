@@ -19,7 +19,7 @@
 //! | [`HttpError::Mapped`] (an IDL error code mapped to a status) | the mapped one | `{"message": ...}` |
 //! | malformed JSON, [`HttpError::BadRequest`] | 400 | `{"message": ...}` |
 //! | a body, path or query parameter that does not fit its type | 422 | `{"message": ..., "errors": [{"path": ..., "message": ...}]}` |
-//! | [`HttpError::Internal`], a panic in the handler | 500 | `{"message": "internal server error"}` (the cause is logged once) |
+//! | [`HttpError::Internal`], a panic in the handler | 500 | `{"message": "internal server error"}` (the cause is logged once and reported to the registry) |
 //! | no such route / wrong method / body over `kontiki.http.max_body_bytes` | 404 / 405 / 413 | `{"message": ...}` |
 //!
 //! When `kontiki.http.documentation.enabled` (the default), each version given an OpenAPI
