@@ -87,6 +87,10 @@ pub(crate) enum State {
 
 struct Inner {
     opts: ConnectorOptions,
+    /// A second connection, made on first use, for operations that may fail with a channel
+    /// error (passive declares of queues that may not exist). lapin 4.12 can take a
+    /// broker-closed channel for a connection error, so they stay off the main connection.
+    side: tokio::sync::Mutex<Option<Connection>>,
     state: watch::Sender<State>,
     hooks: Mutex<Vec<Arc<dyn Hook>>>,
     shutdown: CancellationToken,
@@ -114,6 +118,7 @@ impl Connector {
         Self {
             inner: Arc::new(Inner {
                 opts,
+                side: tokio::sync::Mutex::new(None),
                 state,
                 hooks: Mutex::new(Vec::new()),
                 shutdown: CancellationToken::new(),
@@ -176,8 +181,50 @@ impl Connector {
         }
     }
 
+    /// A fresh channel on the side connection (see `Inner::side`), connecting it first when
+    /// needed.
+    pub(crate) async fn side_channel(&self) -> Result<Channel> {
+        let mut side = self.inner.side.lock().await;
+        let usable = side.as_ref().is_some_and(|c| c.status().connected());
+        if !usable {
+            let opts = &self.inner.opts;
+            let url = redact_url(&opts.url);
+            let props = ConnectionProperties::default()
+                .with_connection_name(format!("{} (ops)", opts.connection_name).as_str().into());
+            let connect = async {
+                match &opts.tls {
+                    None => Connection::connect(&opts.url, props).await,
+                    Some(tls) => {
+                        let runtime = lapin::runtime::default_runtime()?;
+                        Connection::connect_with_config(&opts.url, props, tls.to_lapin(), runtime)
+                            .await
+                    }
+                }
+            };
+            let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
+                Err(_) => {
+                    return Err(Error::ConnectTimeout {
+                        url,
+                        timeout: opts.connect_timeout,
+                    });
+                }
+                Ok(Err(source)) => return Err(Error::Connect { url, source }),
+                Ok(Ok(conn)) => conn,
+            };
+            *side = Some(conn);
+        }
+        let conn = side.as_ref().ok_or(Error::Closed)?;
+        conn.create_channel().await.map_err(|source| Error::Amqp {
+            operation: "open a channel on the side connection".to_owned(),
+            source,
+        })
+    }
+
     /// Closes the connection and stops reconnecting.
     pub(crate) async fn close(&self) {
+        if let Some(side) = self.inner.side.lock().await.take() {
+            let _ = side.close(200, "shutdown".into()).await;
+        }
         self.inner.shutdown.cancel();
         let link = match self.state() {
             State::Up(link) => Some(link),
@@ -274,10 +321,16 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     // breaks the link.
     let mut events = conn.events_listener();
     let watcher = broken.clone();
+    let status = conn.status().clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
+                    // Channel errors (a passive declare of a missing queue) come here too;
+                    // only a connection that is no longer connected breaks the link.
+                    Some(lapin::Event::Error(e)) if status.connected() => {
+                        tracing::debug!(error = %e, "channel error; the connection is still up");
+                    }
                     Some(lapin::Event::Error(e)) => {
                         tracing::debug!(error = %e, "connection error event");
                         watcher.cancel();

@@ -2,7 +2,6 @@
 //! deliveries, dead-lettered into `{service}.{event}.failed`. List, replay and drop them; the
 //! registry and the `kontiki` CLI use these.
 
-use crate::amqp::Link;
 use crate::error::{Error, Result};
 use crate::event;
 use crate::messenger::Messenger;
@@ -61,7 +60,7 @@ impl Messenger {
         limit: u32,
     ) -> Result<FailedMessages> {
         let queue = event::failed_queue(service, event);
-        let ch = self.ops_channel(&queue).await?;
+        let ch = self.ops_channel().await?;
         let count = passive_count(&ch, &queue).await?;
         let mut messages = Vec::new();
         let mut last_tag = None;
@@ -113,7 +112,7 @@ impl Messenger {
     pub async fn replay_failed(&self, service: &str, event: &str, count: u32) -> Result<u32> {
         let queue = event::failed_queue(service, event);
         let target = event::competing_queue(service, event);
-        let ch = self.ops_channel(&queue).await?;
+        let ch = self.ops_channel().await?;
         passive_count(&ch, &target).await?;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
@@ -171,7 +170,7 @@ impl Messenger {
     /// Removes up to `count` failed messages for good. Returns how many were dropped.
     pub async fn drop_failed(&self, service: &str, event: &str, count: u32) -> Result<u32> {
         let queue = event::failed_queue(service, event);
-        let ch = self.ops_channel(&queue).await?;
+        let ch = self.ops_channel().await?;
         passive_count(&ch, &queue).await?;
         let mut dropped = 0;
         while dropped < count {
@@ -193,12 +192,8 @@ impl Messenger {
 
     /// A channel of its own for an operation that may fail with a channel error (a missing
     /// queue closes the channel).
-    async fn ops_channel(&self, queue: &str) -> Result<Channel> {
-        let link: std::sync::Arc<Link> = self.link().await?;
-        link.conn
-            .create_channel()
-            .await
-            .map_err(amqp(queue, "open channel"))
+    async fn ops_channel(&self) -> Result<Channel> {
+        self.side_channel().await
     }
 }
 

@@ -17,6 +17,46 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// The longest a queue-existence check may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a request queue seen to exist is taken to exist.
+const ROUTE_CACHE: Duration = Duration::from_secs(10);
+
+/// Whether `queue` exists: `None` when it could not be checked. A passive declare of a
+/// missing queue closes its channel, so each check has a channel of its own, on the side
+/// connection.
+async fn queue_exists(connector: &Connector, queue: &str) -> Option<bool> {
+    let q = ShortString::try_new(queue).ok()?;
+    let probe = async {
+        let ch = connector.side_channel().await.ok()?;
+        let found = ch
+            .queue_declare(
+                q,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        Some((ch, found))
+    };
+    // Bounded: a check that cannot conclude says nothing, it never holds up a call.
+    let (ch, found) = tokio::time::timeout(PROBE_TIMEOUT, probe).await.ok()??;
+    // A failed passive declare has the broker close the channel already.
+    match found {
+        Ok(_) => {
+            let _ = ch.close(200, "probe done".into()).await;
+            Some(true)
+        }
+        Err(e) if e.to_string().contains("NOT_FOUND") => Some(false),
+        // An exclusive (per-instance) queue of another connection exists.
+        Err(e) if e.to_string().contains("RESOURCE_LOCKED") => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// RabbitMQ's direct reply-to pseudo queue: replies come straight to the calling channel.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -131,6 +171,8 @@ struct Pending {
 
 struct Inner {
     connector: Connector,
+    /// Request queues seen to exist, and when (see `check_route`).
+    routes: Mutex<HashMap<String, std::time::Instant>>,
     identity: Identity,
     /// `service_name`, `instance_id`, `host`, built once.
     identity_headers: FieldTable,
@@ -237,6 +279,7 @@ impl Messenger {
         identity_headers.insert("host".into(), wire::header_str(identity.host.as_bytes()));
         let inner = Arc::new(Inner {
             connector: connector.clone(),
+            routes: Mutex::new(HashMap::new()),
             identity_headers,
             identity,
             rpc_timeout,
@@ -361,8 +404,29 @@ impl Messenger {
         };
         let mut rx = rx;
         let mut confirm = Some(confirm);
+        // Beside the mandatory flag (which a catch-all binding, such as the Kontiki registry's
+        // `rpc_exchange` → `registry_event_exchange` `#`, defeats), check that the target queue
+        // exists; cached, so it costs a round trip once per method every few seconds.
+        let mut route = Box::pin(self.check_route(service, method, options.instance_id.as_deref()));
+        let mut route_pending = true;
+        // Set when the broker returned the request; the route check (still running, or done)
+        // then says which of unknown service and unknown method it is.
+        let mut returned = false;
         loop {
+            if returned && !route_pending {
+                drop(guard);
+                return Err(self
+                    .unroutable(service, method, options.instance_id.clone())
+                    .await);
+            }
             tokio::select! {
+                unknown = &mut route, if route_pending => {
+                    route_pending = false;
+                    if let Some(e) = unknown {
+                        drop(guard);
+                        return Err(e);
+                    }
+                }
                 reply = &mut rx => {
                     drop(guard);
                     return match reply {
@@ -375,10 +439,7 @@ impl Messenger {
                 confirmation = async { match confirm.as_mut() { Some(c) => c.await, None => std::future::pending().await } } => {
                     confirm = None;
                     match confirmation {
-                        Ok(Confirmation::Ack(Some(_returned))) => {
-                            drop(guard);
-                            return Err(self.unroutable(&link, service, method, options.instance_id.clone()).await);
-                        }
+                        Ok(Confirmation::Ack(Some(_returned))) => returned = true,
                         Ok(Confirmation::Nack(_)) => {
                             drop(guard);
                             return Err(RpcError::Transport(Error::Nacked {
@@ -400,37 +461,52 @@ impl Messenger {
         }
     }
 
+    /// `None` when the queue a request goes to exists (or cannot be checked), else the typed
+    /// error for a request nobody can take.
+    async fn check_route(
+        &self,
+        service: &str,
+        method: &str,
+        instance_id: Option<&str>,
+    ) -> Option<RpcError> {
+        let queue = match instance_id {
+            Some(iid) => wire::rpc_instance_queue(service, method, iid),
+            None => wire::rpc_queue(service, method),
+        };
+        if let Some(seen) = lock(&self.inner.routes).get(&queue)
+            && seen.elapsed() < ROUTE_CACHE
+        {
+            return None;
+        }
+        match queue_exists(&self.inner.connector, &queue).await {
+            Some(true) => {
+                let mut routes = lock(&self.inner.routes);
+                if routes.len() > 1024 {
+                    routes.retain(|_, seen| seen.elapsed() < ROUTE_CACHE);
+                }
+                routes.insert(queue, std::time::Instant::now());
+                None
+            }
+            Some(false) => Some(
+                self.unroutable(service, method, instance_id.map(str::to_owned))
+                    .await,
+            ),
+            None => None,
+        }
+    }
+
     /// Tells an unknown service from an unknown method: every Kontiki service has the
     /// session-open RPC queue.
     async fn unroutable(
         &self,
-        link: &Link,
         service: &str,
         method: &str,
         instance_id: Option<String>,
     ) -> RpcError {
         let probe_queue = wire::rpc_queue(service, wire::SESSION_OPEN_METHOD);
-        let service_exists = match link.conn.create_channel().await {
-            Ok(ch) => {
-                let exists = match ShortString::try_new(probe_queue) {
-                    Ok(q) => ch
-                        .queue_declare(
-                            q,
-                            QueueDeclareOptions {
-                                passive: true,
-                                ..Default::default()
-                            },
-                            FieldTable::default(),
-                        )
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                };
-                let _ = ch.close(200, "probe done".into()).await;
-                exists
-            }
-            Err(_) => false,
-        };
+        let service_exists = queue_exists(&self.inner.connector, &probe_queue)
+            .await
+            .unwrap_or(false);
         if service_exists || instance_id.is_some() {
             RpcError::UnknownMethod {
                 service: service.to_owned(),
@@ -623,9 +699,9 @@ impl Messenger {
         h
     }
 
-    /// The live link, waiting for it up to the RPC timeout.
-    pub(crate) async fn link(&self) -> Result<Arc<Link>> {
-        self.inner.connector.link(self.inner.rpc_timeout).await
+    /// A channel on the side connection, for operations that may fail with a channel error.
+    pub(crate) async fn side_channel(&self) -> Result<lapin::Channel> {
+        self.inner.connector.side_channel().await
     }
 
     /// Closes the connection when this Messenger owns it (stand-alone); a service's Messenger

@@ -181,7 +181,10 @@ impl Context {
     }
 
     /// A context on `container` (for entrypoint kinds outside this module).
-    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "used by the http module"))]
+    #[cfg_attr(
+        not(feature = "http"),
+        allow(dead_code, reason = "used by the http module")
+    )]
     pub(crate) fn new(container: Arc<Container>) -> Context {
         Context { container }
     }
@@ -499,7 +502,16 @@ impl Service {
                     heartbeat_interval: container.settings.heartbeat.interval,
                     delay: reg.delay,
                     report_uncaught: reg.report_uncaught_exceptions,
-                    entrypoints: catalogue(&state, &tasks),
+                    entrypoints: catalogue(&state, &tasks, {
+                        #[cfg(feature = "http")]
+                        {
+                            self.http.catalogue(&container)
+                        }
+                        #[cfg(not(feature = "http"))]
+                        {
+                            Vec::new()
+                        }
+                    }),
                     public: container.settings.public.clone(),
                 },
                 self.health.clone(),
@@ -961,7 +973,11 @@ async fn handle_rpc(
 
 /// The entrypoint catalogue of the register body (protocol §5.6): events, then RPCs, then
 /// HTTP routes, then tasks; by handler name within a kind; one entry per event type.
-fn catalogue(state: &ServeState, tasks: &[task::ResolvedTask]) -> Vec<Value> {
+fn catalogue(
+    state: &ServeState,
+    tasks: &[task::ResolvedTask],
+    mut http: Vec<(String, Value)>,
+) -> Vec<Value> {
     let max_attempts_default = state.container.settings.amqp.max_attempts;
     let mut events: Vec<(String, String, Value)> = Vec::new();
     for plan in &state.event_queues {
@@ -1004,6 +1020,10 @@ fn catalogue(state: &ServeState, tasks: &[task::ResolvedTask]) -> Vec<Value> {
         .into_iter()
         .map(|e| e.2)
         .chain(rpcs.into_iter().map(|e| e.1))
+        .chain({
+            http.sort_by(|a, b| a.0.cmp(&b.0));
+            http.into_iter().map(|e| e.1)
+        })
         .chain(task_entries.into_iter().map(|e| e.1))
         .collect()
 }

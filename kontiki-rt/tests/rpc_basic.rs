@@ -433,3 +433,62 @@ async fn an_unreachable_broker_fails_start_with_a_clear_error() {
         "{text}"
     );
 }
+
+/// With a catch-all binding on `rpc_exchange` (the Kontiki registry binds one to its timeline
+/// exchange), nothing is returned as unroutable; the route check still answers at once.
+#[tokio::test]
+async fn unknown_services_fail_fast_even_with_a_catch_all_binding() {
+    let conn = Connection::connect(&support::amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let tap = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    ch.queue_bind(
+        tap.name().clone(),
+        "rpc_exchange".into(),
+        "#".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let name = support::unique("rpc-catchall");
+    let svc = start(&name).await;
+    let m = support::messenger().await;
+    let started = Instant::now();
+    let err = m
+        .call(&support::unique("nobody"), "anything", vec![], Map::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::UnknownService { .. }), "{err}");
+    let err = m
+        .call(&name, "no_such_method", vec![], Map::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RpcError::UnknownMethod { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        m.call(&name, "double", vec![json!(4)], Map::new())
+            .await
+            .unwrap(),
+        json!(8)
+    );
+    svc.shutdown().await;
+    m.close().await;
+    conn.close(200, "".into()).await.unwrap();
+}

@@ -172,6 +172,37 @@ pub(crate) struct HttpDefs {
 }
 
 impl HttpDefs {
+    /// The routes as the registry catalogue lists them (protocol §5.6): `(handler, entry)`,
+    /// with config paths resolved; empty when the server is off.
+    pub(crate) fn catalogue(
+        &self,
+        container: &crate::Container,
+    ) -> Vec<(String, serde_json::Value)> {
+        if container.settings().http.disable {
+            return Vec::new();
+        }
+        self.routes
+            .iter()
+            .filter_map(|r| {
+                let path = match &r.path {
+                    RoutePath::Literal(p) => p.clone(),
+                    RoutePath::Config(key) => container.config().string(key).ok()?,
+                };
+                let handler = r
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {path}", r.method));
+                let entry = serde_json::json!({
+                    "type": "http",
+                    "method": r.method.as_str(),
+                    "path": path,
+                    "handler": handler,
+                });
+                Some((handler, entry))
+            })
+            .collect()
+    }
+
     /// Checks what needs no config: literal paths, duplicates, documents are JSON objects.
     pub(crate) fn check(&self) -> crate::Result<()> {
         let mut seen = std::collections::BTreeSet::new();
