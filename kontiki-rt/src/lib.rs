@@ -19,8 +19,8 @@ pub mod flow;
 #[cfg(feature = "http")]
 pub mod http;
 mod messenger;
-pub mod rpc;
 mod registry;
+pub mod rpc;
 mod service;
 pub mod task;
 mod tls;
