@@ -93,6 +93,8 @@ fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+# kontiki-rt's one optional feature (http): the crate must build without it too.
+step "kontiki-rt without default features" cargo check -p kontiki-rt --no-default-features --locked
 
 if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
   step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"
