@@ -19,6 +19,7 @@ pub mod flow;
 #[cfg(feature = "http")]
 pub mod http;
 mod messenger;
+pub mod queue;
 mod registry;
 pub mod rpc;
 mod service;
@@ -33,6 +34,7 @@ pub use failed::{FailedMessage, FailedMessages};
 #[cfg(feature = "http")]
 pub use http::{FieldError, HttpError, HttpRequest, HttpResponse, HttpRoute};
 pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
+pub use queue::{ExchangeType, QueueEntrypoint, RawMessage};
 pub use registry::Health;
 pub use rpc::{Call, HandlerError, RpcEntrypoint};
 pub use service::{

@@ -198,6 +198,7 @@ pub struct Service {
     rpcs: Vec<RpcEntrypoint>,
     events: Vec<EventEntrypoint>,
     tasks: Vec<TaskEntrypoint>,
+    queues: Vec<crate::queue::QueueEntrypoint>,
     clock: Arc<dyn Clock>,
     health: Option<HealthCheck>,
     delegates: Vec<Arc<dyn DynDelegate>>,
@@ -262,6 +263,12 @@ impl ServiceBuilder {
     /// Adds a periodic task.
     pub fn task(mut self, ep: TaskEntrypoint) -> Self {
         self.service.tasks.push(ep);
+        self
+    }
+
+    /// Adds a plain queue consumer (a queue that is not an RPC or event entrypoint).
+    pub fn queue(mut self, ep: crate::queue::QueueEntrypoint) -> Self {
+        self.service.queues.push(ep);
         self
     }
 
@@ -402,6 +409,7 @@ impl Service {
                 rpcs: Vec::new(),
                 events: Vec::new(),
                 tasks: Vec::new(),
+                queues: Vec::new(),
                 clock: Arc::new(SystemClock),
                 health: None,
                 delegates: Vec::new(),
@@ -481,6 +489,7 @@ impl Service {
             rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
             event_queues,
             session_rpc: Arc::new(session_open_entrypoint()),
+            queues: self.queues.into_iter().map(Arc::new).collect(),
             shutting_down: AtomicBool::new(false),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -587,6 +596,7 @@ struct ServeState {
     rpcs: Vec<Arc<RpcEntrypoint>>,
     session_rpc: Arc<RpcEntrypoint>,
     event_queues: Vec<Arc<EventQueue>>,
+    queues: Vec<Arc<crate::queue::QueueEntrypoint>>,
     shutting_down: AtomicBool,
     /// Cancelled at shutdown: task loops stop starting runs.
     stop: CancellationToken,
@@ -855,6 +865,25 @@ impl Hook for ServeHook {
                     consumer,
                 ));
             }
+            for ep in &self.state.queues {
+                let q = crate::queue::declare(ch, ep).await?;
+                let consumer = ch
+                    .basic_consume(
+                        q,
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("consume {}", ep.queue)))?;
+                lock(&self.state.consumers).push((link.clone(), consumer.tag()));
+                tokio::spawn(consume(
+                    self.state.clone(),
+                    Dispatch::Queue(ep.clone()),
+                    link.clone(),
+                    consumer,
+                ));
+            }
             Ok(())
         })
     }
@@ -869,6 +898,7 @@ impl Hook for ServeHook {
 enum Dispatch {
     Rpc(Arc<RpcEntrypoint>),
     Events(Arc<EventQueue>),
+    Queue(Arc<crate::queue::QueueEntrypoint>),
 }
 
 async fn consume(
@@ -910,6 +940,13 @@ async fn consume(
                 state
                     .tracker
                     .spawn(async move { handle_event(state2, queue, delivery).await });
+            }
+            Dispatch::Queue(ep) => {
+                let ep = ep.clone();
+                let context = Context::new(state2.container.clone());
+                state
+                    .tracker
+                    .spawn(crate::queue::handle(ep, context, delivery));
             }
         }
     }
