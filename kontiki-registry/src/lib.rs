@@ -1,0 +1,994 @@
+//! The Kontiki service registry, `ServiceRegistry`: a drop-in replacement for Python's
+//! `kontiki_registry` 2.3.2 that kontiki-tui 2.1.2 uses unchanged.
+//!
+//! It consumes the registry intake queues (`registry.register|unregister|heartbeat|exception|context.queue`)
+//! and the timeline queue (`event_tracker.queue`), keeps everything in memory, computes
+//! instance status (active / degraded / down after 3 × the heartbeat interval), publishes
+//! lifecycle events on `event_exchange`, and serves the RPCs and HTTP routes of the
+//! `registry.kontiki` contract through the generated [`service_registry::ServiceRegistry`]
+//! trait. See docs/registry.md.
+//!
+//! Better than Kontiki where its registry has known bugs, without changing the wire: the
+//! timeline and the exception list are bounded (oldest dropped first, counted); a non-JSON
+//! message in a failed queue is listed in Kontiki's bytes form instead of failing the listing;
+//! replay goes back to the failed queue's own service with its headers; instances that died
+//! without unregistering expire; a degraded heartbeat without a reason clears the old reason;
+//! `register_again` is sent after a short, configurable grace instead of 15 s.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use kontiki_generated::registry::{
+    Dropped, ExceptionRecord, FailedMessages, InstanceDeregistered, InstanceInfo,
+    InstanceRegistered, InstanceStatus, Registration, Replayed, Services, StatusChanged,
+    TimelineEntry, service_registry,
+};
+use kontiki_rt::{
+    Config, Context, ExchangeType, HandlerError, Messenger, QueueEntrypoint, RawMessage, Service,
+};
+use serde_json::{Map, Value};
+use service_registry::{
+    DropFailedMessagesError, GetEventsError, GetExceptionsError, GetFilteredEventsError,
+    GetFilteredExceptionsError, GetServicesError, HttpGetEventsError, HttpGetExceptionsError,
+    HttpGetFilteredEventsError, HttpGetFilteredExceptionsError, HttpGetServicesByStatusError,
+    HttpGetServicesError, HttpListInstancesError, ListFailedMessagesError, ListInstancesError,
+    LiveError, ReplayFailedMessagesError, ServiceRegistryPublisher,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use kontiki_generated::registry;
+
+/// Exchange the services send register / heartbeat / ... messages to.
+pub const ADMIN_EXCHANGE: &str = "registry_admin_exchange";
+/// Exchange the timeline queue reads (fed from `event_exchange` and `rpc_exchange`).
+pub const TIMELINE_EXCHANGE: &str = "registry_event_exchange";
+/// The timeline queue.
+pub const TIMELINE_QUEUE: &str = "event_tracker.queue";
+/// Event type of context records in the timeline.
+pub const CONTEXT_RECORDED: &str = "registry.context.recorded";
+
+/// The registry's settings (top-level `activity_tracker.*` and `registry.*` config keys).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RegistrySettings {
+    /// `activity_tracker.disable`: no timeline, no exception or context queues.
+    pub tracker_disabled: bool,
+    /// Retention of timeline entries and exception records (`activity_tracker.ttl_minutes`,
+    /// else `ttl_hours`, default 168 h); `None` when both are ≤ 0 (only the caps apply).
+    pub ttl: Option<Duration>,
+    /// `activity_tracker.cleanup_interval_seconds` (default 3600).
+    pub cleanup_interval: Duration,
+    /// `activity_tracker.max_events` (default 10000): timeline cap, oldest dropped first.
+    pub max_events: usize,
+    /// `activity_tracker.max_exceptions` (default 1000): exception cap, oldest dropped first.
+    pub max_exceptions: usize,
+    /// `activity_tracker.include_registry_calls` (default `false`): keep RPC requests made to
+    /// the registry itself (kontiki-tui polls it) in the timeline.
+    pub include_registry_calls: bool,
+    /// `registry.expire_after_seconds` (default 3600, 0 = never): an instance down for this
+    /// long is removed (and `registry.instance.deregistered` published).
+    pub expire_after: Option<Duration>,
+    /// `registry.register_again_grace_seconds` (default 2): heartbeats of unknown instances
+    /// received this soon after start are ignored (Kontiki: 15 s).
+    pub register_again_grace: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            tracker_disabled: false,
+            ttl: Some(Duration::from_secs(168 * 3600)),
+            cleanup_interval: Duration::from_secs(3600),
+            max_events: 10_000,
+            max_exceptions: 1_000,
+            include_registry_calls: false,
+            expire_after: Some(Duration::from_secs(3600)),
+            register_again_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RegistrySettings {
+    /// Reads the settings from a service config.
+    pub fn from_config(config: &Config) -> Result<Self, kontiki_rt::ConfigError> {
+        let d = Self::default();
+        let minutes: f64 = config.get_or("activity_tracker.ttl_minutes", 0.0)?;
+        let hours: f64 = config.get_or("activity_tracker.ttl_hours", 168.0)?;
+        let ttl = if minutes > 0.0 {
+            Some(Duration::from_secs_f64(minutes * 60.0))
+        } else if hours > 0.0 {
+            Some(Duration::from_secs_f64(hours * 3600.0))
+        } else {
+            None
+        };
+        let cleanup: f64 = config.get_or("activity_tracker.cleanup_interval_seconds", 3600.0)?;
+        let expire: f64 = config.get_or("registry.expire_after_seconds", 3600.0)?;
+        let grace: f64 = config.get_or("registry.register_again_grace_seconds", 2.0)?;
+        Ok(Self {
+            tracker_disabled: config.get_or("activity_tracker.disable", false)?,
+            ttl,
+            cleanup_interval: Duration::from_secs_f64(cleanup.max(1.0)),
+            max_events: config.get_or("activity_tracker.max_events", d.max_events)?,
+            max_exceptions: config.get_or("activity_tracker.max_exceptions", d.max_exceptions)?,
+            include_registry_calls: config
+                .get_or("activity_tracker.include_registry_calls", false)?,
+            expire_after: (expire > 0.0).then(|| Duration::from_secs_f64(expire)),
+            register_again_grace: Duration::from_secs_f64(grace.max(0.0)),
+        })
+    }
+}
+
+/// One registered instance.
+#[derive(Debug, Clone)]
+struct Instance {
+    metadata: Registration,
+    last_heartbeat: Option<DateTime<Utc>>,
+    last_seen: Option<Instant>,
+    registered_at: Instant,
+    degraded: bool,
+    reason: Option<String>,
+    tracked: InstanceStatus,
+}
+
+impl Instance {
+    fn timeout(&self) -> Duration {
+        let interval = self
+            .metadata
+            .heartbeat_interval
+            .filter(|i| i.is_finite() && *i > 0.0)
+            .unwrap_or(10.0);
+        Duration::from_secs_f64(interval * 3.0)
+    }
+
+    fn status(&self, now: Instant) -> InstanceStatus {
+        match self.last_seen {
+            Some(t) if now.duration_since(t) <= self.timeout() => {
+                if self.degraded {
+                    InstanceStatus::Degraded
+                } else {
+                    InstanceStatus::Active
+                }
+            }
+            _ => InstanceStatus::Down,
+        }
+    }
+
+    fn live(&self, now: Instant) -> bool {
+        self.status(now) != InstanceStatus::Down
+    }
+}
+
+/// A bounded list, oldest first.
+#[derive(Debug)]
+struct Bounded<T> {
+    items: VecDeque<T>,
+    dropped: u64,
+}
+
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
+        Self {
+            items: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+}
+
+impl<T> Bounded<T> {
+    fn push(&mut self, item: T, cap: usize, what: &str) {
+        if cap == 0 {
+            self.dropped += 1;
+            return;
+        }
+        while self.items.len() >= cap {
+            self.items.pop_front();
+            self.dropped += 1;
+            if self.dropped == 1 || self.dropped.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    cap,
+                    "{what} is full: dropping the oldest entries"
+                );
+            }
+        }
+        self.items.push_back(item);
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    services: BTreeMap<String, BTreeMap<String, Instance>>,
+    timeline: Bounded<TimelineEntry>,
+    exceptions: Bounded<ExceptionRecord>,
+    /// Last `register_again` sent per instance (at most one per grace period).
+    asked_again: HashMap<String, Instant>,
+    last_cleanup: Option<Instant>,
+}
+
+/// Counters of what the bounded lists dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DropCounts {
+    /// Timeline entries dropped (cap or retention).
+    pub events: u64,
+    /// Exception records dropped (cap or retention).
+    pub exceptions: u64,
+}
+
+/// The registry: state plus the generated trait's implementation.
+#[derive(Debug)]
+pub struct Registry {
+    settings: RegistrySettings,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+fn now_utc() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The typed registration of a register body, with Kontiki's defaults for missing fields.
+fn registration_from(body: &Map<String, Value>) -> Option<Registration> {
+    let service_name = text(body.get("service_name")).filter(|s| !s.is_empty())?;
+    let instance_id = text(body.get("instance_id")).filter(|s| !s.is_empty())?;
+    let group = text(body.get("group"))
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| "business".to_owned());
+    let entrypoints = body
+        .get("entrypoints")
+        .and_then(|e| serde_json::from_value::<Vec<BTreeMap<String, Value>>>(e.clone()).ok());
+    Some(Registration {
+        service_name,
+        instance_id,
+        pid: body.get("pid").and_then(Value::as_i64).unwrap_or(0),
+        host: text(body.get("host")).unwrap_or_default(),
+        service_version: text(body.get("service_version")).unwrap_or_else(|| "1.0.0".to_owned()),
+        kontiki_version: text(body.get("kontiki_version")).unwrap_or_default(),
+        heartbeat_interval: body.get("heartbeat_interval").and_then(Value::as_f64),
+        group,
+        entrypoints,
+        config: body
+            .get("config")
+            .filter(|c| c.as_object().is_some_and(|m| !m.is_empty()))
+            .cloned()
+            .unwrap_or(Value::Null),
+    })
+}
+
+fn parse_body(msg: &RawMessage) -> Result<Map<String, Value>, HandlerError> {
+    match serde_json::from_slice::<Value>(&msg.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(HandlerError::server(format!(
+            "{}: expected a JSON object, got {other}",
+            msg.routing_key
+        ))),
+        Err(e) => Err(HandlerError::server(format!(
+            "{}: body is not JSON: {e}",
+            msg.routing_key
+        ))),
+    }
+}
+
+fn matches(value: Option<&Value>, wanted: &str) -> bool {
+    match value {
+        Some(Value::String(s)) => s == wanted,
+        Some(Value::Null) | None => false,
+        Some(other) => serde_json::to_string(other).is_ok_and(|t| t == wanted),
+    }
+}
+
+fn parse_status(status: &str) -> Option<InstanceStatus> {
+    match status {
+        "active" => Some(InstanceStatus::Active),
+        "degraded" => Some(InstanceStatus::Degraded),
+        "down" => Some(InstanceStatus::Down),
+        _ => None,
+    }
+}
+
+/// Why a failed-message RPC cannot go ahead.
+struct Unavailable(String);
+
+impl Registry {
+    /// A registry with `settings`.
+    pub fn new(settings: RegistrySettings) -> Self {
+        Self {
+            settings,
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &RegistrySettings {
+        &self.settings
+    }
+
+    /// How many timeline entries and exception records were dropped so far.
+    pub fn dropped(&self) -> DropCounts {
+        let s = self.lock();
+        DropCounts {
+            events: s.timeline.dropped,
+            exceptions: s.exceptions.dropped,
+        }
+    }
+
+    /// `get_services(status)`.
+    pub fn services(&self, status: Option<InstanceStatus>) -> Services {
+        let now = Instant::now();
+        let s = self.lock();
+        let mut out = Services::new();
+        for (name, instances) in &s.services {
+            for (iid, inst) in instances {
+                let st = inst.status(now);
+                if status.is_some_and(|w| w != st) {
+                    continue;
+                }
+                out.entry(name.clone()).or_default().insert(
+                    iid.clone(),
+                    InstanceInfo {
+                        status: st,
+                        last_heartbeat: inst.last_heartbeat,
+                        degraded_reason: if inst.degraded {
+                            inst.reason.clone()
+                        } else {
+                            None
+                        },
+                        metadata: inst.metadata.clone(),
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// Sorted ids of the active or degraded instances of `service`.
+    pub fn live_instances(&self, service: &str) -> Vec<String> {
+        let now = Instant::now();
+        let s = self.lock();
+        s.services
+            .get(service)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, i)| i.live(now))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn check_competing(&self, service: &str, event: &str) -> Result<(), Unavailable> {
+        let now = Instant::now();
+        let s = self.lock();
+        let declared = s.services.get(service).is_some_and(|m| {
+            m.values().filter(|i| i.live(now)).any(|i| {
+                i.metadata.entrypoints.iter().flatten().any(|e| {
+                    matches(e.get("type"), "event")
+                        && matches(e.get("name"), event)
+                        && matches(e.get("mode"), "competing")
+                })
+            })
+        });
+        if declared {
+            Ok(())
+        } else {
+            Err(Unavailable(format!(
+                "No live instance of {service} declares competing event {event}"
+            )))
+        }
+    }
+
+    fn events_where(&self, field: Option<(&str, &str)>) -> Vec<TimelineEntry> {
+        self.cleanup_if_due();
+        let s = self.lock();
+        s.timeline
+            .items
+            .iter()
+            .filter(|e| field.is_none_or(|(f, v)| matches(e.get(f), v)))
+            .cloned()
+            .collect()
+    }
+
+    fn exceptions_where(&self, field: Option<(&str, &str)>) -> Vec<ExceptionRecord> {
+        self.cleanup_if_due();
+        let s = self.lock();
+        s.exceptions
+            .items
+            .iter()
+            .filter(|e| {
+                field.is_none_or(|(f, v)| {
+                    let j = serde_json::to_value(e).unwrap_or(Value::Null);
+                    matches(j.get(f), v)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Removes timeline entries and exception records older than the TTL (or with no
+    /// readable timestamp), from the oldest, stopping at the first fresh one.
+    pub fn cleanup(&self) {
+        let Some(ttl) = self.settings.ttl else {
+            return;
+        };
+        let Ok(ttl) = chrono::Duration::from_std(ttl) else {
+            return;
+        };
+        let cutoff = Utc::now() - ttl;
+        let fresh = |ts: Option<&Value>| {
+            ts.and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t >= cutoff)
+        };
+        let mut s = self.lock();
+        while s
+            .timeline
+            .items
+            .front()
+            .is_some_and(|e| !fresh(e.get("timestamp")))
+        {
+            s.timeline.items.pop_front();
+            s.timeline.dropped += 1;
+        }
+        while s
+            .exceptions
+            .items
+            .front()
+            .is_some_and(|e| e.timestamp < cutoff)
+        {
+            s.exceptions.items.pop_front();
+            s.exceptions.dropped += 1;
+        }
+        s.last_cleanup = Some(Instant::now());
+    }
+
+    fn cleanup_if_due(&self) {
+        let due = {
+            let s = self.lock();
+            s.last_cleanup
+                .is_none_or(|t| t.elapsed() >= self.settings.cleanup_interval)
+        };
+        if due {
+            self.cleanup();
+        }
+    }
+
+    // --- intake -------------------------------------------------------------------------
+
+    async fn on_register(&self, msg: RawMessage) -> Result<(), HandlerError> {
+        let body = parse_body(&msg)?;
+        let reg = registration_from(&body).ok_or_else(|| {
+            HandlerError::server("registry.register without service_name / instance_id")
+        })?;
+        let (name, iid) = (reg.service_name.clone(), reg.instance_id.clone());
+        {
+            let mut s = self.lock();
+            let previous = s
+                .services
+                .get(&name)
+                .and_then(|m| m.get(&iid))
+                .map(|i| (i.last_heartbeat, i.last_seen, i.degraded, i.reason.clone()));
+            let (last_heartbeat, last_seen, degraded, reason) =
+                previous.unwrap_or((None, None, false, None));
+            s.asked_again.remove(&iid);
+            s.services.entry(name.clone()).or_default().insert(
+                iid.clone(),
+                Instance {
+                    metadata: reg.clone(),
+                    last_heartbeat,
+                    last_seen,
+                    registered_at: Instant::now(),
+                    degraded,
+                    reason,
+                    tracked: InstanceStatus::Down,
+                },
+            );
+        }
+        tracing::info!(service = %name, instance_id = %iid, "instance registered");
+        let event = InstanceRegistered {
+            service_name: reg.service_name,
+            instance_id: reg.instance_id,
+            host: reg.host,
+            pid: reg.pid,
+            service_version: reg.service_version,
+            kontiki_version: reg.kontiki_version,
+            heartbeat_interval: reg.heartbeat_interval,
+            group: reg.group,
+            entrypoints: reg.entrypoints,
+            timestamp: now_utc(),
+            config: reg.config,
+        };
+        publisher(&msg.context)
+            .registry_instance_registered(&event)
+            .await
+            .map_err(HandlerError::internal)
+    }
+
+    async fn on_unregister(&self, msg: RawMessage) -> Result<(), HandlerError> {
+        let body = parse_body(&msg)?;
+        let name = text(body.get("service_name")).unwrap_or_default();
+        let iid = text(body.get("instance_id")).unwrap_or_default();
+        let removed = {
+            let mut s = self.lock();
+            let removed = s
+                .services
+                .get_mut(&name)
+                .and_then(|m| m.remove(&iid))
+                .is_some();
+            if s.services.get(&name).is_some_and(BTreeMap::is_empty) {
+                s.services.remove(&name);
+            }
+            s.asked_again.remove(&iid);
+            removed
+        };
+        if !removed {
+            tracing::info!(service = %name, instance_id = %iid, "unregister of an unknown instance");
+            return Ok(());
+        }
+        tracing::info!(service = %name, instance_id = %iid, "instance deregistered");
+        publisher(&msg.context)
+            .registry_instance_deregistered(&InstanceDeregistered {
+                service_name: name,
+                instance_id: iid,
+                timestamp: now_utc(),
+            })
+            .await
+            .map_err(HandlerError::internal)
+    }
+
+    async fn on_heartbeat(&self, msg: RawMessage) -> Result<(), HandlerError> {
+        let body = parse_body(&msg)?;
+        let name = text(body.get("service_name")).unwrap_or_default();
+        let iid = text(body.get("instance_id")).unwrap_or_default();
+        let degraded = body
+            .get("degraded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let reason = body.get("reason").and_then(|r| match r {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        });
+        let now = Instant::now();
+        enum Next {
+            Changed(StatusChanged),
+            AskAgain,
+            Nothing,
+        }
+        let next = {
+            let mut s = self.lock();
+            match s.services.get_mut(&name).and_then(|m| m.get_mut(&iid)) {
+                Some(inst) => {
+                    inst.last_heartbeat = Some(now_utc());
+                    inst.last_seen = Some(now);
+                    inst.degraded = degraded;
+                    // Unlike Kontiki, a degraded heartbeat without a reason clears the old one.
+                    inst.reason = if degraded { reason } else { None };
+                    let status = inst.status(now);
+                    if status == inst.tracked {
+                        Next::Nothing
+                    } else {
+                        let previous = std::mem::replace(&mut inst.tracked, status);
+                        Next::Changed(status_changed(&name, &iid, previous, inst))
+                    }
+                }
+                None => {
+                    let in_grace = self.started.elapsed() < self.settings.register_again_grace;
+                    let recently = s.asked_again.get(&iid).is_some_and(|t| {
+                        now.duration_since(*t)
+                            < self
+                                .settings
+                                .register_again_grace
+                                .max(Duration::from_secs(5))
+                    });
+                    if in_grace || recently || name.is_empty() || iid.is_empty() {
+                        Next::Nothing
+                    } else {
+                        s.asked_again.insert(iid.clone(), now);
+                        Next::AskAgain
+                    }
+                }
+            }
+        };
+        match next {
+            Next::Nothing => Ok(()),
+            Next::Changed(ev) => publisher(&msg.context)
+                .registry_instance_status_changed(&ev)
+                .await
+                .map_err(HandlerError::internal),
+            Next::AskAgain => {
+                tracing::info!(service = %name, instance_id = %iid, "heartbeat of an unknown instance: asking it to register again");
+                msg.context
+                    .messenger()
+                    .publish_raw(
+                        ADMIN_EXCHANGE,
+                        &format!("{name}.{iid}.register_again"),
+                        b"",
+                        None,
+                    )
+                    .await
+                    .map_err(HandlerError::internal)
+            }
+        }
+    }
+
+    async fn on_exception(&self, msg: RawMessage) -> Result<(), HandlerError> {
+        let body = parse_body(&msg)?;
+        let record: ExceptionRecord = serde_json::from_value(Value::Object(body))
+            .map_err(|e| HandlerError::server(format!("registry.exception: {e}")))?;
+        self.lock().exceptions.push(
+            record.clone(),
+            self.settings.max_exceptions,
+            "the exception list",
+        );
+        publisher(&msg.context)
+            .registry_exception_recorded(&record)
+            .await
+            .map_err(HandlerError::internal)
+    }
+
+    fn on_context(&self, msg: &RawMessage) -> Result<(), HandlerError> {
+        let mut body = parse_body(msg)?;
+        body.insert(
+            "event_type".to_owned(),
+            Value::String(CONTEXT_RECORDED.to_owned()),
+        );
+        self.push_timeline(body.into_iter().collect());
+        Ok(())
+    }
+
+    fn on_tracked(&self, msg: &RawMessage, own_name: &str) {
+        let headers = msg.headers.clone().unwrap_or_default();
+        if matches(headers.get("event_type"), "registry.exception.recorded") {
+            return;
+        }
+        if !self.settings.include_registry_calls && matches(headers.get("rpc_service"), own_name) {
+            return;
+        }
+        self.push_timeline(headers.into_iter().collect());
+    }
+
+    fn push_timeline(&self, entry: TimelineEntry) {
+        self.lock()
+            .timeline
+            .push(entry, self.settings.max_events, "the timeline");
+    }
+
+    /// Recomputes every instance's status: returns the changes to publish, and removes
+    /// instances down for longer than `expire_after`.
+    fn sweep(&self) -> (Vec<StatusChanged>, Vec<InstanceDeregistered>) {
+        let now = Instant::now();
+        let mut changes = Vec::new();
+        let mut expired = Vec::new();
+        let mut s = self.lock();
+        for (name, instances) in s.services.iter_mut() {
+            instances.retain(|iid, inst| {
+                let status = inst.status(now);
+                if status != inst.tracked {
+                    let previous = std::mem::replace(&mut inst.tracked, status);
+                    changes.push(status_changed(name, iid, previous, inst));
+                }
+                let last = inst.last_seen.unwrap_or(inst.registered_at);
+                let dead = status == InstanceStatus::Down
+                    && self
+                        .settings
+                        .expire_after
+                        .is_some_and(|after| now.duration_since(last) >= after + inst.timeout());
+                if dead {
+                    tracing::info!(service = %name, instance_id = %iid, "instance expired (down too long)");
+                    expired.push(InstanceDeregistered {
+                        service_name: name.clone(),
+                        instance_id: iid.clone(),
+                        timestamp: now_utc(),
+                    });
+                }
+                !dead
+            });
+        }
+        s.services.retain(|_, m| !m.is_empty());
+        (changes, expired)
+    }
+
+    /// The plain queue consumers of the registry (intake and timeline).
+    pub fn queue_entrypoints(self: &Arc<Self>) -> Vec<QueueEntrypoint> {
+        let mut out = Vec::new();
+        let mut intake = vec!["register", "unregister", "heartbeat"];
+        if !self.settings.tracker_disabled {
+            intake.extend(["exception", "context"]);
+        }
+        for kind in intake {
+            let me = Arc::clone(self);
+            let key = format!("registry.{kind}");
+            let ep = QueueEntrypoint::new(format!("{key}.queue"), move |msg: RawMessage| {
+                let me = Arc::clone(&me);
+                async move {
+                    match kind {
+                        "register" => me.on_register(msg).await,
+                        "unregister" => me.on_unregister(msg).await,
+                        "heartbeat" => me.on_heartbeat(msg).await,
+                        "exception" => me.on_exception(msg).await,
+                        _ => me.on_context(&msg),
+                    }
+                }
+            })
+            .exchange(ADMIN_EXCHANGE, ExchangeType::Topic, false)
+            .bind(ADMIN_EXCHANGE, key);
+            out.push(ep);
+        }
+        if !self.settings.tracker_disabled {
+            let me = Arc::clone(self);
+            out.push(
+                QueueEntrypoint::new(TIMELINE_QUEUE, move |msg: RawMessage| {
+                    let own = msg.context.container().identity().service_name.clone();
+                    me.on_tracked(&msg, &own);
+                    async { Ok(()) }
+                })
+                .exchange(kontiki_rt::wire::EVENT_EXCHANGE, ExchangeType::Topic, false)
+                .exchange(kontiki_rt::wire::RPC_EXCHANGE, ExchangeType::Topic, false)
+                .exchange(TIMELINE_EXCHANGE, ExchangeType::Topic, false)
+                .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::EVENT_EXCHANGE, "#")
+                .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::RPC_EXCHANGE, "#")
+                .bind(TIMELINE_EXCHANGE, "#"),
+            );
+        }
+        out
+    }
+
+    /// The whole service: generated RPCs, HTTP routes and the monitor task, plus the intake
+    /// and timeline queues. Registration is off: the registry never registers itself.
+    pub fn service(self: &Arc<Self>) -> kontiki_rt::Result<Service> {
+        let server = service_registry::ServiceRegistryServer::from_arc(Arc::clone(self));
+        let builder = self
+            .queue_entrypoints()
+            .into_iter()
+            .fold(server.service_builder(), kontiki_rt::ServiceBuilder::queue);
+        Ok(builder.build()?.with_registration_disabled(true))
+    }
+}
+
+fn status_changed(
+    name: &str,
+    iid: &str,
+    previous: InstanceStatus,
+    inst: &Instance,
+) -> StatusChanged {
+    let new_status = inst.tracked;
+    StatusChanged {
+        service_name: name.to_owned(),
+        instance_id: iid.to_owned(),
+        previous_status: previous,
+        new_status,
+        timestamp: now_utc(),
+        reason: if new_status == InstanceStatus::Degraded {
+            inst.reason.clone()
+        } else {
+            None
+        },
+    }
+}
+
+fn publisher(ctx: &Context) -> ServiceRegistryPublisher {
+    ServiceRegistryPublisher::new(ctx.messenger().clone())
+}
+
+fn messenger_of(ctx: &Context) -> &Messenger {
+    ctx.messenger()
+}
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+impl service_registry::ServiceRegistry for Registry {
+    async fn get_services(
+        &self,
+        _ctx: Context,
+        status: Option<String>,
+    ) -> Result<Services, GetServicesError> {
+        match status.as_deref() {
+            None => Ok(self.services(None)),
+            Some(s) => match parse_status(s) {
+                Some(st) => Ok(self.services(Some(st))),
+                None => Err(GetServicesError::InvalidStatus {
+                    message: format!("Invalid status: {s}"),
+                }),
+            },
+        }
+    }
+
+    async fn list_instances(
+        &self,
+        _ctx: Context,
+        service_name: String,
+    ) -> Result<Vec<String>, ListInstancesError> {
+        Ok(self.live_instances(service_name.trim()))
+    }
+
+    async fn list_failed_messages(
+        &self,
+        ctx: Context,
+        service_name: String,
+        name: String,
+        limit: i64,
+    ) -> Result<FailedMessages, ListFailedMessagesError> {
+        self.check_competing(&service_name, &name)
+            .map_err(
+                |Unavailable(message)| ListFailedMessagesError::EntrypointUnavailable { message },
+            )?;
+        let page = messenger_of(&ctx)
+            .list_failed(&service_name, &name, count(limit))
+            .await
+            .map_err(ListFailedMessagesError::internal)?;
+        Ok(FailedMessages {
+            count: i64::from(page.count),
+            messages: page.messages.into_iter().map(|m| m.body).collect(),
+        })
+    }
+
+    async fn replay_failed_messages(
+        &self,
+        ctx: Context,
+        service_name: String,
+        name: String,
+        count_: i64,
+    ) -> Result<Replayed, ReplayFailedMessagesError> {
+        self.check_competing(&service_name, &name)
+            .map_err(
+                |Unavailable(message)| ReplayFailedMessagesError::EntrypointUnavailable { message },
+            )?;
+        let n = messenger_of(&ctx)
+            .replay_failed(&service_name, &name, count(count_))
+            .await
+            .map_err(ReplayFailedMessagesError::internal)?;
+        Ok(Replayed {
+            replayed: i64::from(n),
+        })
+    }
+
+    async fn drop_failed_messages(
+        &self,
+        ctx: Context,
+        service_name: String,
+        name: String,
+        count_: i64,
+    ) -> Result<Dropped, DropFailedMessagesError> {
+        self.check_competing(&service_name, &name)
+            .map_err(
+                |Unavailable(message)| DropFailedMessagesError::EntrypointUnavailable { message },
+            )?;
+        let n = messenger_of(&ctx)
+            .drop_failed(&service_name, &name, count(count_))
+            .await
+            .map_err(DropFailedMessagesError::internal)?;
+        Ok(Dropped {
+            dropped: i64::from(n),
+        })
+    }
+
+    async fn get_events(&self, _ctx: Context) -> Result<Vec<TimelineEntry>, GetEventsError> {
+        Ok(self.events_where(None))
+    }
+
+    async fn get_filtered_events(
+        &self,
+        _ctx: Context,
+        filter_field: String,
+        value: String,
+    ) -> Result<Vec<TimelineEntry>, GetFilteredEventsError> {
+        Ok(self.events_where(Some((&filter_field, &value))))
+    }
+
+    async fn get_exceptions(
+        &self,
+        _ctx: Context,
+    ) -> Result<Vec<ExceptionRecord>, GetExceptionsError> {
+        Ok(self.exceptions_where(None))
+    }
+
+    async fn get_filtered_exceptions(
+        &self,
+        _ctx: Context,
+        filter_field: String,
+        value: String,
+    ) -> Result<Vec<ExceptionRecord>, GetFilteredExceptionsError> {
+        Ok(self.exceptions_where(Some((&filter_field, &value))))
+    }
+
+    async fn live(&self, ctx: Context, service_name: String) -> Result<(), LiveError> {
+        let own = ctx.container().identity().service_name.clone();
+        if *own == *service_name || !self.live_instances(&service_name).is_empty() {
+            Ok(())
+        } else {
+            Err(LiveError::service_unavailable())
+        }
+    }
+
+    async fn http_list_instances(
+        &self,
+        _ctx: Context,
+        service_name: String,
+    ) -> Result<Vec<String>, HttpListInstancesError> {
+        Ok(self.live_instances(&service_name))
+    }
+
+    async fn http_get_services(&self, _ctx: Context) -> Result<Services, HttpGetServicesError> {
+        Ok(self.services(None))
+    }
+
+    async fn http_get_services_by_status(
+        &self,
+        _ctx: Context,
+        status: String,
+    ) -> Result<Services, HttpGetServicesByStatusError> {
+        match parse_status(&status) {
+            Some(st) => Ok(self.services(Some(st))),
+            None => Err(HttpGetServicesByStatusError::InvalidStatus {
+                message: format!("Invalid status: {status}"),
+            }),
+        }
+    }
+
+    async fn http_get_events(
+        &self,
+        _ctx: Context,
+    ) -> Result<Vec<TimelineEntry>, HttpGetEventsError> {
+        Ok(self.events_where(None))
+    }
+
+    async fn http_get_filtered_events(
+        &self,
+        _ctx: Context,
+        filter_field: String,
+        value: String,
+    ) -> Result<Vec<TimelineEntry>, HttpGetFilteredEventsError> {
+        Ok(self.events_where(Some((&filter_field, &value))))
+    }
+
+    async fn http_get_exceptions(
+        &self,
+        _ctx: Context,
+    ) -> Result<Vec<ExceptionRecord>, HttpGetExceptionsError> {
+        Ok(self.exceptions_where(None))
+    }
+
+    async fn http_get_filtered_exceptions(
+        &self,
+        _ctx: Context,
+        filter_field: String,
+        value: String,
+    ) -> Result<Vec<ExceptionRecord>, HttpGetFilteredExceptionsError> {
+        Ok(self.exceptions_where(Some((&filter_field, &value))))
+    }
+
+    async fn monitor_instance_statuses(&self, ctx: Context) -> Result<(), kontiki_rt::BoxError> {
+        let (changes, expired) = self.sweep();
+        self.cleanup_if_due();
+        let p = publisher(&ctx);
+        for c in &changes {
+            p.registry_instance_status_changed(c).await?;
+        }
+        for e in &expired {
+            p.registry_instance_deregistered(e).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads the registry's settings from `config` and builds the service.
+pub fn build(config: &Config) -> Result<(Arc<Registry>, Service), kontiki_rt::BoxError> {
+    let registry = Arc::new(Registry::new(RegistrySettings::from_config(config)?));
+    let service = registry.service()?;
+    Ok((registry, service))
+}
