@@ -3,8 +3,9 @@
 /// Front door for clients; forwards to `rpc-service`.
 ///
 /// Generated for service `ApiGateway` (wire name `api-gateway`).
-/// Implement [`ApiGateway`] and register it with [`ApiGatewayServer`];
-/// call it with [`ApiGatewayClient`].
+/// Implement [`ApiGateway`](api_gateway::ApiGateway) and register it with
+/// [`ApiGatewayServer`](api_gateway::ApiGatewayServer);
+/// call it with [`ApiGatewayClient`](api_gateway::ApiGatewayClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod api_gateway {
@@ -29,12 +30,9 @@ pub mod api_gateway {
             feature: String,
         ) -> impl Future<Output = Result<String, ComputeError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -102,7 +100,9 @@ pub mod api_gateway {
         }
     }
 
-    /// Serves a [`ApiGateway`] implementation: registers its RPCs with the runtime under the contract's wire names and modes.
+    /// Serves a [`ApiGateway`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ApiGatewayClient`].
     #[derive(Debug)]
     pub struct ApiGatewayServer<T> {
@@ -139,13 +139,31 @@ pub mod api_gateway {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -177,6 +195,11 @@ pub mod api_gateway {
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
+            Vec::from([])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
             Vec::from([])
         }
     }

@@ -17,8 +17,9 @@ pub struct CacheInvalidate {
 /// Keeps a local cache in each replica.
 ///
 /// Generated for service `CacheService` (wire name `cache-service`).
-/// Implement [`CacheService`] and register it with [`CacheServiceServer`];
-/// call it with [`CacheServiceClient`].
+/// Implement [`CacheService`](cache_service::CacheService) and register it with
+/// [`CacheServiceServer`](cache_service::CacheServiceServer);
+/// call it with [`CacheServiceClient`](cache_service::CacheServiceClient).
 #[rustfmt::skip]
 pub mod cache_service {
     use ::kontiki_rt::codegen as rt;
@@ -48,17 +49,16 @@ pub mod cache_service {
             payload: super::CacheInvalidate,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
 
-    /// Serves a [`CacheService`] implementation: registers its event handlers with the runtime under the contract's wire names and modes.
+    /// Serves a [`CacheService`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`CacheServiceClient`].
     #[derive(Debug)]
     pub struct CacheServiceServer<T> {
@@ -95,13 +95,31 @@ pub mod cache_service {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -134,6 +152,11 @@ pub mod cache_service {
                         .mode(rt::EventMode::Broadcast)
                 },
             ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([])
         }
     }
 

@@ -18,8 +18,9 @@ pub struct ThingProcessed {
 /// Doubles numbers and processes things.
 ///
 /// Generated for service `ComputeApi` (wire name `compute-api`).
-/// Implement [`ComputeApi`] and register it with [`ComputeApiServer`];
-/// call it with [`ComputeApiClient`].
+/// Implement [`ComputeApi`](compute_api::ComputeApi) and register it with
+/// [`ComputeApiServer`](compute_api::ComputeApiServer);
+/// call it with [`ComputeApiClient`](compute_api::ComputeApiClient).
 #[rustfmt::skip]
 pub mod compute_api {
     use ::kontiki_rt::codegen as rt;
@@ -61,12 +62,9 @@ pub mod compute_api {
             payload: rt::Json,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -113,7 +111,9 @@ pub mod compute_api {
         }
     }
 
-    /// Serves a [`ComputeApi`] implementation: registers its RPCs and its event handlers with the runtime under the contract's wire names and modes.
+    /// Serves a [`ComputeApi`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ComputeApiClient`].
     #[derive(Debug)]
     pub struct ComputeApiServer<T> {
@@ -150,13 +150,31 @@ pub mod compute_api {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -209,6 +227,11 @@ pub mod compute_api {
                         .max_attempts(3)
                 },
             ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([])
         }
     }
 

@@ -187,8 +187,9 @@ impl Child {
 /// Exercises every entrypoint kind and option.
 ///
 /// Generated for service `Features` (wire name `features-svc`).
-/// Implement [`Features`] and register it with [`FeaturesServer`];
-/// call it with [`FeaturesClient`].
+/// Implement [`Features`](features::Features) and register it with
+/// [`FeaturesServer`](features::FeaturesServer);
+/// call it with [`FeaturesClient`](features::FeaturesClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod features {
@@ -853,7 +854,7 @@ pub mod features {
 
         /// Versioned, tagged, with summary and description, query parameters.
         ///
-        /// HTTP route `GET /widgets` (served once the runtime has HTTP support).
+        /// HTTP route `GET /widgets`.
         fn list_widgets(
             &self,
             ctx: rt::Context,
@@ -863,7 +864,7 @@ pub mod features {
 
         /// Validated body, success status, errors mapped to statuses (one by default).
         ///
-        /// HTTP route `POST /widgets` (served once the runtime has HTTP support).
+        /// HTTP route `POST /widgets`, status 201.
         fn post_widget(
             &self,
             ctx: rt::Context,
@@ -872,7 +873,7 @@ pub mod features {
 
         /// Path parameters.
         ///
-        /// HTTP route `PUT /widgets/{id}` (served once the runtime has HTTP support).
+        /// HTTP route `PUT /widgets/{id}`.
         fn put_widget(
             &self,
             ctx: rt::Context,
@@ -882,7 +883,7 @@ pub mod features {
 
         /// PATCH with a body.
         ///
-        /// HTTP route `PATCH /widgets/{id}` (served once the runtime has HTTP support).
+        /// HTTP route `PATCH /widgets/{id}`.
         fn patch_widget(
             &self,
             ctx: rt::Context,
@@ -892,7 +893,7 @@ pub mod features {
 
         /// DELETE without a body, no response.
         ///
-        /// HTTP route `DELETE /widgets/{id}` (served once the runtime has HTTP support).
+        /// HTTP route `DELETE /widgets/{id}`, status 204.
         fn delete_widget(
             &self,
             ctx: rt::Context,
@@ -901,7 +902,7 @@ pub mod features {
 
         /// A path from configuration, excluded from the docs.
         ///
-        /// HTTP route `GET <config app.http.ping_path>` (served once the runtime has HTTP support).
+        /// HTTP route `GET <config app.http.ping_path>`.
         fn ping(
             &self,
             ctx: rt::Context,
@@ -909,7 +910,7 @@ pub mod features {
 
         /// HEAD and OPTIONS are accepted too.
         ///
-        /// HTTP route `HEAD /probe` (served once the runtime has HTTP support).
+        /// HTTP route `HEAD /probe`.
         fn probe(
             &self,
             ctx: rt::Context,
@@ -917,7 +918,7 @@ pub mod features {
 
         /// Preflight.
         ///
-        /// HTTP route `OPTIONS /widgets` (served once the runtime has HTTP support).
+        /// HTTP route `OPTIONS /widgets`.
         fn preflight(
             &self,
             ctx: rt::Context,
@@ -925,7 +926,7 @@ pub mod features {
 
         /// Every 30 seconds, not at start.
         ///
-        /// Task `every_seconds`: every 30 s (run once the runtime has task support).
+        /// Task `every_seconds`: every 30 s.
         fn every_seconds(
             &self,
             ctx: rt::Context,
@@ -933,7 +934,7 @@ pub mod features {
 
         /// Every 5 minutes.
         ///
-        /// Task `every_minutes`: every 300 s, and once at start (run once the runtime has task support).
+        /// Task `every_minutes`: every 300 s, and once at start.
         fn every_minutes(
             &self,
             ctx: rt::Context,
@@ -941,7 +942,7 @@ pub mod features {
 
         /// Every hour.
         ///
-        /// Task `every_hour`: every 3600 s, and once at start (run once the runtime has task support).
+        /// Task `every_hour`: every 3600 s, and once at start.
         fn every_hour(
             &self,
             ctx: rt::Context,
@@ -949,7 +950,7 @@ pub mod features {
 
         /// Every day.
         ///
-        /// Task `every_day`: every 86400 s, and once at start (run once the runtime has task support).
+        /// Task `every_day`: every 86400 s, and once at start.
         fn every_day(
             &self,
             ctx: rt::Context,
@@ -957,7 +958,7 @@ pub mod features {
 
         /// Interval from config.
         ///
-        /// Task `from_config`: every N seconds, N from config `app.tasks.interval`, and once at start (run once the runtime has task support).
+        /// Task `from_config`: every N seconds, N from config `app.tasks.interval`, and once at start.
         #[allow(clippy::wrong_self_convention, reason = "named like the IDL entrypoint")]
         fn from_config(
             &self,
@@ -966,7 +967,7 @@ pub mod features {
 
         /// Cron, with names, ranges, steps and lists.
         ///
-        /// Task `cron_task`: on cron `*/15 8-18 1,15 JAN-JUN MON-FRI` (local time) (run once the runtime has task support).
+        /// Task `cron_task`: on cron `*/15 8-18 1,15 JAN-JUN MON-FRI` (local time).
         fn cron_task(
             &self,
             ctx: rt::Context,
@@ -974,18 +975,15 @@ pub mod features {
 
         /// Cron from config, run at start too.
         ///
-        /// Task `cron_from_config`: on the cron expression from config `app.tasks.cron`, and once at start (run once the runtime has task support).
+        /// Task `cron_from_config`: on the cron expression from config `app.tasks.cron`, and once at start.
         fn cron_from_config(
             &self,
             ctx: rt::Context,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -1216,10 +1214,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1288,16 +1286,12 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::WidgetConflict { message } => {
-                    rt::HandlerError::client("WIDGET_CONFLICT", message)
-                }
-                Self::WidgetNotFound { message } => {
-                    rt::HandlerError::client("WIDGET_NOT_FOUND", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::WidgetConflict { message } => rt::mapped_error(409, message),
+                Self::WidgetNotFound { message } => rt::mapped_error(404, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1342,10 +1336,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1384,10 +1378,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1441,13 +1435,11 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::WidgetNotFound { message } => {
-                    rt::HandlerError::client("WIDGET_NOT_FOUND", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::WidgetNotFound { message } => rt::mapped_error(404, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1489,10 +1481,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1531,10 +1523,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1573,10 +1565,10 @@ pub mod features {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1595,11 +1587,12 @@ pub mod features {
         }
     }
 
-    /// Serves a [`Features`] implementation: registers its RPCs and its event handlers with the runtime under the contract's wire names and modes.
+    /// Serves a [`Features`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`FeaturesClient`].
     ///
-    /// HTTP routes and tasks are part of the trait but not registered yet: the runtime has no
-    /// HTTP or task entrypoints so far.
+    /// The HTTP routes need kontiki-rt's `http` feature (on by default).
     #[derive(Debug)]
     pub struct FeaturesServer<T> {
         inner: std::sync::Arc<T>,
@@ -1635,13 +1628,37 @@ pub mod features {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .http_routes()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::http);
+            let builder = builder.openapi("v1", OPENAPI_V1);
+            let builder = builder.openapi("v2", OPENAPI_V2);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -1832,6 +1849,268 @@ pub mod features {
                         )
                         .mode(rt::EventMode::Competing)
                         .max_attempts(3)
+                },
+            ])
+        }
+
+        /// The HTTP routes, one per `http` of the contract.
+        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let kind: Option<super::Kind> = rt::query_param(
+                                    &req,
+                                    "kind",
+                                )?
+                                .unwrap_or_default();
+                            let limit: u32 = rt::query_param_or(
+                                &req,
+                                "limit",
+                                || 50_u32,
+                            )?;
+                            match svc.list_widgets(req.context, kind, limit).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/widgets", handler)
+                        .version("v1")
+                        .name("list_widgets")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let body: super::Widget = req.json_body()?;
+                            match svc.post_widget(req.context, body).await {
+                                Ok(value) => Ok(rt::json_response(201, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::POST, "/widgets", handler)
+                        .version("v1")
+                        .name("post_widget")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            let body: super::Widget = req.json_body()?;
+                            match svc.put_widget(req.context, id, body).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::PUT, "/widgets/{id}", handler)
+                        .version("v1")
+                        .name("put_widget")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            let body: rt::Json = req.json_body()?;
+                            match svc.patch_widget(req.context, id, body).await {
+                                Ok(()) => Ok(rt::empty_response(200)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::PATCH, "/widgets/{id}", handler)
+                        .version("v1")
+                        .name("patch_widget")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            match svc.delete_widget(req.context, id).await {
+                                Ok(()) => Ok(rt::empty_response(204)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::DELETE, "/widgets/{id}", handler)
+                        .version("v2")
+                        .name("delete_widget")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.ping(req.context).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::from_config(
+                            rt::Method::GET,
+                            "app.http.ping_path",
+                            handler,
+                        )
+                        .name("ping")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.probe(req.context).await {
+                                Ok(()) => Ok(rt::empty_response(200)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::HEAD, "/probe", handler).name("probe")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.preflight(req.context).await {
+                                Ok(()) => Ok(rt::empty_response(200)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::OPTIONS, "/widgets", handler)
+                        .name("preflight")
+                },
+            ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "every_seconds",
+                            rt::Schedule::Every(std::time::Duration::from_secs(30)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.every_seconds(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(false)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "every_minutes",
+                            rt::Schedule::Every(std::time::Duration::from_secs(300)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.every_minutes(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "every_hour",
+                            rt::Schedule::Every(std::time::Duration::from_secs(3600)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.every_hour(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "every_day",
+                            rt::Schedule::Every(std::time::Duration::from_secs(86400)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.every_day(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "from_config",
+                            rt::Schedule::EveryConfig("app.tasks.interval".to_owned()),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.from_config(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "cron_task",
+                            rt::Schedule::Cron(
+                                "*/15 8-18 1,15 JAN-JUN MON-FRI".to_owned(),
+                            ),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.cron_task(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(false)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "cron_from_config",
+                            rt::Schedule::CronConfig("app.tasks.cron".to_owned()),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.cron_from_config(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
                 },
             ])
         }

@@ -3,8 +3,9 @@
 /// Reports its health.
 ///
 /// Generated for service `HeartbeatService` (wire name `heartbeat-service`).
-/// Implement [`HeartbeatService`] and register it with [`HeartbeatServiceServer`];
-/// call it with [`HeartbeatServiceClient`].
+/// Implement [`HeartbeatService`](heartbeat_service::HeartbeatService) and register it with
+/// [`HeartbeatServiceServer`](heartbeat_service::HeartbeatServiceServer);
+/// call it with [`HeartbeatServiceClient`](heartbeat_service::HeartbeatServiceClient).
 #[rustfmt::skip]
 pub mod heartbeat_service {
     use ::kontiki_rt::codegen as rt;
@@ -27,12 +28,9 @@ pub mod heartbeat_service {
             ctx: rt::Context,
         ) -> impl Future<Output = Result<String, PingError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -79,7 +77,9 @@ pub mod heartbeat_service {
         }
     }
 
-    /// Serves a [`HeartbeatService`] implementation: registers its RPCs with the runtime under the contract's wire names and modes.
+    /// Serves a [`HeartbeatService`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`HeartbeatServiceClient`].
     #[derive(Debug)]
     pub struct HeartbeatServiceServer<T> {
@@ -116,13 +116,31 @@ pub mod heartbeat_service {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -149,6 +167,11 @@ pub mod heartbeat_service {
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
+            Vec::from([])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
             Vec::from([])
         }
     }

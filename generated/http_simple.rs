@@ -91,8 +91,9 @@ impl Order {
 /// A small HTTP service.
 ///
 /// Generated for service `HttpSimple` (wire name `http-simple`).
-/// Implement [`HttpSimple`] and register it with [`HttpSimpleServer`];
-/// call it with [`HttpSimpleClient`].
+/// Implement [`HttpSimple`](http_simple::HttpSimple) and register it with
+/// [`HttpSimpleServer`](http_simple::HttpSimpleServer);
+/// call it with [`HttpSimpleClient`](http_simple::HttpSimpleClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod http_simple {
@@ -421,7 +422,7 @@ pub mod http_simple {
     pub trait HttpSimple: Send + Sync + 'static {
         /// Liveness probe.
         ///
-        /// HTTP route `GET /health` (served once the runtime has HTTP support).
+        /// HTTP route `GET /health`.
         fn health(
             &self,
             ctx: rt::Context,
@@ -429,7 +430,7 @@ pub mod http_simple {
 
         /// Creates an item; the body is validated, 422 otherwise.
         ///
-        /// HTTP route `POST /items` (served once the runtime has HTTP support).
+        /// HTTP route `POST /items`, status 201.
         fn create_item(
             &self,
             ctx: rt::Context,
@@ -438,7 +439,7 @@ pub mod http_simple {
 
         /// Returns one item.
         ///
-        /// HTTP route `GET /items/{id}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /items/{id}`.
         fn get_item(
             &self,
             ctx: rt::Context,
@@ -448,7 +449,7 @@ pub mod http_simple {
 
         /// Lists the items of one owner.
         ///
-        /// HTTP route `GET /owners/{owner}/items` (served once the runtime has HTTP support).
+        /// HTTP route `GET /owners/{owner}/items`.
         fn list_items(
             &self,
             ctx: rt::Context,
@@ -458,12 +459,9 @@ pub mod http_simple {
             cursor: Option<String>,
         ) -> impl Future<Output = Result<Vec<super::Item>, ListItemsError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -488,10 +486,10 @@ pub mod http_simple {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -545,13 +543,11 @@ pub mod http_simple {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Conflict { message } => {
-                    rt::HandlerError::client("CONFLICT", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Conflict { message } => rt::mapped_error(409, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -606,13 +602,11 @@ pub mod http_simple {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::NotFound { message } => {
-                    rt::HandlerError::client("NOT_FOUND", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::NotFound { message } => rt::mapped_error(404, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -652,10 +646,10 @@ pub mod http_simple {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -674,11 +668,12 @@ pub mod http_simple {
         }
     }
 
-    /// Serves a [`HttpSimple`] implementation: registers its entrypoints with the runtime under the contract's wire names and modes.
+    /// Serves a [`HttpSimple`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`HttpSimpleClient`].
     ///
-    /// HTTP routes and tasks are part of the trait but not registered yet: the runtime has no
-    /// HTTP or task entrypoints so far.
+    /// The HTTP routes need kontiki-rt's `http` feature (on by default).
     #[derive(Debug)]
     pub struct HttpSimpleServer<T> {
         inner: std::sync::Arc<T>,
@@ -714,13 +709,36 @@ pub mod http_simple {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .http_routes()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::http);
+            let builder = builder.openapi("v1", OPENAPI_V1);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -730,6 +748,100 @@ pub mod http_simple {
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
+            Vec::from([])
+        }
+
+        /// The HTTP routes, one per `http` of the contract.
+        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.health(req.context).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/health", handler)
+                        .version("v1")
+                        .name("health")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let body: super::NewItem = req.json_body()?;
+                            match svc.create_item(req.context, body).await {
+                                Ok(value) => Ok(rt::json_response(201, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::POST, "/items", handler)
+                        .version("v1")
+                        .name("create_item")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let id: u64 = rt::path_param(&req, "id")?;
+                            let deleted: bool = rt::query_param_or(
+                                &req,
+                                "deleted",
+                                || false,
+                            )?;
+                            match svc.get_item(req.context, id, deleted).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/items/{id}", handler)
+                        .version("v1")
+                        .name("get_item")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let owner: String = rt::path_param(&req, "owner")?;
+                            let limit: u32 = rt::query_param_or(
+                                &req,
+                                "limit",
+                                || 20_u32,
+                            )?;
+                            let order: super::Order = rt::query_param_or(
+                                &req,
+                                "order",
+                                || super::Order::Asc,
+                            )?;
+                            let cursor: Option<String> = rt::query_param(&req, "cursor")?
+                                .unwrap_or_default();
+                            match svc
+                                .list_items(req.context, owner, limit, order, cursor)
+                                .await
+                            {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/owners/{owner}/items", handler)
+                        .version("v1")
+                        .name("list_items")
+                },
+            ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
             Vec::from([])
         }
     }

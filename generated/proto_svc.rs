@@ -90,8 +90,9 @@ pub struct ModelArg {
 /// The interop rig's Python service.
 ///
 /// Generated for service `ProtoSvc` (wire name `proto-svc`).
-/// Implement [`ProtoSvc`] and register it with [`ProtoSvcServer`];
-/// call it with [`ProtoSvcClient`].
+/// Implement [`ProtoSvc`](proto_svc::ProtoSvc) and register it with
+/// [`ProtoSvcServer`](proto_svc::ProtoSvcServer);
+/// call it with [`ProtoSvcClient`](proto_svc::ProtoSvcClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod proto_svc {
@@ -159,12 +160,9 @@ pub mod proto_svc {
             other: Option<super::Item>,
         ) -> impl Future<Output = Result<super::ModelArg, ModelArgError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -440,7 +438,9 @@ pub mod proto_svc {
         }
     }
 
-    /// Serves a [`ProtoSvc`] implementation: registers its RPCs with the runtime under the contract's wire names and modes.
+    /// Serves a [`ProtoSvc`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ProtoSvcClient`].
     #[derive(Debug)]
     pub struct ProtoSvcServer<T> {
@@ -477,13 +477,31 @@ pub mod proto_svc {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -607,6 +625,11 @@ pub mod proto_svc {
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
+            Vec::from([])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
             Vec::from([])
         }
     }

@@ -274,8 +274,9 @@ pub struct StatusChanged {
 /// and the exception records. It never registers itself.
 ///
 /// Generated for service `ServiceRegistry` (wire name `ServiceRegistry`).
-/// Implement [`ServiceRegistry`] and register it with [`ServiceRegistryServer`];
-/// call it with [`ServiceRegistryClient`].
+/// Implement [`ServiceRegistry`](service_registry::ServiceRegistry) and register it with
+/// [`ServiceRegistryServer`](service_registry::ServiceRegistryServer);
+/// call it with [`ServiceRegistryClient`](service_registry::ServiceRegistryClient).
 #[rustfmt::skip]
 pub mod service_registry {
     use ::kontiki_rt::codegen as rt;
@@ -410,7 +411,7 @@ pub mod service_registry {
         /// 200 with an empty body if an instance is active or degraded (or if the name is the
         /// registry's own), else 503.
         ///
-        /// HTTP route `GET /live/{service_name}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /live/{service_name}`.
         fn live(
             &self,
             ctx: rt::Context,
@@ -419,7 +420,7 @@ pub mod service_registry {
 
         /// Same as `list_instances`.
         ///
-        /// HTTP route `GET /instances/{service_name}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /instances/{service_name}`.
         fn http_list_instances(
             &self,
             ctx: rt::Context,
@@ -428,7 +429,7 @@ pub mod service_registry {
 
         /// Same as `get_services()`.
         ///
-        /// HTTP route `GET /services` (served once the runtime has HTTP support).
+        /// HTTP route `GET /services`.
         fn http_get_services(
             &self,
             ctx: rt::Context,
@@ -436,7 +437,7 @@ pub mod service_registry {
 
         /// Same as `get_services(status)`; 400 for an invalid status.
         ///
-        /// HTTP route `GET /services/{status}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /services/{status}`.
         fn http_get_services_by_status(
             &self,
             ctx: rt::Context,
@@ -447,7 +448,7 @@ pub mod service_registry {
 
         /// The whole timeline.
         ///
-        /// HTTP route `GET /events` (served once the runtime has HTTP support).
+        /// HTTP route `GET /events`.
         fn http_get_events(
             &self,
             ctx: rt::Context,
@@ -457,7 +458,7 @@ pub mod service_registry {
 
         /// Timeline entries whose `filter_field` equals `value` (string compare).
         ///
-        /// HTTP route `GET /events/{filter_field}/{value}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /events/{filter_field}/{value}`.
         fn http_get_filtered_events(
             &self,
             ctx: rt::Context,
@@ -469,7 +470,7 @@ pub mod service_registry {
 
         /// Every exception record.
         ///
-        /// HTTP route `GET /exceptions` (served once the runtime has HTTP support).
+        /// HTTP route `GET /exceptions`.
         fn http_get_exceptions(
             &self,
             ctx: rt::Context,
@@ -479,7 +480,7 @@ pub mod service_registry {
 
         /// Exception records whose `filter_field` equals `value`.
         ///
-        /// HTTP route `GET /exceptions/{filter_field}/{value}` (served once the runtime has HTTP support).
+        /// HTTP route `GET /exceptions/{filter_field}/{value}`.
         fn http_get_filtered_exceptions(
             &self,
             ctx: rt::Context,
@@ -491,18 +492,15 @@ pub mod service_registry {
 
         /// Emits `status_changed` for instances whose status moved; first run 5 s after start.
         ///
-        /// Task `monitor_instance_statuses`: every 5 s (run once the runtime has task support).
+        /// Task `monitor_instance_statuses`: every 5 s.
         fn monitor_instance_statuses(
             &self,
             ctx: rt::Context,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -1007,13 +1005,11 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::ServiceUnavailable { message } => {
-                    rt::HandlerError::client("SERVICE_UNAVAILABLE", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::ServiceUnavailable { message } => rt::mapped_error(503, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1055,10 +1051,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1098,10 +1094,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1155,13 +1151,11 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::InvalidStatus { message } => {
-                    rt::HandlerError::client("INVALID_STATUS", message)
-                }
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::InvalidStatus { message } => rt::mapped_error(400, message),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1202,10 +1196,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1244,10 +1238,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1287,10 +1281,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1330,10 +1324,10 @@ pub mod service_registry {
             }
         }
 
-        /// The runtime's form of the error.
-        pub fn into_handler_error(self) -> rt::HandlerError {
+        /// The runtime's form of the error: the mapped status with `{"message": ...}`, or a 500.
+        pub fn into_http_error(self) -> rt::HttpError {
             match self {
-                Self::Internal(error) => rt::HandlerError::internal(error),
+                Self::Internal(error) => rt::HttpError::internal(error),
             }
         }
     }
@@ -1353,11 +1347,12 @@ pub mod service_registry {
         }
     }
 
-    /// Serves a [`ServiceRegistry`] implementation: registers its RPCs with the runtime under the contract's wire names and modes.
+    /// Serves a [`ServiceRegistry`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ServiceRegistryClient`].
     ///
-    /// HTTP routes and tasks are part of the trait but not registered yet: the runtime has no
-    /// HTTP or task entrypoints so far.
+    /// The HTTP routes need kontiki-rt's `http` feature (on by default).
     #[derive(Debug)]
     pub struct ServiceRegistryServer<T> {
         inner: std::sync::Arc<T>,
@@ -1393,13 +1388,35 @@ pub mod service_registry {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .http_routes()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::http);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -1660,6 +1677,193 @@ pub mod service_registry {
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
             Vec::from([])
+        }
+
+        /// The HTTP routes, one per `http` of the contract.
+        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let service_name: String = rt::path_param(
+                                &req,
+                                "service_name",
+                            )?;
+                            match svc.live(req.context, service_name).await {
+                                Ok(()) => Ok(rt::empty_response(200)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/live/{service_name}", handler)
+                        .name("live")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let service_name: String = rt::path_param(
+                                &req,
+                                "service_name",
+                            )?;
+                            match svc
+                                .http_list_instances(req.context, service_name)
+                                .await
+                            {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(
+                            rt::Method::GET,
+                            "/instances/{service_name}",
+                            handler,
+                        )
+                        .name("http_list_instances")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.http_get_services(req.context).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/services", handler)
+                        .name("http_get_services")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let status: String = rt::path_param(&req, "status")?;
+                            match svc
+                                .http_get_services_by_status(req.context, status)
+                                .await
+                            {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/services/{status}", handler)
+                        .name("http_get_services_by_status")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.http_get_events(req.context).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/events", handler)
+                        .name("http_get_events")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let filter_field: String = rt::path_param(
+                                &req,
+                                "filter_field",
+                            )?;
+                            let value: String = rt::path_param(&req, "value")?;
+                            match svc
+                                .http_get_filtered_events(req.context, filter_field, value)
+                                .await
+                            {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(
+                            rt::Method::GET,
+                            "/events/{filter_field}/{value}",
+                            handler,
+                        )
+                        .name("http_get_filtered_events")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            match svc.http_get_exceptions(req.context).await {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/exceptions", handler)
+                        .name("http_get_exceptions")
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = std::sync::Arc::clone(&svc);
+                        async move {
+                            let filter_field: String = rt::path_param(
+                                &req,
+                                "filter_field",
+                            )?;
+                            let value: String = rt::path_param(&req, "value")?;
+                            match svc
+                                .http_get_filtered_exceptions(
+                                    req.context,
+                                    filter_field,
+                                    value,
+                                )
+                                .await
+                            {
+                                Ok(value) => Ok(rt::json_response(200, &value)),
+                                Err(error) => Err(error.into_http_error()),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(
+                            rt::Method::GET,
+                            "/exceptions/{filter_field}/{value}",
+                            handler,
+                        )
+                        .name("http_get_filtered_exceptions")
+                },
+            ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "monitor_instance_statuses",
+                            rt::Schedule::Every(std::time::Duration::from_secs(5)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.monitor_instance_statuses(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(false)
+                },
+            ])
         }
     }
 

@@ -3,8 +3,9 @@
 /// Answers `rpc_example`.
 ///
 /// Generated for service `RpcService` (wire name `rpc-service`).
-/// Implement [`RpcService`] and register it with [`RpcServiceServer`];
-/// call it with [`RpcServiceClient`].
+/// Implement [`RpcService`](rpc_service::RpcService) and register it with
+/// [`RpcServiceServer`](rpc_service::RpcServiceServer);
+/// call it with [`RpcServiceClient`](rpc_service::RpcServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod rpc_service {
@@ -29,12 +30,9 @@ pub mod rpc_service {
             feature: String,
         ) -> impl Future<Output = Result<String, RpcExampleError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
@@ -102,7 +100,9 @@ pub mod rpc_service {
         }
     }
 
-    /// Serves a [`RpcService`] implementation: registers its RPCs with the runtime under the contract's wire names and modes.
+    /// Serves a [`RpcService`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`RpcServiceClient`].
     #[derive(Debug)]
     pub struct RpcServiceServer<T> {
@@ -139,13 +139,31 @@ pub mod rpc_service {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -177,6 +195,11 @@ pub mod rpc_service {
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
+            Vec::from([])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
             Vec::from([])
         }
     }

@@ -19,8 +19,9 @@ pub struct Step {
 /// Keeps per-session state in memory.
 ///
 /// Generated for service `SessionService` (wire name `session-service`).
-/// Implement [`SessionService`] and register it with [`SessionServiceServer`];
-/// call it with [`SessionServiceClient`].
+/// Implement [`SessionService`](session_service::SessionService) and register it with
+/// [`SessionServiceServer`](session_service::SessionServiceServer);
+/// call it with [`SessionServiceClient`](session_service::SessionServiceClient).
 #[rustfmt::skip]
 pub mod session_service {
     use ::kontiki_rt::codegen as rt;
@@ -51,17 +52,16 @@ pub mod session_service {
             payload: super::Step,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
 
-    /// Serves a [`SessionService`] implementation: registers its event handlers with the runtime under the contract's wire names and modes.
+    /// Serves a [`SessionService`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`SessionServiceClient`].
     #[derive(Debug)]
     pub struct SessionServiceServer<T> {
@@ -98,13 +98,31 @@ pub mod session_service {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -135,6 +153,11 @@ pub mod session_service {
                         .include_headers(true)
                 },
             ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([])
         }
     }
 

@@ -3,8 +3,9 @@
 /// Runs periodic work.
 ///
 /// Generated for service `TaskService` (wire name `task-service`).
-/// Implement [`TaskService`] and register it with [`TaskServiceServer`];
-/// call it with [`TaskServiceClient`].
+/// Implement [`TaskService`](task_service::TaskService) and register it with
+/// [`TaskServiceServer`](task_service::TaskServiceServer);
+/// call it with [`TaskServiceClient`](task_service::TaskServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod task_service {
@@ -22,7 +23,7 @@ pub mod task_service {
     pub trait TaskService: Send + Sync + 'static {
         /// Every 10 seconds, starting right away.
         ///
-        /// Task `tick`: every 10 s, and once at start (run once the runtime has task support).
+        /// Task `tick`: every 10 s, and once at start.
         fn tick(
             &self,
             ctx: rt::Context,
@@ -30,7 +31,7 @@ pub mod task_service {
 
         /// At 03:00 on weekdays (cron tasks do not run at start).
         ///
-        /// Task `nightly_report`: on cron `0 3 * * MON-FRI` (local time) (run once the runtime has task support).
+        /// Task `nightly_report`: on cron `0 3 * * MON-FRI` (local time).
         fn nightly_report(
             &self,
             ctx: rt::Context,
@@ -38,27 +39,23 @@ pub mod task_service {
 
         /// At the interval (seconds) found under `app.cleanup.interval`.
         ///
-        /// Task `cleanup`: every N seconds, N from config `app.cleanup.interval`, and once at start (run once the runtime has task support).
+        /// Task `cleanup`: every N seconds, N from config `app.cleanup.interval`, and once at start.
         fn cleanup(
             &self,
             ctx: rt::Context,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
 
-    /// Serves a [`TaskService`] implementation: registers its entrypoints with the runtime under the contract's wire names and modes.
+    /// Serves a [`TaskService`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`TaskServiceClient`].
-    ///
-    /// HTTP routes and tasks are part of the trait but not registered yet: the runtime has no
-    /// HTTP or task entrypoints so far.
     #[derive(Debug)]
     pub struct TaskServiceServer<T> {
         inner: std::sync::Arc<T>,
@@ -94,13 +91,31 @@ pub mod task_service {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -111,6 +126,60 @@ pub mod task_service {
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
             Vec::from([])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "tick",
+                            rt::Schedule::Every(std::time::Duration::from_secs(10)),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.tick(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "nightly_report",
+                            rt::Schedule::Cron("0 3 * * MON-FRI".to_owned()),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.nightly_report(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(false)
+                },
+                {
+                    let svc = std::sync::Arc::clone(&self.inner);
+                    rt::TaskEntrypoint::new(
+                            "cleanup",
+                            rt::Schedule::EveryConfig("app.cleanup.interval".to_owned()),
+                            move |run: rt::TaskRun| {
+                                let svc = std::sync::Arc::clone(&svc);
+                                async move {
+                                    svc.cleanup(run.context)
+                                        .await
+                                        .map_err(rt::HandlerError::internal)
+                                }
+                            },
+                        )
+                        .immediate(true)
+                },
+            ])
         }
     }
 

@@ -17,8 +17,9 @@ pub struct UserCreated {
 /// Reacts to new users.
 ///
 /// Generated for service `UserEvents` (wire name `user-events`).
-/// Implement [`UserEvents`] and register it with [`UserEventsServer`];
-/// call it with [`UserEventsClient`].
+/// Implement [`UserEvents`](user_events::UserEvents) and register it with
+/// [`UserEventsServer`](user_events::UserEventsServer);
+/// call it with [`UserEventsClient`](user_events::UserEventsClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[rustfmt::skip]
 pub mod user_events {
@@ -49,17 +50,16 @@ pub mod user_events {
             payload: super::UserCreated,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`); healthy by default.
-        fn degraded(
-            &self,
-            ctx: rt::Context,
-        ) -> impl Future<Output = Option<String>> + Send {
-            let _ = ctx;
+        /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
+        /// heartbeat to the registry. Healthy by default.
+        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
             async { None }
         }
     }
 
-    /// Serves a [`UserEvents`] implementation: registers its event handlers with the runtime under the contract's wire names and modes.
+    /// Serves a [`UserEvents`] implementation: registers its entrypoints (RPCs, event
+    /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
+    /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`UserEventsClient`].
     #[derive(Debug)]
     pub struct UserEventsServer<T> {
@@ -96,13 +96,31 @@ pub mod user_events {
             self.register(rt::Service::builder(SERVICE_NAME).version(VERSION))
         }
 
-        /// Adds every entrypoint to `builder`.
+        /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
             let builder = self
                 .rpc_entrypoints()
                 .into_iter()
                 .fold(builder, rt::ServiceBuilder::rpc);
-            self.event_entrypoints().into_iter().fold(builder, rt::ServiceBuilder::event)
+            let builder = self
+                .event_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::event);
+            let builder = self
+                .task_entrypoints()
+                .into_iter()
+                .fold(builder, rt::ServiceBuilder::task);
+            let svc = std::sync::Arc::clone(&self.inner);
+            builder
+                .health_check(move || {
+                    let svc = std::sync::Arc::clone(&svc);
+                    async move {
+                        match svc.degraded().await {
+                            None => rt::Health::Ok,
+                            Some(reason) => rt::Health::degraded(reason),
+                        }
+                    }
+                })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
@@ -136,6 +154,11 @@ pub mod user_events {
                         .max_attempts(3)
                 },
             ])
+        }
+
+        /// The periodic tasks, one per `task` of the contract.
+        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
+            Vec::from([])
         }
     }
 

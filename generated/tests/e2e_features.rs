@@ -1,7 +1,8 @@
 //! End to end over RabbitMQ with `idl/features.kontiki`: every declared error code arrives as
 //! its typed variant (generated client) and as its code (Python client); headers reach an
 //! `include_headers` RPC; typed events reach their handlers through the generated publisher,
-//! a multi-type handler and a session handle.
+//! a multi-type handler and a session handle; the HTTP routes decode typed parameters and
+//! bodies, map declared errors to their statuses and serve the generated OpenAPI documents.
 
 mod support;
 
@@ -326,6 +327,87 @@ async fn typed_errors_headers_and_events_end_to_end() {
     assert!(
         got.contains(&Seen::InSession(Uuid::from_u128(9))),
         "{got:?}"
+    );
+
+    // HTTP: typed query, path and body; mapped error codes; the generated OpenAPI document.
+    let base = format!("http://{}", svc.http_addr().expect("the routes are served"));
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{base}/widgets?kind=extra-large&limit=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
+    let r = http
+        .get(format!("{base}/widgets?limit=lots"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        422,
+        "a query parameter that does not fit its type"
+    );
+    let id = "00000000-0000-0000-0000-000000000005";
+    let r = http
+        .delete(format!("{base}/widgets/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "WIDGET_NOT_FOUND = 404");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"message": "widget not found"})
+    );
+    let body = serde_json::to_value(widget(
+        Uuid::from_u128(5),
+        Kind::Large,
+        "posted".into(),
+        vec![],
+    ))
+    .unwrap();
+    let r = http
+        .post(format!("{base}/widgets"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the declared success status");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["title"],
+        "posted"
+    );
+    let r = http
+        .put(format!("{base}/widgets/not-a-uuid"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        422,
+        "a path parameter that does not fit its type"
+    );
+    let r = http.get(format!("{base}/ping")).send().await.unwrap();
+    assert_eq!(
+        r.json::<String>().await.unwrap(),
+        "pong",
+        "a path from config"
+    );
+    let served: serde_json::Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(kontiki_generated::features::features::OPENAPI_V1).unwrap();
+    assert_eq!(
+        served["paths"], generated["paths"],
+        "the runtime serves the generated document"
     );
 
     svc.shutdown().await;

@@ -215,9 +215,10 @@ async fn generated_client_calls_the_python_service() {
         .clone()
         .with_service_name(support::unique("e2e-nobody"));
     let started = std::time::Instant::now();
-    let err = nobody
-        .ret_none_with(CallOptions::default().timeout(Duration::from_millis(500)))
+    let call = nobody.ret_none_with(CallOptions::default().timeout(Duration::from_millis(500)));
+    let err = tokio::time::timeout(Duration::from_secs(10), call)
         .await
+        .expect("a call with a 500 ms timeout returns within 10 s")
         .unwrap_err();
     assert!(
         matches!(

@@ -124,6 +124,20 @@ pub(crate) struct MethodView {
     pub(crate) error: ErrorEnum,
     /// For routes: `GET /items/{id}`.
     pub(crate) http: Option<String>,
+    pub(crate) route: Option<RouteView>,
+}
+
+/// What the server adapter needs to register a route.
+#[derive(Debug, Serialize)]
+pub(crate) struct RouteView {
+    /// `GET`, `POST`...
+    pub(crate) method: &'static str,
+    /// The path template, or the config key holding it.
+    pub(crate) path: String,
+    pub(crate) from_config: bool,
+    pub(crate) version: Option<String>,
+    pub(crate) status: u16,
+    pub(crate) has_response: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -136,6 +150,8 @@ pub(crate) struct ParamView {
     pub(crate) into_string: bool,
     pub(crate) required: bool,
     pub(crate) default_expr: Option<String>,
+    /// `arg` (RPC), `path`, `query` or `body` (HTTP).
+    pub(crate) source: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +194,9 @@ pub(crate) struct TaskView {
     pub(crate) name: String,
     pub(crate) method: String,
     pub(crate) convention: bool,
+    /// A `rt::Schedule` expression.
+    pub(crate) schedule_expr: String,
+    pub(crate) immediate: bool,
     pub(crate) docs: Vec<String>,
     pub(crate) schedule: String,
 }
@@ -473,6 +492,8 @@ impl Cx<'_> {
                     name: t.name.clone(),
                     method: method_ident(&t.name),
                     convention: conversion_name(&t.name),
+                    schedule_expr: schedule_expr(&t.schedule),
+                    immediate: t.immediate,
                     docs: docs(&t.docs),
                     schedule: schedule_text(&t.schedule, t.immediate),
                 })
@@ -512,7 +533,7 @@ impl Cx<'_> {
         }
     }
 
-    fn param_view(&self, f: &idl::Field) -> ParamView {
+    fn param_view(&self, f: &idl::Field, source: &'static str) -> ParamView {
         let default_expr = f
             .default
             .as_ref()
@@ -525,6 +546,7 @@ impl Cx<'_> {
             into_string: f.ty == TypeRef::String,
             required: f.default.is_none() && !self.is_optional(&f.ty),
             default_expr,
+            source,
         }
     }
 
@@ -553,7 +575,7 @@ impl Cx<'_> {
     }
 
     fn rpc_view(&self, r: &idl::Rpc) -> MethodView {
-        let params: Vec<ParamView> = r.params.iter().map(|p| self.param_view(p)).collect();
+        let params: Vec<ParamView> = r.params.iter().map(|p| self.param_view(p, "arg")).collect();
         let errors: Vec<_> = r.errors.iter().map(|e| (e.clone(), None)).collect();
         MethodView {
             wire: r.name.clone(),
@@ -569,6 +591,7 @@ impl Cx<'_> {
             convention: conversion_name(&r.name),
             error: self.error_enum(&r.name, &errors),
             http: None,
+            route: None,
         }
     }
 
@@ -576,8 +599,8 @@ impl Cx<'_> {
         let mut params: Vec<ParamView> = r
             .path_params
             .iter()
-            .chain(&r.query)
-            .map(|p| self.param_view(p))
+            .map(|p| self.param_view(p, "path"))
+            .chain(r.query.iter().map(|p| self.param_view(p, "query")))
             .collect();
         if let Some(body) = &r.body {
             params.push(ParamView {
@@ -588,6 +611,7 @@ impl Cx<'_> {
                 into_string: false,
                 required: true,
                 default_expr: None,
+                source: "body",
             });
         }
         let errors: Vec<_> = r
@@ -595,9 +619,9 @@ impl Cx<'_> {
             .iter()
             .map(|e| (e.error.clone(), Some(e.status)))
             .collect();
-        let path = match &r.path {
-            HttpPath::Literal(p) => p.clone(),
-            HttpPath::Config(k) => format!("<config {k}>"),
+        let (path, route_path, from_config) = match &r.path {
+            HttpPath::Literal(p) => (p.clone(), p.clone(), false),
+            HttpPath::Config(k) => (format!("<config {k}>"), k.clone(), true),
         };
         MethodView {
             wire: r.name.clone(),
@@ -613,6 +637,14 @@ impl Cx<'_> {
             convention: conversion_name(&r.name),
             error: self.error_enum(&r.name, &errors),
             http: Some(format!("{} {path}", r.method.as_str())),
+            route: Some(RouteView {
+                method: r.method.as_str(),
+                path: route_path,
+                from_config,
+                version: r.version.clone(),
+                status: r.status,
+                has_response: r.response.is_some(),
+            }),
         }
     }
 
@@ -665,6 +697,19 @@ fn conversion_name(name: &str) -> bool {
     ["from_", "into_", "to_", "as_", "is_"]
         .iter()
         .any(|p| n.starts_with(p))
+}
+
+fn schedule_expr(s: &Schedule) -> String {
+    match s {
+        Schedule::Interval { seconds } => {
+            format!("rt::Schedule::Every(std::time::Duration::from_secs({seconds}))")
+        }
+        Schedule::IntervalConfig(k) => {
+            format!("rt::Schedule::EveryConfig({}.to_owned())", rust_str(k))
+        }
+        Schedule::Cron(c) => format!("rt::Schedule::Cron({}.to_owned())", rust_str(c)),
+        Schedule::CronConfig(k) => format!("rt::Schedule::CronConfig({}.to_owned())", rust_str(k)),
+    }
 }
 
 fn schedule_text(s: &Schedule, immediate: bool) -> String {

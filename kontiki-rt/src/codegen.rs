@@ -5,18 +5,29 @@
 //! Users pull generated code in with [`include_idl!`](crate::include_idl).
 
 mod bytes;
+#[cfg(feature = "http")]
+mod http;
 
 pub use bytes::Bytes;
 pub use chrono;
+#[cfg(feature = "http")]
+pub use http::{
+    empty_response, json_response, mapped_error, path_param, query_param, query_param_or,
+    required_query_param,
+};
 pub use serde;
 pub use serde_json;
 pub use uuid;
 
 pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use crate::event::{Event, EventEntrypoint, EventMode};
+#[cfg(feature = "http")]
+pub use crate::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method};
 pub use crate::messenger::{CallOptions, Messenger, PublishOptions, Session};
+pub use crate::registry::Health;
 pub use crate::rpc::{Call, HandlerError, RpcEntrypoint};
 pub use crate::service::{Context, Service, ServiceBuilder};
+pub use crate::task::{Schedule, TaskEntrypoint, TaskRun};
 pub use crate::wire::RequestBody;
 
 use serde::Serialize;

@@ -42,7 +42,7 @@ pub(crate) fn service_config(service_name: &str) -> kontiki_rt::Config {
 /// [`service_config`] plus `extra_yaml` (top-level keys).
 pub(crate) fn service_config_with(service_name: &str, extra_yaml: &str) -> kontiki_rt::Config {
     let yaml = format!(
-        "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n    rpc:\n      timeout: 5\n  shutdown:\n    grace_seconds: 5\n  registration:\n    disable: true\n{extra_yaml}",
+        "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n    rpc:\n      timeout: 5\n  shutdown:\n    grace_seconds: 5\n  registration:\n    disable: true\n  http:\n    address: 127.0.0.1\n    port: 0\n{extra_yaml}",
         amqp_url()
     );
     kontiki_rt::Config::from_yaml_str("test.yaml", &yaml).expect("test config")
