@@ -234,3 +234,27 @@ async fn generated_client_calls_the_python_service() {
 
     py.stop().await;
 }
+
+#[test]
+fn python_reads_the_datetimes_rust_writes() {
+    let t: DateTime = "2024-01-02T05:04:05.123456+02:00".parse().unwrap();
+    let written = serde_json::to_value(t).unwrap();
+    let out = std::process::Command::new(support::python())
+        .args([
+            "-c",
+            "import datetime, sys; print(datetime.datetime.fromisoformat(sys.argv[1]).isoformat())",
+        ])
+        .arg(written.as_str().unwrap())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2024-01-02T03:04:05.123456+00:00",
+        "Rust wrote {written}"
+    );
+}
