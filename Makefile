@@ -27,3 +27,13 @@ clippy:
 
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# The Kontiki registry (ServiceRegistry) and kontiki-tui 2.1.2 against it (README: "Registry and kontiki-tui").
+.PHONY: run-registry run-tui
+run-registry:
+	cargo run --release -p kontiki-registry -- --config kontiki-registry/registry.yaml
+
+run-tui:
+	@PY=$$(bash scripts/python-env.sh | tail -n1); mkdir -p $${KONTIKI_TUI_HOME:-target/tui-home}/.config; \
+	printf 'amqp:\n  url: %s\n' "$${KONTIKI_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" > $${KONTIKI_TUI_HOME:-target/tui-home}/.config/kontiki_tui.yaml; \
+	HOME=$$(cd $${KONTIKI_TUI_HOME:-target/tui-home} && pwd) $$(dirname $$PY)/kontiki-tui
