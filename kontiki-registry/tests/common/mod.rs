@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+#[allow(unused_imports, reason = "each test binary uses a different subset")]
 pub(crate) use support::{amqp_url, messenger, no_broker, unique};
 
 /// kontiki-rt/tests/py.
