@@ -104,6 +104,7 @@ async fn kontiki_tui_reads_the_rust_registry() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    eprintln!("kontiki-tui tables: {tables}");
     for tab in ["services", "entrypoints", "events", "flows", "exceptions"] {
         assert_eq!(
             tables["ok"][tab], true,
