@@ -251,6 +251,40 @@ async fn rust_registry_serves_python_services() {
     .unwrap();
     assert_eq!(after["count"], 0, "{after}");
 
+    // A non-JSON message in the failed queue is listed in bytes form, not an error.
+    m.publish_raw("", &format!("{name}.proto.fail.failed"), b"<<<", None)
+        .await
+        .unwrap();
+    let odd = poll("the non-JSON failed message listed", 10, || {
+        let m = &m;
+        let name = name.clone();
+        async move {
+            let r = reg(
+                m,
+                "list_failed_messages",
+                vec![json!(name), json!("proto.fail"), json!(5)],
+                Value::Null,
+            )
+            .await
+            .ok()?;
+            (r["count"].as_i64() >= Some(1)).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        odd["messages"][0],
+        json!({"__bytes__": true, "data": "PDw8"}),
+        "{odd}"
+    );
+    reg(
+        &m,
+        "drop_failed_messages",
+        vec![json!(name), json!("proto.fail"), json!(10)],
+        Value::Null,
+    )
+    .await
+    .unwrap();
+
     // An exception in an RPC handler: recorded, published, filterable.
     let _ = m
         .call(&name, "boom", vec![], Default::default())
