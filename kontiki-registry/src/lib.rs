@@ -992,3 +992,115 @@ pub fn build(config: &Config) -> Result<(Arc<Registry>, Service), kontiki_rt::Bo
     let service = registry.service()?;
     Ok((registry, service))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reg_body(iid: &str, interval: f64) -> Map<String, Value> {
+        json!({
+            "service_name": "svc", "instance_id": iid, "pid": 1, "host": "h",
+            "service_version": "1.0.0", "kontiki_version": "2.3.2",
+            "heartbeat_interval": interval, "group": " ",
+            "entrypoints": [{"type": "event", "name": "e", "handler": "h", "mode": "competing", "max_attempts": 3}],
+        })
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    #[test]
+    fn registration_defaults_and_status_rules() {
+        let r = registration_from(&reg_body("i1", 1.0)).unwrap();
+        assert_eq!(r.group, "business");
+        assert_eq!(r.config, Value::Null);
+        let mut inst = Instance {
+            metadata: r,
+            last_heartbeat: None,
+            last_seen: None,
+            registered_at: Instant::now(),
+            degraded: false,
+            reason: None,
+            tracked: InstanceStatus::Down,
+        };
+        let now = Instant::now();
+        assert_eq!(inst.status(now), InstanceStatus::Down, "no heartbeat yet");
+        inst.last_seen = Some(now);
+        assert_eq!(inst.status(now), InstanceStatus::Active);
+        inst.degraded = true;
+        assert_eq!(inst.status(now), InstanceStatus::Degraded);
+        assert_eq!(
+            inst.status(now + Duration::from_millis(3100)),
+            InstanceStatus::Down,
+            "3 × interval without heartbeat"
+        );
+        assert!(registration_from(&Map::new()).is_none());
+    }
+
+    #[test]
+    fn bounded_lists_drop_the_oldest_and_count() {
+        let mut b = Bounded::default();
+        for i in 0..5 {
+            b.push(i, 3, "test");
+        }
+        assert_eq!(b.items.iter().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(b.dropped, 2);
+    }
+
+    #[test]
+    fn filters_compare_as_strings() {
+        assert!(matches(Some(&json!("a")), "a"));
+        assert!(matches(Some(&json!(5)), "5"));
+        assert!(!matches(Some(&Value::Null), "null"));
+        assert!(!matches(None, "a"));
+        assert_eq!(parse_status("down"), Some(InstanceStatus::Down));
+        assert_eq!(parse_status("bogus"), None);
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let c = Config::from_yaml_str(
+            "r.yaml",
+            "activity_tracker:\n  ttl_minutes: 0\n  ttl_hours: 0\n  max_events: 5\nregistry:\n  expire_after_seconds: 0\n",
+        )
+        .unwrap();
+        let s = RegistrySettings::from_config(&c).unwrap();
+        assert_eq!(s.ttl, None, "both TTLs ≤ 0: no TTL (Kontiki's loop fails)");
+        assert_eq!(s.max_events, 5);
+        assert_eq!(s.expire_after, None);
+        let d = RegistrySettings::from_config(&Config::empty()).unwrap();
+        assert_eq!(d, RegistrySettings::default());
+    }
+
+    #[test]
+    fn competing_check_needs_a_live_declaring_instance() {
+        let r = Registry::new(RegistrySettings::default());
+        {
+            let mut s = r.lock();
+            let reg = registration_from(&reg_body("i1", 60.0)).unwrap();
+            s.services.entry("svc".into()).or_default().insert(
+                "i1".into(),
+                Instance {
+                    metadata: reg,
+                    last_heartbeat: Some(now_utc()),
+                    last_seen: Some(Instant::now()),
+                    registered_at: Instant::now(),
+                    degraded: false,
+                    reason: None,
+                    tracked: InstanceStatus::Active,
+                },
+            );
+        }
+        assert!(r.check_competing("svc", "e").is_ok());
+        let Err(Unavailable(msg)) = r.check_competing("svc", "other") else {
+            panic!("expected ENTRYPOINT_UNAVAILABLE");
+        };
+        assert_eq!(
+            msg,
+            "No live instance of svc declares competing event other"
+        );
+        assert_eq!(r.live_instances("svc"), vec!["i1".to_owned()]);
+        assert!(r.services(Some(InstanceStatus::Down)).is_empty());
+    }
+}
