@@ -27,6 +27,9 @@ pub mod task;
 mod tls;
 pub mod wire;
 
+/// Types that generated traits use in their signatures (Kontiki's `bytes`, `datetime` and the
+/// `include_headers` map).
+pub use codegen::{Bytes, DateTime, Headers};
 pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use event::{Event, EventEntrypoint, EventMode};
