@@ -73,9 +73,18 @@ broker_start() {
     broker_log "starting rabbitmq-server (detached)"
     broker_sudo rabbitmq-server -detached || return 1
   fi
-  broker_log "waiting for it (rabbitmqctl await_startup, at most ${BROKER_START_TIMEOUT}s)"
-  broker_sudo timeout "$BROKER_START_TIMEOUT" rabbitmqctl -q await_startup --timeout "$BROKER_START_TIMEOUT" >/dev/null 2>&1 \
-    || { broker_log "rabbitmq-server did not finish starting"; return 1; }
+  broker_log "waiting for it (at most ${BROKER_START_TIMEOUT}s)"
+  # `rabbitmqctl await_startup` fails at once while the Erlang node is not registered yet (the
+  # first second after -detached), so poll: the node first, then the AMQP port.
+  local deadline=$((SECONDS + BROKER_START_TIMEOUT))
+  while (( SECONDS < deadline )); do
+    if broker_sudo timeout 30 rabbitmqctl -q await_startup --timeout 30 >/dev/null 2>&1 && broker_answers; then
+      return 0
+    fi
+    sleep 1
+  done
+  broker_log "rabbitmq-server did not finish starting within ${BROKER_START_TIMEOUT}s"
+  return 1
 }
 
 broker_install() {
