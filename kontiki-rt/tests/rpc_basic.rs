@@ -392,6 +392,37 @@ async fn malformed_requests_get_an_error_reply() {
         assert_eq!(v["error_code"], json!(code), "{v}");
         assert!(v["message"].as_str().unwrap().contains(text), "{v}");
     }
+
+    // Two requests with one correlation id, the first still running: both are answered
+    // (Kontiki drops the second without a reply, and its caller times out).
+    for ms in [300, 10] {
+        ch.basic_publish(
+            "rpc_exchange".into(),
+            format!("{name}.slow").as_str().into(),
+            BasicPublishOptions::default(),
+            format!("{{\"args\": [{ms}]}}").as_bytes(),
+            BasicProperties::default()
+                .with_correlation_id("dup".into())
+                .with_reply_to(reply_q.name().clone()),
+        )
+        .await
+        .unwrap();
+    }
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(5), replies.next())
+            .await
+            .expect("both duplicates are answered")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            d.properties.correlation_id().as_ref().map(|c| c.as_str()),
+            Some("dup")
+        );
+        let v: Value = serde_json::from_slice(&d.data).unwrap();
+        answered.push(v["result"].clone());
+    }
+    assert_eq!(answered, vec![json!(10), json!(300)]);
     svc.shutdown().await;
     conn.close(200, "".into()).await.unwrap();
 }
