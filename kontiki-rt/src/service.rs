@@ -700,6 +700,38 @@ struct ServeHook {
     state: Arc<ServeState>,
 }
 
+impl ServeHook {
+    /// Consumes `queue` on the consumer channel, remembering the tag for shutdown.
+    async fn start_consumer(
+        &self,
+        link: &Arc<Link>,
+        queue: ShortString,
+        dispatch: Dispatch,
+    ) -> Result<()> {
+        let consumer = link
+            .consume
+            .basic_consume(
+                queue.clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| Error::Amqp {
+                operation: format!("consume {queue}"),
+                source,
+            })?;
+        lock(&self.state.consumers).push((link.clone(), consumer.tag()));
+        tokio::spawn(consume(
+            self.state.clone(),
+            dispatch,
+            link.clone(),
+            consumer,
+        ));
+        Ok(())
+    }
+}
+
 impl Hook for ServeHook {
     fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -756,22 +788,8 @@ impl Hook for ServeHook {
                     )
                     .await
                     .map_err(amqp(format!("bind queue {queue} to {key}")))?;
-                    let consumer = ch
-                        .basic_consume(
-                            q.clone(),
-                            "".into(),
-                            BasicConsumeOptions::default(),
-                            FieldTable::default(),
-                        )
-                        .await
-                        .map_err(amqp(format!("consume {queue}")))?;
-                    lock(&self.state.consumers).push((link.clone(), consumer.tag()));
-                    tokio::spawn(consume(
-                        self.state.clone(),
-                        Dispatch::Rpc(ep.clone()),
-                        link.clone(),
-                        consumer,
-                    ));
+                    self.start_consumer(link, q.clone(), Dispatch::Rpc(ep.clone()))
+                        .await?;
                 }
             }
             if self
@@ -848,41 +866,13 @@ impl Hook for ServeHook {
                         plan.queue, route.binding_key
                     )))?;
                 }
-                let consumer = ch
-                    .basic_consume(
-                        q,
-                        "".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(amqp(format!("consume {}", plan.queue)))?;
-                lock(&self.state.consumers).push((link.clone(), consumer.tag()));
-                tokio::spawn(consume(
-                    self.state.clone(),
-                    Dispatch::Events(plan.clone()),
-                    link.clone(),
-                    consumer,
-                ));
+                self.start_consumer(link, q, Dispatch::Events(plan.clone()))
+                    .await?;
             }
             for ep in &self.state.queues {
                 let q = crate::queue::declare(ch, ep).await?;
-                let consumer = ch
-                    .basic_consume(
-                        q,
-                        "".into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await
-                    .map_err(amqp(format!("consume {}", ep.queue)))?;
-                lock(&self.state.consumers).push((link.clone(), consumer.tag()));
-                tokio::spawn(consume(
-                    self.state.clone(),
-                    Dispatch::Queue(ep.clone()),
-                    link.clone(),
-                    consumer,
-                ));
+                self.start_consumer(link, q, Dispatch::Queue(ep.clone()))
+                    .await?;
             }
             Ok(())
         })
