@@ -367,7 +367,13 @@ impl Messenger {
         let mut headers = self.base_headers();
         headers.insert("remote_method".into(), wire::header_str(method));
         headers.insert("rpc_service".into(), wire::header_str(service));
-        add_extras_and_flow(&mut headers, &options.headers, options.flow_id.as_deref())?;
+        insert_extras(&mut headers, &options.headers)?;
+        let scope = flow::current();
+        add_flow(
+            &mut headers,
+            &resolve_flow_id(options.flow_id.as_deref(), scope.as_ref()),
+            scope.as_ref(),
+        );
         let expiration = timeout.as_millis().max(1).to_string();
         let props = BasicProperties::default()
             .with_correlation_id(correlation_id.as_str().into())
@@ -550,21 +556,31 @@ impl Messenger {
         session_id: Option<&str>,
     ) -> Result<()> {
         check_reserved(&options.headers)?;
-        let mut headers = self.base_headers();
-        headers.insert("event_type".into(), wire::header_str(event_type));
-        headers.insert("reply_to".into(), AMQPValue::Void);
-        if let Some(sid) = session_id {
-            headers.insert("session_id".into(), wire::header_str(sid));
-        }
-        add_extras_and_flow(&mut headers, &options.headers, options.flow_id.as_deref())?;
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_headers(headers);
+        let mut extras = FieldTable::default();
+        insert_extras(&mut extras, &options.headers)?;
+        let scope = flow::current();
+        let flow_id = resolve_flow_id(options.flow_id.as_deref(), scope.as_ref());
+        // Built per attempt (a retry is rare), so the happy path never clones the headers.
+        let build = || {
+            let mut headers = self.base_headers();
+            headers.insert("event_type".into(), wire::header_str(event_type));
+            headers.insert("reply_to".into(), AMQPValue::Void);
+            if let Some(sid) = session_id {
+                headers.insert("session_id".into(), wire::header_str(sid));
+            }
+            for (k, v) in extras.inner() {
+                headers.insert(k.clone(), v.clone());
+            }
+            add_flow(&mut headers, &flow_id, scope.as_ref());
+            BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(headers)
+        };
         self.publish_confirmed(
             wire::EVENT_EXCHANGE,
             routing_key,
             &body,
-            props,
+            build,
             options.mandatory,
             true,
         )
@@ -584,7 +600,7 @@ impl Messenger {
         exchange: &str,
         routing_key: &str,
         body: &[u8],
-        props: BasicProperties,
+        props: impl Fn() -> BasicProperties + Sync,
         mandatory: bool,
         retry_unroutable: bool,
     ) -> Result<()> {
@@ -613,7 +629,7 @@ impl Messenger {
                         immediate: false,
                     },
                     body,
-                    props.clone(),
+                    props(),
                 )
                 .await;
             let confirmation = match sent {
@@ -783,24 +799,29 @@ fn check_reserved(extras: &Map<String, Value>) -> Result<()> {
     }
 }
 
-/// Writes user extras, then the flow and hop headers (Kontiki's order: extras, then flow).
-fn add_extras_and_flow(
-    headers: &mut FieldTable,
-    extras: &Map<String, Value>,
-    flow_id: Option<&str>,
-) -> Result<()> {
+/// Writes user extras into `headers` (Kontiki's order: extras before the flow headers).
+fn insert_extras(headers: &mut FieldTable, extras: &Map<String, Value>) -> Result<()> {
     for (k, v) in extras {
         let key = wire::header_key(k).ok_or_else(|| {
             Error::InvalidHeader(format!("header name longer than 255 bytes: {k:.40}..."))
         })?;
         headers.insert(key, wire::json_to_amqp(v));
     }
-    let scope = flow::current();
-    let flow_id: Arc<str> = match (flow_id, &scope) {
+    Ok(())
+}
+
+/// The flow of an outbound message: the explicit one, else the running handler's, else new.
+fn resolve_flow_id(explicit: Option<&str>, scope: Option<&flow::FlowContext>) -> Arc<str> {
+    match (explicit, scope) {
         (Some(f), _) => Arc::from(f),
         (None, Some(ctx)) => ctx.flow_id.clone(),
         (None, None) => Arc::from(wire::new_flow_id()),
-    };
+    }
+}
+
+/// Writes `flow_id`, a new `hop_id`, and inside a handler `entrypoint`, `operation` and
+/// `parent_hop_id`.
+fn add_flow(headers: &mut FieldTable, flow_id: &Arc<str>, scope: Option<&flow::FlowContext>) {
     headers.insert("flow_id".into(), wire::header_str(flow_id.as_bytes()));
     headers.insert("hop_id".into(), wire::header_str(wire::new_hop_id()));
     if let Some(ctx) = scope {
@@ -816,7 +837,6 @@ fn add_extras_and_flow(
             headers.insert("parent_hop_id".into(), wire::header_str(hop.as_bytes()));
         }
     }
-    Ok(())
 }
 
 fn decode_reply(service: &str, method: &str, body: &[u8]) -> Result<Value, RpcError> {

@@ -235,10 +235,11 @@ pub(crate) async fn declare(ch: &Channel, ep: &QueueEntrypoint) -> Result<ShortS
 pub(crate) async fn handle(
     ep: Arc<QueueEntrypoint>,
     context: Context,
-    delivery: lapin::message::Delivery,
+    mut delivery: lapin::message::Delivery,
 ) {
     let msg = RawMessage {
-        body: delivery.data.clone(),
+        // The delivery is settled through its acker below: its body can move, not be copied.
+        body: std::mem::take(&mut delivery.data),
         headers: delivery
             .properties
             .headers()
@@ -274,10 +275,13 @@ impl Messenger {
         body: &[u8],
         headers: Option<Map<String, Value>>,
     ) -> Result<()> {
-        let mut props = BasicProperties::default().with_delivery_mode(2);
-        if let Some(h) = headers {
-            props = props.with_headers(wire::json_map_to_table(&h));
-        }
+        let props = || {
+            let props = BasicProperties::default().with_delivery_mode(2);
+            match &headers {
+                Some(h) => props.with_headers(wire::json_map_to_table(h)),
+                None => props,
+            }
+        };
         self.publish_confirmed(exchange, routing_key, body, props, false, false)
             .await
     }

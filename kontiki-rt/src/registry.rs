@@ -129,13 +129,12 @@ impl RegistryClient {
 
     async fn publish(&self, routing_key: &str, body: &Value) -> Result<()> {
         let bytes = serde_json::to_vec(body).map_err(Error::Encode)?;
-        let props = BasicProperties::default().with_delivery_mode(2);
         self.messenger
             .publish_confirmed(
                 wire::REGISTRY_ADMIN_EXCHANGE,
                 routing_key,
                 &bytes,
-                props,
+                || BasicProperties::default().with_delivery_mode(2),
                 false,
                 false,
             )
