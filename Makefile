@@ -6,6 +6,8 @@ help:
 	@echo "make run-amqp     start a local RabbitMQ (installs it when allowed)"
 	@echo "make stop-amqp    stop the local RabbitMQ"
 	@echo "make amqp-status  say whether a RabbitMQ answers at KONTIKI_AMQP_URL"
+	@echo "make run-registry run kontiki-registry (the service registry) on the local broker"
+	@echo "make run-tui      run kontiki-tui against it"
 
 test:
 	bash scripts/test.sh
