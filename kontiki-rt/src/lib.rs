@@ -24,6 +24,7 @@ mod registry;
 pub mod rpc;
 mod service;
 pub mod task;
+pub mod testing;
 mod tls;
 pub mod wire;
 

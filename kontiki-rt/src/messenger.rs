@@ -179,6 +179,8 @@ struct Inner {
     rpc_timeout: Duration,
     pending: Mutex<HashMap<String, Pending>>,
     owns_connection: bool,
+    /// Set by [`crate::testing`]: records what this Messenger publishes and calls.
+    observer: std::sync::OnceLock<Arc<crate::testing::Observer>>,
 }
 
 /// Publishes events and calls RPCs over one connection.
@@ -285,6 +287,7 @@ impl Messenger {
             rpc_timeout,
             pending: Mutex::new(HashMap::new()),
             owns_connection,
+            observer: std::sync::OnceLock::new(),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),
@@ -333,6 +336,32 @@ impl Messenger {
 
     /// Calls with a request body already encoded as JSON bytes.
     pub async fn call_raw(
+        &self,
+        service: &str,
+        method: &str,
+        body: Vec<u8>,
+        options: CallOptions,
+    ) -> Result<Value, RpcError> {
+        let Some(observer) = self.inner.observer.get() else {
+            return self
+                .call_raw_unobserved(service, method, body, options)
+                .await;
+        };
+        let request = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let result = self
+            .call_raw_unobserved(service, method, body, options)
+            .await;
+        observer.record_call(service, method, request, &result);
+        result
+    }
+
+    /// Makes `observer` record what this Messenger publishes and calls (used by
+    /// [`crate::testing`]). A second observer is ignored.
+    pub(crate) fn observe(&self, observer: Arc<crate::testing::Observer>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    async fn call_raw_unobserved(
         &self,
         service: &str,
         method: &str,
@@ -584,7 +613,11 @@ impl Messenger {
             options.mandatory,
             true,
         )
-        .await
+        .await?;
+        if let Some(observer) = self.inner.observer.get() {
+            observer.record_publish(event_type, routing_key, &body, &options.headers);
+        }
+        Ok(())
     }
 
     /// Publishes with confirms on the publish channel; waits (bounded by the RPC timeout) for

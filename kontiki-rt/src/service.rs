@@ -94,6 +94,8 @@ pub struct Container {
     version: String,
     messenger: Messenger,
     registry: std::sync::OnceLock<Arc<RegistryClient>>,
+    /// Set by [`crate::testing`]: records every handled message and task run.
+    observer: Option<Arc<crate::testing::Observer>>,
 }
 
 impl Container {
@@ -150,6 +152,11 @@ impl Container {
         }
     }
 
+    /// The test observer, when the service runs under [`crate::testing`].
+    pub(crate) fn observer(&self) -> Option<&crate::testing::Observer> {
+        self.observer.as_deref()
+    }
+
     /// The register body this instance sends (with its entrypoint catalogue), when
     /// registration is on.
     pub fn registration(&self) -> Option<&serde_json::Value> {
@@ -204,6 +211,7 @@ pub struct Service {
     delegates: Vec<Arc<dyn DynDelegate>>,
     #[cfg(feature = "http")]
     http: crate::http::HttpDefs,
+    observer: Option<Arc<crate::testing::Observer>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -415,6 +423,7 @@ impl Service {
                 delegates: Vec::new(),
                 #[cfg(feature = "http")]
                 http: Default::default(),
+                observer: None,
             },
         }
     }
@@ -433,6 +442,12 @@ impl Service {
     /// Turns registration off whatever the config says (`--disable-service-registration`).
     pub fn with_registration_disabled(mut self, disabled: bool) -> Self {
         self.registration_disabled |= disabled;
+        self
+    }
+
+    /// Makes the started service report what it handles and sends to `observer`.
+    pub(crate) fn with_observer(mut self, observer: Arc<crate::testing::Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -459,6 +474,9 @@ impl Service {
             settings.amqp.rpc_timeout,
             false,
         );
+        if let Some(observer) = &self.observer {
+            messenger.observe(observer.clone());
+        }
         let container = Arc::new(Container {
             config,
             settings,
@@ -466,6 +484,7 @@ impl Service {
             version: self.version,
             messenger,
             registry: std::sync::OnceLock::new(),
+            observer: self.observer.clone(),
         });
 
         for d in &self.delegates {
@@ -993,6 +1012,9 @@ async fn handle_rpc(
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
+        if let Some(observer) = state.container.observer() {
+            observer.record_rpc(&ep.name, &delivery.data, headers, &envelope);
+        }
     }
     .instrument(span)
     .await;
@@ -1200,6 +1222,16 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
+        }
+        if let Some(observer) = state.container.observer() {
+            observer.record_event(
+                &route.ep.name,
+                &route.event_type,
+                &delivery.data,
+                headers,
+                delivery.redelivered,
+                &outcome,
+            );
         }
     }
     .instrument(span)

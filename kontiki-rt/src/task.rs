@@ -306,6 +306,9 @@ async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
     let result = flow::scope(scope, AssertUnwindSafe(fut).catch_unwind())
         .instrument(span)
         .await;
+    if let Some(observer) = context.container().observer() {
+        observer.record_task(&task.ep.name, &report_scope.flow_id, &result);
+    }
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
