@@ -1751,12 +1751,14 @@ fn add_death(headers: &mut FieldTable, queue: &str, reason: &str, message: &Mess
     }
     deaths.insert(0, AMQPValue::FieldTable(entry));
     headers.insert("x-death".into(), AMQPValue::FieldArray(deaths.into()));
-    if !headers.contains_key("x-first-death-reason") {
+    // As RabbitMQ: the first death sets x-first-death-*, later ones x-last-death-*.
+    if headers.contains_key("x-first-death-reason") {
+        headers.insert("x-last-death-exchange".into(), long(&message.exchange));
+        headers.insert("x-last-death-queue".into(), long(queue));
+        headers.insert("x-last-death-reason".into(), long(reason));
+    } else {
         headers.insert("x-first-death-exchange".into(), long(&message.exchange));
         headers.insert("x-first-death-queue".into(), long(queue));
         headers.insert("x-first-death-reason".into(), long(reason));
     }
-    headers.insert("x-last-death-exchange".into(), long(&message.exchange));
-    headers.insert("x-last-death-queue".into(), long(queue));
-    headers.insert("x-last-death-reason".into(), long(reason));
 }
