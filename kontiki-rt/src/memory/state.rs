@@ -595,9 +595,9 @@ impl State {
             AMQPClass::Basic(m) => self.basic_method(conn, channel, m)?,
             AMQPClass::Confirm(confirm::AMQPMethod::Select(s)) => {
                 self.chan(conn, channel)?.confirm = true;
-                (!s.nowait).then(|| {
-                    AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {}))
-                })
+                (!s.nowait).then_some(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(
+                    confirm::SelectOk {},
+                )))
             }
             AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => Some(AMQPClass::Channel(
                 channel::AMQPMethod::FlowOk(channel::FlowOk { active: f.active }),
@@ -683,9 +683,11 @@ impl State {
                         },
                     );
                 }
-                Ok((!d.nowait).then(|| {
-                    AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {}))
-                }))
+                Ok(
+                    (!d.nowait).then_some(AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(
+                        exchange::DeclareOk {},
+                    ))),
+                )
             }
             exchange::AMQPMethod::Delete(d) => {
                 let name = d.exchange.as_str();
@@ -704,9 +706,11 @@ impl State {
                     }
                     self.exchanges.remove(name);
                 }
-                Ok((!d.nowait).then(|| {
-                    AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {}))
-                }))
+                Ok(
+                    (!d.nowait).then_some(AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(
+                        exchange::DeleteOk {},
+                    ))),
+                )
             }
             exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => Err(Failure::hard(
                 code::NOT_IMPLEMENTED,
