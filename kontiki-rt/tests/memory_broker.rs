@@ -42,6 +42,7 @@ both! {
     channel_errors_keep_the_connection => memory_channel_errors, amqp_channel_errors;
     prefetch_and_redelivery => memory_prefetch_and_redelivery, amqp_prefetch_and_redelivery;
     large_bodies_cross_frames => memory_large_bodies, amqp_large_bodies;
+    exchange_to_exchange_bindings => memory_exchange_to_exchange, amqp_exchange_to_exchange;
 }
 
 async fn connect(url: &str) -> Connection {
@@ -750,6 +751,86 @@ async fn large_bodies_cross_frames(url: &str) {
             .await
             .unwrap();
     }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+async fn exchange_to_exchange_bindings(url: &str) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let base = support::unique("mb-e2e");
+    let (source, dest) = (format!("{base}.source"), format!("{base}.dest"));
+    let opts = ExchangeDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    for (ex, kind) in [
+        (&source, ExchangeKind::Topic),
+        (&dest, ExchangeKind::Fanout),
+    ] {
+        ch.exchange_declare(ex.as_str().into(), kind, opts, FieldTable::default())
+            .await
+            .unwrap();
+    }
+    ch.exchange_bind(
+        dest.as_str().into(),
+        source.as_str().into(),
+        "orders.*".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = format!("{base}.tap");
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        q.as_str().into(),
+        dest.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    for key in [
+        "orders.created",
+        "orders.a.b",
+        "users.created",
+        "orders.paid",
+    ] {
+        ch.basic_publish(
+            source.as_str().into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            key.as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let count = ch
+        .queue_declare(q.as_str().into(), passive(), FieldTable::default())
+        .await
+        .unwrap()
+        .message_count();
+    assert_eq!(
+        count, 2,
+        "orders.created and orders.paid pass the topic binding"
+    );
+    let first = get_one(&ch, &q).await;
+    assert_eq!(first.delivery.data, b"orders.created");
+    assert_eq!(first.delivery.exchange.as_str(), source);
     let _ = conn.close(200, "done".into()).await;
 }
 

@@ -163,6 +163,8 @@ struct Exchange {
     auto_delete: bool,
     internal: bool,
     bindings: Vec<Binding>,
+    /// Exchange-to-exchange bindings: (destination exchange, key).
+    exchange_bindings: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +393,7 @@ impl State {
                     auto_delete: false,
                     internal: false,
                     bindings: Vec::new(),
+                    exchange_bindings: Vec::new(),
                 },
             );
         }
@@ -680,6 +683,7 @@ impl State {
                             auto_delete: d.auto_delete,
                             internal: d.internal,
                             bindings: Vec::new(),
+                            exchange_bindings: Vec::new(),
                         },
                     );
                 }
@@ -712,10 +716,50 @@ impl State {
                     ))),
                 )
             }
-            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => Err(Failure::hard(
-                code::NOT_IMPLEMENTED,
-                "exchange-to-exchange bindings are not supported by the memory:// broker",
-            )),
+            exchange::AMQPMethod::Bind(b) => {
+                let (dest, source) = (b.destination.as_str(), b.source.as_str());
+                for name in [dest, source] {
+                    if name.is_empty() {
+                        return Err(Failure::soft(
+                            code::ACCESS_REFUSED,
+                            "operation not permitted on the default exchange",
+                        ));
+                    }
+                    if !self.exchanges.contains_key(name) {
+                        return Err(Failure::soft(
+                            code::NOT_FOUND,
+                            format!("no exchange '{name}' in vhost '/'"),
+                        ));
+                    }
+                }
+                let key = b.routing_key.as_str().to_owned();
+                if let Some(ex) = self.exchanges.get_mut(source)
+                    && !ex
+                        .exchange_bindings
+                        .iter()
+                        .any(|(d, k)| d == dest && *k == key)
+                {
+                    ex.exchange_bindings.push((dest.to_owned(), key));
+                }
+                Ok(
+                    (!b.nowait).then_some(AMQPClass::Exchange(exchange::AMQPMethod::BindOk(
+                        exchange::BindOk {},
+                    ))),
+                )
+            }
+            exchange::AMQPMethod::Unbind(u) => {
+                let (dest, source) = (u.destination.as_str(), u.source.as_str());
+                let key = u.routing_key.as_str();
+                if let Some(ex) = self.exchanges.get_mut(source) {
+                    ex.exchange_bindings
+                        .retain(|(d, k)| !(d == dest && k == key));
+                }
+                Ok(
+                    (!u.nowait).then_some(AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(
+                        exchange::UnbindOk {},
+                    ))),
+                )
+            }
             other => Err(Failure::hard(
                 code::COMMAND_INVALID,
                 format!("exchange method {other:?} is not valid here"),
@@ -1367,20 +1411,31 @@ impl State {
                 Vec::new()
             };
         }
-        let Some(ex) = self.exchanges.get(exchange) else {
-            return Vec::new();
-        };
+        // Breadth-first through exchange-to-exchange bindings, each exchange once.
         let mut out: Vec<String> = Vec::new();
-        for b in &ex.bindings {
-            let hit = match ex.kind {
-                ExchangeKind::Direct => b.key == key,
+        let mut seen: Vec<&str> = vec![exchange];
+        let mut next = 0;
+        while let Some(&name) = seen.get(next) {
+            next += 1;
+            let Some(ex) = self.exchanges.get(name) else {
+                continue;
+            };
+            let hit = |pattern: &str| match ex.kind {
+                ExchangeKind::Direct => pattern == key,
                 ExchangeKind::Fanout => true,
-                ExchangeKind::Topic => topic::matches(&b.key, key),
+                ExchangeKind::Topic => topic::matches(pattern, key),
                 // Headers matching is not supported: nothing routes through it.
                 ExchangeKind::Headers => false,
             };
-            if hit && !out.contains(&b.queue) {
-                out.push(b.queue.clone());
+            for b in &ex.bindings {
+                if hit(&b.key) && !out.contains(&b.queue) {
+                    out.push(b.queue.clone());
+                }
+            }
+            for (dest, k) in &ex.exchange_bindings {
+                if hit(k) && !seen.contains(&dest.as_str()) {
+                    seen.push(dest);
+                }
             }
         }
         out
