@@ -298,6 +298,12 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     let url = redact_url(&opts.url);
     // `memory://` names an in-process broker: connect to it like to any other.
     let target = crate::memory::resolve_url(&opts.url)?;
+    if opts.tls.is_some() && crate::memory::is_memory_url(&opts.url) {
+        return Err(Error::MemoryBroker {
+            url: opts.url.clone(),
+            reason: "TLS (`kontiki.amqp.tls`) is not supported by the in-process broker".to_owned(),
+        });
+    }
     let props =
         ConnectionProperties::default().with_connection_name(opts.connection_name.as_str().into());
     let connect = async {

@@ -1182,7 +1182,7 @@ impl State {
         let Some(q) = self.queues.get_mut(qname) else {
             return Ok(());
         };
-        let Some(mut message) = q.ready.pop_front() else {
+        let Some(message) = q.ready.pop_front() else {
             self.send_method(
                 conn,
                 channel,
@@ -1205,7 +1205,6 @@ impl State {
             message_count: remaining,
         }));
         let props = delivered_properties(&message, quorum);
-        message.expires_at = None;
         let frames = self.content_frames(conn, channel, method, &message, props);
         if !no_ack {
             let ch = self.chan(conn, channel)?;
@@ -1295,6 +1294,16 @@ impl State {
                     self.dead_letter(&queue, message, "delivery_limit");
                     continue;
                 }
+            }
+            // A returned message keeps its expiry (RabbitMQ does not expire unacked ones).
+            if let Some(at) = message.expires_at
+                && q.timer_at.is_none_or(|t| at < t)
+            {
+                q.timer_at = Some(at);
+                self.timers.push(Timer {
+                    queue: u.queue.clone(),
+                    at,
+                });
             }
             q.ready.push_front(message);
         }
@@ -1629,7 +1638,7 @@ impl State {
                 return;
             };
             q.next_consumer = (idx + 1) % n;
-            let Some(mut message) = q.ready.pop_front() else {
+            let Some(message) = q.ready.pop_front() else {
                 return;
             };
             if message.expires_at.is_some_and(|e| e <= now) {
@@ -1638,7 +1647,6 @@ impl State {
             }
             let quorum = q.args.quorum();
             let props = delivered_properties(&message, quorum);
-            message.expires_at = None;
             let Some(ch) = self
                 .conns
                 .get_mut(&key.conn)
