@@ -844,3 +844,31 @@ async fn memory_broker_reports_queue_depth() {
     m.close().await;
     let _ = conn.close(200, "done".into()).await;
 }
+
+/// Python Kontiki (aiormq / pamqp, another AMQP client) on the in-process broker: a Rust
+/// messenger calls a Python service, client and server errors included.
+#[tokio::test]
+async fn memory_python_kontiki_service_on_the_memory_broker() {
+    let broker = Broker::start().unwrap();
+    let name = support::unique("beh-py");
+    let py = support::py::PyService::start_at(&broker.url(), &name, "").await;
+    let m = Messenger::connect(broker.url()).await.unwrap();
+    let mut kw = Map::new();
+    kw.insert("k".into(), json!("v"));
+    let got = m
+        .call(&name, "echo", vec![json!(1), json!("a")], kw)
+        .await
+        .unwrap();
+    assert_eq!(got["args"], json!([1, "a"]), "{got}");
+    assert_eq!(got["kwargs"], json!({"k": "v"}), "{got}");
+    match m.call(&name, "client_err", vec![], Map::new()).await {
+        Err(RpcError::Client { .. }) => {}
+        other => panic!("expected a client error, got {other:?}"),
+    }
+    match m.call(&name, "boom", vec![], Map::new()).await {
+        Err(RpcError::Server { .. }) => {}
+        other => panic!("expected a server error, got {other:?}"),
+    }
+    py.stop().await;
+    m.close().await;
+}
