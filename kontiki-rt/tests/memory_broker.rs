@@ -873,6 +873,84 @@ async fn memory_bad_input_closes_only_that_connection() {
     let got = read_to_end(&mut s).await;
     assert!(String::from_utf8_lossy(&got).contains("FRAME_ERROR"));
 
+    // A message announced larger than 128 MiB: the channel is closed (406), nothing is read.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"AMQP\x00\x00\x09\x01").await.unwrap();
+    let frames = {
+        use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame};
+        use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
+        let mut buf = Vec::new();
+        let mut push = |f: AMQPFrame| {
+            let taken = std::mem::take(&mut buf);
+            buf = gen_frame(&f)(WriteContext::from(taken))
+                .unwrap()
+                .into_inner()
+                .0;
+        };
+        push(AMQPFrame::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
+                client_properties: FieldTable::default(),
+                mechanism: "PLAIN".into(),
+                response: LongString::from("\0guest\0guest"),
+                locale: "en_US".into(),
+            })),
+        ));
+        push(AMQPFrame::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
+                channel_max: 16,
+                frame_max: 131_072,
+                heartbeat: 0,
+            })),
+        ));
+        push(AMQPFrame::Method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
+                virtual_host: "/".into(),
+            })),
+        ));
+        push(AMQPFrame::Method(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+        ));
+        push(AMQPFrame::Method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: "".into(),
+                routing_key: "q".into(),
+                mandatory: false,
+                immediate: false,
+            })),
+        ));
+        push(AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: 1 << 40,
+                properties: BasicProperties::default(),
+            },
+        ));
+        buf
+    };
+    s.write_all(&frames).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("PRECONDITION_FAILED") {
+        assert!(Instant::now() < deadline, "no channel.close: {got:?}");
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("a reply within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the broker closed the connection instead of the channel"
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("larger than configured max size"));
+
     // The broker still serves everyone else.
     let conn = connect(&broker.url()).await;
     let ch = conn.create_channel().await.unwrap();

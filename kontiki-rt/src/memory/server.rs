@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 const FRAME_MAX: u32 = 131_072;
 const CHANNEL_MAX: u16 = 2047;
 const HEARTBEAT: u16 = 60;
+/// The largest message body accepted (RabbitMQ's default `max_message_size`, 128 MiB).
+const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 /// The smallest frame size AMQP allows.
 const FRAME_MIN: u32 = 4096;
 
@@ -402,6 +404,18 @@ impl Reader {
                     return self.fail(
                         ch,
                         Failure::hard(code::UNEXPECTED_FRAME, "unexpected content header"),
+                    );
+                }
+                if header.body_size > MAX_MESSAGE_SIZE {
+                    let size = header.body_size;
+                    return self.fail(
+                        ch,
+                        Failure::soft(
+                            code::PRECONDITION_FAILED,
+                            format!(
+                                "message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}"
+                            ),
+                        ),
                     );
                 }
                 p.size = header.body_size;
