@@ -189,14 +189,15 @@ impl Connector {
         if !usable {
             let opts = &self.inner.opts;
             let url = redact_url(&opts.url);
+            let target = crate::memory::resolve_url(&opts.url)?;
             let props = ConnectionProperties::default()
                 .with_connection_name(format!("{} (ops)", opts.connection_name).as_str().into());
             let connect = async {
                 match &opts.tls {
-                    None => Connection::connect(&opts.url, props).await,
+                    None => Connection::connect(&target, props).await,
                     Some(tls) => {
                         let runtime = lapin::runtime::default_runtime()?;
-                        Connection::connect_with_config(&opts.url, props, tls.to_lapin(), runtime)
+                        Connection::connect_with_config(&target, props, tls.to_lapin(), runtime)
                             .await
                     }
                 }
@@ -295,14 +296,22 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
 async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     let opts = &inner.opts;
     let url = redact_url(&opts.url);
+    // `memory://` names an in-process broker: connect to it like to any other.
+    let target = crate::memory::resolve_url(&opts.url)?;
+    if opts.tls.is_some() && crate::memory::is_memory_url(&opts.url) {
+        return Err(Error::MemoryBroker {
+            url: opts.url.clone(),
+            reason: "TLS (`kontiki.amqp.tls`) is not supported by the in-process broker".to_owned(),
+        });
+    }
     let props =
         ConnectionProperties::default().with_connection_name(opts.connection_name.as_str().into());
     let connect = async {
         match &opts.tls {
-            None => Connection::connect(&opts.url, props).await,
+            None => Connection::connect(&target, props).await,
             Some(tls) => {
                 let runtime = lapin::runtime::default_runtime()?;
-                Connection::connect_with_config(&opts.url, props, tls.to_lapin(), runtime).await
+                Connection::connect_with_config(&target, props, tls.to_lapin(), runtime).await
             }
         }
     };

@@ -44,6 +44,14 @@ pub enum Error {
         /// How long the operation waited for the connection.
         waited: Duration,
     },
+    /// The in-process `memory://` broker could not be started or the URL is not valid.
+    #[error("could not start the in-process broker for {url}: {reason}")]
+    MemoryBroker {
+        /// The `memory://` URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The runtime was shut down.
     #[error("the connection was closed by shutdown")]
     Closed,

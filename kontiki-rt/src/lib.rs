@@ -18,6 +18,7 @@ mod failed;
 pub mod flow;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod memory;
 mod messenger;
 pub mod queue;
 mod registry;

@@ -79,12 +79,17 @@ impl PyService {
     /// Starts proto-svc as `service_name` with registration disabled, plus `extra_yaml` lines
     /// (top-level keys), and waits until it consumes.
     pub(crate) async fn start(service_name: &str, extra_yaml: &str) -> PyService {
+        Self::start_at(&super::amqp_url(), service_name, extra_yaml).await
+    }
+
+    /// [`PyService::start`] on the broker at `url`.
+    pub(crate) async fn start_at(url: &str, service_name: &str, extra_yaml: &str) -> PyService {
         use std::io::Write as _;
         let mut file = tempfile::NamedTempFile::new().expect("temp config");
         write!(
             file,
             "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n  heartbeat:\n    interval: 2\n  registration:\n    delay: 1\n    disable: true\n  shutdown:\n    grace_seconds: 2\n{extra_yaml}",
-            super::amqp_url()
+            url
         )
         .expect("write config");
         let mut child = Command::new(python())
