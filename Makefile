@@ -1,8 +1,9 @@
 # kontiki-rs developer targets. `make help` lists them.
-.PHONY: help test run-amqp stop-amqp amqp-status fmt clippy doc
+.PHONY: help test faults run-amqp stop-amqp amqp-status fmt clippy doc
 
 help:
 	@echo "make test         run every check and test (= scripts/test.sh)"
+	@echo "make faults       the fault-injection suite at full scale, on its own RabbitMQ node (docs/RELIABILITY.md)"
 	@echo "make run-amqp     start a local RabbitMQ (installs it when allowed)"
 	@echo "make stop-amqp    stop the local RabbitMQ"
 	@echo "make amqp-status  say whether a RabbitMQ answers at KONTIKI_AMQP_URL"
@@ -11,6 +12,14 @@ help:
 
 test:
 	bash scripts/test.sh
+
+# FAULTS="3 5" runs only those scenarios; FAULTS_SCALE=ci the bounded form of scripts/test.sh.
+faults:
+	@bash scripts/broker.sh faults-start
+	@PY=$${KONTIKI_PY:-$$(bash scripts/python-env.sh | tail -n1)}; \
+	cargo build -p kontiki-faults --release --bins && \
+	KONTIKI_PY=$$PY cargo run -p kontiki-faults --release -- --scale $${FAULTS_SCALE:-full} $(FAULTS); \
+	rc=$$?; bash scripts/broker.sh faults-stop; exit $$rc
 
 run-amqp:
 	bash scripts/broker.sh ensure

@@ -5,6 +5,15 @@
 #   scripts/broker.sh start    # start the installed rabbitmq-server, detached
 #   scripts/broker.sh stop     # stop it
 #   scripts/broker.sh status   # say whether a broker answers at KONTIKI_AMQP_URL
+#   scripts/broker.sh faults-start  # start the fault-injection suite's own RabbitMQ node
+#   scripts/broker.sh faults-stop   # stop it
+#   scripts/broker.sh faults-url    # print its AMQP URL
+#
+# The fault-injection suite (faults/, `make faults`) restarts its broker and closes every
+# connection on it, so it gets a node of its own: RABBITMQ_NODENAME kontiki-faults@localhost
+# (FAULTS_NODE), AMQP port 5673 (FAULTS_PORT), distribution port FAULTS_PORT + 20000, data and
+# logs under target/faults-broker, no plugins. The node uses the Debian package's Erlang cookie,
+# so `rabbitmqctl -n kontiki-faults@localhost ...` reaches it.
 #
 # The script can also be sourced; it then defines the functions below without running anything.
 set -uo pipefail
@@ -148,12 +157,74 @@ broker_status() {
   fi
 }
 
+FAULTS_NODE="${FAULTS_NODE:-kontiki-faults@localhost}"
+FAULTS_PORT="${FAULTS_PORT:-5673}"
+
+faults_url() { printf 'amqp://guest:guest@127.0.0.1:%s/%%2f\n' "$FAULTS_PORT"; }
+
+faults_ctl() { broker_sudo timeout 60 rabbitmqctl -n "$FAULTS_NODE" "$@"; }
+
+faults_answers() { KONTIKI_AMQP_URL="$(faults_url)" broker_answers; }
+
+# Starts the suite's own node (a no-op when it already answers) and waits until it serves AMQP.
+faults_start() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    broker_log "rabbitmq-server is not installed; the fault-injection suite runs a RabbitMQ node of its own."
+    broker_log "install it with: sudo apt-get install rabbitmq-server"
+    return 1
+  fi
+  if ! broker_can_admin; then
+    broker_log "starting the faults node needs root (or password-less sudo): the Debian rabbitmq-server runs as user rabbitmq"
+    return 1
+  fi
+  if faults_ctl -q await_startup --timeout 5 >/dev/null 2>&1 && faults_answers; then
+    broker_log "faults node $FAULTS_NODE already answers at 127.0.0.1:$FAULTS_PORT"
+    return 0
+  fi
+  local root base
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  base="${FAULTS_BROKER_DIR:-$root/target/faults-broker}"
+  mkdir -p "$base/mnesia" "$base/log"
+  printf 'listeners.tcp.local = 127.0.0.1:%s\nloopback_users = none\n' "$FAULTS_PORT" > "$base/rabbitmq.conf"
+  printf '[].\n' > "$base/enabled_plugins"
+  broker_sudo chown -R rabbitmq:rabbitmq "$base" 2>/dev/null || true
+  broker_log "starting faults node $FAULTS_NODE on 127.0.0.1:$FAULTS_PORT (data in $base)"
+  broker_sudo env RABBITMQ_NODENAME="$FAULTS_NODE" RABBITMQ_NODE_PORT="$FAULTS_PORT" \
+    RABBITMQ_DIST_PORT="$((FAULTS_PORT + 20000))" RABBITMQ_CONFIG_FILE="$base/rabbitmq.conf" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins" RABBITMQ_MNESIA_BASE="$base/mnesia" \
+    RABBITMQ_LOG_BASE="$base/log" RABBITMQ_PID_FILE="$base/pid" \
+    rabbitmq-server -detached || return 1
+  local deadline=$((SECONDS + BROKER_START_TIMEOUT))
+  while (( SECONDS < deadline )); do
+    if faults_ctl -q await_startup --timeout 30 >/dev/null 2>&1 && faults_answers; then
+      broker_log "faults node answers at 127.0.0.1:$FAULTS_PORT"
+      return 0
+    fi
+    sleep 1
+  done
+  broker_log "faults node $FAULTS_NODE did not start within ${BROKER_START_TIMEOUT}s; see $base/log"
+  return 1
+}
+
+faults_stop() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  if faults_ctl -q status >/dev/null 2>&1; then
+    faults_ctl -q stop
+  else
+    broker_log "faults node $FAULTS_NODE is not running"
+  fi
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   case "${1:-ensure}" in
     ensure) broker_ensure ;;
     start) broker_start ;;
     stop) broker_stop ;;
     status) broker_status ;;
-    *) echo "usage: $0 ensure|start|stop|status" >&2; exit 2 ;;
+    faults-start) faults_start ;;
+    faults-stop) faults_stop ;;
+    faults-url) faults_url ;;
+    *) echo "usage: $0 ensure|start|stop|status|faults-start|faults-stop|faults-url" >&2; exit 2 ;;
   esac
 fi

@@ -10,7 +10,9 @@
 # 5. prints a summary and exits non-zero on any failure.
 #
 # Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
-# after all others, one at a time.
+# after all others, one at a time. The fault-injection suite (faults/, package kontiki-faults)
+# runs last at CI scale, one scenario at a time, on a RabbitMQ node of its own
+# (scripts/broker.sh faults-start, port 5673), which is stopped afterwards.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -109,20 +111,29 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
 fi
 
 if have_nextest; then
-  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked -E 'not binary(/^disrupt_/)'
+  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
+    -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'
   if cargo nextest list --workspace --locked -E 'binary(/^disrupt_/)' 2>/dev/null | grep -q .; then
     step "broker-disrupting tests (serial)" run_tests "$LOG_DIR/disrupt.log" --workspace --locked \
       -E 'binary(/^disrupt_/)' --test-threads 1
   fi
 else
   echo "test.sh: cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest --locked)"
-  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked -- --skip disrupt_
+  step "tests" run_tests "$LOG_DIR/tests.log" --workspace --exclude kontiki-faults --locked -- --skip disrupt_
   for f in */tests/disrupt_*.rs; do
     [[ -e "$f" ]] || continue
     crate="${f%%/*}"; name=$(basename "$f" .rs)
     step "$name (serial)" run_tests "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
   done
 fi
+
+# The fault-injection suite at CI scale (`make faults` runs it at full scale).
+if have_nextest; then
+  step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked --test-threads 1
+else
+  step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked -- --test-threads 1
+fi
+bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
 
 summary
 exit "$FAILED"

@@ -510,6 +510,7 @@ impl Service {
             session_rpc: Arc::new(session_open_entrypoint()),
             queues: self.queues.into_iter().map(Arc::new).collect(),
             shutting_down: AtomicBool::new(false),
+            consumers_cancelled: AtomicBool::new(false),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
             consumers: Mutex::new(Vec::new()),
@@ -617,6 +618,12 @@ struct ServeState {
     event_queues: Vec<Arc<EventQueue>>,
     queues: Vec<Arc<crate::queue::QueueEntrypoint>>,
     shutting_down: AtomicBool,
+    /// Set once the broker confirmed the cancellation of every consumer at shutdown: from then
+    /// on a delivery still in the client's buffer goes back to the queue. Before that, a
+    /// requeued delivery would come straight back to this same consumer (its prefetch slot is
+    /// free again) and, on a quorum queue, every such round trip counts as a delivery
+    /// attempt, until `x-delivery-limit` dead-letters a message nobody failed on.
+    consumers_cancelled: AtomicBool,
     /// Cancelled at shutdown: task loops stop starting runs.
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -663,8 +670,9 @@ impl RunningService {
         self.http.as_ref().map(crate::http::HttpServer::local_addr)
     }
 
-    /// Graceful shutdown: stop accepting (consumers cancelled; deliveries that still arrive go
-    /// back to the queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
+    /// Graceful shutdown: stop accepting (consumers cancelled; what arrives before the broker
+    /// confirms the cancellation is handled, deliveries that arrive after it go back to the
+    /// queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
     /// stop delegates, close. Unfinished deliveries are requeued by the broker.
     pub async fn shutdown(self) {
         let state = &self.state;
@@ -683,6 +691,7 @@ impl RunningService {
                     .await;
             }
         }
+        state.consumers_cancelled.store(true, Ordering::SeqCst);
         if let Some(registry) = state.container.registry.get() {
             registry.unregister().await;
         }
@@ -924,8 +933,9 @@ async fn consume(
                 break;
             }
         };
-        if state.shutting_down.load(Ordering::SeqCst) {
-            // Stop accepting: back to the queue for another instance.
+        if state.consumers_cancelled.load(Ordering::SeqCst) {
+            // Stop accepting: back to the queue for another instance. Only once the broker
+            // confirmed the cancel, so that it cannot hand the message straight back here.
             let _ = delivery
                 .acker
                 .nack(BasicNackOptions {

@@ -1,0 +1,101 @@
+//! The service the fault-injection scenarios run as subprocesses (`faults-svc --config FILE`).
+//!
+//! * RPCs: `echo(x)` → `x`; `slow(ms)` → sleeps `ms` then returns `[ms, instance_id]`.
+//! * `on_tick` (competing, `max_attempts` 3) on the event types of `app.events.tick`: the
+//!   payload must be `{"n": <unsigned integer>}`, else the handler fails (so a malformed event
+//!   is retried and dead-lettered). It sleeps `FAULTS_HANDLE_MS` (default 0) milliseconds, then
+//!   appends `n` and a newline to the file `FAULTS_RECORD` with one `write` on a file opened in
+//!   append mode, before the delivery is acked: what was written survives a SIGKILL, so the
+//!   scenarios count handled events exactly (a kill between the write and the ack gives a
+//!   duplicate, never a loss).
+//! * `on_note` (broadcast) on `app.events.note`: the same payload rule, nothing recorded.
+//!
+//! It logs `service started` with its instance id to stderr, like every kontiki-rt service.
+
+use kontiki_rt::{
+    Call, Event, EventEntrypoint, EventMode, HandlerError, RpcEntrypoint, Service, cli,
+};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn tick_number(payload: &Value) -> Result<u64, HandlerError> {
+    payload.get("n").and_then(Value::as_u64).ok_or_else(|| {
+        HandlerError::server(format!("payload is not {{\"n\": u64}}: {payload:.80}"))
+    })
+}
+
+fn main() -> ExitCode {
+    let handle_ms: u64 = std::env::var("FAULTS_HANDLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let record = match std::env::var_os("FAULTS_RECORD") {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            Ok(f) => Some(Arc::new(Mutex::new(f))),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot open FAULTS_RECORD {}: {e}",
+                    path.to_string_lossy()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let service = Service::builder("faults-svc")
+        .rpc(
+            RpcEntrypoint::new("echo", |call: Call| async move { Ok(call.args[0].clone()) })
+                .params(["x"]),
+        )
+        .rpc(
+            RpcEntrypoint::new("slow", |call: Call| async move {
+                let ms = call.args[0].as_u64().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let iid = call.context.container().identity().instance_id.to_string();
+                Ok(json!([ms, iid]))
+            })
+            .params(["ms"]),
+        )
+        .event(
+            EventEntrypoint::from_config("on_tick", "app.events.tick", move |ev: Event| {
+                let record = record.clone();
+                async move {
+                    let n = tick_number(&ev.payload)?;
+                    if handle_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(handle_ms)).await;
+                    }
+                    if let Some(file) = record {
+                        let line = format!("{n}\n");
+                        let mut file = file
+                            .lock()
+                            .map_err(|_| HandlerError::server("record file lock poisoned"))?;
+                        file.write_all(line.as_bytes())
+                            .map_err(|e| HandlerError::server(format!("cannot record {n}: {e}")))?;
+                    }
+                    Ok(())
+                }
+            })
+            .max_attempts(3),
+        )
+        .event(
+            EventEntrypoint::from_config("on_note", "app.events.note", |ev: Event| async move {
+                tick_number(&ev.payload).map(|_| ())
+            })
+            .mode(EventMode::Broadcast),
+        )
+        .build();
+    match service {
+        Ok(service) => cli::run(service, "kontiki-rs fault-injection test service.", "0.0.1"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

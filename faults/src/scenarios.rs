@@ -1,0 +1,1253 @@
+//! The eight scenarios of issue 10. Each returns a [`Report`]; `Err` is a scenario that could
+//! not run (a service that did not start, a broker command that failed).
+
+use crate::procs::{self, Proc, Spec};
+use crate::{Ctx, Report, unique};
+use kontiki_rt::{CallOptions, Messenger, RpcError};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The scenario names, in order.
+pub const ALL: [&str; 8] = [
+    "1-broker-restart",
+    "2-close-connections",
+    "3-sigkill",
+    "4-sigterm",
+    "5-poison",
+    "6-rpc-errors",
+    "7-registry-restart",
+    "8-python-replica-restart",
+];
+
+/// Runs the scenario `name` (one of [`ALL`]).
+pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let started = Instant::now();
+    let mut report = match name {
+        "1-broker-restart" => broker_restart(ctx, name, false).await?,
+        "2-close-connections" => close_connections(ctx, name).await?,
+        "3-sigkill" => sigkill(ctx, name).await?,
+        "4-sigterm" => sigterm(ctx, name).await?,
+        "5-poison" => poison(ctx, name).await?,
+        "6-rpc-errors" => rpc_errors(ctx, name).await?,
+        "7-registry-restart" => registry_restart(ctx, name).await?,
+        "8-python-replica-restart" => broker_restart(ctx, name, true).await?,
+        other => {
+            return Err(format!(
+                "unknown scenario {other:?}; the scenarios are {}",
+                ALL.join(", ")
+            ));
+        }
+    };
+    report.took = started.elapsed();
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// Shared pieces
+
+const PUBLISH_WAIT: Duration = Duration::from_secs(30);
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const GRACE: Duration = Duration::from_secs(1);
+
+async fn messenger(ctx: &Ctx, name: &str, timeout: Duration) -> Result<Messenger, String> {
+    Messenger::builder(ctx.node.url.clone())
+        .client_name(name)
+        .rpc_timeout(timeout)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to the faults node at {}: {e}", ctx.node.url))
+}
+
+/// Waits until `cond` holds, checking every 50 ms, at most `limit`.
+async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+/// What a publishing load saw.
+#[derive(Debug, Default)]
+struct PublishStats {
+    confirmed: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+    hung: u64,
+    max_latency: Duration,
+}
+
+/// `publishers` tasks each publishing `per` ticks `{"n": ...}`; `progress` counts the
+/// publishes that returned.
+async fn publish_load(
+    m: &Messenger,
+    tick: &str,
+    publishers: u64,
+    per: u64,
+    pace: Option<Duration>,
+    progress: Arc<AtomicU64>,
+) -> PublishStats {
+    let stats = Arc::new(Mutex::new(PublishStats::default()));
+    let tasks: Vec<_> = (0..publishers)
+        .map(|p| {
+            let (m, tick, stats, progress) =
+                (m.clone(), tick.to_owned(), stats.clone(), progress.clone());
+            tokio::spawn(async move {
+                // Load shaping, not synchronisation: spreads the publishes over the run so
+                // that the faults land in the middle of it.
+                let mut pacer = pace.map(|d| {
+                    let mut i = tokio::time::interval(d);
+                    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    i
+                });
+                for i in 0..per {
+                    if let Some(pacer) = pacer.as_mut() {
+                        pacer.tick().await;
+                    }
+                    let n = p * per + i;
+                    let start = Instant::now();
+                    let res = tokio::time::timeout(
+                        PUBLISH_WAIT + GRACE,
+                        m.publish(&tick, &json!({ "n": n })),
+                    )
+                    .await;
+                    let took = start.elapsed();
+                    if let Ok(mut s) = stats.lock() {
+                        s.max_latency = s.max_latency.max(took);
+                        match res {
+                            Ok(Ok(())) => s.confirmed.push(n),
+                            Ok(Err(e)) => {
+                                *s.errors.entry(error_kind(&e.to_string())).or_default() += 1
+                            }
+                            Err(_) => s.hung += 1,
+                        }
+                    }
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut out = stats
+        .lock()
+        .map(|mut s| std::mem::take(&mut *s))
+        .unwrap_or_default();
+    out.confirmed.sort_unstable();
+    out
+}
+
+fn error_kind(message: &str) -> String {
+    message.chars().take(60).collect()
+}
+
+fn rpc_error_kind(e: &RpcError) -> &'static str {
+    match e {
+        RpcError::Client { .. } => "Client",
+        RpcError::Server { .. } => "Server",
+        RpcError::Timeout { .. } => "Timeout",
+        RpcError::UnknownService { .. } => "UnknownService",
+        RpcError::UnknownMethod { .. } => "UnknownMethod",
+        RpcError::ConnectionLost { .. } => "ConnectionLost",
+        RpcError::InvalidReply { .. } => "InvalidReply",
+        RpcError::Transport(_) => "Transport",
+        _ => "other",
+    }
+}
+
+/// Waits (at most `limit`) until every confirmed tick is in one of the record files, then
+/// fills the event columns of `report`, with a per-file count in the notes.
+async fn settle_events(
+    report: &mut Report,
+    confirmed: &[u64],
+    files: &[PathBuf],
+    limit: Duration,
+) -> Result<(), String> {
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let waited = Instant::now();
+    let mut last_err = None;
+    wait_until(limit, || match procs::read_records(&paths) {
+        Ok(h) => confirmed.iter().all(|n| h.contains_key(n)),
+        Err(e) => {
+            last_err = Some(e);
+            true
+        }
+    })
+    .await;
+    if let Some(e) = last_err {
+        return Err(e);
+    }
+    let handled = procs::read_records(&paths)?;
+    report.confirmed = confirmed.len() as u64;
+    report.handled = confirmed.iter().filter(|n| handled.contains_key(n)).count() as u64;
+    report.lost = report.confirmed - report.handled;
+    report.duplicated = handled.values().map(|c| u64::from(c - 1)).sum();
+    let per_file: Vec<String> = files
+        .iter()
+        .zip(per_file_counts(files)?)
+        .map(|(f, n)| format!("{} {n}", file_label(f)))
+        .collect();
+    report.note(format!(
+        "handled per instance: {} (all confirmed handled {:.1?} after publishing ended)",
+        per_file.join(", "),
+        waited.elapsed()
+    ));
+    Ok(())
+}
+
+/// Message counts of queues on the node (`None`: the queue does not exist).
+async fn queue_depth(url: &str, queue: &str) -> Result<Option<u32>, String> {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("connect to {url}: {e}"))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
+    let res = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await;
+    let _ = conn.close(200, "depth checked".into()).await;
+    Ok(res.ok().map(|q| q.message_count()))
+}
+
+/// The depth of a queue as `rabbitmqctl list_queues` reports it: an exclusive queue cannot
+/// be declared passively from another connection.
+async fn ctl_depth(ctx: &Ctx, queue: &str) -> Result<Option<u32>, String> {
+    let node = ctx.node.clone();
+    let out =
+        tokio::task::spawn_blocking(move || node.ctl(&["-q", "list_queues", "name", "messages"]))
+            .await
+            .map_err(|e| format!("list_queues task: {e}"))??;
+    Ok(out.lines().find_map(|line| {
+        let mut cols = line.split('\t');
+        (cols.next() == Some(queue))
+            .then(|| cols.next().and_then(|n| n.trim().parse().ok()))
+            .flatten()
+    }))
+}
+
+/// How many lines each record file has.
+fn per_file_counts(files: &[PathBuf]) -> Result<Vec<u64>, String> {
+    files
+        .iter()
+        .map(|f| {
+            procs::read_records(&[f.as_path()]).map(|h| h.values().map(|c| u64::from(*c)).sum())
+        })
+        .collect()
+}
+
+fn file_label(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn record_file(dir: &Path, label: &str) -> PathBuf {
+    dir.join(format!("{label}.log"))
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix("kontiki-faults-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))
+}
+
+/// What a calling load saw.
+#[derive(Debug, Default)]
+struct CallStats {
+    sent: u64,
+    ok: u64,
+    errors: BTreeMap<&'static str, u64>,
+    hung: u64,
+    max_latency: Duration,
+    /// When the last error happened and when the first success after it came.
+    last_error_at: Option<Instant>,
+    ok_times: Vec<Instant>,
+}
+
+/// `workers` tasks calling `service.slow(ms)` (each call with `timeout`) until `stop`.
+fn call_load(
+    m: &Messenger,
+    services: Vec<String>,
+    workers: usize,
+    ms: u64,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+) -> (Arc<Mutex<CallStats>>, Vec<tokio::task::JoinHandle<()>>) {
+    let stats = Arc::new(Mutex::new(CallStats::default()));
+    let tasks = (0..workers)
+        .map(|w| {
+            let (m, stats, stop) = (m.clone(), stats.clone(), stop.clone());
+            let service = services[w % services.len()].clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    let body = serde_json::to_vec(&json!({"args": [ms], "kwargs": {}}))
+                        .unwrap_or_default();
+                    let call = m.call_raw(
+                        &service,
+                        "slow",
+                        body,
+                        CallOptions::default().timeout(timeout),
+                    );
+                    let res = tokio::time::timeout(timeout + GRACE, call).await;
+                    let took = start.elapsed();
+                    let Ok(mut s) = stats.lock() else { return };
+                    s.sent += 1;
+                    s.max_latency = s.max_latency.max(took);
+                    match res {
+                        Ok(Ok(_)) => {
+                            s.ok += 1;
+                            s.ok_times.push(Instant::now());
+                        }
+                        Ok(Err(e)) => {
+                            *s.errors.entry(rpc_error_kind(&e)).or_default() += 1;
+                            s.last_error_at = Some(Instant::now());
+                        }
+                        Err(_) => s.hung += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    (stats, tasks)
+}
+
+fn calls_done(stats: &Arc<Mutex<CallStats>>) -> u64 {
+    stats.lock().map(|s| s.sent).unwrap_or(0)
+}
+
+fn fill_calls(report: &mut Report, s: &CallStats) {
+    report.sent += s.sent;
+    report.confirmed += s.ok;
+    report.handled += s.ok;
+    report.errors += s.errors.values().sum::<u64>();
+    report.hung += s.hung;
+    report.max_latency = report.max_latency.max(s.max_latency);
+    if !s.errors.is_empty() {
+        let kinds: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        report.note(format!("call errors: {}", kinds.join(", ")));
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// 1 and 8: broker restarted twice during a publishing run
+
+async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, String> {
+    let publishers = ctx.scale.pick(20, 100);
+    let per = ctx.scale.pick(50, 100);
+    let mut report = Report::new(name, PUBLISH_WAIT);
+    let dir = temp_dir()?;
+    let svc = unique("restart");
+    let mut spec = Spec::new(&svc);
+    let mut instances: Vec<Proc> = Vec::new();
+    spec.record = Some(record_file(dir.path(), "rust-1"));
+    instances.push(procs::spawn_rust(ctx, &spec, "rust-1").await?);
+    if python {
+        spec.record = Some(record_file(dir.path(), "python-1"));
+        instances.push(procs::spawn_python(ctx, &spec, "python-1").await?);
+    } else {
+        spec.record = Some(record_file(dir.path(), "rust-2"));
+        instances.push(procs::spawn_rust(ctx, &spec, "rust-2").await?);
+    }
+    let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    let progress = Arc::new(AtomicU64::new(0));
+    let total = publishers * per;
+    // Spread over about 6 s (CI) or 15 s (full) when nothing goes wrong.
+    let pace = ctx
+        .scale
+        .pick(Duration::from_millis(120), Duration::from_millis(150));
+    let load = {
+        let (m, tick, progress) = (m.clone(), spec.tick.clone(), progress.clone());
+        tokio::spawn(
+            async move { publish_load(&m, &tick, publishers, per, Some(pace), progress).await },
+        )
+    };
+    let mut restarts = Vec::new();
+    for k in 1..=2u64 {
+        let at = total * k / 3;
+        if !wait_until(Duration::from_secs(120), || {
+            progress.load(Ordering::Relaxed) >= at
+        })
+        .await
+        {
+            return Err(format!(
+                "{name}: publishing stalled before {at} of {total} events"
+            ));
+        }
+        let t = Instant::now();
+        let before = progress.load(Ordering::Relaxed);
+        ctx.node.restart().await?;
+        restarts.push(format!(
+            "at {before} sends (stop_app + start_app took {:.1?}; {} sends returned meanwhile)",
+            t.elapsed(),
+            progress.load(Ordering::Relaxed) - before
+        ));
+    }
+    let files: Vec<PathBuf> = instances.iter().filter_map(|p| p.record.clone()).collect();
+    let after_restarts = per_file_counts(&files)?;
+    let stats = load.await.map_err(|e| format!("publishers: {e}"))?;
+    report.note(format!("broker restarts: {}", restarts.join(", ")));
+    report.sent = total;
+    report.hung = stats.hung;
+    report.max_latency = stats.max_latency;
+    report.errors = stats.errors.values().sum();
+    for (k, v) in &stats.errors {
+        report.note(format!("publish error x{v}: {k}"));
+    }
+    settle_events(
+        &mut report,
+        &stats.confirmed,
+        &files,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let at_end = per_file_counts(&files)?;
+    let since: Vec<String> = files
+        .iter()
+        .zip(at_end.iter().zip(&after_restarts))
+        .map(|(f, (end, then))| format!("{} {}", file_label(f), end - then))
+        .collect();
+    report.note(format!(
+        "handled after the second restart: {}",
+        since.join(", ")
+    ));
+    let failed = queue_depth(&ctx.node.url, &format!("{svc}.{}.failed", spec.tick)).await?;
+    report.note(format!(
+        "dead-lettered (failed queue): {}",
+        failed.unwrap_or(0)
+    ));
+    for p in &instances {
+        report.check(p.pid().is_some(), || {
+            format!("{} exited during the run", p.label)
+        });
+    }
+    report.check(
+        report.confirmed + report.errors + report.hung == total,
+        || "confirmed + errors + hung != sent".to_owned(),
+    );
+    report.check_common();
+    m.close().await;
+    let mut stops = Vec::new();
+    for p in instances {
+        stops.push(p.stop().await);
+    }
+    report.note(format!("stopped: {}", stops.join(", ")));
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 2: close_all_connections during an RPC load at concurrency 64
+
+async fn close_connections(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let warmup = ctx.scale.pick(300, 3000);
+    let mut report = Report::new(name, CALL_TIMEOUT);
+    let svc = unique("close");
+    let spec = Spec::new(&svc);
+    let a = procs::spawn_rust(ctx, &spec, "rust-1").await?;
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stats, tasks) = call_load(&m, vec![svc.clone()], 64, 20, CALL_TIMEOUT, stop.clone());
+    if !wait_until(Duration::from_secs(60), || calls_done(&stats) >= warmup).await {
+        return Err(format!("{name}: the load did not reach {warmup} calls"));
+    }
+    let closed_at = Instant::now();
+    ctx.node.close_all_connections().await?;
+    // Serving again: a success that started after the close, i.e. after the last error.
+    let recovered = wait_until(Duration::from_secs(15), || {
+        stats.lock().is_ok_and(|s| {
+            s.ok_times
+                .iter()
+                .any(|t| *t > closed_at + Duration::from_millis(100))
+                && s.last_error_at
+                    .is_none_or(|e| s.ok_times.iter().any(|t| *t > e))
+        })
+    })
+    .await;
+    let recovery = stats.lock().ok().and_then(|s| {
+        let after = s.last_error_at.unwrap_or(closed_at);
+        s.ok_times
+            .iter()
+            .find(|t| **t > after)
+            .map(|t| t.duration_since(closed_at))
+    });
+    let done = calls_done(&stats);
+    wait_until(Duration::from_secs(60), || {
+        calls_done(&stats) >= done + warmup
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    {
+        let s = stats.lock().map_err(|_| "stats lock poisoned")?;
+        fill_calls(&mut report, &s);
+    }
+    report.note(format!(
+        "serving again {} after close_all_connections",
+        recovery.map_or("never".to_owned(), |d| format!("{d:.2?}"))
+    ));
+    report.check(
+        recovered && recovery.is_some_and(|d| d <= Duration::from_secs(5)),
+        || format!("the services did not serve again within 5 s (recovery: {recovery:?})"),
+    );
+    report.check(a.pid().is_some() && b.pid().is_some(), || {
+        "a service exited".to_owned()
+    });
+    report.check_common();
+    m.close().await;
+    a.stop().await;
+    b.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 3: SIGKILL in the middle of handling
+
+async fn sigkill(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let total = ctx.scale.pick(1000, 5000);
+    let mut report = Report::new(name, PUBLISH_WAIT);
+    let dir = temp_dir()?;
+    let svc = unique("kill");
+    let mut spec = Spec::new(&svc);
+    spec.handle_ms = 5;
+    spec.record = Some(record_file(dir.path(), "rust-1-killed"));
+    let a = procs::spawn_rust(ctx, &spec, "rust-1-killed").await?;
+    spec.record = Some(record_file(dir.path(), "rust-2"));
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    let stats = publish_load(&m, &spec.tick, 10, total / 10, None, Arc::default()).await;
+    let a_file = record_file(dir.path(), "rust-1-killed");
+    let threshold = total / 5;
+    let reached = wait_until(Duration::from_secs(60), || {
+        procs::read_records(&[a_file.as_path()]).is_ok_and(|h| h.len() as u64 >= threshold)
+    })
+    .await;
+    report.check(reached, || {
+        format!("rust-1 never handled {threshold} events")
+    });
+    a.kill9()?;
+    let before = procs::read_records(&[a_file.as_path()])?.len();
+    report.note(format!(
+        "rust-1 SIGKILLed after handling {before} of {total}"
+    ));
+    report.sent = total;
+    report.hung = stats.hung;
+    report.max_latency = stats.max_latency;
+    report.errors = stats.errors.values().sum();
+    let files = vec![a_file, record_file(dir.path(), "rust-2")];
+    settle_events(
+        &mut report,
+        &stats.confirmed,
+        &files,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let failed = queue_depth(&ctx.node.url, &format!("{svc}.{}.failed", spec.tick)).await?;
+    report.note(format!(
+        "dead-lettered (failed queue): {}",
+        failed.unwrap_or(0)
+    ));
+    report.check(b.pid().is_some(), || "rust-2 exited".to_owned());
+    report.check_common();
+    m.close().await;
+    b.stop().await;
+    drop(a);
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 4: SIGTERM during load
+
+async fn sigterm(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let calls = ctx.scale.pick(600, 4000);
+    let events = ctx.scale.pick(1000, 5000);
+    let mut report = Report::new(name, CALL_TIMEOUT);
+    let dir = temp_dir()?;
+    let svc = unique("term");
+    let mut spec = Spec::new(&svc);
+    spec.handle_ms = 2;
+    spec.record = Some(record_file(dir.path(), "rust-1-terminated"));
+    let mut a = procs::spawn_rust(ctx, &spec, "rust-1-terminated").await?;
+    spec.record = Some(record_file(dir.path(), "rust-2"));
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stats, tasks) = call_load(&m, vec![svc.clone()], 16, 50, CALL_TIMEOUT, stop.clone());
+    let publish = {
+        let (m, tick) = (m.clone(), spec.tick.clone());
+        tokio::spawn(async move {
+            publish_load(
+                &m,
+                &tick,
+                10,
+                events / 10,
+                Some(Duration::from_millis(20)),
+                Arc::default(),
+            )
+            .await
+        })
+    };
+    if !wait_until(Duration::from_secs(60), || calls_done(&stats) >= calls / 3).await {
+        return Err(format!(
+            "{name}: the load did not reach {} calls",
+            calls / 3
+        ));
+    }
+    let term_at = Instant::now();
+    a.terminate()?;
+    let code = a.wait_exit(Duration::from_secs(15)).await?;
+    let drained_in = term_at.elapsed();
+    report.check(code == Some(0), || {
+        format!("rust-1 exited with {code:?} after SIGTERM")
+    });
+    report.note(format!(
+        "rust-1 SIGTERMed after {} calls, exited {code:?} in {drained_in:.2?}",
+        calls / 3
+    ));
+    wait_until(Duration::from_secs(60), || calls_done(&stats) >= calls).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let pstats = publish.await.map_err(|e| format!("publishers: {e}"))?;
+    {
+        let s = stats.lock().map_err(|_| "stats lock poisoned")?;
+        fill_calls(&mut report, &s);
+        let failed_calls = s.sent - s.ok;
+        report.check(failed_calls == 0, || {
+            format!("{failed_calls} calls were not answered with a result")
+        });
+        report.note(format!("calls: {} sent, {} answered", s.sent, s.ok));
+    }
+    let files: Vec<PathBuf> = vec![
+        record_file(dir.path(), "rust-1-terminated"),
+        record_file(dir.path(), "rust-2"),
+    ];
+    let mut ev = Report::new(name, PUBLISH_WAIT);
+    settle_events(&mut ev, &pstats.confirmed, &files, Duration::from_secs(60)).await?;
+    report.note(format!(
+        "events: {} sent, {} confirmed, {} handled, {} duplicated, {} lost",
+        events, ev.confirmed, ev.handled, ev.duplicated, ev.lost
+    ));
+    report.notes.extend(ev.notes);
+    report.sent += events;
+    report.confirmed += ev.confirmed;
+    report.handled += ev.handled;
+    report.duplicated += ev.duplicated;
+    report.lost += ev.lost;
+    report.hung += pstats.hung;
+    report.errors += pstats.errors.values().sum::<u64>();
+    report.check(b.pid().is_some(), || "rust-2 exited".to_owned());
+    report.check_common();
+    m.close().await;
+    b.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 5: poison messages
+
+/// A small deterministic generator (xorshift64*), so a failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 24) as u8).collect()
+    }
+}
+
+/// Malformed body number `i` for an RPC (every one must get an error reply).
+fn poison_rpc_body(i: u64, rng: &mut Rng) -> Vec<u8> {
+    match i % 10 {
+        0 => {
+            let n = 1 + (rng.next() % 200) as usize;
+            rng.bytes(n)
+        }
+        1 => b"\xff\xfe\xfd not utf-8".to_vec(),
+        2 => b"[]".to_vec(),
+        3 => b"\"just a string\"".to_vec(),
+        4 => b"{\"args\": 5, \"kwargs\": {}}".to_vec(),
+        5 => b"{\"args\": [1, 2, 3], \"kwargs\": {}}".to_vec(),
+        6 => b"{\"args\": [], \"kwargs\": {\"zzz\": 1}}".to_vec(),
+        7 => b"{\"args\": [".to_vec(),
+        8 => {
+            // A huge payload (1 MiB) with a wrong shape.
+            let mut v = b"{\"args\": [], \"kwargs\": {\"junk\": \"".to_vec();
+            v.extend(std::iter::repeat_n(b'x', 1 << 20));
+            v.extend(b"\"}}");
+            v
+        }
+        _ => b"null".to_vec(),
+    }
+}
+
+/// Malformed body number `i` for an event (the handler must fail on every one).
+fn poison_event_body(i: u64, rng: &mut Rng) -> Vec<u8> {
+    match i % 10 {
+        0 => {
+            let n = 1 + (rng.next() % 200) as usize;
+            rng.bytes(n)
+        }
+        1 => b"\xff\xfe\xfd not utf-8".to_vec(),
+        2 => b"[]".to_vec(),
+        3 => b"\"just a string\"".to_vec(),
+        4 => b"{\"n\": \"seven\"}".to_vec(),
+        5 => b"{\"n\": -1}".to_vec(),
+        6 => b"{\"m\": 1}".to_vec(),
+        7 => b"{\"n\": [".to_vec(),
+        8 => {
+            let mut v = b"{\"junk\": \"".to_vec();
+            v.extend(std::iter::repeat_n(b'y', 1 << 20));
+            v.extend(b"\"}");
+            v
+        }
+        _ => b"null".to_vec(),
+    }
+}
+
+/// Malformed headers number `i`: none, invalid UTF-8, wrong AMQP types for Kontiki's headers.
+fn poison_headers(i: u64) -> lapin::types::FieldTable {
+    use lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable, LongString};
+    let mut h = FieldTable::default();
+    match i % 6 {
+        0 => {}
+        1 => {
+            h.insert(
+                "flow_id".into(),
+                AMQPValue::LongString(LongString::from(&b"\xc3\x28\xff"[..])),
+            );
+            h.insert(
+                "event_type".into(),
+                AMQPValue::LongString(LongString::from(&b"\xfe\xfe"[..])),
+            );
+        }
+        2 => {
+            h.insert("flow_id".into(), AMQPValue::LongLongInt(42));
+            h.insert("hop_id".into(), AMQPValue::Boolean(true));
+        }
+        3 => {
+            let mut inner = FieldTable::default();
+            inner.insert("a".into(), AMQPValue::Float(1.5));
+            h.insert("parent_hop_id".into(), AMQPValue::FieldTable(inner));
+            h.insert(
+                "entrypoint".into(),
+                AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::Void])),
+            );
+        }
+        4 => {
+            h.insert(
+                "flow_id".into(),
+                AMQPValue::ByteArray(ByteArray::from(vec![0u8, 159, 146, 150])),
+            );
+            h.insert("operation".into(), AMQPValue::Timestamp(0));
+            h.insert("session_id".into(), AMQPValue::Double(2.5));
+        }
+        _ => {
+            h.insert(
+                "timestamp".into(),
+                AMQPValue::DecimalValue(lapin::types::DecimalValue { scale: 2, value: 7 }),
+            );
+            h.insert("\u{fffd}weird key".into(), AMQPValue::Void);
+        }
+    }
+    h
+}
+
+async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+    let total = ctx.scale.pick(200, 1000);
+    let mut report = Report::new(name, CALL_TIMEOUT);
+    let dir = temp_dir()?;
+    let svc = unique("poison");
+    let mut spec = Spec::new(&svc);
+    spec.record = Some(record_file(dir.path(), "rust-1"));
+    let a = procs::spawn_rust(ctx, &spec, "rust-1").await?;
+    let url = ctx.node.url.as_str();
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("connect to {url}: {e}"))?;
+    let amqp = |what: &'static str| move |e: lapin::Error| format!("{what}: {e}");
+    let ch = conn.create_channel().await.map_err(amqp("channel"))?;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(amqp("confirm_select"))?;
+    let replies = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("declare reply queue"))?;
+    let reply_queue = replies.name().to_string();
+    let mut consumer = ch
+        .basic_consume(
+            reply_queue.as_str().into(),
+            "poison-replies".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("consume replies"))?;
+    let error_replies = Arc::new(AtomicU64::new(0));
+    let result_replies = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (errors, results) = (error_replies.clone(), result_replies.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                let body: Value = serde_json::from_slice(&d.data).unwrap_or(Value::Null);
+                // Kontiki's reply: {"__rpcreturn__": true, "success": ..., "error_type": ...}.
+                if body.get("success") == Some(&Value::Bool(false)) {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    results.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut rpc_sent, mut competing_sent, mut broadcast_sent, mut confirmed) =
+        (0u64, 0u64, 0u64, 0u64);
+    for i in 0..total {
+        let headers = poison_headers(i / 4);
+        let mut props = lapin::BasicProperties::default().with_headers(headers);
+        let (exchange, key, body) = match i % 4 {
+            0 | 1 => {
+                rpc_sent += 1;
+                props = props
+                    .with_reply_to(reply_queue.as_str().into())
+                    .with_correlation_id(format!("poison-{i}").as_str().into());
+                let key = if i % 4 == 0 {
+                    format!("{svc}.echo")
+                } else {
+                    format!("{svc}.echo.{}", a.instance_id)
+                };
+                ("rpc_exchange", key, poison_rpc_body(i / 4, &mut rng))
+            }
+            2 => {
+                competing_sent += 1;
+                props = props.with_delivery_mode(2);
+                (
+                    "event_exchange",
+                    spec.tick.clone(),
+                    poison_event_body(i / 4, &mut rng),
+                )
+            }
+            _ => {
+                broadcast_sent += 1;
+                (
+                    "event_exchange",
+                    spec.note.clone(),
+                    poison_event_body(i / 4, &mut rng),
+                )
+            }
+        };
+        let confirm = ch
+            .basic_publish(
+                exchange.into(),
+                key.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .map_err(amqp("publish poison"))?
+            .await
+            .map_err(amqp("confirm poison"))?;
+        if confirm.is_ack() {
+            confirmed += 1;
+        }
+    }
+    report.sent = total;
+    report.confirmed = confirmed;
+    let failed_queue = format!("{svc}.{}.failed", spec.tick);
+    let competing_queue = format!("{svc}.{}.queue", spec.tick);
+    let broadcast_queue = format!("{svc}.{}.{}.queue", spec.note, a.instance_id);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (dead, bcast_left, competing_left) = loop {
+        let dead = queue_depth(url, &failed_queue).await?.unwrap_or(0);
+        let bcast_left = ctl_depth(ctx, &broadcast_queue).await?.unwrap_or(u32::MAX);
+        let competing_left = queue_depth(url, &competing_queue)
+            .await?
+            .unwrap_or(u32::MAX);
+        let replies =
+            error_replies.load(Ordering::Relaxed) + result_replies.load(Ordering::Relaxed);
+        if (u64::from(dead) >= competing_sent && bcast_left == 0 && replies >= rpc_sent)
+            || Instant::now() >= deadline
+        {
+            break (dead, bcast_left, competing_left);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let errs = error_replies.load(Ordering::Relaxed);
+    let results = result_replies.load(Ordering::Relaxed);
+    report.handled = errs
+        + u64::from(dead)
+        + (broadcast_sent - u64::from(bcast_left.min(broadcast_sent as u32)));
+    report.lost = report.confirmed.saturating_sub(report.handled);
+    report.note(format!(
+        "RPC: {rpc_sent} malformed requests, {errs} error replies, {results} result replies"
+    ));
+    report.note(format!(
+        "competing events: {competing_sent} malformed, {dead} in {failed_queue}, {competing_left} left in the queue"
+    ));
+    report.note(format!(
+        "broadcast events: {broadcast_sent} malformed, {bcast_left} left in the queue"
+    ));
+    report.check(errs == rpc_sent && results == 0, || {
+        format!("{rpc_sent} malformed RPCs gave {errs} error replies and {results} results")
+    });
+    report.check(u64::from(dead) == competing_sent && competing_left == 0, || {
+        format!("{competing_sent} malformed events: {dead} dead-lettered, {competing_left} still queued")
+    });
+    report.check(bcast_left == 0, || {
+        format!("{bcast_left} broadcast poison messages still queued")
+    });
+    // Still serving: a good call and a good event.
+    let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let start = Instant::now();
+    let echo = m
+        .call(&svc, "echo", vec![json!(7)], Default::default())
+        .await;
+    report.max_latency = start.elapsed();
+    report.check(matches!(echo, Ok(ref v) if *v == json!(7)), || {
+        format!("echo after the poison: {echo:?}")
+    });
+    let good = 1_000_000_007u64;
+    m.publish(&spec.tick, &json!({ "n": good }))
+        .await
+        .map_err(|e| format!("publish good event: {e}"))?;
+    let rec = record_file(dir.path(), "rust-1");
+    let handled_good = wait_until(Duration::from_secs(10), || {
+        procs::read_records(&[rec.as_path()]).is_ok_and(|h| h.contains_key(&good))
+    })
+    .await;
+    report.check(handled_good, || {
+        "a good event after the poison was not handled".to_owned()
+    });
+    report.check(a.pid().is_some(), || {
+        format!("the service exited; its log:\n{}", a.log())
+    });
+    report.check_common();
+    reader.abort();
+    let _ = conn.close(200, "poison done".into()).await;
+    m.close().await;
+    a.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 6: RPC to a service that is down, to an unknown method, with a lost reply
+
+async fn rpc_errors(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+    };
+    use lapin::types::FieldTable;
+    let timeout = Duration::from_secs(2);
+    let mut report = Report::new(name, timeout);
+    let svc = unique("errors");
+    let down = unique("down");
+    let spec = Spec::new(&svc);
+    let a = procs::spawn_rust(ctx, &spec, "rust-1").await?;
+    let d = procs::spawn_rust(ctx, &Spec::new(&down), "rust-down").await?;
+    d.stop().await;
+    let m = messenger(ctx, "faults-caller", timeout).await?;
+    let opts = || CallOptions::default().timeout(timeout);
+    let body =
+        |v: Value| serde_json::to_vec(&json!({"args": [v], "kwargs": {}})).unwrap_or_default();
+    let cases: Vec<(&str, String, &str, Vec<u8>, &str)> = vec![
+        (
+            "service down (queue left, no consumer)",
+            down.clone(),
+            "echo",
+            body(json!(1)),
+            "Timeout",
+        ),
+        (
+            "service never started",
+            unique("nobody"),
+            "echo",
+            body(json!(1)),
+            "UnknownService",
+        ),
+        (
+            "unknown method",
+            svc.clone(),
+            "no_such_method",
+            body(json!(1)),
+            "UnknownMethod",
+        ),
+        (
+            "reply later than the timeout (reply lost)",
+            svc.clone(),
+            "slow",
+            body(json!(3000)),
+            "Timeout",
+        ),
+        (
+            "bad arguments",
+            svc.clone(),
+            "echo",
+            b"{\"args\": [], \"kwargs\": {}}".to_vec(),
+            "Client",
+        ),
+        (
+            "a call after all that",
+            svc.clone(),
+            "echo",
+            body(json!(5)),
+            "ok",
+        ),
+    ];
+    for (what, service, method, body, want) in cases {
+        let start = Instant::now();
+        let res =
+            tokio::time::timeout(timeout + GRACE, m.call_raw(&service, method, body, opts())).await;
+        let took = start.elapsed();
+        report.sent += 1;
+        report.max_latency = report.max_latency.max(took);
+        let got = match &res {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(e)) => rpc_error_kind(e),
+            Err(_) => "hung",
+        };
+        match got {
+            "ok" => report.confirmed += 1,
+            "hung" => report.hung += 1,
+            _ => report.errors += 1,
+        }
+        report.note(format!("{what}: {got} in {took:.2?}"));
+        report.check(got == want, || {
+            format!("{what}: expected {want}, got {res:?}")
+        });
+    }
+    // A raw caller whose own reply queue is deleted mid-call (Kontiki's clients declare one;
+    // kontiki-rs uses direct reply-to): the caller learns at once (consumer cancelled), the
+    // service's reply goes nowhere, and the service keeps serving.
+    let conn = lapin::Connection::connect(&ctx.node.url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: false,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("declare reply queue: {e}"))?;
+    let qname = q.name().to_string();
+    let mut consumer = ch
+        .basic_consume(
+            qname.as_str().into(),
+            "raw-caller".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| format!("consume: {e}"))?;
+    let props = lapin::BasicProperties::default()
+        .with_reply_to(qname.as_str().into())
+        .with_correlation_id("raw-1".into());
+    ch.basic_publish(
+        "rpc_exchange".into(),
+        format!("{svc}.slow").as_str().into(),
+        BasicPublishOptions::default(),
+        &body(json!(1000)),
+        props,
+    )
+    .await
+    .map_err(|e| format!("publish: {e}"))?;
+    let start = Instant::now();
+    let ch2 = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
+    ch2.queue_delete(qname.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .map_err(|e| format!("delete reply queue: {e}"))?;
+    let raw = tokio::time::timeout(timeout + GRACE, consumer.next()).await;
+    let took = start.elapsed();
+    report.sent += 1;
+    report.max_latency = report.max_latency.max(took);
+    let outcome = match raw {
+        Ok(None) | Ok(Some(Err(_))) => {
+            report.errors += 1;
+            "consumer cancelled"
+        }
+        Ok(Some(Ok(_))) => "a reply on a deleted queue",
+        Err(_) => {
+            report.hung += 1;
+            "no end"
+        }
+    };
+    report.note(format!(
+        "reply queue deleted mid-call (raw caller): {outcome} in {took:.2?}"
+    ));
+    report.check(outcome == "consumer cancelled", || {
+        format!("reply queue deleted mid-call: {outcome}")
+    });
+    let _ = conn.close(200, "done".into()).await;
+    // The service answered into the void and still serves.
+    let echo = m.call_raw(&svc, "echo", body(json!(9)), opts()).await;
+    report.sent += 1;
+    report.check(matches!(echo, Ok(ref v) if *v == json!(9)), || {
+        format!("echo after the lost reply: {echo:?}")
+    });
+    if echo.is_ok() {
+        report.confirmed += 1;
+    }
+    report.handled = report.confirmed;
+    report.check(a.pid().is_some(), || "the service exited".to_owned());
+    report.check_common();
+    m.close().await;
+    a.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 7: the registry killed and restarted while 5 services run
+
+async fn registered(m: &Messenger, ids: &[String]) -> bool {
+    match m
+        .call(
+            "ServiceRegistry",
+            "get_services",
+            vec![],
+            Default::default(),
+        )
+        .await
+    {
+        Ok(v) => {
+            let text = v.to_string();
+            ids.iter().all(|id| text.contains(id.as_str()))
+        }
+        Err(_) => false,
+    }
+}
+
+async fn wait_registered(m: &Messenger, ids: &[String], limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if registered(m, ids).await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+async fn registry_restart(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let mut report = Report::new(name, CALL_TIMEOUT);
+    let r1 = procs::spawn_registry(ctx, "registry-1").await?;
+    let mut services = Vec::new();
+    let mut procs_ = Vec::new();
+    for i in 1..=5 {
+        let svc = unique(&format!("reg{i}"));
+        let mut spec = Spec::new(&svc);
+        spec.registration = true;
+        procs_.push(procs::spawn_rust(ctx, &spec, &format!("rust-{i}")).await?);
+        services.push(svc);
+    }
+    let ids: Vec<String> = procs_.iter().map(|p| p.instance_id.clone()).collect();
+    let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let first = wait_registered(&m, &ids, Duration::from_secs(30)).await;
+    report.check(first.is_some(), || {
+        "the 5 services never showed up in the registry".to_owned()
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stats, tasks) = call_load(&m, services.clone(), 10, 5, CALL_TIMEOUT, stop.clone());
+    let before = calls_done(&stats);
+    wait_until(Duration::from_secs(30), || {
+        calls_done(&stats) >= before + 200
+    })
+    .await;
+    r1.kill9()?;
+    drop(r1);
+    let r2 = procs::spawn_registry(ctx, "registry-2").await?;
+    let again = wait_registered(&m, &ids, Duration::from_secs(30)).await;
+    report.note(format!(
+        "registered {} after start, again {} after the registry came back",
+        first.map_or("never".to_owned(), |d| format!("{d:.2?}")),
+        again.map_or("never".to_owned(), |d| format!("{d:.2?}"))
+    ));
+    report.check(again.is_some(), || {
+        "the services did not register again with the new registry".to_owned()
+    });
+    let mid = calls_done(&stats);
+    wait_until(Duration::from_secs(30), || calls_done(&stats) >= mid + 200).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    {
+        let s = stats.lock().map_err(|_| "stats lock poisoned")?;
+        fill_calls(&mut report, &s);
+        let bad = s.sent - s.ok;
+        report.check(bad == 0, || {
+            format!("{bad} calls to the services failed while the registry restarted")
+        });
+    }
+    for p in &procs_ {
+        report.check(p.pid().is_some(), || format!("{} exited", p.label));
+    }
+    report.check_common();
+    m.close().await;
+    for p in procs_ {
+        p.stop().await;
+    }
+    r2.stop().await;
+    Ok(report)
+}

@@ -1,0 +1,61 @@
+//! Each fault-injection scenario at CI scale, on the suite's own RabbitMQ node (started by
+//! `scripts/broker.sh faults-start` when it is not running; a machine without rabbitmq-server
+//! fails here with the fix, it does not skip). The tests restart that node and close every
+//! connection on it, so they run one at a time (nextest test group `faults`).
+
+use kontiki_faults::{Ctx, Scale, scenarios};
+use std::path::PathBuf;
+
+async fn run(name: &str) {
+    let ctx = Ctx::new(
+        Scale::Ci,
+        PathBuf::from(env!("CARGO_BIN_EXE_faults-svc")),
+        PathBuf::from(env!("CARGO_BIN_EXE_kontiki-faults")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = scenarios::run(&ctx, name).await;
+    ctx.node.start_app();
+    let report = outcome.unwrap_or_else(|e| panic!("{name} could not run: {e}"));
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s1_broker_restart() {
+    run("1-broker-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_close_connections() {
+    run("2-close-connections").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sigkill() {
+    run("3-sigkill").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_sigterm() {
+    run("4-sigterm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s5_poison() {
+    run("5-poison").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_rpc_errors() {
+    run("6-rpc-errors").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_registry_restart() {
+    run("7-registry-restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s8_python_replica_restart() {
+    run("8-python-replica-restart").await;
+}
