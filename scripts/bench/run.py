@@ -521,7 +521,9 @@ def main():
         demo = None
         try:
             if ONLY & {"rpc", "events"}:
-                name = f"bench-py-{os.getpid()}"
+                # A fixed name: its queues (durable, like any Kontiki service's) are reused by
+                # the next run instead of piling up on the broker.
+                name = "bench-py"
                 py_config(name, Path(tmp) / "py.yaml")
                 py_svc = (name, Proc([py, "scripts/bench/py_service.py", "bench", "--config",
                                       str(Path(tmp) / "py.yaml")]))
