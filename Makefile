@@ -47,3 +47,6 @@ run-tui:
 .PHONY: bench fuzz
 bench:
 	python3 scripts/bench/run.py
+
+fuzz:
+	bash scripts/fuzz.sh
