@@ -10,8 +10,14 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = decode_request(data) {
         let params = [
-            Param { name: "a".to_owned(), required: true },
-            Param { name: "b".to_owned(), required: false },
+            Param {
+                name: "a".to_owned(),
+                required: true,
+            },
+            Param {
+                name: "b".to_owned(),
+                required: false,
+            },
         ];
         let _ = bind_arguments(&params, body);
     }
