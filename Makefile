@@ -9,6 +9,8 @@ help:
 	@echo "make amqp-status  say whether a RabbitMQ answers at KONTIKI_AMQP_URL"
 	@echo "make run-registry run kontiki-registry (the service registry) on the local broker"
 	@echo "make run-tui      run kontiki-tui against it"
+	@echo "make bench        benchmarks vs raw lapin and Python Kontiki (docs/PERFORMANCE.md)"
+	@echo "make fuzz         run every fuzz target for FUZZ_SECONDS (default 60) each"
 
 test:
 	bash scripts/test.sh
@@ -48,3 +50,12 @@ run-tui:
 	@PY=$$(bash scripts/python-env.sh | tail -n1); mkdir -p $${KONTIKI_TUI_HOME:-target/tui-home}/.config; \
 	printf 'amqp:\n  url: %s\n' "$${KONTIKI_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" > $${KONTIKI_TUI_HOME:-target/tui-home}/.config/kontiki_tui.yaml; \
 	HOME=$$(cd $${KONTIKI_TUI_HOME:-target/tui-home} && pwd) $$(dirname $$PY)/kontiki-tui
+
+# Benchmarks (docs/PERFORMANCE.md): kontiki-rs vs raw lapin vs Python Kontiki 2.3.2, side by
+# side on one broker; BENCH_RUNS (default 5), BENCH_QUICK=1, BENCH_ONLY=rpc,events,idle,http,codegen.
+.PHONY: bench fuzz
+bench:
+	python3 scripts/bench/run.py
+
+fuzz:
+	bash scripts/fuzz.sh

@@ -74,3 +74,32 @@ proptest! {
         let _ = kontiki_idl::parse_str("random.kontiki", &text);
     }
 }
+
+/// The inputs of the `idl_check` fuzz target (`fuzz/`, `make fuzz`): its seeds and the
+/// regressions found by fuzzing load without panicking; the seeds are valid contracts.
+#[test]
+fn fuzz_inputs_replay_idl_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut seen = 0;
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join("idl_check")) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+            let data = std::fs::read(&path).unwrap();
+            let Ok(text) = std::str::from_utf8(&data) else {
+                continue;
+            };
+            let loaded = kontiki_idl::load_str("fuzz.kontiki", text).map_err(|e| e.to_string());
+            if dir == "seeds" {
+                assert!(
+                    loaded.is_ok(),
+                    "seed {} does not load: {loaded:?}",
+                    path.display()
+                );
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no inputs for idl_check under {}", root.display());
+}

@@ -228,6 +228,30 @@ pub(crate) enum Outcome {
     },
 }
 
+/// Decodes an event delivery as the runtime hands it to a handler: the JSON payload and, when
+/// `include_headers`, the AMQP headers as JSON (`None` when there are none). Never panics; the
+/// error is why the body is not JSON (the delivery is then rejected).
+///
+/// ```
+/// let (payload, headers) = kontiki_rt::event::decode_delivery(br#"{"n": 1}"#, None, true)?;
+/// assert_eq!(payload["n"], 1);
+/// assert!(headers.is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn decode_delivery(
+    body: &[u8],
+    headers: Option<&FieldTable>,
+    include_headers: bool,
+) -> Result<(Value, Option<Map<String, Value>>), serde_json::Error> {
+    let payload: Value = serde_json::from_slice(body)?;
+    let headers_json = if include_headers {
+        headers.map(wire::table_to_json).filter(|m| !m.is_empty())
+    } else {
+        None
+    };
+    Ok((payload, headers_json))
+}
+
 /// Runs one event delivery through its handler. Never panics.
 pub(crate) async fn serve(
     ep: &EventEntrypoint,
@@ -246,8 +270,8 @@ pub(crate) async fn serve(
         wire::header_text(headers, "flow_id"),
         wire::header_text(headers, "hop_id"),
     );
-    let payload: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
+    let (payload, headers_json) = match decode_delivery(body, headers, ep.include_headers) {
+        Ok(decoded) => decoded,
         Err(e) => {
             tracing::error!(handler = %ep.name, error = %e, "event payload is not JSON; rejecting it");
             context.container().report_uncaught(
@@ -257,11 +281,6 @@ pub(crate) async fn serve(
             );
             return on_error;
         }
-    };
-    let headers_json = if ep.include_headers {
-        headers.map(wire::table_to_json).filter(|m| !m.is_empty())
-    } else {
-        None
     };
     let reporter = context.clone();
     let report_scope = ctx.clone();

@@ -1,0 +1,580 @@
+#!/usr/bin/env python3
+"""`make bench`: kontiki-rs against raw lapin and Python Kontiki 2.3.2, side by side in one run.
+
+Run:  make bench            (or: python3 scripts/bench/run.py)
+
+Environment:
+  BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
+                       ratio the median of the per-round ratios
+  BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
+  BENCH_ONLY=rpc,events,idle,http,codegen   run a subset
+  KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
+  KONTIKI_PY           the Python with kontiki==2.3.2 (default: scripts/python-env.sh)
+  CARGO_TARGET_DIR     where cargo builds (default target/)
+  BENCH_PROFILE=bench  the cargo profile (`dev` only to try the harness: debug figures)
+
+Each round runs, in order: RPC (kontiki-rt/benches/rpc.rs with `kontiki-rs` and `raw-rs`, then
+the Python client against the Python service; the order of Rust and Python alternates every
+round), events (kontiki-rt/benches/events.rs with `kontiki-rs` and `raw-lapin`, and the Python
+pair), idle footprint (kontiki-rt/examples/idle_service.rs in both modes and
+scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_demo.rs). The
+IDL/codegen benchmarks run once at the end (they take their own medians). Everything is built
+with the `bench` profile (release + line tables).
+
+Prints a markdown report (machine, command, tables, targets) and writes it to
+target/bench/report.md, with the raw figures in target/bench/report.json.
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "rpc,events,idle,http,codegen").split(",")))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+OUT = ROOT / "target" / "bench"
+PROFILE = os.environ.get("BENCH_PROFILE", "bench")
+CONCURRENCY = [1, 16, 64]
+
+if QUICK:
+    SIZES = dict(rs_calls1=200, rs_callsN=1000, py_calls1=100, py_callsN=500, warmup=50,
+                 events=1000, ev_warmup=100, idle_s=0.5, http_s=1)
+else:
+    SIZES = dict(rs_calls1=3000, rs_callsN=10000, py_calls1=1000, py_callsN=5000, warmup=300,
+                 events=20000, ev_warmup=500, idle_s=2.0, http_s=4)
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def redact(url):
+    return re.sub(r"://[^@/]*@", "://***@", url)
+
+
+# ----------------------------------------------------------------------------------------------
+# Build
+
+
+def cargo_build(args):
+    """Builds with `cargo build --profile PROFILE ARGS`; returns {target name: executable}."""
+    cmd = ["cargo", "build", "--profile", PROFILE, "--message-format=json-render-diagnostics"] + args
+    log(" ".join(cmd))
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        die(f"build failed: {' '.join(cmd)}")
+    exes = {}
+    for line in p.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            exes[msg["target"]["name"]] = msg["executable"]
+    return exes
+
+
+def python_exe():
+    py = os.environ.get("KONTIKI_PY")
+    if py:
+        return py
+    p = subprocess.run(["bash", "scripts/python-env.sh"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        die("no Python with kontiki 2.3.2: set KONTIKI_PY or run scripts/python-env.sh")
+    return p.stdout.strip().splitlines()[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Processes
+
+
+class Proc:
+    """A child that prints READY on stdout once it is ready."""
+
+    def __init__(self, argv, env=None, ready_timeout=60.0):
+        self.t_spawn = time.perf_counter()
+        self.err = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.err,
+                                  env={**os.environ, **(env or {})}, text=True)
+        line = ""
+        # readline blocks until the child prints READY or exits (EOF): no polling needed.
+        # A watchdog kills a child that does neither within ready_timeout.
+        timer = _Watchdog(self.p, ready_timeout)
+        while True:
+            line = self.p.stdout.readline()
+            if not line or line.startswith("READY"):
+                break
+        timer.cancel()
+        self.ready_s = time.perf_counter() - self.t_spawn
+        if not line:
+            self.err.seek(0)
+            tail = self.err.read().decode(errors="replace")[-3000:]
+            die(f"{argv[0]} {' '.join(argv[1:3])} exited before READY:\n{tail}")
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def status(self):
+        out = {}
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0]) * 1024
+        return out
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+class _Watchdog:
+    def __init__(self, proc, timeout):
+        import threading
+
+        self.t = threading.Timer(timeout, lambda: proc.poll() is None and proc.kill())
+        self.t.daemon = True
+        self.t.start()
+
+    def cancel(self):
+        self.t.cancel()
+
+
+def run_json(argv, what):
+    """Runs a command; returns its stdout. Dies with its stderr when it fails."""
+    p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        die(f"{what} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return p.stdout
+
+
+def py_config(name, path):
+    Path(path).write_text(
+        "kontiki:\n"
+        f"  service_name: {name}\n"
+        "  amqp:\n"
+        f"    url: \"{URL}\"\n"
+        "  registration:\n"
+        "    disable: true\n"
+        "  shutdown:\n"
+        "    grace_seconds: 1\n"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Contenders, one round each
+
+
+def rpc_round(exes, py, py_svc, tmp, rnd):
+    """{(contender, c): {per_s, p50_us, p99_us, cpu_us_per_op}} for one round."""
+    out = {}
+
+    def rust():
+        path = Path(tmp) / "rpc.json"
+        run_json([exes["rpc"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs,raw-rs",
+                  "--concurrency", ",".join(map(str, CONCURRENCY)),
+                  "--calls1", str(SIZES["rs_calls1"]), "--callsN", str(SIZES["rs_callsN"]),
+                  "--warmup", str(SIZES["warmup"]), "--json", str(path)], "rpc bench")
+        for r in json.loads(path.read_text())["results"]:
+            name = {"kontiki-rs": "kontiki-rs", "raw-rs": "raw lapin"}[r["contender"]]
+            out[(name, r["concurrency"])] = dict(
+                per_s=r["calls_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+                cpu_us_per_op=r["cpu_us_per_call"], errors=r["errors"])
+
+    def python():
+        text = run_json([py, "scripts/bench/py_client.py", "--url", URL, "--service", py_svc[0],
+                         "--server-pid", str(py_svc[1].pid), "rpc",
+                         "--concurrency", ",".join(map(str, CONCURRENCY)),
+                         "--calls1", str(SIZES["py_calls1"]), "--callsN", str(SIZES["py_callsN"]),
+                         "--warmup", str(SIZES["warmup"])], "Python rpc client")
+        for line in text.splitlines():
+            r = json.loads(line)
+            out[("Python Kontiki", r["concurrency"])] = r
+
+    for f in ((rust, python) if rnd % 2 else (python, rust)):
+        f()
+    return out
+
+
+def events_round(exes, py, py_svc, tmp, rnd):
+    out = {}
+
+    def rust():
+        path = Path(tmp) / "events.json"
+        run_json([exes["events"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs,raw-lapin",
+                  "--events", str(SIZES["events"]), "--warmup", str(SIZES["ev_warmup"]),
+                  "--json", str(path)], "events bench")
+        for r in json.loads(path.read_text())["results"]:
+            name = {"kontiki-rs": "kontiki-rs", "raw-lapin": "raw lapin"}[r["contender"]]
+            out[name] = dict(per_s=r["events_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+                             cpu_us_per_op=r["cpu_us_per_event"], errors=r["errors"])
+
+    def python():
+        text = run_json([py, "scripts/bench/py_client.py", "--url", URL, "--service", py_svc[0],
+                         "--server-pid", str(py_svc[1].pid), "events",
+                         "--events", str(SIZES["events"]), "--publishers", "64",
+                         "--warmup", str(SIZES["ev_warmup"])], "Python events client")
+        out["Python Kontiki"] = json.loads(text.splitlines()[-1])
+
+    for f in ((rust, python) if rnd % 2 else (python, rust)):
+        f()
+    return out
+
+
+def idle_round(exes, py, tmp, rnd):
+    out = {}
+    env = {"RUST_LOG": "warn"}
+    contenders = [
+        ("kontiki-rs", lambda: Proc([exes["idle_service"], "kontiki-rs", "bench-idle-rs"], env)),
+        ("raw lapin", lambda: Proc([exes["idle_service"], "raw-lapin", "bench-idle-raw"], env)),
+        ("Python Kontiki", lambda: Proc([py, "scripts/bench/py_service.py", "idle", "--config",
+                                         str(Path(tmp) / "idle-py.yaml")])),
+    ]
+    py_config("bench-idle-py", Path(tmp) / "idle-py.yaml")
+    if rnd % 2 == 0:
+        contenders.reverse()
+    for name, start in contenders:
+        p = start()
+        try:
+            # Idle on purpose: the figure is the footprint after SIZES["idle_s"] of nothing.
+            time.sleep(SIZES["idle_s"])
+            st = p.status()
+        finally:
+            p.stop()
+        out[name] = dict(ready_ms=p.ready_s * 1e3, rss=st.get("VmRSS"), hwm=st.get("VmHWM"))
+    return out
+
+
+def wrk_rps(url):
+    secs = SIZES["http_s"]
+    p = subprocess.run(["wrk", "-t2", "-c50", f"-d{secs}s", "--latency", url],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0 or "Non-2xx" in p.stdout:
+        die(f"wrk against {url} failed:\n{p.stdout}{p.stderr}")
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", p.stdout, re.M)
+    lat = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)", p.stdout, re.M)
+    p50 = None
+    if lat:
+        p50 = float(lat.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[lat.group(2)]
+    return dict(per_s=float(m.group(1)), p50_us=p50)
+
+
+def http_round(demo, rnd):
+    out = {}
+    order = [("kontiki-rs", demo["kontiki"]), ("bare axum", demo["bare"])]
+    if rnd % 2 == 0:
+        order.reverse()
+    for name, url in order:
+        out[name] = wrk_rps(url)
+    return out
+
+
+def start_http_demo(exe):
+    import socket
+
+    def free_port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    port, bare = free_port(), free_port()
+    p = subprocess.Popen([exe, str(port), str(bare)], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}, text=True)
+    watchdog = _Watchdog(p, 30)
+    while True:
+        line = p.stdout.readline()
+        if not line or line.startswith("bare-axum http://"):
+            break
+    watchdog.cancel()
+    if not line:
+        die("http_demo exited before it was ready")
+    return p, {"kontiki": f"http://127.0.0.1:{port}/api/v1/health",
+               "bare": f"http://127.0.0.1:{bare}/api/v1/health"}
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(v):
+    # Three decimals: a ratio of 0.897 must not print as a met "0.90×" target.
+    return "–" if v is None else f"{v:.3f}×"
+
+
+def paired(rounds, a, b, field):
+    """Median of the per-round ratios a/b of one field."""
+    rs = []
+    for r in rounds:
+        if a in r and b in r and r[a].get(field) and r[b].get(field):
+            rs.append(r[a][field] / r[b][field])
+    return med(rs)
+
+
+def load():
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1048576:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    rustc = subprocess.run(["rustc", "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True).stdout.strip()
+    return dict(cpu=f"{os.cpu_count()} × {cpu}{mem}", kernel=platform.release(), rustc=rustc,
+                commit=commit)
+
+
+def report(res, meta):
+    L = []
+    w = L.append
+    w(f"Command: `make bench` (BENCH_RUNS={RUNS}{', BENCH_QUICK=1' if QUICK else ''}"
+      f"{'' if PROFILE == 'bench' else ', BENCH_PROFILE=' + PROFILE}), "
+      f"{meta['started']} → {meta['finished']} UTC, commit {meta['machine']['commit']}.")
+    w(f"Machine: {meta['machine']['cpu']}, Linux {meta['machine']['kernel']}, "
+      f"{meta['machine']['rustc']}, RabbitMQ on the same machine ({redact(URL)}); "
+      f"load average {meta['load_before']} before, {meta['load_after']} after.")
+    w(f"Figures are medians of {RUNS} rounds; ratios are medians of the per-round ratios "
+      "(contenders paired in the same round). CPU is utime+stime of client + server processes "
+      "per call/event (broker not included).")
+    w("")
+    if "rpc" in res:
+        rounds = res["rpc"]
+        w("### RPC round trips (`echo(x) -> x`)")
+        w("")
+        w("| c | contender | calls/s | p50 µs | p99 µs | CPU µs/call |")
+        w("|---:|---|---:|---:|---:|---:|")
+        for c in CONCURRENCY:
+            for name in ("kontiki-rs", "raw lapin", "Python Kontiki"):
+                k = (name, c)
+                g = lambda f: med([r[k][f] for r in rounds if k in r])  # noqa: E731
+                w(f"| {c} | {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} | "
+                  f"{fmt(g('p99_us'))} | {fmt(g('cpu_us_per_op'), 1)} |")
+        w("")
+        w("| c | kontiki-rs / raw lapin: calls/s | p50 | CPU/call | kontiki-rs / Python: calls/s | p50 | CPU/call |")
+        w("|---:|---:|---:|---:|---:|---:|---:|")
+        for c in CONCURRENCY:
+            rs, raw, pyk = ("kontiki-rs", c), ("raw lapin", c), ("Python Kontiki", c)
+            w(f"| {c} | {ratio(paired(rounds, rs, raw, 'per_s'))} | "
+              f"{ratio(paired(rounds, rs, raw, 'p50_us'))} | "
+              f"{ratio(paired(rounds, rs, raw, 'cpu_us_per_op'))} | "
+              f"{ratio(paired(rounds, rs, pyk, 'per_s'))} | "
+              f"{ratio(paired(rounds, rs, pyk, 'p50_us'))} | "
+              f"{ratio(paired(rounds, rs, pyk, 'cpu_us_per_op'))} |")
+        w("")
+    if "events" in res:
+        rounds = res["events"]
+        w(f"### Events (publish → handle, {SIZES['events']:,} events, 64 publishers, persistent, "
+          "confirms awaited, prefetch 10)")
+        w("")
+        w("| contender | events/s | p50 µs | p99 µs | CPU µs/event |")
+        w("|---|---:|---:|---:|---:|")
+        for name in ("kontiki-rs", "raw lapin", "Python Kontiki"):
+            g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
+            w(f"| {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} | {fmt(g('p99_us'))} | "
+              f"{fmt(g('cpu_us_per_op'), 1)} |")
+        w("")
+        w("| ratio | events/s | p50 | CPU/event |")
+        w("|---|---:|---:|---:|")
+        for b in ("raw lapin", "Python Kontiki"):
+            w(f"| kontiki-rs / {b} | {ratio(paired(rounds, 'kontiki-rs', b, 'per_s'))} | "
+              f"{ratio(paired(rounds, 'kontiki-rs', b, 'p50_us'))} | "
+              f"{ratio(paired(rounds, 'kontiki-rs', b, 'cpu_us_per_op'))} |")
+        w("")
+    if "idle" in res:
+        rounds = res["idle"]
+        w("### Idle service with 5 RPC entrypoints (ready = spawn → `READY` line, printed once "
+          f"every consumer is consuming; RSS after {SIZES['idle_s']:g} s idle; registration off)")
+        w("")
+        w("| contender | ready ms | VmRSS MiB | VmHWM MiB |")
+        w("|---|---:|---:|---:|")
+        for name in ("kontiki-rs", "raw lapin", "Python Kontiki"):
+            g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
+            mib = lambda v: None if v is None else v / 1048576  # noqa: E731
+            w(f"| {name} | {fmt(g('ready_ms'), 1)} | {fmt(mib(g('rss')), 1)} | "
+              f"{fmt(mib(g('hwm')), 1)} |")
+        w("")
+    if "http" in res:
+        rounds = res["http"]
+        w(f"### HTTP (`GET /api/v1/health`, wrk -t2 -c50 -d{SIZES['http_s']}s, server and wrk on "
+          "the same cores)")
+        w("")
+        w("| contender | requests/s | p50 µs |")
+        w("|---|---:|---:|")
+        for name in ("kontiki-rs", "bare axum"):
+            g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
+            w(f"| {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} |")
+        w(f"| kontiki-rs / bare axum | {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'per_s'))} "
+          f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} |")
+        w("")
+    if "codegen" in res:
+        w("### Codegen (5,000-line IDL file)")
+        w("")
+        for line in res["codegen"]:
+            w(f"* {line}")
+        w("")
+    # Targets of issue 10
+    t = []
+    if "rpc" in res:
+        r = res["rpc"]
+        for c in CONCURRENCY:
+            v = paired(r, ("kontiki-rs", c), ("raw lapin", c), "per_s")
+            t.append((f"RPC c={c} throughput kontiki-rs / raw lapin", "≥ 0.90×", ratio(v), v is not None and v >= 0.9))
+            v = paired(r, ("kontiki-rs", c), ("raw lapin", c), "p50_us")
+            t.append((f"RPC c={c} p50 kontiki-rs / raw lapin", "≤ 1.10×", ratio(v), v is not None and v <= 1.1))
+        v = paired(r, ("kontiki-rs", 64), ("Python Kontiki", 64), "per_s")
+        t.append(("RPC c=64 throughput kontiki-rs / Python", "≥ 6×", ratio(v), v is not None and v >= 6))
+    if "events" in res:
+        r = res["events"]
+        v = paired(r, "kontiki-rs", "raw lapin", "per_s")
+        t.append(("events throughput kontiki-rs / raw lapin", "≥ 0.90×", ratio(v), v is not None and v >= 0.9))
+        v = paired(r, "kontiki-rs", "raw lapin", "p50_us")
+        t.append(("events p50 kontiki-rs / raw lapin", "≤ 1.10×", ratio(v), v is not None and v <= 1.1))
+        v = paired(r, "kontiki-rs", "Python Kontiki", "per_s")
+        t.append(("events throughput kontiki-rs / Python", "≥ 3.2×", ratio(v), v is not None and v >= 3.2))
+    if "idle" in res:
+        v = med([r["kontiki-rs"]["ready_ms"] for r in res["idle"]])
+        t.append(("kontiki-rs ready after spawn", "≤ 50 ms", f"{fmt(v, 1)} ms", v is not None and v <= 50))
+        v = med([r["kontiki-rs"]["rss"] for r in res["idle"]])
+        v = None if v is None else v / 1048576
+        t.append(("kontiki-rs idle RSS", "≤ 18 MiB", f"{fmt(v, 1)} MiB", v is not None and v <= 18))
+    if t:
+        w("### Targets (issue 10)")
+        w("")
+        w("| target | wanted | measured | met |")
+        w("|---|---|---:|---|")
+        for name, want, got, ok in t:
+            w(f"| {name} | {want} | {got} | {'yes' if ok else '**no**'} |")
+        w("")
+    return "\n".join(L)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def main():
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = load()
+    py = python_exe()
+    exes = {}
+    if ONLY & {"rpc", "events", "idle", "http"}:
+        exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
+                                 "--example", "idle_service", "--example", "http_demo"]))
+    if "codegen" in ONLY:
+        exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse"]))
+        exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
+    if "http" in ONLY and not shutil.which("wrk"):
+        die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
+            "of BENCH_ONLY")
+    OUT.mkdir(parents=True, exist_ok=True)
+    res = {k: [] for k in ("rpc", "events", "idle", "http") if k in ONLY}
+    with tempfile.TemporaryDirectory(prefix="kontiki-bench-") as tmp:
+        py_svc = None
+        demo = None
+        try:
+            if ONLY & {"rpc", "events"}:
+                # A fixed name: its queues (durable, like any Kontiki service's) are reused by
+                # the next run instead of piling up on the broker.
+                name = "bench-py"
+                py_config(name, Path(tmp) / "py.yaml")
+                py_svc = (name, Proc([py, "scripts/bench/py_service.py", "bench", "--config",
+                                      str(Path(tmp) / "py.yaml")]))
+            if "http" in ONLY:
+                demo = start_http_demo(exes["http_demo"])
+            for rnd in range(1, RUNS + 1):
+                if "rpc" in ONLY:
+                    log(f"round {rnd}/{RUNS}: rpc")
+                    res["rpc"].append(rpc_round(exes, py, py_svc, tmp, rnd))
+                if "events" in ONLY:
+                    log(f"round {rnd}/{RUNS}: events")
+                    res["events"].append(events_round(exes, py, py_svc, tmp, rnd))
+                if "idle" in ONLY:
+                    log(f"round {rnd}/{RUNS}: idle")
+                    res["idle"].append(idle_round(exes, py, tmp, rnd))
+                if "http" in ONLY:
+                    log(f"round {rnd}/{RUNS}: http")
+                    res["http"].append(http_round(demo[1], rnd))
+        finally:
+            if py_svc:
+                py_svc[1].stop()
+            if demo:
+                demo[0].send_signal(signal.SIGINT)
+                demo[0].wait(timeout=15)
+    if "codegen" in ONLY:
+        log("codegen")
+        res["codegen"] = [run_json([exes["parse"]], "IDL parse bench").strip().splitlines()[-1],
+                          run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1]]
+    meta = dict(
+        started=started.strftime("%Y-%m-%d %H:%M"),
+        finished=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),
+        load_before=load_before,
+        load_after=load(),
+        machine=machine(),
+        sizes=SIZES,
+        runs=RUNS,
+    )
+    text = report(res, meta)
+    print(text)
+    (OUT / "report.md").write_text(text + "\n")
+
+    def keyed(x):
+        if isinstance(x, dict):
+            return {(" c=".join(map(str, k)) if isinstance(k, tuple) else k): keyed(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [keyed(v) for v in x]
+        return x
+
+    (OUT / "report.json").write_text(json.dumps({"meta": meta, "results": keyed(res)}, indent=1) + "\n")
+    log(f"written {OUT / 'report.md'} and {OUT / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
