@@ -57,6 +57,12 @@ summary() {
 have_nextest() { cargo nextest --version >/dev/null 2>&1; }
 
 # Runs tests with nextest (or cargo test), keeping its closing summary line for the end.
+# run_tests with the broker-restart tests pointed at the fault-injection node (port 5673).
+run_tests_on_faults_node() {
+  KONTIKI_AMQP_URL="$(bash "$ROOT/scripts/broker.sh" faults-url)" \
+    KONTIKI_RABBITMQCTL_NODE="${FAULTS_NODE:-kontiki-faults@localhost}" run_tests "$@"
+}
+
 run_tests() {
   local log="$1"; shift
   local rc
@@ -113,8 +119,10 @@ fi
 if have_nextest; then
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
     -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'
+  # They restart their broker: give them the fault-injection node, never the shared broker.
   if cargo nextest list --workspace --locked -E 'binary(/^disrupt_/)' 2>/dev/null | grep -q .; then
-    step "broker-disrupting tests (serial)" run_tests "$LOG_DIR/disrupt.log" --workspace --locked \
+    step "fault-injection broker node" bash "$ROOT/scripts/broker.sh" faults-start
+    step "broker-disrupting tests (serial, own node)" run_tests_on_faults_node "$LOG_DIR/disrupt.log" --workspace --locked \
       -E 'binary(/^disrupt_/)' --test-threads 1
   fi
 else
@@ -123,7 +131,8 @@ else
   for f in */tests/disrupt_*.rs; do
     [[ -e "$f" ]] || continue
     crate="${f%%/*}"; name=$(basename "$f" .rs)
-    step "$name (serial)" run_tests "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
+    bash "$ROOT/scripts/broker.sh" faults-start
+    step "$name (serial, own node)" run_tests_on_faults_node "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
   done
 fi
 

@@ -164,13 +164,20 @@ pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
     }
 }
 
-/// Runs `rabbitmqctl ARGS` (the broker tests that restart the broker need it and root).
+/// Runs `rabbitmqctl ARGS` (the broker tests that restart the broker need it and root), on
+/// the node named by `KONTIKI_RABBITMQCTL_NODE` when it is set (scripts/test.sh points the
+/// broker-restart tests at the fault-injection node, so the shared broker is never restarted).
 pub(crate) fn rabbitmqctl(args: &[&str]) {
     let bin = ["/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .unwrap_or("rabbitmqctl");
+    let node: Vec<String> = match std::env::var("KONTIKI_RABBITMQCTL_NODE") {
+        Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
+        _ => Vec::new(),
+    };
     let out = std::process::Command::new(bin)
+        .args(&node)
         .args(args)
         .output()
         .unwrap_or_else(|e| {
