@@ -8,6 +8,8 @@ help:
 	@echo "make amqp-status  say whether a RabbitMQ answers at KONTIKI_AMQP_URL"
 	@echo "make run-registry run kontiki-registry (the service registry) on the local broker"
 	@echo "make run-tui      run kontiki-tui against it"
+	@echo "make run-quickstart  the tour: four example services and their clients in one program"
+	@echo "make run-<example>   run one example of examples/ ($(EXAMPLES))"
 
 test:
 	bash scripts/test.sh
@@ -39,3 +41,14 @@ run-tui:
 	@PY=$$(bash scripts/python-env.sh | tail -n1); mkdir -p $${KONTIKI_TUI_HOME:-target/tui-home}/.config; \
 	printf 'amqp:\n  url: %s\n' "$${KONTIKI_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}" > $${KONTIKI_TUI_HOME:-target/tui-home}/.config/kontiki_tui.yaml; \
 	HOME=$$(cd $${KONTIKI_TUI_HOME:-target/tui-home} && pwd) $$(dirname $$PY)/kontiki-tui
+
+# The examples of examples/: `make run-<name>` runs one with the shared config files and its own
+# (examples/<name>/README.md says what it prints). KONTIKI_AMQP_URL picks the broker.
+EXAMPLES := compute-api rpc-service api-gateway billing user-events http-simple task-service broadcast session heartbeat
+RUN_EXAMPLES := $(addprefix run-,$(EXAMPLES))
+.PHONY: run-quickstart $(RUN_EXAMPLES)
+$(RUN_EXAMPLES): run-%:
+	cargo run -p $* -- --config examples/config/base.yaml --config examples/config/env.yaml --config examples/$*/config.yaml
+
+run-quickstart:
+	cargo run -p quickstart
