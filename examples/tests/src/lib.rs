@@ -61,15 +61,22 @@ pub fn repo_root() -> PathBuf {
         .expect("the repository root exists")
 }
 
-/// The path of an example binary (or of `quickstart`), built with every other example once per
+/// The path of an example binary (or of `quickstart`, `example-client`), built with every other example once per
 /// test process so a stale binary never runs.
 pub fn example_bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "quickstart"])
-            .current_dir(repo_root());
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "quickstart",
+            "-p",
+            "example-client",
+        ])
+        .current_dir(repo_root());
         for e in EXAMPLES {
             cmd.args(["-p", e]);
         }
@@ -345,4 +352,18 @@ impl Tap {
             self.seen.push(body);
         }
     }
+}
+
+/// Runs `example-client ARGS` against the test broker; returns (exit code, stdout, stderr).
+pub fn example_client(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(example_bin("example-client"))
+        .args(args)
+        .env("KONTIKI_AMQP_URL", amqp_url())
+        .output()
+        .expect("run example-client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -9,7 +9,8 @@ fn marker(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// `make -n run-<name>` runs the binary with the config files the tests use.
+/// `make -n run-<name>` runs the binary with the config files the tests use (after a
+/// `RUST_LOG=...` default).
 #[test]
 fn make_targets_run_each_example_with_its_config_files() {
     let root = examples_tests::repo_root();
@@ -28,8 +29,11 @@ fn make_targets_run_each_example_with_its_config_files() {
                 format!("--config {}", rel.display())
             })
             .collect();
-        let expected = format!("cargo run -p {name} -- {}", configs.join(" "));
-        assert_eq!(printed.trim(), expected, "make run-{name}");
+        let expected = format!("cargo run -q -p {name} -- {}", configs.join(" "));
+        assert!(
+            printed.trim().ends_with(&expected),
+            "make run-{name} runs {printed:?}, expected it to end with {expected:?}"
+        );
     }
 }
 
@@ -56,6 +60,8 @@ async fn compute_api_doubles_and_processes_things() {
     let m = messenger().await;
     let client = ComputeApiClient::new(m.clone());
     assert_eq!(client.compute(21).await.unwrap(), 42);
+    let (code, out, err) = examples_tests::example_client(&["compute", "21"]);
+    assert_eq!((code, out.as_str()), (Some(0), "42\n"), "{err}");
     let at_ours = client
         .compute_with(CallOptions::default().instance(&svc.instance_id), 5)
         .await
@@ -95,6 +101,12 @@ async fn rpc_service_returns_its_declared_error() {
     }
     svc.wait_for_line("rpc_example(\"bad_input\") -> USER_INPUT_ERROR")
         .await;
+    let (code, out, err) = examples_tests::example_client(&["rpc-example", "bad_input"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(
+        err.trim(),
+        "error: client error from rpc-service.rpc_example: USER_INPUT_ERROR: Invalid feature value"
+    );
 }
 
 #[tokio::test]
