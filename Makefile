@@ -46,9 +46,12 @@ run-tui:
 # (examples/<name>/README.md says what it prints). KONTIKI_AMQP_URL picks the broker.
 EXAMPLES := compute-api rpc-service api-gateway billing user-events http-simple task-service broadcast session heartbeat
 RUN_EXAMPLES := $(addprefix run-,$(EXAMPLES))
+# lapin logs a WARN for every message the broker returns as unroutable (an event nobody
+# subscribes to yet, a registry message with no registry running); RUST_LOG overrides this.
+EXAMPLES_LOG ?= info,lapin::returned_messages=error
 .PHONY: run-quickstart $(RUN_EXAMPLES)
 $(RUN_EXAMPLES): run-%:
-	cargo run -p $* -- --config examples/config/base.yaml --config examples/config/env.yaml --config examples/$*/config.yaml
+	RUST_LOG="$${RUST_LOG:-$(EXAMPLES_LOG)}" cargo run -q -p $* -- --config examples/config/base.yaml --config examples/config/env.yaml --config examples/$*/config.yaml
 
 run-quickstart:
-	cargo run -p quickstart
+	cargo run -q -p quickstart

@@ -34,7 +34,7 @@ impl SessionService for Conversations {
             list.len()
         };
         tracing::info!(
-            "session.step #{} {:?} reached instance {} (session {session}, {seen} steps held here)",
+            "session.step #{} {:?} reached instance {} (session {session}; steps held here: {seen})",
             payload.seq,
             payload.data,
             ctx.container().identity().instance_id,
