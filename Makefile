@@ -11,6 +11,8 @@ help:
 	@echo "make run-tui      run kontiki-tui against it"
 	@echo "make bench        benchmarks vs raw lapin and Python Kontiki (docs/PERFORMANCE.md)"
 	@echo "make fuzz         run every fuzz target for FUZZ_SECONDS (default 60) each"
+	@echo "make run-quickstart  the tour: four example services and their clients in one program"
+	@echo "make run-<example>   run one example of examples/ ($(EXAMPLES))"
 
 test:
 	bash scripts/test.sh
@@ -59,3 +61,16 @@ bench:
 
 fuzz:
 	bash scripts/fuzz.sh
+# The examples of examples/: `make run-<name>` runs one with the shared config files and its own
+# (examples/<name>/README.md says what it prints). KONTIKI_AMQP_URL picks the broker.
+EXAMPLES := compute-api rpc-service api-gateway billing user-events http-simple task-service broadcast session heartbeat
+RUN_EXAMPLES := $(addprefix run-,$(EXAMPLES))
+# lapin logs a WARN for every message the broker returns as unroutable (an event nobody
+# subscribes to yet, a registry message with no registry running); RUST_LOG overrides this.
+EXAMPLES_LOG ?= info,lapin::returned_messages=error
+.PHONY: run-quickstart $(RUN_EXAMPLES)
+$(RUN_EXAMPLES): run-%:
+	RUST_LOG="$${RUST_LOG:-$(EXAMPLES_LOG)}" cargo run -q -p $* -- --config examples/config/base.yaml --config examples/config/env.yaml --config examples/$*/config.yaml
+
+run-quickstart:
+	cargo run -q -p quickstart

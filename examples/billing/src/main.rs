@@ -1,0 +1,17 @@
+//! `billing --config FILE [--config FILE]...`: runs the billing example service.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match billing::service() {
+        Ok(service) => kontiki_rt::cli::run(
+            service,
+            billing::DESCRIPTION,
+            kontiki_generated::billing::billing::VERSION,
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

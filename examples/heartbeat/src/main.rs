@@ -1,0 +1,17 @@
+//! `heartbeat --config FILE [--config FILE]...`: runs the heartbeat-service example.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match heartbeat::service() {
+        Ok(service) => kontiki_rt::cli::run(
+            service,
+            heartbeat::DESCRIPTION,
+            kontiki_generated::heartbeat::heartbeat_service::VERSION,
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! `session --config FILE [--config FILE]...`: runs a replica of the session-service example.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match session::service() {
+        Ok(service) => kontiki_rt::cli::run(
+            service,
+            session::DESCRIPTION,
+            kontiki_generated::session::session_service::VERSION,
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
