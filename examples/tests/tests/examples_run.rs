@@ -395,11 +395,27 @@ async fn heartbeat_reports_degraded_while_the_directory_is_missing() {
 /// The quickstart (README's first command) against the broker of the tests.
 #[test]
 fn quickstart_prints_the_tour() {
-    let out = std::process::Command::new(examples_tests::example_bin("quickstart"))
-        .current_dir(examples_tests::repo_root())
-        .env("KONTIKI_AMQP_URL", examples_tests::amqp_url())
-        .output()
-        .expect("run the quickstart");
+    quickstart_tour(
+        Some(&examples_tests::amqp_url()),
+        "kontiki-rs quickstart over amqp://",
+    );
+}
+
+/// The quickstart as README's first command runs it: no `KONTIKI_AMQP_URL`, so over its own
+/// in-process `memory://` broker; no RabbitMQ is involved.
+#[test]
+fn quickstart_runs_without_a_broker() {
+    quickstart_tour(None, "kontiki-rs quickstart over memory://");
+}
+
+fn quickstart_tour(url: Option<&str>, first_line: &str) {
+    let mut cmd = std::process::Command::new(examples_tests::example_bin("quickstart"));
+    cmd.current_dir(examples_tests::repo_root());
+    match url {
+        Some(url) => cmd.env("KONTIKI_AMQP_URL", url),
+        None => cmd.env_remove("KONTIKI_AMQP_URL"),
+    };
+    let out = cmd.output().expect("run the quickstart");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -408,7 +424,7 @@ fn quickstart_prints_the_tour() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     let expected = [
-        "kontiki-rs quickstart over amqp://",
+        first_line,
         "compute-api.compute(21)              -> 42 (the delegate read app.cache.ttl_seconds = 60)",
         "rpc-service.rpc_example(\"ok\")        -> \"ok\"",
         "rpc-service.rpc_example(\"bad_input\") -> client error USER_INPUT_ERROR: Invalid feature value",
