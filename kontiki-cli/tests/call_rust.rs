@@ -1,16 +1,16 @@
-//! `kontiki call` against Rust services: the kontiki-rt test service (`testsvc`, a separate
-//! process) and a small service in this process that echoes its headers.
+//! `kontiki call` against a Rust service (in this process; the registry test runs one as a
+//! separate process).
 
 mod support;
 
-use kontiki_rt::{Call, RpcEntrypoint, Service};
-use serde_json::{Value, json};
-use support::{kontiki, kontiki_env, rust_config, spawn_service, unique};
+use serde_json::json;
+use support::{kontiki, kontiki_env, rust_service, unique};
 
 #[tokio::test]
 async fn call_prints_the_result_and_exit_codes_tell_what_failed() {
     let name = unique("cli-rs");
-    let svc = spawn_service("testsvc", &rust_config(&name, false)).await;
+    let svc = rust_service(&name, false).await;
+    let iid = svc.identity().instance_id.to_string();
 
     // The result, as JSON on stdout.
     assert_eq!(kontiki(&["call", &name, "double", "21"]).await.ok(), "42");
@@ -54,34 +54,22 @@ async fn call_prints_the_result_and_exit_codes_tell_what_failed() {
     assert!(started.elapsed() < std::time::Duration::from_millis(2900));
 
     // --instance: the request goes to that instance; an unknown one is an unknown method.
-    let run = kontiki(&["call", &name, "whoami", "--instance", &svc.instance_id]).await;
-    assert_eq!(run.json(), json!(svc.instance_id));
+    let run = kontiki(&["call", &name, "whoami", "--instance", &iid]).await;
+    assert_eq!(run.json(), json!(iid));
     let run = kontiki(&["call", &name, "whoami", "--instance", "no-such-instance"]).await;
     let err = run.fails(7);
     assert!(err.contains("no-such-instance"), "{err}");
 
     // --pretty indents.
     let run = kontiki(&["call", &name, "slow", "1", "--pretty"]).await;
-    assert_eq!(run.ok(), format!("[\n  1,\n  \"{}\"\n]", svc.instance_id));
+    assert_eq!(run.ok(), format!("[\n  1,\n  \"{}\"\n]", iid));
+    support::stop_rust_service(svc).await;
 }
 
 #[tokio::test]
 async fn headers_and_flow_id_reach_the_handler() {
     let name = unique("cli-hdr");
-    let config =
-        kontiki_rt::Config::from_yaml_str("svc.yaml", &rust_config(&name, false)).expect("config");
-    let svc = Service::builder(name.as_str())
-        .rpc(
-            RpcEntrypoint::new("headers", |call: Call| async move {
-                Ok(Value::Object(call.headers.unwrap_or_default()))
-            })
-            .include_headers(true),
-        )
-        .build()
-        .expect("service")
-        .start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
+    let svc = rust_service(&name, false).await;
 
     let run = kontiki(&[
         "call",
@@ -117,13 +105,13 @@ async fn headers_and_flow_id_reach_the_handler() {
         "{err}"
     );
 
-    svc.shutdown().await;
+    support::stop_rust_service(svc).await;
 }
 
 #[tokio::test]
 async fn the_broker_comes_from_the_option_the_environment_or_a_config_file() {
     let name = unique("cli-cfg");
-    let _svc = spawn_service("testsvc", &rust_config(&name, false)).await;
+    let svc = rust_service(&name, false).await;
 
     // No KONTIKI_AMQP_URL: the URL comes from the config file.
     let mut file = tempfile::NamedTempFile::new().expect("temp");
@@ -157,6 +145,7 @@ async fn the_broker_comes_from_the_option_the_environment_or_a_config_file() {
         ),
         "{err}"
     );
+    support::stop_rust_service(svc).await;
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ async fn listen_prints_a_python_published_event_with_its_headers() {
 }
 
 #[tokio::test]
-async fn listen_filters_by_pattern_and_publish_mandatory_fails_when_nothing_is_bound() {
+async fn listen_filters_by_pattern() {
     let base = unique("cli.pat").replace('.', "_");
     let mut tap = Listen::start(&[&format!("{base}.*.done"), "--count", "2"]).await;
     for (event, n) in [
@@ -119,6 +119,27 @@ async fn listen_filters_by_pattern_and_publish_mandatory_fails_when_nothing_is_b
             (format!("{base}.b.done"), "3".to_owned())
         ]
     );
+}
+
+/// A registry binds `event_exchange` → `registry_event_exchange` with `#` for its timeline,
+/// which takes every event: `--mandatory` can only fail in a vhost without one. This test is
+/// in the `registry` test group (its name says so), so no registry runs beside it, and it
+/// removes the timeline exchange (with its bindings) that an earlier registry left; the next
+/// registry declares it again.
+#[tokio::test]
+async fn publish_mandatory_fails_when_nothing_is_bound_not_even_a_registry() {
+    let conn =
+        lapin::Connection::connect(&support::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
+    let ch = conn.create_channel().await.expect("channel");
+    ch.exchange_delete(
+        "registry_event_exchange".into(),
+        lapin::options::ExchangeDeleteOptions::default(),
+    )
+    .await
+    .expect("delete registry_event_exchange");
+    let _ = conn.close(200, "done".into()).await;
 
     // Nothing bound: fine by default, exit 9 with --mandatory.
     let lonely = unique("cli.lonely");
@@ -127,4 +148,12 @@ async fn listen_filters_by_pattern_and_publish_mandatory_fails_when_nothing_is_b
     let err = run.fails(9);
     assert!(err.starts_with("UNROUTABLE: "), "{err}");
     assert!(err.contains(&lonely), "{err}");
+    // Bound: --mandatory succeeds.
+    let _tap = Listen::start(&[&lonely]).await;
+    assert_eq!(
+        kontiki(&["publish", &lonely, "{}", "--mandatory"])
+            .await
+            .ok(),
+        ""
+    );
 }

@@ -151,7 +151,9 @@ async fn registry_python_lists_rust_and_python_services() {
     let m = support::messenger().await;
     let registry = PyRegistry::start(&m).await;
     let rs_name = unique("cli-pyreg-rs");
-    let rs = support::spawn_service("testsvc", &support::rust_config(&rs_name, true)).await;
+    // kontiki-rt's example service, as a process of its own.
+    let testsvc = support::cargo_bin("kontiki-rt", "example", "testsvc");
+    let rs = support::spawn_service(&testsvc, &support::rust_config(&rs_name, true)).await;
     let py = PyService::start(&unique("cli-pyreg-py"), true).await;
 
     let services = wait_status(&rs_name, &rs.instance_id, "active", 30).await;
@@ -200,6 +202,16 @@ async fn registry_python_lists_rust_and_python_services() {
 
     py.stop().await;
     drop(rs);
+    let queues: Vec<String> = [
+        "___kontiki__internal_session_open__",
+        "double",
+        "slow",
+        "whoami",
+    ]
+    .iter()
+    .map(|m| format!("{rs_name}.{m}.queue"))
+    .collect();
+    support::delete_queues(&queues).await;
     registry.stop().await;
     m.close().await;
 }

@@ -226,27 +226,55 @@ pub(crate) async fn messenger() -> kontiki_rt::Messenger {
         .unwrap_or_else(|e| panic!("{}", no_broker(e)))
 }
 
-/// The path of an example binary of kontiki-rt, built once per test process (a test target
-/// of another package does not build it).
-pub(crate) fn example_bin(name: &str) -> PathBuf {
+/// The path of an example binary `name` of `package` (kontiki-rt's `testsvc`, or an example
+/// crate's binary), built once per test process: a test target of another package does not
+/// build it. `kind` is `example` or `bin`.
+pub(crate) fn cargo_bin(package: &str, kind: &str, name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let key = format!("{package}/{kind}/{name}");
     let mut built = BUILT.lock().unwrap();
-    if !built.iter().any(|b| b == name) {
+    if !built.contains(&key) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "kontiki-rt", "--example", name])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build for the example");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            package,
+            &format!("--{kind}"),
+            name,
+        ])
+        .current_dir(repo_root());
+        // The variables cargo set for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) are
+        // read by build scripts (ring's): passed on, they make cargo rebuild lapin and
+        // kontiki-rt here, and again at the next ordinary build.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_CRATE_")
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key == "CARGO_TARGET_TMPDIR"
+                || key == "OUT_DIR"
+            {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        let status = cmd.status().expect("run cargo build");
         assert!(
             status.success(),
-            "cargo build -p kontiki-rt --example {name} failed"
+            "cargo build -p {package} --{kind} {name} failed"
         );
-        built.push(name.to_owned());
+        built.push(key);
     }
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("examples").join(name);
+    let path = if kind == "example" {
+        dir.join("examples").join(name)
+    } else {
+        dir.join(name)
+    };
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
@@ -267,14 +295,15 @@ pub(crate) fn rust_config(name: &str, register: bool) -> String {
     )
 }
 
-/// Starts an example service of kontiki-rt (`testsvc`: `double(x)`, `slow(ms)`, `whoami()`)
-/// and waits (at most 30 s) until it logs `service started`, reading its instance id there.
-pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
+/// Starts a service binary built with [`cargo_bin`] (e.g. kontiki-rt's example `testsvc`:
+/// `double(x)`, `slow(ms)`, `whoami()`) with `config_yaml`, and waits (at most 30 s) until it
+/// logs `service started`, reading its instance id there.
+pub(crate) async fn spawn_service(bin: &std::path::Path, config_yaml: &str) -> Proc {
     use std::io::Write as _;
     let mut file = tempfile::NamedTempFile::new().expect("temp config");
     file.write_all(config_yaml.as_bytes())
         .expect("write config");
-    let mut child = Command::new(example_bin(example))
+    let mut child = Command::new(bin)
         .arg("--config")
         .arg(file.path())
         .env("RUST_LOG", "info")
@@ -301,7 +330,11 @@ pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
     })
     .await;
     let Ok(Some(instance_id)) = started else {
-        panic!("{example} did not start; its log:\n{}", log.join("\n"));
+        panic!(
+            "{} did not start; its log:\n{}",
+            bin.display(),
+            log.join("\n")
+        );
     };
     // Keep draining its stderr so the service never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -310,6 +343,51 @@ pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
         instance_id,
         _config: file,
     }
+}
+
+/// A Rust service in this process, like kontiki-rt's `testsvc`: `double(x)` → `2x` (a client
+/// error `INVALID_ARGUMENTS` when x is no integer), `slow(ms)` → `[ms, instance_id]` after
+/// sleeping, `whoami()` → the instance id, `headers()` → the headers it received.
+pub(crate) async fn rust_service(name: &str, register: bool) -> kontiki_rt::RunningService {
+    use kontiki_rt::{Call, HandlerError, RpcEntrypoint, Service};
+    use serde_json::json;
+    let config = kontiki_rt::Config::from_yaml_str("svc.yaml", &rust_config(name, register))
+        .expect("service config");
+    Service::builder(name)
+        .rpc(
+            RpcEntrypoint::new("double", |call: Call| async move {
+                let x = call.args[0].as_i64().ok_or_else(|| {
+                    HandlerError::client("INVALID_ARGUMENTS", "x must be an integer")
+                })?;
+                Ok(json!(x * 2))
+            })
+            .params(["x"]),
+        )
+        .rpc(
+            RpcEntrypoint::new("slow", |call: Call| async move {
+                let ms = call.args[0].as_u64().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let iid = call.context.container().identity().instance_id.to_string();
+                Ok(json!([ms, iid]))
+            })
+            .params(["ms"]),
+        )
+        .rpc(RpcEntrypoint::new("whoami", |call: Call| async move {
+            Ok(json!(
+                call.context.container().identity().instance_id.to_string()
+            ))
+        }))
+        .rpc(
+            RpcEntrypoint::new("headers", |call: Call| async move {
+                Ok(Value::Object(call.headers.unwrap_or_default()))
+            })
+            .include_headers(true),
+        )
+        .build()
+        .expect("service definition")
+        .start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{}", no_broker(e)))
 }
 
 /// kontiki-rt/tests/py: the Python interop rig.
@@ -399,7 +477,7 @@ impl PyService {
         }
     }
 
-    /// SIGTERM, then wait (at most 15 s) for the exit.
+    /// SIGTERM, wait (at most 15 s) for the exit, then delete the durable queues it declared.
     pub(crate) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
@@ -407,6 +485,16 @@ impl PyService {
                 .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+        let svc = &self.service_name;
+        let mut queues: Vec<String> = PROTO_RPCS
+            .iter()
+            .map(|m| format!("{svc}.{m}.queue"))
+            .collect();
+        for ev in PROTO_COMPETING_EVENTS {
+            queues.push(format!("{svc}.{ev}.queue"));
+            queues.push(format!("{svc}.{ev}.failed"));
+        }
+        delete_queues(&queues).await;
     }
 
     /// What proto_svc.py recorded for `name` (RPC or event), waiting until `count` records
@@ -435,6 +523,74 @@ impl PyService {
             .expect("proto_svc.wait_received");
         records.as_array().cloned().unwrap_or_default()
     }
+}
+
+/// The RPC methods of proto_svc.py (each has a durable `{svc}.{m}.queue`).
+const PROTO_RPCS: [&str; 17] = [
+    "___kontiki__internal_session_open__",
+    "echo",
+    "types",
+    "model_arg",
+    "client_err",
+    "boom",
+    "slow",
+    "hdrs",
+    "hdrs_raw",
+    "ret_none",
+    "set_degraded",
+    "set_fail_task",
+    "chain",
+    "received",
+    "wait_received",
+    "clear_received",
+    "whoami",
+];
+
+/// The competing event handlers of proto_svc.py (durable `.queue` and `.failed` each).
+const PROTO_COMPETING_EVENTS: [&str; 5] = [
+    "proto.simple",
+    "proto.chained",
+    "proto.fail",
+    "proto.multi.a",
+    "proto.multi.b",
+];
+
+/// Shuts down a service made by [`rust_service`] and deletes its durable RPC queues.
+pub(crate) async fn stop_rust_service(svc: kontiki_rt::RunningService) {
+    let name = svc.identity().service_name.to_string();
+    svc.shutdown().await;
+    let queues: Vec<String> = [
+        "___kontiki__internal_session_open__",
+        "double",
+        "slow",
+        "whoami",
+        "headers",
+    ]
+    .iter()
+    .map(|m| format!("{name}.{m}.queue"))
+    .collect();
+    delete_queues(&queues).await;
+}
+
+/// Deletes queues a test left on the broker (durable ones outlive the test otherwise).
+pub(crate) async fn delete_queues(names: &[String]) {
+    let Ok(conn) =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    for name in names {
+        let Ok(ch) = conn.create_channel().await else {
+            break;
+        };
+        let Ok(q) = lapin::types::ShortString::try_new(name.as_str()) else {
+            continue;
+        };
+        let _ = ch
+            .queue_delete(q, lapin::options::QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "cleanup".into()).await;
 }
 
 /// The real Python registry (`kontiki_registry` from kontiki 2.3.2).
