@@ -26,6 +26,13 @@ async fn registry_call(m: &Messenger, method: &str, kwargs: Value) -> Result<Val
                 "UNKNOWN_SERVICE",
                 "no registry (ServiceRegistry) runs on this broker and vhost: start kontiki-registry",
             ),
+            // A registry that ran before leaves its durable request queues behind: the
+            // request waits there for the timeout.
+            RpcError::Timeout { .. } => {
+                let mut f = Failure::from_rpc(&e);
+                f.line.push_str(" (is a registry running? start kontiki-registry)");
+                f
+            }
             other => Failure::from_rpc(&other),
         })
 }
