@@ -28,7 +28,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Not dropped: dropping the runtime cancels the tasks lapin's I/O thread still waits on,
+    // and that thread then panics onto stderr while the process ends. Everything the command
+    // had to say is written and flushed by now; the process exit ends the threads.
+    std::mem::forget(runtime);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("{}", failure.line);

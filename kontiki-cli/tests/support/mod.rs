@@ -494,6 +494,8 @@ impl PyService {
             queues.push(format!("{svc}.{ev}.queue"));
             queues.push(format!("{svc}.{ev}.failed"));
         }
+        // Kontiki's registry client leaks this durable queue (protocol §11 #1).
+        queues.push(format!("{svc}.{}.register_again.queue", self.instance_id));
         delete_queues(&queues).await;
     }
 
