@@ -43,7 +43,7 @@ pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}.{}.{n}.{}", std::process::id(), &rand[..8])
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("repo root")
