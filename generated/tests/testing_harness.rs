@@ -27,24 +27,35 @@ impl ComputeApi for Compute {
     }
 }
 
+/// As docs/testing.md shows it: `TestBed::new()`, a broker of the bed's own (`memory://`).
 #[tokio::test]
 async fn a_generated_service_under_test() {
+    let bed = TestBed::new().await.unwrap();
+    assert!(bed.url().starts_with("memory://"), "{}", bed.url());
+    under_test(bed, "compute-api").await;
+}
+
+/// The same on RabbitMQ, under a name of its own (tests share the broker's vhost).
+#[tokio::test]
+async fn a_generated_service_under_test_on_rabbitmq() {
     let bed = TestBed::with_url(support::amqp_url())
         .await
         .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
-    // A name of its own: tests share the broker's vhost.
-    let name = support::unique("compute-api");
+    under_test(bed, &support::unique("compute-api")).await;
+}
+
+async fn under_test(bed: TestBed, name: &str) {
     let service = ComputeApiServer::new(Compute)
         .service_builder()
         .build()
         .unwrap();
     let compute = bed
-        .start_with(service, bed.config(&name).unwrap())
+        .start_with(service, bed.config(name).unwrap())
         .await
         .unwrap();
 
     // Typed client → typed result.
-    let client = ComputeApiClient::new(bed.messenger().clone()).with_service_name(&name);
+    let client = ComputeApiClient::new(bed.messenger().clone()).with_service_name(name);
     assert_eq!(client.compute(21).await.unwrap(), 42);
 
     // An event in; wait until this one is handled (other tests may publish the same type).

@@ -1,5 +1,6 @@
-//! `kontiki_rt::testing` on RabbitMQ: services started from a `TestBed`, typed waits on what
-//! they handled, recordings of what they publish and call, fakes and taps.
+//! `kontiki_rt::testing`: services started from a `TestBed`, typed waits on what they
+//! handled, recordings of what they publish and call, fakes and taps. Every case runs twice:
+//! on a bed of its own in-process broker (`memory://`, the default) and on RabbitMQ.
 
 mod support;
 
@@ -10,10 +11,61 @@ use kontiki_rt::{
 use serde_json::{Map, json};
 use std::time::Duration;
 
-async fn bed() -> TestBed {
+async fn amqp_bed() -> TestBed {
     TestBed::with_url(support::amqp_url())
         .await
         .unwrap_or_else(|e| panic!("{}", support::no_broker(e)))
+}
+
+async fn memory_bed() -> TestBed {
+    TestBed::with_url(format!("memory://{}", support::unique("testbed")))
+        .await
+        .expect("a bed on its own memory:// broker")
+}
+
+/// `case_x` runs as `x::memory` and `x::amqp`.
+macro_rules! on_both {
+    ($name:ident, $case:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn memory() {
+                super::$case(super::memory_bed().await).await;
+            }
+
+            #[tokio::test]
+            async fn amqp() {
+                super::$case(super::amqp_bed().await).await;
+            }
+        }
+    };
+}
+
+on_both!(
+    waits_for_an_event_records_the_call_and_the_publish,
+    case_event_call_publish
+);
+on_both!(
+    records_rpc_outcomes_and_failed_outbound_calls,
+    case_rpc_outcomes
+);
+on_both!(
+    records_task_runs_and_times_out_with_what_it_saw,
+    case_tasks_and_timeouts
+);
+
+#[tokio::test]
+async fn a_new_bed_runs_on_its_own_memory_broker_by_default() {
+    if std::env::var_os(kontiki_rt::testing::TEST_URL_ENV).is_some() {
+        panic!(
+            "unset {} to run this test",
+            kontiki_rt::testing::TEST_URL_ENV
+        );
+    }
+    let (a, b) = (TestBed::new().await.unwrap(), TestBed::new().await.unwrap());
+    assert!(a.url().starts_with("memory://testbed-"), "{}", a.url());
+    assert_ne!(a.url(), b.url(), "every bed has a broker of its own");
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// A service that handles `order_placed` by calling `prices.quote` and publishing
@@ -54,9 +106,7 @@ fn shop(name: &str, prices: &str, placed: &str, priced: &str) -> Service {
         .unwrap()
 }
 
-#[tokio::test]
-async fn waits_for_an_event_records_the_call_and_the_publish() {
-    let bed = bed().await;
+async fn case_event_call_publish(bed: TestBed) {
     let (name, prices, placed, priced) = (
         support::unique("shop"),
         support::unique("prices"),
@@ -114,9 +164,7 @@ async fn waits_for_an_event_records_the_call_and_the_publish() {
     bed.shutdown().await;
 }
 
-#[tokio::test]
-async fn records_rpc_outcomes_and_failed_outbound_calls() {
-    let bed = bed().await;
+async fn case_rpc_outcomes(bed: TestBed) {
     let (name, prices, placed, priced) = (
         support::unique("shop"),
         support::unique("prices"),
@@ -201,9 +249,8 @@ async fn records_rpc_outcomes_and_failed_outbound_calls() {
     bed.shutdown().await;
 }
 
-#[tokio::test]
-async fn records_task_runs_and_times_out_with_what_it_saw() {
-    let bed = bed().await.wait_timeout(Duration::from_millis(300));
+async fn case_tasks_and_timeouts(bed: TestBed) {
+    let bed = bed.wait_timeout(Duration::from_millis(300));
     let name = support::unique("ticker");
     let svc = bed
         .start(
