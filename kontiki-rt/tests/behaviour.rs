@@ -23,6 +23,15 @@ use std::time::{Duration, Instant};
 use support::Recorder;
 
 /// Where a scenario runs.
+/// Deletes its vhost when dropped.
+struct VhostGuard(String);
+
+impl Drop for VhostGuard {
+    fn drop(&mut self) {
+        support::rabbitmqctl(&["-q", "delete_vhost", &self.0]);
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Target {
     /// What services and messengers are given (`memory://...` or `amqp://...`).
@@ -46,6 +55,40 @@ impl Target {
             url: support::amqp_url(),
             lapin_url: support::amqp_url(),
         }
+    }
+
+    /// This target where nothing else runs: memory brokers are private already; on RabbitMQ
+    /// a vhost of its own (made with rabbitmqctl, deleted with the guard). Needed where any
+    /// other test's binding would change the outcome (a registry or a tap binds
+    /// `event_exchange` with `#`, which makes every event routable).
+    fn isolated(&self) -> (Target, Option<VhostGuard>) {
+        if self.url.starts_with("memory:") {
+            return (self.clone(), None);
+        }
+        let name = support::unique("behaviour-own");
+        support::rabbitmqctl(&["-q", "add_vhost", &name]);
+        support::rabbitmqctl(&[
+            "-q",
+            "set_permissions",
+            "-p",
+            &name,
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ]);
+        let root = self
+            .url
+            .rsplit_once('/')
+            .map_or(self.url.as_str(), |(root, _)| root);
+        let url = format!("{root}/{name}");
+        (
+            Target {
+                url: url.clone(),
+                lapin_url: url,
+            },
+            Some(VhostGuard(name)),
+        )
     }
 
     fn config(&self, service: &str, prefetch: u16) -> Config {
@@ -616,6 +659,7 @@ async fn instance_queues_gone_after_close(t: Target) {
 }
 
 async fn mandatory_publish_to_nowhere(t: Target) {
+    let (t, _vhost) = t.isolated();
     let m = t.messenger().await;
     let event = format!("{}.nobody", support::unique("beh-mand"));
     match m
