@@ -986,6 +986,51 @@ impl service_registry::ServiceRegistry for Registry {
     }
 }
 
+/// The registry's command line: parses `argv` (`--config FILE`, repeatable), runs the
+/// registry until SIGTERM or SIGINT, then shuts it down. The `kontiki-registry` binary is this;
+/// test harnesses that run a registry as a process of their own call it too.
+pub fn run_cli<I, T>(name: &str, description: &str, argv: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use std::process::ExitCode;
+    kontiki_rt::cli::init_tracing();
+    let args = match kontiki_rt::cli::parse_args(name, description, env!("CARGO_PKG_VERSION"), argv)
+    {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let started = async {
+            let config = kontiki_rt::Config::load(&args.config)?;
+            let (_, service) = build(&config)?;
+            Ok::<_, kontiki_rt::BoxError>(service.start(config).await?)
+        };
+        let running = match started.await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        kontiki_rt::shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
 /// Loads the registry's settings from `config` and builds the service.
 pub fn build(config: &Config) -> Result<(Arc<Registry>, Service), kontiki_rt::BoxError> {
     let registry = Arc::new(Registry::new(RegistrySettings::from_config(config)?));
