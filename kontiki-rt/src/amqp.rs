@@ -184,41 +184,13 @@ impl Connector {
     /// A fresh channel on the side connection (see `Inner::side`), connecting it first when
     /// needed.
     pub(crate) async fn side_channel(&self) -> Result<Channel> {
-        let mut side = self.inner.side.lock().await;
-        let usable = side.as_ref().is_some_and(|c| c.status().connected());
-        if !usable {
-            let opts = &self.inner.opts;
-            let url = redact_url(&opts.url);
-            let target = crate::memory::resolve_url(&opts.url)?;
-            let props = ConnectionProperties::default()
-                .with_connection_name(format!("{} (ops)", opts.connection_name).as_str().into());
-            let connect = async {
-                match &opts.tls {
-                    None => Connection::connect(&target, props).await,
-                    Some(tls) => {
-                        let runtime = lapin::runtime::default_runtime()?;
-                        Connection::connect_with_config(&target, props, tls.to_lapin(), runtime)
-                            .await
-                    }
-                }
-            };
-            let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
-                Err(_) => {
-                    return Err(Error::ConnectTimeout {
-                        url,
-                        timeout: opts.connect_timeout,
-                    });
-                }
-                Ok(Err(source)) => return Err(Error::Connect { url, source }),
-                Ok(Ok(conn)) => conn,
-            };
-            *side = Some(conn);
-        }
-        let conn = side.as_ref().ok_or(Error::Closed)?;
-        conn.create_channel().await.map_err(|source| Error::Amqp {
-            operation: "open a channel on the side connection".to_owned(),
-            source,
-        })
+        // In a task of its own: callers are bounded (a route check gives up after a few
+        // seconds), and a caller that gives up must not abort a connection half made, or under
+        // load every impatient caller would start another one.
+        let inner = self.inner.clone();
+        tokio::spawn(async move { side_channel(&inner).await })
+            .await
+            .map_err(|_| Error::Closed)?
     }
 
     /// Closes the connection and stops reconnecting.
@@ -402,4 +374,43 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
         }
     }
     Ok(link)
+}
+
+/// [`Connector::side_channel`]'s work: connects the side connection when it is missing or
+/// broken, then opens a channel on it.
+async fn side_channel(inner: &Inner) -> Result<Channel> {
+    let mut side = inner.side.lock().await;
+    let usable = side.as_ref().is_some_and(|c| c.status().connected());
+    if !usable {
+        let opts = &inner.opts;
+        let url = redact_url(&opts.url);
+        let target = crate::memory::resolve_url(&opts.url)?;
+        let props = ConnectionProperties::default()
+            .with_connection_name(format!("{} (ops)", opts.connection_name).as_str().into());
+        let connect = async {
+            match &opts.tls {
+                None => Connection::connect(&target, props).await,
+                Some(tls) => {
+                    let runtime = lapin::runtime::default_runtime()?;
+                    Connection::connect_with_config(&target, props, tls.to_lapin(), runtime).await
+                }
+            }
+        };
+        let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
+            Err(_) => {
+                return Err(Error::ConnectTimeout {
+                    url,
+                    timeout: opts.connect_timeout,
+                });
+            }
+            Ok(Err(source)) => return Err(Error::Connect { url, source }),
+            Ok(Ok(conn)) => conn,
+        };
+        *side = Some(conn);
+    }
+    let conn = side.as_ref().ok_or(Error::Closed)?;
+    conn.create_channel().await.map_err(|source| Error::Amqp {
+        operation: "open a channel on the side connection".to_owned(),
+        source,
+    })
 }

@@ -173,6 +173,8 @@ struct Inner {
     connector: Connector,
     /// Request queues seen to exist, and when (see `check_route`).
     routes: Mutex<HashMap<String, std::time::Instant>>,
+    /// Route checks in flight: concurrent calls to a route not yet seen share one check.
+    probes: Mutex<HashMap<String, futures_util::future::Shared<BoxFuture<'static, Option<bool>>>>>,
     identity: Identity,
     /// `service_name`, `instance_id`, `host`, built once.
     identity_headers: FieldTable,
@@ -282,6 +284,7 @@ impl Messenger {
         let inner = Arc::new(Inner {
             connector: connector.clone(),
             routes: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
             identity_headers,
             identity,
             rpc_timeout,
@@ -513,7 +516,7 @@ impl Messenger {
         {
             return None;
         }
-        match queue_exists(&self.inner.connector, &queue).await {
+        match self.probe(&queue).await {
             Some(true) => {
                 let mut routes = lock(&self.inner.routes);
                 if routes.len() > 1024 {
@@ -528,6 +531,34 @@ impl Messenger {
             ),
             None => None,
         }
+    }
+
+    /// [`queue_exists`], shared by every caller that asks about `queue` while it runs (a burst
+    /// of calls to a new route makes one check, not one each).
+    async fn probe(&self, queue: &str) -> Option<bool> {
+        use futures_util::FutureExt as _;
+        let check = {
+            let mut probes = lock(&self.inner.probes);
+            probes
+                .entry(queue.to_owned())
+                .or_insert_with(|| {
+                    let connector = self.inner.connector.clone();
+                    let queue = queue.to_owned();
+                    async move { queue_exists(&connector, &queue).await }
+                        .boxed()
+                        .shared()
+                })
+                .clone()
+        };
+        let found = check.clone().await;
+        let mut probes = lock(&self.inner.probes);
+        if probes
+            .get(queue)
+            .is_some_and(|running| running.ptr_eq(&check))
+        {
+            probes.remove(queue);
+        }
+        found
     }
 
     /// Tells an unknown service from an unknown method: every Kontiki service has the
