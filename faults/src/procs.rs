@@ -20,6 +20,8 @@ pub struct Spec {
     pub tick: String,
     /// The event type `on_note` (broadcast) handles.
     pub note: String,
+    /// The event type `on_session` (in_session) handles.
+    pub session: String,
     /// The file handled ticks are appended to.
     pub record: Option<PathBuf>,
     /// Milliseconds each tick takes.
@@ -29,12 +31,14 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// A service named `service` with event types `{service}.tick` and `{service}.note`.
+    /// A service named `service` with event types `{service}.tick`, `{service}.note` and
+    /// `{service}.session`.
     pub fn new(service: &str) -> Spec {
         Spec {
             service: service.to_owned(),
             tick: format!("{service}.tick"),
             note: format!("{service}.note"),
+            session: format!("{service}.session"),
             record: None,
             handle_ms: 0,
             registration: false,
@@ -45,8 +49,8 @@ impl Spec {
         format!(
             "kontiki:\n  service_name: {}\n  amqp:\n    url: \"{url}\"\n    rpc:\n      timeout: 5\n  \
              heartbeat:\n    interval: 1\n  registration:\n    disable: {}\n    delay: 0\n  \
-             shutdown:\n    grace_seconds: 5\napp:\n  events:\n    tick: \"{}\"\n    note: \"{}\"\n",
-            self.service, !self.registration, self.tick, self.note
+             shutdown:\n    grace_seconds: 5\napp:\n  events:\n    tick: \"{}\"\n    note: \"{}\"\n    session: \"{}\"\n",
+            self.service, !self.registration, self.tick, self.note, self.session
         )
     }
 }

@@ -846,23 +846,24 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
         })
     };
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (mut rpc_sent, mut competing_sent, mut broadcast_sent, mut confirmed) =
-        (0u64, 0u64, 0u64, 0u64);
+    let (mut rpc_sent, mut competing_sent, mut broadcast_sent, mut session_sent, mut confirmed) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut unroutable = 0u64;
     for i in 0..total {
-        let headers = poison_headers(i / 4);
+        let headers = poison_headers(i / 5);
         let mut props = lapin::BasicProperties::default().with_headers(headers);
-        let (exchange, key, body) = match i % 4 {
+        let (exchange, key, body) = match i % 5 {
             0 | 1 => {
                 rpc_sent += 1;
                 props = props
                     .with_reply_to(reply_queue.as_str().into())
                     .with_correlation_id(format!("poison-{i}").as_str().into());
-                let key = if i % 4 == 0 {
+                let key = if i % 5 == 0 {
                     format!("{svc}.echo")
                 } else {
                     format!("{svc}.echo.{}", a.instance_id)
                 };
-                ("rpc_exchange", key, poison_rpc_body(i / 4, &mut rng))
+                ("rpc_exchange", key, poison_rpc_body(i / 5, &mut rng))
             }
             2 => {
                 competing_sent += 1;
@@ -870,23 +871,36 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
                 (
                     "event_exchange",
                     spec.tick.clone(),
-                    poison_event_body(i / 4, &mut rng),
+                    poison_event_body(i / 5, &mut rng),
                 )
             }
-            _ => {
+            3 => {
                 broadcast_sent += 1;
                 (
                     "event_exchange",
                     spec.note.clone(),
-                    poison_event_body(i / 4, &mut rng),
+                    poison_event_body(i / 5, &mut rng),
+                )
+            }
+            _ => {
+                // In-session: `{event}.{instance_id}` reaches that instance's session queue.
+                session_sent += 1;
+                (
+                    "event_exchange",
+                    format!("{}.{}", spec.session, a.instance_id),
+                    poison_event_body(i / 5, &mut rng),
                 )
             }
         };
+        // Mandatory: a poison message that reached no queue would prove nothing.
         let confirm = ch
             .basic_publish(
                 exchange.into(),
                 key.as_str().into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &body,
                 props,
             )
@@ -894,8 +908,12 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
             .map_err(amqp("publish poison"))?
             .await
             .map_err(amqp("confirm poison"))?;
-        if confirm.is_ack() {
-            confirmed += 1;
+        match confirm {
+            lapin::Confirmation::Ack(None) => confirmed += 1,
+            lapin::Confirmation::Ack(Some(_)) | lapin::Confirmation::Nack(Some(_)) => {
+                unroutable += 1;
+            }
+            _ => {}
         }
     }
     report.sent = total;
@@ -903,19 +921,24 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
     let failed_queue = format!("{svc}.{}.failed", spec.tick);
     let competing_queue = format!("{svc}.{}.queue", spec.tick);
     let broadcast_queue = format!("{svc}.{}.{}.queue", spec.note, a.instance_id);
+    let session_queue = format!("{svc}.{}.{}.queue", spec.session, a.instance_id);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let (dead, bcast_left, competing_left) = loop {
+    let (dead, bcast_left, session_left, competing_left) = loop {
         let dead = queue_depth(url, &failed_queue).await?.unwrap_or(0);
         let bcast_left = ctl_depth(ctx, &broadcast_queue).await?.unwrap_or(u32::MAX);
+        let session_left = ctl_depth(ctx, &session_queue).await?.unwrap_or(u32::MAX);
         let competing_left = queue_depth(url, &competing_queue)
             .await?
             .unwrap_or(u32::MAX);
         let replies =
             error_replies.load(Ordering::Relaxed) + result_replies.load(Ordering::Relaxed);
-        if (u64::from(dead) >= competing_sent && bcast_left == 0 && replies >= rpc_sent)
+        if (u64::from(dead) >= competing_sent
+            && bcast_left == 0
+            && session_left == 0
+            && replies >= rpc_sent)
             || Instant::now() >= deadline
         {
-            break (dead, bcast_left, competing_left);
+            break (dead, bcast_left, session_left, competing_left);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -923,7 +946,8 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
     let results = result_replies.load(Ordering::Relaxed);
     report.handled = errs
         + u64::from(dead)
-        + (broadcast_sent - u64::from(bcast_left.min(broadcast_sent as u32)));
+        + (broadcast_sent - u64::from(bcast_left.min(broadcast_sent as u32)))
+        + (session_sent - u64::from(session_left.min(session_sent as u32)));
     report.lost = report.confirmed.saturating_sub(report.handled);
     report.note(format!(
         "RPC: {rpc_sent} malformed requests, {errs} error replies, {results} result replies"
@@ -934,6 +958,9 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
     report.note(format!(
         "broadcast events: {broadcast_sent} malformed, {bcast_left} left in the queue"
     ));
+    report.note(format!(
+        "in-session events: {session_sent} malformed, {session_left} left in the queue"
+    ));
     report.check(errs == rpc_sent && results == 0, || {
         format!("{rpc_sent} malformed RPCs gave {errs} error replies and {results} results")
     });
@@ -942,6 +969,12 @@ async fn poison(ctx: &Ctx, name: &str) -> Result<Report, String> {
     });
     report.check(bcast_left == 0, || {
         format!("{bcast_left} broadcast poison messages still queued")
+    });
+    report.check(session_left == 0, || {
+        format!("{session_left} in-session poison messages still queued")
+    });
+    report.check(unroutable == 0, || {
+        format!("{unroutable} poison messages reached no queue (returned as unroutable)")
     });
     // Still serving: a good call and a good event.
     let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;

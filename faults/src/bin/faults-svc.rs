@@ -8,7 +8,8 @@
 //!   append mode, before the delivery is acked: what was written survives a SIGKILL, so the
 //!   scenarios count handled events exactly (a kill between the write and the ack gives a
 //!   duplicate, never a loss).
-//! * `on_note` (broadcast) on `app.events.note`: the same payload rule, nothing recorded.
+//! * `on_note` (broadcast) on `app.events.note` and `on_session` (in_session) on
+//!   `app.events.session`: the same payload rule, nothing recorded.
 //!
 //! It logs `service started` with its instance id to stderr, like every kontiki-rt service.
 
@@ -89,6 +90,14 @@ fn main() -> ExitCode {
                 tick_number(&ev.payload).map(|_| ())
             })
             .mode(EventMode::Broadcast),
+        )
+        .event(
+            EventEntrypoint::from_config(
+                "on_session",
+                "app.events.session",
+                |ev: Event| async move { tick_number(&ev.payload).map(|_| ()) },
+            )
+            .mode(EventMode::InSession),
         )
         .build();
     match service {
