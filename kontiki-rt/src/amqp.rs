@@ -265,8 +265,9 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
     }
 }
 
-async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
-    let opts = &inner.opts;
+/// Opens one connection named `name` to the broker of `opts` (an in-process broker for
+/// `memory://`), with TLS when configured, bounded by the connect timeout.
+async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connection> {
     let url = redact_url(&opts.url);
     // `memory://` names an in-process broker: connect to it like to any other.
     let target = crate::memory::resolve_url(&opts.url)?;
@@ -276,8 +277,7 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
             reason: "TLS (`kontiki.amqp.tls`) is not supported by the in-process broker".to_owned(),
         });
     }
-    let props =
-        ConnectionProperties::default().with_connection_name(opts.connection_name.as_str().into());
+    let props = ConnectionProperties::default().with_connection_name(name.into());
     let connect = async {
         match &opts.tls {
             None => Connection::connect(&target, props).await,
@@ -287,16 +287,19 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
             }
         }
     };
-    let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
-        Err(_) => {
-            return Err(Error::ConnectTimeout {
-                url,
-                timeout: opts.connect_timeout,
-            });
-        }
-        Ok(Err(source)) => return Err(Error::Connect { url, source }),
-        Ok(Ok(conn)) => conn,
-    };
+    match tokio::time::timeout(opts.connect_timeout, connect).await {
+        Err(_) => Err(Error::ConnectTimeout {
+            url,
+            timeout: opts.connect_timeout,
+        }),
+        Ok(Err(source)) => Err(Error::Connect { url, source }),
+        Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
+    let opts = &inner.opts;
+    let conn = open_connection(opts, &opts.connection_name).await?;
     let broken = CancellationToken::new();
     // Any connection-level error (the broker closing us, a socket error, a missed heartbeat)
     // breaks the link.
@@ -382,31 +385,8 @@ async fn side_channel(inner: &Inner) -> Result<Channel> {
     let mut side = inner.side.lock().await;
     let usable = side.as_ref().is_some_and(|c| c.status().connected());
     if !usable {
-        let opts = &inner.opts;
-        let url = redact_url(&opts.url);
-        let target = crate::memory::resolve_url(&opts.url)?;
-        let props = ConnectionProperties::default()
-            .with_connection_name(format!("{} (ops)", opts.connection_name).as_str().into());
-        let connect = async {
-            match &opts.tls {
-                None => Connection::connect(&target, props).await,
-                Some(tls) => {
-                    let runtime = lapin::runtime::default_runtime()?;
-                    Connection::connect_with_config(&target, props, tls.to_lapin(), runtime).await
-                }
-            }
-        };
-        let conn = match tokio::time::timeout(opts.connect_timeout, connect).await {
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    url,
-                    timeout: opts.connect_timeout,
-                });
-            }
-            Ok(Err(source)) => return Err(Error::Connect { url, source }),
-            Ok(Ok(conn)) => conn,
-        };
-        *side = Some(conn);
+        let name = format!("{} (ops)", inner.opts.connection_name);
+        *side = Some(open_connection(&inner.opts, &name).await?);
     }
     let conn = side.as_ref().ok_or(Error::Closed)?;
     conn.create_channel().await.map_err(|source| Error::Amqp {
