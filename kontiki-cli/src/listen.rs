@@ -40,10 +40,29 @@ fn amqp_failure(what: &str, e: lapin::Error) -> Failure {
     )
 }
 
+/// What is suspicious about a topic pattern: a `*` or `#` inside a word matches only itself,
+/// because AMQP topic wildcards stand for whole dot-separated words (`thing_*` never matches
+/// `thing_happened`; `thing.*` matches `thing.happened`).
+pub(crate) fn pattern_warnings(pattern: &str) -> Vec<String> {
+    pattern
+        .split('.')
+        .filter(|word| word.len() > 1 && (word.contains('*') || word.contains('#')))
+        .map(|word| {
+            format!(
+                "`{word}` in `{pattern}` matches only the literal word `{word}`: `*` and `#` \
+                 are wildcards only as a whole dot-separated word (`orders.*`, `#`)"
+            )
+        })
+        .collect()
+}
+
 /// Taps until `--count` events were printed, the reader closed stdout, or Ctrl-C.
 pub(crate) async fn listen(broker: &Broker, args: ListenArgs) -> Result<(), Failure> {
     let pattern = ShortString::try_new(args.pattern.as_str())
         .map_err(|_| Failure::usage("a topic pattern may have at most 255 bytes"))?;
+    for warning in pattern_warnings(&args.pattern) {
+        eprintln!("warning: {warning}");
+    }
     let props = ConnectionProperties::default().with_connection_name("kontiki listen".into());
     let conn = match tokio::time::timeout(
         broker.connect_timeout,
@@ -282,6 +301,27 @@ fn redact(url: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_wildcard_inside_a_word_is_warned_about() {
+        assert_eq!(pattern_warnings("thing_*").len(), 1);
+        assert_eq!(pattern_warnings("a.b#.c*").len(), 2);
+        assert!(pattern_warnings("thing_*")[0].contains("`thing_*`"));
+    }
+
+    #[test]
+    fn whole_word_wildcards_are_not_warned_about() {
+        for ok in [
+            "#",
+            "*",
+            "orders.*",
+            "registry.#",
+            "*.created.#",
+            "thing_happened",
+        ] {
+            assert!(pattern_warnings(ok).is_empty(), "{ok}");
+        }
+    }
 
     fn event(headers: Value, body: &[u8]) -> Event {
         Event {
