@@ -68,6 +68,37 @@ Example:
     /// registry
     #[command(subcommand)]
     Failed(FailedCommand),
+
+    /// Print the shell completion script for SHELL on stdout
+    #[command(after_help = "\
+Examples:
+  kontiki completions bash > ~/.local/share/bash-completion/completions/kontiki
+  kontiki completions zsh > ~/.zfunc/_kontiki
+  kontiki completions fish > ~/.config/fish/completions/kontiki.fish")]
+    Completions(CompletionsArgs),
+
+    /// Write the manual pages (roff): kontiki.1 and one kontiki-<command>.1 per command
+    #[command(after_help = "\
+Example:
+  kontiki man --out /usr/local/share/man/man1 && man kontiki-call")]
+    Man(ManArgs),
+}
+
+/// `kontiki completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `kontiki man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The folder to write the pages into (made when missing); without it, kontiki.1 goes to
+    /// stdout
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 /// `kontiki call`.

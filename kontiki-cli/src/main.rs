@@ -4,6 +4,7 @@
 mod args;
 mod cli;
 mod conn;
+mod docs;
 mod exit;
 mod listen;
 mod out;
@@ -43,6 +44,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    // These two need no broker.
+    match &cli.command {
+        Command::Completions(a) => return docs::completions(a),
+        Command::Man(a) => return docs::man(a),
+        _ => {}
+    }
     let broker = conn::Broker::resolve(cli.amqp_url, &cli.config)?;
     match cli.command {
         Command::Call(a) => rpc::call(&broker, a).await,
@@ -50,17 +57,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Listen(a) => listen::listen(&broker, a).await,
         Command::Services(a) => registry::services(&broker, a).await,
         Command::Failed(c) => registry::failed(&broker, c).await,
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man(a) => docs::man(&a),
     }
 }
 
 /// Warnings and errors of the runtime to stderr (lapin, which logs the expected channel
-/// closes of the route checks as errors, only with `RUST_LOG`); `RUST_LOG` shows more.
+/// closes of the route checks as errors, only with `RUST_LOG`); `RUST_LOG` shows more. Colour
+/// only on a terminal and never when `NO_COLOR` is set (<https://no-color.org>).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour_allowed(std::io::IsTerminal::is_terminal(
+            &std::io::stderr(),
+        )))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Colour is allowed on a terminal unless `NO_COLOR` is set to anything but the empty string.
+fn colour_allowed(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

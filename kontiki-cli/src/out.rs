@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use std::io::Write as _;
+use unicode_width::UnicodeWidthStr as _;
 
 /// Stdout was closed by the reader; the command stops with success.
 #[derive(Debug)]
@@ -27,12 +28,13 @@ pub(crate) fn json(value: &Value, pretty: bool) -> Result<(), Closed> {
     line(&text.unwrap_or_default())
 }
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Left-aligned columns separated by two spaces; the last column is not padded. Widths are
+/// display columns (a CJK character or an emoji takes two), so the columns line up in a terminal.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.width());
         }
     }
     let render = |cells: Vec<&str>| {
@@ -41,7 +43,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             s.push_str(cell);
             if i < last {
-                let pad = w - cell.chars().count() + 2;
+                let pad = w - cell.width() + 2;
                 s.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -72,5 +74,18 @@ mod tests {
             t,
             "NAME         STATUS\ncompute-api  active\nx            down"
         );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let t = table(
+            &["NAME", "STATUS"],
+            &[
+                vec!["注文".into(), "active".into()],
+                vec!["orders".into(), "down".into()],
+            ],
+        );
+        // "注文" is 4 columns wide: padded to 6 like "orders", plus the 2-space gap.
+        assert_eq!(t, "NAME    STATUS\n注文    active\norders  down");
     }
 }
