@@ -25,6 +25,8 @@ mkdir -p "$LOG_DIR"
 
 # shellcheck source=scripts/broker.sh
 source "$ROOT/scripts/broker.sh"
+# shellcheck source=scripts/tools.sh
+source "$ROOT/scripts/tools.sh"
 
 declare -a STEP_NAMES=() STEP_RESULTS=() STEP_SECONDS=()
 FAILED=0
@@ -135,6 +137,20 @@ else
     step "$name (serial, own node)" run_tests_on_faults_node "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
   done
 fi
+
+# The benchmark harness of `make bench`, as a smoke test so it cannot rot: tiny sizes, one
+# round, the dev profile (its build is the tests' build). No figure is asserted; the report
+# lands in target/bench/report.md as with `make bench`.
+bench_smoke() {
+  ensure_apt_tool wrk wrk || return 1
+  BENCH_QUICK=1 BENCH_RUNS=1 BENCH_PROFILE=dev python3 "$ROOT/scripts/bench/run.py" \
+    > "$LOG_DIR/bench-smoke.out" 2> "$LOG_DIR/bench-smoke.err" || {
+    tail -n 30 "$LOG_DIR/bench-smoke.err"
+    return 1
+  }
+  tail -n 1 "$LOG_DIR/bench-smoke.err"
+}
+step "bench harness smoke (BENCH_QUICK=1)" bench_smoke
 
 # The fault-injection suite at CI scale (`make faults` runs it at full scale).
 if have_nextest; then
