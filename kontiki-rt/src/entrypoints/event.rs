@@ -1,10 +1,10 @@
 //! Event handlers: competing consumers, broadcast and in-session delivery, retries through the
 //! quorum queue's delivery limit, and dead letters (protocol §1.2, §3.2).
 
-use crate::flow::{self, EntrypointKind, FlowContext};
-use crate::rpc::{HandlerError, panic_message};
-use crate::service::Context;
-use crate::wire;
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
+use crate::handler::{HandlerError, panic_message};
+use crate::handler::Context;
+use crate::transport::wire;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -226,6 +226,18 @@ pub(crate) enum Outcome {
     Reject {
         requeue: bool,
     },
+}
+
+impl Outcome {
+    /// The outcome as the observation hook reports it.
+    pub(crate) fn settled(&self) -> crate::observe::EventSettled {
+        use crate::observe::EventSettled;
+        match self {
+            Outcome::Ack => EventSettled::Acked,
+            Outcome::Reject { requeue: true } => EventSettled::Requeued,
+            Outcome::Reject { requeue: false } => EventSettled::Rejected,
+        }
+    }
 }
 
 /// Decodes an event delivery as the runtime hands it to a handler: the JSON payload and, when

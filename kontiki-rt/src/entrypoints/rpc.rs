@@ -1,66 +1,18 @@
 //! RPC entrypoints: the dynamic registration API generated adapters sit on, argument binding
 //! (positional and keyword alike), and the server side of a call.
 
-use crate::error::BoxError;
-use crate::flow::{self, EntrypointKind, FlowContext};
-use crate::service::Context;
-use crate::wire::{self, Envelope, RequestBody};
+use crate::handler::{Context, panic_message};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
+/// Handler errors live in [`crate::handler`]; this path stays for compatibility.
+#[doc(no_inline)]
+pub use crate::handler::HandlerError;
+use crate::transport::wire::{self, Envelope, RequestBody};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-
-/// What a handler returns when it does not return a value.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandlerError {
-    /// The caller's fault: Kontiki's `rpc_error(code, message)`; sent as a CLIENT error.
-    #[error("{code}: {message}")]
-    Client {
-        /// The error code, e.g. `USER_INPUT_ERROR`.
-        code: String,
-        /// The message for the caller.
-        message: String,
-    },
-    /// The server's fault; sent as a SERVER error with code `INTERNAL_ERROR`.
-    #[error("{message}")]
-    Server {
-        /// The message sent to the caller.
-        message: String,
-        /// The cause, kept for logs and the registry.
-        #[source]
-        source: Option<BoxError>,
-    },
-}
-
-impl HandlerError {
-    /// A client error (Kontiki's `rpc_error(code, message)`).
-    pub fn client(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Client {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    /// A server error with a message for the caller.
-    pub fn server(message: impl Into<String>) -> Self {
-        Self::Server {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// A server error caused by `err`; the caller sees its text, as with Kontiki.
-    pub fn internal(err: impl Into<BoxError>) -> Self {
-        let source = err.into();
-        Self::Server {
-            message: source.to_string(),
-            source: Some(source),
-        }
-    }
-}
 
 /// One declared parameter of an RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,16 +225,6 @@ pub(crate) async fn serve(
                 .report_uncaught(&report_scope, "Panic", &what);
             Envelope::server_error("internal error: the handler panicked")
         }
-    }
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 

@@ -6,9 +6,9 @@
 //! new run starts and the current one may finish within the grace period.
 
 use crate::error::{Error, Result};
-use crate::flow::{self, EntrypointKind, FlowContext};
-use crate::rpc::{HandlerError, panic_message};
-use crate::service::Context;
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
+use crate::handler::{HandlerError, panic_message};
+use crate::handler::Context;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -307,7 +307,12 @@ async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
         .instrument(span)
         .await;
     if let Some(observer) = context.container().observer() {
-        observer.record_task(&task.ep.name, &report_scope.flow_id, &result);
+        let outcome = match &result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the task panicked".to_owned()),
+        };
+        observer.task_ran(&task.ep.name, &report_scope.flow_id, outcome);
     }
     match result {
         Ok(Ok(())) => {}

@@ -1,8 +1,9 @@
-//! The `memory://` transport: an AMQP 0-9-1 broker inside the current process.
+//! The `memory://` transport of kontiki-rs: an AMQP 0-9-1 broker inside the current process.
+//! It owns the sockets, the frames and the broker state; the runtime only resolves URLs here.
 //!
-//! Set `kontiki.amqp.url: memory://` (or `memory://<name>`) and every service, client and
-//! [`Messenger`](crate::Messenger) of the process that uses the same URL talks through one
-//! in-process broker, started on first use. No RabbitMQ is needed: this is for the quickstart
+//! With kontiki-rt's `memory` feature, set `kontiki.amqp.url: memory://` (or
+//! `memory://<name>`) and every service, client and `Messenger` of the process that uses the
+//! same URL talks through one in-process broker, started on first use. No RabbitMQ is needed: this is for the quickstart
 //! and for unit tests of services. The runtime code is the same on both transports: the
 //! broker listens on `127.0.0.1` on a free port and the runtime connects to it with lapin,
 //! exactly as it connects to RabbitMQ.
@@ -20,13 +21,17 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use kontiki_rt::memory::Broker;
+//! use kontiki_memory::Broker;
 //!
 //! // A broker of its own (stopped when the last handle is dropped) ...
 //! let broker = Broker::start()?;
-//! let messenger = kontiki_rt::Messenger::connect(broker.url()).await?;
-//! messenger.publish("demo.created", &serde_json::json!({"id": 1})).await?;
-//! messenger.close().await;
+//! let conn = lapin::Connection::connect(&broker.url(), Default::default()).await?;
+//! let channel = conn.create_channel().await?;
+//! channel
+//!     .queue_declare("demo".into(), Default::default(), Default::default())
+//!     .await?;
+//! assert_eq!(broker.queues(), ["demo"]);
+//! conn.close(200, "bye".into()).await?;
 //!
 //! // ... or the process-wide broker that `memory://demo` names.
 //! let shared = Broker::named("demo")?;
@@ -35,14 +40,29 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod server;
 mod state;
 mod topic;
 
-use crate::error::{Error, Result};
 use server::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// The in-process broker could not be started, or a `memory://` URL is not valid.
+#[derive(Debug, thiserror::Error)]
+#[error("in-process broker {url}: {reason}")]
+#[non_exhaustive]
+pub struct Error {
+    /// The `memory://` URL.
+    pub url: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What this crate's fallible functions return.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The scheme of in-process broker URLs.
 const SCHEME: &str = "memory://";
@@ -90,7 +110,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
         .thread_name("kontiki-memory-broker")
         .enable_all()
         .build()
-        .map_err(|e| Error::MemoryBroker {
+        .map_err(|e| Error {
             url: SCHEME.to_owned(),
             reason: format!("could not start its threads: {e}"),
         })?;
@@ -125,7 +145,7 @@ impl Broker {
 
     fn spawn(name: Option<String>) -> Result<Self> {
         let url = format!("{SCHEME}{}", name.as_deref().unwrap_or("(anonymous)"));
-        let fail = |reason: String| Error::MemoryBroker {
+        let fail = |reason: String| Error {
             url: url.clone(),
             reason,
         };
@@ -191,13 +211,13 @@ pub fn is_memory_url(url: &str) -> bool {
 
 /// The AMQP URL to connect to for `url`: `memory://[name]` becomes the URL of that named
 /// broker (started now if needed); anything else is returned as it is.
-pub(crate) fn resolve_url(url: &str) -> Result<String> {
+pub fn resolve_url(url: &str) -> Result<String> {
     let Some(rest) = url.strip_prefix(SCHEME) else {
         return Ok(url.to_owned());
     };
     let name = rest.trim_end_matches('/');
     if name.contains(['/', '?', '#', '@']) {
-        return Err(Error::MemoryBroker {
+        return Err(Error {
             url: url.to_owned(),
             reason: "a memory:// URL is `memory://` or `memory://<name>`, with no path, \
                      query or credentials"

@@ -8,11 +8,11 @@
 //! exclusive and auto-delete, so it goes away with the instance (Kontiki leaks a durable one
 //! per start, protocol §11 #1); the Python registry reaches it all the same, by routing key.
 
-use crate::amqp::{Hook, Link};
+use crate::transport::connection::{Hook, Link};
 use crate::error::{Error, Result};
-use crate::flow::FlowContext;
-use crate::messenger::{Identity, Messenger};
-use crate::wire;
+use crate::transport::flow::FlowContext;
+use crate::clients::messenger::{Identity, Messenger};
+use crate::transport::wire;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use lapin::BasicProperties;

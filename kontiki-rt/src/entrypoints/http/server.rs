@@ -4,9 +4,9 @@
 use super::response::{InternalError, json_error};
 use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
 use crate::error::{Error, Result};
-use crate::flow::{self, EntrypointKind, FlowContext};
-use crate::rpc::panic_message;
-use crate::service::{Container, Context};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
+use crate::handler::panic_message;
+use crate::handler::{Container, Context};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts as _, RawPathParams, Request, State};
@@ -249,7 +249,7 @@ pub(super) fn shape_of(path: &str) -> String {
 /// Gives each request a new flow id (HTTP always starts a flow), a tracing span, the `flow_id`
 /// response header (on every response: handlers', 404, 405, 413), and logs internal errors once.
 async fn flow_layer(State(service): State<Arc<str>>, mut req: Request, next: Next) -> Response {
-    let flow_id: Arc<str> = Arc::from(crate::wire::new_flow_id());
+    let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
     req.extensions_mut().insert(RequestFlow(flow_id.clone()));
     let span = tracing::info_span!(
         "http",
@@ -294,7 +294,7 @@ async fn serve(route: Arc<Route>, req: Request) -> Response {
         .extensions()
         .get::<RequestFlow>()
         .map(|f| f.0.clone())
-        .unwrap_or_else(|| Arc::from(crate::wire::new_flow_id()));
+        .unwrap_or_else(|| Arc::from(crate::transport::wire::new_flow_id()));
     let (mut parts, body) = req.into_parts();
     let path_params = if route.has_params {
         match RawPathParams::from_request_parts(&mut parts, &()).await {

@@ -8,7 +8,7 @@
 //! then listens on `kontiki.http.address`:`kontiki.http.port` unless `kontiki.http.disable`.
 //!
 //! Every request starts a new flow (protocol §4): the handler runs inside a
-//! [`flow::scope`](crate::flow::scope) with `entrypoint=http` and `operation="GET /items/{id}"`,
+//! [`flow::scope`](crate::transport::flow::scope) with `entrypoint=http` and `operation="GET /items/{id}"`,
 //! so the messages it sends carry the flow, and every response, 404/405/413 included, carries a
 //! `flow_id` header.
 //!

@@ -3,9 +3,9 @@
 //! registry and the `kontiki` CLI use these.
 
 use crate::error::{Error, Result};
-use crate::event;
-use crate::messenger::Messenger;
-use crate::wire;
+use crate::entrypoints::event;
+use crate::clients::messenger::Messenger;
+use crate::transport::wire;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,

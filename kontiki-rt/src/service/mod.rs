@@ -2,15 +2,17 @@
 //! delegates with `setup` / `start` / `stop` hooks. [`Service::start`] declares the topology
 //! exactly as Kontiki 2.3.2 does and consumes it; [`RunningService::shutdown`] drains.
 
-use crate::amqp::{Connector, ConnectorOptions, Hook, Link};
+use crate::transport::connection::{Connector, ConnectorOptions, Hook, Link};
 use crate::config::{Config, Settings};
-use crate::error::{BoxError, Error, Result};
-use crate::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
-use crate::messenger::{Identity, Messenger};
-use crate::registry::{self, Health, HealthCheck, Registration, RegistryClient, RegistryHook};
-use crate::rpc::{self, RpcEntrypoint};
-use crate::task::{self, Clock, SystemClock, TaskEntrypoint};
-use crate::wire;
+use crate::error::{Error, Result};
+use crate::handler::{Container, Context, Delegate, DynDelegate};
+use crate::observe::Observer;
+use crate::entrypoints::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
+use crate::clients::messenger::{Identity, Messenger};
+use crate::clients::registry::{self, Health, HealthCheck, Registration, RegistryClient, RegistryHook};
+use crate::entrypoints::rpc::{self, RpcEntrypoint};
+use crate::entrypoints::task::{self, Clock, SystemClock, TaskEntrypoint};
+use crate::transport::wire;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use lapin::message::Delivery;
@@ -31,172 +33,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-/// Business logic with a lifecycle (Kontiki's `ServiceDelegate`).
-///
-/// `setup` runs before the service connects and is where a delegate reads its settings from
-/// the container's config; `start` runs once the service consumes; `stop` at shutdown, after
-/// in-flight handlers drained. Use interior mutability (`OnceLock`, `Mutex`) for state set in
-/// `setup`. Handlers never block: use `tokio::task::spawn_blocking` for blocking work.
-pub trait Delegate: Send + Sync + 'static {
-    /// A name for logs and errors.
-    fn name(&self) -> &str {
-        std::any::type_name::<Self>()
-    }
-
-    /// Reads settings; runs before the service connects.
-    fn setup(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
-        let _ = container;
-        async { Ok(()) }
-    }
-
-    /// Runs once the service consumes its queues.
-    fn start(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
-        let _ = container;
-        async { Ok(()) }
-    }
-
-    /// Runs at shutdown, after in-flight handlers finished.
-    fn stop(&self, container: &Container) -> impl Future<Output = Result<(), BoxError>> + Send {
-        let _ = container;
-        async { Ok(()) }
-    }
-}
-
-/// Object-safe form of [`Delegate`], for the service's list.
-trait DynDelegate: Send + Sync {
-    fn name(&self) -> &str;
-    fn setup<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
-    fn start<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
-    fn stop<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>>;
-}
-
-impl<D: Delegate> DynDelegate for D {
-    fn name(&self) -> &str {
-        Delegate::name(self)
-    }
-    fn setup<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Delegate::setup(self, c))
-    }
-    fn start<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Delegate::start(self, c))
-    }
-    fn stop<'a>(&'a self, c: &'a Container) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(Delegate::stop(self, c))
-    }
-}
-
-/// What delegates and handlers can reach: config, settings, identity and the messenger.
-#[derive(Debug)]
-pub struct Container {
-    config: Config,
-    settings: Settings,
-    identity: Identity,
-    version: String,
-    messenger: Messenger,
-    registry: std::sync::OnceLock<Arc<RegistryClient>>,
-    /// Set by [`crate::testing`]: records every handled message and task run.
-    observer: Option<Arc<crate::testing::Observer>>,
-}
-
-impl Container {
-    /// The merged configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The typed `kontiki.*` settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// The service's name, instance id and host.
-    pub fn identity(&self) -> &Identity {
-        &self.identity
-    }
-
-    /// The service version (reported to the registry).
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    /// The service's messenger: publish events, call other services.
-    pub fn messenger(&self) -> &Messenger {
-        &self.messenger
-    }
-
-    /// Reports an exception to the registry (`registry.exception`), with the running
-    /// handler's flow, hop, entrypoint and operation. Does nothing when registration is off.
-    pub fn report_exception(&self, exception_type: &str, message: &str) {
-        if let Some(r) = self.registry.get() {
-            r.report_exception(crate::flow::current().as_ref(), exception_type, message);
-        }
-    }
-
-    /// Sends a context record to the registry's timeline (`registry.context`), with the
-    /// running handler's flow. Does nothing when registration is off.
-    pub fn add_context(&self, context: serde_json::Value) {
-        if let Some(r) = self.registry.get() {
-            r.add_context(crate::flow::current().as_ref(), context);
-        }
-    }
-
-    /// Reports an uncaught handler error when `report_uncaught_exceptions` is on.
-    pub(crate) fn report_uncaught(
-        &self,
-        flow: &crate::flow::FlowContext,
-        exception_type: &str,
-        message: &str,
-    ) {
-        if let Some(r) = self.registry.get() {
-            r.report_uncaught(flow, exception_type, message);
-        }
-    }
-
-    /// The test observer, when the service runs under [`crate::testing`].
-    pub(crate) fn observer(&self) -> Option<&crate::testing::Observer> {
-        self.observer.as_deref()
-    }
-
-    /// The register body this instance sends (with its entrypoint catalogue), when
-    /// registration is on.
-    pub fn registration(&self) -> Option<&serde_json::Value> {
-        self.registry.get().map(|r| r.register_body())
-    }
-}
-
-/// A handler's view of its service (cheap to clone).
-#[derive(Debug, Clone)]
-pub struct Context {
-    container: Arc<Container>,
-}
-
-impl Context {
-    /// The service's messenger; messages sent through it inside a handler carry the handler's
-    /// flow id and hop.
-    pub fn messenger(&self) -> &Messenger {
-        &self.container.messenger
-    }
-
-    /// The container (config, settings, identity).
-    pub fn container(&self) -> &Container {
-        &self.container
-    }
-
-    /// The flow id of the running handler.
-    pub fn flow_id(&self) -> Option<Arc<str>> {
-        crate::flow::current_flow_id()
-    }
-
-    /// A context on `container` (for entrypoint kinds outside this module).
-    #[cfg_attr(
-        not(feature = "http"),
-        allow(dead_code, reason = "used by the http module")
-    )]
-    pub(crate) fn new(container: Arc<Container>) -> Context {
-        Context { container }
-    }
-}
-
 /// A service definition, built with [`Service::builder`].
 pub struct Service {
     name: String,
@@ -205,13 +41,13 @@ pub struct Service {
     rpcs: Vec<RpcEntrypoint>,
     events: Vec<EventEntrypoint>,
     tasks: Vec<TaskEntrypoint>,
-    queues: Vec<crate::queue::QueueEntrypoint>,
+    queues: Vec<crate::entrypoints::queue::QueueEntrypoint>,
     clock: Arc<dyn Clock>,
     health: Option<HealthCheck>,
     delegates: Vec<Arc<dyn DynDelegate>>,
     #[cfg(feature = "http")]
-    http: crate::http::HttpDefs,
-    observer: Option<Arc<crate::testing::Observer>>,
+    http: crate::entrypoints::http::HttpDefs,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -275,13 +111,13 @@ impl ServiceBuilder {
     }
 
     /// Adds a plain queue consumer (a queue that is not an RPC or event entrypoint).
-    pub fn queue(mut self, ep: crate::queue::QueueEntrypoint) -> Self {
+    pub fn queue(mut self, ep: crate::entrypoints::queue::QueueEntrypoint) -> Self {
         self.service.queues.push(ep);
         self
     }
 
     /// Replaces the clock tasks are scheduled by (tests drive cron schedules with
-    /// [`TokioClock`](crate::task::TokioClock)).
+    /// [`TokioClock`](crate::entrypoints::task::TokioClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.service.clock = clock;
         self
@@ -300,7 +136,7 @@ impl ServiceBuilder {
 
     /// Adds an HTTP route (Kontiki's `@http`).
     #[cfg(feature = "http")]
-    pub fn http(mut self, route: crate::http::HttpRoute) -> Self {
+    pub fn http(mut self, route: crate::entrypoints::http::HttpRoute) -> Self {
         self.service.http.routes.push(route);
         self
     }
@@ -446,7 +282,11 @@ impl Service {
     }
 
     /// Makes the started service report what it handles and sends to `observer`.
-    pub(crate) fn with_observer(mut self, observer: Arc<crate::testing::Observer>) -> Self {
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "only the test harness plugs an observer in")
+    )]
+    pub(crate) fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = Some(observer);
         self
     }
@@ -460,9 +300,9 @@ impl Service {
             .unwrap_or_else(|| self.name.clone());
         check_word(&name, "service name")?;
         let identity = Identity::new(name.as_str());
-        let tls = crate::tls::TlsFiles::load(&settings.amqp.tls)?;
+        let tls = crate::transport::tls::TlsFiles::load(&settings.amqp.tls)?;
         let connector = Connector::new(ConnectorOptions {
-            url: crate::tls::tls_url(&settings.amqp.url, tls.is_some()),
+            url: crate::transport::tls::tls_url(&settings.amqp.url, tls.is_some()),
             connection_name: format!("{name} {}", identity.instance_id),
             connect_timeout: settings.amqp.connect_timeout,
             prefetch: settings.amqp.max_pending_messages,
@@ -558,7 +398,7 @@ impl Service {
             connector.start_background();
         }
         #[cfg(feature = "http")]
-        let http = crate::http::start(&self.http, &container).await?;
+        let http = crate::entrypoints::http::start(&self.http, &container).await?;
         tracing::info!(
             service = %container.identity.service_name,
             instance_id = %container.identity.instance_id,
@@ -574,9 +414,7 @@ impl Service {
             tracing::debug!(task = t.name(), "starting task loop");
             state.tracker.spawn(task::run_loop(
                 t,
-                Context {
-                    container: container.clone(),
-                },
+                Context::new(container.clone()),
                 self.clock.clone(),
                 state.stop.clone(),
             ));
@@ -616,7 +454,7 @@ struct ServeState {
     rpcs: Vec<Arc<RpcEntrypoint>>,
     session_rpc: Arc<RpcEntrypoint>,
     event_queues: Vec<Arc<EventQueue>>,
-    queues: Vec<Arc<crate::queue::QueueEntrypoint>>,
+    queues: Vec<Arc<crate::entrypoints::queue::QueueEntrypoint>>,
     shutting_down: AtomicBool,
     /// Set once the broker confirmed the cancellation of every consumer at shutdown: from then
     /// on a delivery still in the client's buffer goes back to the queue. Before that, a
@@ -637,7 +475,7 @@ pub struct RunningService {
     connector: Connector,
     delegates: Vec<Arc<dyn DynDelegate>>,
     #[cfg(feature = "http")]
-    http: Option<crate::http::HttpServer>,
+    http: Option<crate::entrypoints::http::HttpServer>,
 }
 
 impl std::fmt::Debug for RunningService {
@@ -667,7 +505,7 @@ impl RunningService {
     /// The address the HTTP server listens on, when it runs.
     #[cfg(feature = "http")]
     pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
-        self.http.as_ref().map(crate::http::HttpServer::local_addr)
+        self.http.as_ref().map(crate::entrypoints::http::HttpServer::local_addr)
     }
 
     /// Graceful shutdown: stop accepting (consumers cancelled; what arrives before the broker
@@ -898,7 +736,7 @@ impl Hook for ServeHook {
                     .await?;
             }
             for ep in &self.state.queues {
-                let q = crate::queue::declare(ch, ep).await?;
+                let q = crate::entrypoints::queue::declare(ch, ep).await?;
                 self.start_consumer(link, q, Dispatch::Queue(ep.clone()))
                     .await?;
             }
@@ -916,7 +754,7 @@ impl Hook for ServeHook {
 enum Dispatch {
     Rpc(Arc<RpcEntrypoint>),
     Events(Arc<EventQueue>),
-    Queue(Arc<crate::queue::QueueEntrypoint>),
+    Queue(Arc<crate::entrypoints::queue::QueueEntrypoint>),
 }
 
 async fn consume(
@@ -965,7 +803,7 @@ async fn consume(
                 let context = Context::new(state2.container.clone());
                 state
                     .tracker
-                    .spawn(crate::queue::handle(ep, context, delivery));
+                    .spawn(crate::entrypoints::queue::handle(ep, context, delivery));
             }
         }
     }
@@ -995,9 +833,7 @@ async fn handle_rpc(
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
-        let context = Context {
-            container: state.container.clone(),
-        };
+        let context = Context::new(state.container.clone());
         let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
         if let Some(reply_to) = props.reply_to() {
             let mut reply_props = BasicProperties::default().with_delivery_mode(1);
@@ -1023,7 +859,7 @@ async fn handle_rpc(
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
         if let Some(observer) = state.container.observer() {
-            observer.record_rpc(&ep.name, &delivery.data, headers, &envelope);
+            observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
     }
     .instrument(span)
@@ -1209,9 +1045,7 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
-        let context = Context {
-            container: state.container.clone(),
-        };
+        let context = Context::new(state.container.clone());
         let outcome = event::serve(
             &route.ep,
             &route.event_type,
@@ -1234,13 +1068,13 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
         }
         if let Some(observer) = state.container.observer() {
-            observer.record_event(
+            observer.event_handled(
                 &route.ep.name,
                 &route.event_type,
                 &delivery.data,
                 headers,
                 delivery.redelivered,
-                &outcome,
+                outcome.settled(),
             );
         }
     }

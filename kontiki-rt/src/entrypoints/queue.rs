@@ -11,10 +11,10 @@
 //! without headers.
 
 use crate::error::{Error, Result};
-use crate::messenger::Messenger;
-use crate::rpc::HandlerError;
-use crate::service::Context;
-use crate::wire;
+use crate::clients::messenger::Messenger;
+use crate::handler::HandlerError;
+use crate::handler::Context;
+use crate::transport::wire;
 use futures_util::future::BoxFuture;
 use lapin::options::{
     BasicAckOptions, BasicRejectOptions, ExchangeBindOptions, ExchangeDeclareOptions,

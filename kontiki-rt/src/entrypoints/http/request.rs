@@ -1,7 +1,7 @@
 //! The request a route handler gets, and the helpers that decode it into IDL types.
 
 use super::response::{FieldError, HttpError};
-use crate::service::Context;
+use crate::handler::Context;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;

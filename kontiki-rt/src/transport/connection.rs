@@ -26,7 +26,7 @@ pub(crate) struct ConnectorOptions {
     /// `basic.qos` of the consumer channel, per consumer (Kontiki: `max_pending_messages`).
     pub(crate) prefetch: u16,
     /// CA and client certificate for `amqps://`.
-    pub(crate) tls: Option<crate::tls::TlsFiles>,
+    pub(crate) tls: Option<crate::transport::tls::TlsFiles>,
 }
 
 /// One live connection and its channels. Replaced as a whole on reconnect.
@@ -265,13 +265,37 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
     }
 }
 
+/// The AMQP URL for `url`: `memory://[name]` becomes that in-process broker's (with the
+/// `memory` feature; without it such a URL is an error that says so).
+fn resolve_memory_url(url: &str) -> Result<String> {
+    #[cfg(feature = "memory")]
+    {
+        kontiki_memory::resolve_url(url).map_err(|e| Error::MemoryBroker {
+            url: e.url,
+            reason: e.reason,
+        })
+    }
+    #[cfg(not(feature = "memory"))]
+    {
+        if url.starts_with("memory://") {
+            return Err(Error::MemoryBroker {
+                url: url.to_owned(),
+                reason: "kontiki-rt was built without its `memory` feature; enable it to use \
+                         the in-process broker"
+                    .to_owned(),
+            });
+        }
+        Ok(url.to_owned())
+    }
+}
+
 /// Opens one connection named `name` to the broker of `opts` (an in-process broker for
 /// `memory://`), with TLS when configured, bounded by the connect timeout.
 async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connection> {
     let url = redact_url(&opts.url);
     // `memory://` names an in-process broker: connect to it like to any other.
-    let target = crate::memory::resolve_url(&opts.url)?;
-    if opts.tls.is_some() && crate::memory::is_memory_url(&opts.url) {
+    let target = resolve_memory_url(&opts.url)?;
+    if opts.tls.is_some() && target != opts.url {
         return Err(Error::MemoryBroker {
             url: opts.url.clone(),
             reason: "TLS (`kontiki.amqp.tls`) is not supported by the in-process broker".to_owned(),

@@ -1,9 +1,10 @@
 //! The [`Messenger`]: calls RPCs and publishes events, inside a service or stand-alone.
 
-use crate::amqp::{Connector, ConnectorOptions, Hook, Link};
+use crate::transport::connection::{Connector, ConnectorOptions, Hook, Link};
 use crate::error::{Error, RemoteError, Result, RpcError};
-use crate::flow;
-use crate::wire::{self, Reply, RequestBody};
+use crate::observe::Observer;
+use crate::transport::flow;
+use crate::transport::wire::{self, Reply, RequestBody};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use lapin::BasicProperties;
@@ -182,7 +183,7 @@ struct Inner {
     pending: Mutex<HashMap<String, Pending>>,
     owns_connection: bool,
     /// Set by [`crate::testing`]: records what this Messenger publishes and calls.
-    observer: std::sync::OnceLock<Arc<crate::testing::Observer>>,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
 }
 
 /// Publishes events and calls RPCs over one connection.
@@ -354,13 +355,13 @@ impl Messenger {
         let result = self
             .call_raw_unobserved(service, method, body, options)
             .await;
-        observer.record_call(service, method, request, &result);
+        observer.called(service, method, request, &result);
         result
     }
 
-    /// Makes `observer` record what this Messenger publishes and calls (used by
-    /// [`crate::testing`]). A second observer is ignored.
-    pub(crate) fn observe(&self, observer: Arc<crate::testing::Observer>) {
+    /// Makes `observer` see what this Messenger publishes and calls. A second observer is
+    /// ignored.
+    pub(crate) fn observe(&self, observer: Arc<dyn Observer>) {
         let _ = self.inner.observer.set(observer);
     }
 
@@ -646,7 +647,7 @@ impl Messenger {
         )
         .await?;
         if let Some(observer) = self.inner.observer.get() {
-            observer.record_publish(event_type, routing_key, &body, &options.headers);
+            observer.published(event_type, routing_key, &body, &options.headers);
         }
         Ok(())
     }
