@@ -19,17 +19,17 @@ pub use serde;
 pub use serde_json;
 pub use uuid;
 
-pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
+pub use crate::clients::messenger::{CallOptions, Messenger, PublishOptions, Session};
+pub use crate::clients::registry::Health;
 pub use crate::entrypoints::event::{Event, EventEntrypoint, EventMode};
 #[cfg(feature = "http")]
 pub use crate::entrypoints::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method};
-pub use crate::clients::messenger::{CallOptions, Messenger, PublishOptions, Session};
-pub use crate::clients::registry::Health;
 pub use crate::entrypoints::rpc::{Call, RpcEntrypoint};
-pub use crate::handler::HandlerError;
-pub use crate::handler::Context;
-pub use crate::service::{Service, ServiceBuilder};
 pub use crate::entrypoints::task::{Schedule, TaskEntrypoint, TaskRun};
+pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
+pub use crate::handler::Context;
+pub use crate::handler::HandlerError;
+pub use crate::service::{Service, ServiceBuilder};
 pub use crate::transport::wire::RequestBody;
 
 use serde::Serialize;

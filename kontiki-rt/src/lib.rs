@@ -38,21 +38,21 @@ pub use entrypoints::{event, queue, rpc, task};
 pub use kontiki_memory as memory;
 pub use transport::{flow, wire};
 
+pub use clients::failed::{FailedMessage, FailedMessages};
+pub use clients::messenger::{
+    CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session,
+};
+pub use clients::registry::Health;
 /// Types that generated traits use in their signatures (Kontiki's `bytes`, `datetime` and the
 /// `include_headers` map).
 pub use codegen::{Bytes, DateTime, Headers};
 pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use event::{Event, EventEntrypoint, EventMode};
-pub use clients::failed::{FailedMessage, FailedMessages};
+pub use handler::{Container, Context, Delegate, HandlerError};
 #[cfg(feature = "http")]
 pub use http::{FieldError, HttpError, HttpRequest, HttpResponse, HttpRoute};
-pub use clients::messenger::{
-    CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session,
-};
 pub use queue::{ExchangeType, QueueEntrypoint, RawMessage};
-pub use clients::registry::Health;
-pub use handler::{Container, Context, Delegate, HandlerError};
 pub use rpc::{Call, RpcEntrypoint};
 pub use service::{RunningService, Service, ServiceBuilder, shutdown_signal};
 pub use task::{Schedule, TaskEntrypoint, TaskRun};

@@ -53,11 +53,5 @@ pub(crate) trait Observer: Send + Sync + std::fmt::Debug {
     );
 
     /// A call to another service ended.
-    fn called(
-        &self,
-        service: &str,
-        method: &str,
-        request: Value,
-        result: &Result<Value, RpcError>,
-    );
+    fn called(&self, service: &str, method: &str, request: Value, result: &Result<Value, RpcError>);
 }

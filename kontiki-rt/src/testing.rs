@@ -46,17 +46,17 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::Result;
-use crate::observe::{EventSettled, Observer};
+use crate::clients::messenger::Identity;
 use crate::clients::messenger::Messenger;
+use crate::config::Config;
 use crate::entrypoints::queue::{QueueEntrypoint, RawMessage};
 use crate::entrypoints::rpc::{Call, RpcEntrypoint};
+use crate::error::Result;
+use crate::error::RpcError;
 use crate::handler::HandlerError;
+use crate::observe::{EventSettled, Observer};
 use crate::service::{RunningService, Service};
 use crate::transport::wire::{self, Envelope, ErrorType};
-use crate::clients::messenger::Identity;
-use crate::config::Config;
-use crate::error::RpcError;
 use lapin::types::FieldTable;
 use serde_json::{Map, Value};
 use std::future::Future;

@@ -2,9 +2,8 @@
 //! deliveries, dead-lettered into `{service}.{event}.failed`. List, replay and drop them; the
 //! registry and the `kontiki` CLI use these.
 
-use crate::error::{Error, Result};
-use crate::entrypoints::event;
 use crate::clients::messenger::Messenger;
+use crate::error::{Error, Result};
 use crate::transport::wire;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
@@ -59,7 +58,7 @@ impl Messenger {
         event: &str,
         limit: u32,
     ) -> Result<FailedMessages> {
-        let queue = event::failed_queue(service, event);
+        let queue = wire::failed_queue(service, event);
         let ch = self.ops_channel().await?;
         let count = passive_count(&ch, &queue).await?;
         let mut messages = Vec::new();
@@ -110,8 +109,8 @@ impl Messenger {
     /// registry), with their original headers and properties. Returns how many were replayed.
     /// Each copy is confirmed by the broker before the original is removed.
     pub async fn replay_failed(&self, service: &str, event: &str, count: u32) -> Result<u32> {
-        let queue = event::failed_queue(service, event);
-        let target = event::competing_queue(service, event);
+        let queue = wire::failed_queue(service, event);
+        let target = wire::competing_queue(service, event);
         let ch = self.ops_channel().await?;
         passive_count(&ch, &target).await?;
         ch.confirm_select(ConfirmSelectOptions::default())
@@ -169,7 +168,7 @@ impl Messenger {
 
     /// Removes up to `count` failed messages for good. Returns how many were dropped.
     pub async fn drop_failed(&self, service: &str, event: &str, count: u32) -> Result<u32> {
-        let queue = event::failed_queue(service, event);
+        let queue = wire::failed_queue(service, event);
         let ch = self.ops_channel().await?;
         passive_count(&ch, &queue).await?;
         let mut dropped = 0;

@@ -1,8 +1,8 @@
 //! The [`Messenger`]: calls RPCs and publishes events, inside a service or stand-alone.
 
-use crate::transport::connection::{Connector, ConnectorOptions, Hook, Link};
 use crate::error::{Error, RemoteError, Result, RpcError};
 use crate::observe::Observer;
+use crate::transport::connection::{Connector, ConnectorOptions, Hook, Link};
 use crate::transport::flow;
 use crate::transport::wire::{self, Reply, RequestBody};
 use futures_util::StreamExt as _;

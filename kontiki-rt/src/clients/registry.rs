@@ -8,10 +8,10 @@
 //! exclusive and auto-delete, so it goes away with the instance (Kontiki leaks a durable one
 //! per start, protocol §11 #1); the Python registry reaches it all the same, by routing key.
 
-use crate::transport::connection::{Hook, Link};
-use crate::error::{Error, Result};
-use crate::transport::flow::FlowContext;
 use crate::clients::messenger::{Identity, Messenger};
+use crate::error::{Error, Result};
+use crate::transport::connection::{Hook, Link};
+use crate::transport::flow::FlowContext;
 use crate::transport::wire;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;

@@ -67,9 +67,13 @@ impl Serialize for Bytes {
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        crate::transport::wire::bytes_from_json(&v).map(Bytes).ok_or_else(|| {
-            D::Error::custom("expected Kontiki bytes {\"__bytes__\": true, \"data\": \"<base64>\"}")
-        })
+        crate::transport::wire::bytes_from_json(&v)
+            .map(Bytes)
+            .ok_or_else(|| {
+                D::Error::custom(
+                    "expected Kontiki bytes {\"__bytes__\": true, \"data\": \"<base64>\"}",
+                )
+            })
     }
 }
 

@@ -1,10 +1,12 @@
 //! Event handlers: competing consumers, broadcast and in-session delivery, retries through the
 //! quorum queue's delivery limit, and dead letters (protocol §1.2, §3.2).
 
-use crate::transport::flow::{self, EntrypointKind, FlowContext};
-use crate::handler::{HandlerError, panic_message};
 use crate::handler::Context;
+use crate::handler::{HandlerError, panic_message};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use crate::transport::wire;
+/// Kontiki's event queue names; they live with the rest of the wire format.
+pub use crate::transport::wire::{competing_queue, failed_queue, instance_queue};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -158,22 +160,6 @@ impl EventEntrypoint {
     pub fn delivery_mode(&self) -> EventMode {
         self.mode
     }
-}
-
-/// Name of a competing queue: `{service}.{event}.queue`.
-pub fn competing_queue(service: &str, event: &str) -> String {
-    format!("{service}.{event}.queue")
-}
-
-/// Name of a failed-message queue: `{service}.{event}.failed` (also its routing key).
-pub fn failed_queue(service: &str, event: &str) -> String {
-    format!("{service}.{event}.failed")
-}
-
-/// Name of a per-instance event queue (broadcast and in-session):
-/// `{service}.{event}.{instance_id}.queue`.
-pub fn instance_queue(service: &str, event: &str, instance_id: &str) -> String {
-    format!("{service}.{event}.{instance_id}.queue")
 }
 
 /// An integer argument as Python's pamqp writes it: the smallest signed type that fits.

@@ -10,10 +10,10 @@
 //! [`Messenger::publish_raw`] is the matching publisher: raw bytes to any exchange, with or
 //! without headers.
 
-use crate::error::{Error, Result};
 use crate::clients::messenger::Messenger;
-use crate::handler::HandlerError;
+use crate::error::{Error, Result};
 use crate::handler::Context;
+use crate::handler::HandlerError;
 use crate::transport::wire;
 use futures_util::future::BoxFuture;
 use lapin::options::{

@@ -1,11 +1,11 @@
 //! RPC entrypoints: the dynamic registration API generated adapters sit on, argument binding
 //! (positional and keyword alike), and the server side of a call.
 
-use crate::handler::{Context, panic_message};
-use crate::transport::flow::{self, EntrypointKind, FlowContext};
 /// Handler errors live in [`crate::handler`]; this path stays for compatibility.
 #[doc(no_inline)]
 pub use crate::handler::HandlerError;
+use crate::handler::{Context, panic_message};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use crate::transport::wire::{self, Envelope, RequestBody};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;

@@ -6,9 +6,9 @@
 //! new run starts and the current one may finish within the grace period.
 
 use crate::error::{Error, Result};
-use crate::transport::flow::{self, EntrypointKind, FlowContext};
-use crate::handler::{HandlerError, panic_message};
 use crate::handler::Context;
+use crate::handler::{HandlerError, panic_message};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};

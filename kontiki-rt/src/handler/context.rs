@@ -50,7 +50,11 @@ impl Container {
     /// handler's flow, hop, entrypoint and operation. Does nothing when registration is off.
     pub fn report_exception(&self, exception_type: &str, message: &str) {
         if let Some(r) = self.registry.get() {
-            r.report_exception(crate::transport::flow::current().as_ref(), exception_type, message);
+            r.report_exception(
+                crate::transport::flow::current().as_ref(),
+                exception_type,
+                message,
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! Delegates: business logic with `setup` / `start` / `stop` hooks (Kontiki's
 //! `ServiceDelegate`), and the object-safe form the service keeps them in.
 
-use super::Container;
+use super::context::Container;
 use crate::error::BoxError;
 use futures_util::future::BoxFuture;
 use std::future::Future;

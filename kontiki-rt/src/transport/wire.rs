@@ -469,6 +469,22 @@ pub fn header_text<'a>(headers: Option<&'a FieldTable>, key: &str) -> Option<&'a
     }
 }
 
+/// Name of a competing queue: `{service}.{event}.queue`.
+pub fn competing_queue(service: &str, event: &str) -> String {
+    format!("{service}.{event}.queue")
+}
+
+/// Name of a failed-message queue: `{service}.{event}.failed` (also its routing key).
+pub fn failed_queue(service: &str, event: &str) -> String {
+    format!("{service}.{event}.failed")
+}
+
+/// Name of a per-instance event queue (broadcast and in-session):
+/// `{service}.{event}.{instance_id}.queue`.
+pub fn instance_queue(service: &str, event: &str, instance_id: &str) -> String {
+    format!("{service}.{event}.{instance_id}.queue")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ pub(super) fn add_routes(
     for (version, json) in documents {
         let (ui, json_path) = paths(template, version);
         for path in [&ui, &json_path] {
-            if let Some(route) = route_shapes.get(&super::server::shape_of(path)) {
+            if let Some(route) = route_shapes.get(&super::routing::shape_of(path)) {
                 return Err(Error::Definition(format!(
                     "http path {route:?} conflicts with the docs path {path:?} of version \
                      `{version}` (kontiki.http.documentation.path_template)"
@@ -108,8 +108,8 @@ pub(super) fn add_routes(
         // asset paths resolve the same from `<ui>/` and `<ui>/swagger`.
         let swagger = format!("{ui}/swagger");
         let index_config = config.clone();
-        router = super::server::try_route(router, &json_path, json_route)?;
-        router = super::server::try_route(
+        router = super::routing::try_route(router, &json_path, json_route)?;
+        router = super::routing::try_route(
             router,
             &ui,
             get(move || {
@@ -117,7 +117,7 @@ pub(super) fn add_routes(
                 async move { Redirect::to(&to) }
             }),
         )?;
-        router = super::server::try_route(
+        router = super::routing::try_route(
             router,
             &format!("{ui}/"),
             get(move || {
@@ -125,7 +125,7 @@ pub(super) fn add_routes(
                 async move { asset("", config) }
             }),
         )?;
-        router = super::server::try_route(
+        router = super::routing::try_route(
             router,
             &format!("{ui}/{{*file}}"),
             get(move |Path(file): Path<String>| {

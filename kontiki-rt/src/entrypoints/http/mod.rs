@@ -63,6 +63,7 @@
 mod docs;
 mod request;
 mod response;
+mod routing;
 mod server;
 
 pub use axum::body::Bytes;

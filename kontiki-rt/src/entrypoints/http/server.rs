@@ -2,11 +2,12 @@
 //! listener, and the graceful drain at shutdown.
 
 use super::response::{InternalError, json_error};
+use super::routing::{shape_of, try_route};
 use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
 use crate::error::{Error, Result};
-use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use crate::handler::panic_message;
 use crate::handler::{Container, Context};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts as _, RawPathParams, Request, State};
@@ -62,18 +63,6 @@ pub(crate) fn check_path(path: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `Router::route`, with axum's panics on conflicting paths turned into a definition error.
-pub(super) fn try_route(router: Router, path: &str, method_router: MethodRouter) -> Result<Router> {
-    std::panic::catch_unwind(AssertUnwindSafe(move || router.route(path, method_router))).map_err(
-        |panic| {
-            Error::Definition(format!(
-                "http path {path:?} conflicts with another route: {}",
-                panic_message(&panic)
-            ))
-        },
-    )
 }
 
 /// What every request of one route needs.
@@ -232,18 +221,6 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
         .layer(middleware::from_fn_with_state(service, flow_layer)))
-}
-
-/// A path with its parameter names erased: two paths of one shape conflict.
-pub(super) fn shape_of(path: &str) -> String {
-    path.split('/')
-        .map(|seg| match seg.strip_prefix("{*") {
-            Some(_) => "{*}",
-            None if seg.starts_with('{') => "{}",
-            None => seg,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Gives each request a new flow id (HTTP always starts a flow), a tracing span, the `flow_id`
