@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Fails when the files of a crate's src/ import each other in a circle.
 
-    scripts/check-module-cycles.py kontiki-rt/src [--print]
+    scripts/check-module-cycles.py kontiki-rt/src [--print] [--layers L1,L2,...]
 
 An edge A -> B is a path in A (`use crate::x::y`, `crate::x::y::z(...)`, `super::y`) that
 names an item of file B: the longest module path that exists as a file wins. `mod x;`
 declarations are not edges, and lib.rs and codegen.rs are left out: they are facades that
 re-export everything for users and generated code, and nothing in the runtime goes through
 them. `--print` lists every file's imports (the layer map of docs/ARCHITECTURE.md).
+
+`--layers config,error,transport,...` also checks the direction: each name is a top-level
+module (a file or a folder of src/), lowest first; a file may import its own layer and the
+layers below it, never one above. Files in no listed layer are not checked for direction.
 """
 
 import re
@@ -130,6 +134,22 @@ def main():
     for v in files:
         if v not in index:
             visit(v)
+    bad = []
+    if "--layers" in sys.argv:
+        layers = sys.argv[sys.argv.index("--layers") + 1].split(",")
+
+        def layer(f):
+            top = f.relative_to(src).parts[0].removesuffix(".rs")
+            return layers.index(top) if top in layers else None
+
+        for f in files:
+            for g in graph[f]:
+                lf, lg = layer(f), layer(g)
+                if lf is not None and lg is not None and lg > lf:
+                    bad.append(f"{f.relative_to(src).as_posix()} imports {g.relative_to(src).as_posix()}, "
+                               f"a layer above it ({layers[lg]} > {layers[lf]})")
+        for line in bad:
+            print(line)
     if comps:
         for c in comps:
             names = sorted(x.relative_to(src).as_posix() for x in c)
@@ -138,7 +158,10 @@ def main():
                 inner = sorted(g.relative_to(src).as_posix() for g in graph[x] if g in c)
                 print(f"  {x.relative_to(src).as_posix()} -> {', '.join(inner)}")
         sys.exit(1)
-    print(f"{src}: {len(files)} files, no import circle")
+    if bad:
+        sys.exit(1)
+    layered = " and every import points down its layers" if "--layers" in sys.argv else ""
+    print(f"{src}: {len(files)} files, no import circle{layered}")
 
 
 if __name__ == "__main__":

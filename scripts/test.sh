@@ -103,8 +103,14 @@ fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-# kontiki-rt's one optional feature (http): the crate must build without it too.
+# kontiki-rt's features: the crate builds without any, and with each optional one alone.
 step "kontiki-rt without default features" cargo check -p kontiki-rt --no-default-features --locked
+step "kontiki-rt features memory, testing alone" bash -c \
+  'cargo check -q -p kontiki-rt --no-default-features --features memory --locked &&
+   cargo check -q -p kontiki-rt --no-default-features --features testing --locked'
+# kontiki-rt's files import each other one way only (docs/ARCHITECTURE.md).
+step "kontiki-rt module layers" python3 "$ROOT/scripts/check-module-cycles.py" kontiki-rt/src \
+  --layers config,error,transport,observe,clients,handler,entrypoints,service,cli,testing
 
 if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
   step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"

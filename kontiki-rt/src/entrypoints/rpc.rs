@@ -1,7 +1,7 @@
 //! RPC entrypoints: the dynamic registration API generated adapters sit on, argument binding
 //! (positional and keyword alike), and the server side of a call.
 
-/// Handler errors live in [`crate::handler`]; this path stays for compatibility.
+/// Handler errors are shared by every entrypoint kind; this path stays for compatibility.
 #[doc(no_inline)]
 pub use crate::handler::HandlerError;
 use crate::handler::{Context, panic_message};
