@@ -124,6 +124,9 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
   fi
 fi
 
+# promtool (Debian's prometheus package) validates the /metrics exposition in the tests.
+step "promtool (metrics exposition checks)" ensure_apt_tool promtool prometheus
+
 if have_nextest; then
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
     -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'

@@ -30,6 +30,8 @@ pub struct Settings {
     pub heartbeat: HeartbeatSettings,
     /// `kontiki.http.*`.
     pub http: HttpSettings,
+    /// `kontiki.metrics.*`. A kontiki-rs addition.
+    pub metrics: MetricsSettings,
     /// The top-level `public` mapping, sent to the registry as `config`; `None` unless it is a
     /// non-empty mapping.
     pub public: Option<Map<String, Value>>,
@@ -184,6 +186,31 @@ impl Default for HttpSettings {
     }
 }
 
+/// `kontiki.metrics.*`: Prometheus metrics and the health endpoints. A kontiki-rs addition.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MetricsSettings {
+    /// `kontiki.metrics.enabled`, default `true`: record metrics and serve `GET /metrics`
+    /// (with the `metrics` cargo feature).
+    pub enabled: bool,
+    /// `kontiki.metrics.address`, default `127.0.0.1`: where the metrics listener binds.
+    pub address: String,
+    /// `kontiki.metrics.port`: a listener of its own for `/metrics`, `/live` and `/ready`
+    /// (0 picks a free port). Without it they are served on the HTTP port, when the service
+    /// has HTTP routes.
+    pub port: Option<u16>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: "127.0.0.1".to_owned(),
+            port: None,
+        }
+    }
+}
+
 /// `kontiki.http.documentation.*`: the OpenAPI/Swagger routes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -252,6 +279,10 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.http.documentation.path_template",
     "kontiki.http.documentation.title",
     "kontiki.http.documentation.description",
+    "kontiki.metrics",
+    "kontiki.metrics.enabled",
+    "kontiki.metrics.address",
+    "kontiki.metrics.port",
 ];
 
 impl Settings {
@@ -329,6 +360,16 @@ impl Settings {
             )?,
         };
         let http = read_http(&read, &defaults.http)?;
+        let metrics = MetricsSettings {
+            enabled: read.bool("kontiki.metrics.enabled", defaults.metrics.enabled)?,
+            address: read
+                .string("kontiki.metrics.address")?
+                .unwrap_or_else(|| defaults.metrics.address.clone()),
+            port: match read.raw("kontiki.metrics.port")? {
+                None => None,
+                Some(_) => Some(read.integer("kontiki.metrics.port", 0u16, 0)?),
+            },
+        };
 
         let mut amqp = amqp;
         if amqp.disable {
@@ -359,6 +400,7 @@ impl Settings {
             registration,
             heartbeat,
             http,
+            metrics,
             public,
         })
     }

@@ -296,16 +296,30 @@ pub(crate) async fn run_loop(
 async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
     let scope = FlowContext::fresh(EntrypointKind::Task, task.ep.name.as_str());
     let report_scope = scope.clone();
-    let span = tracing::info_span!("task", task = %task.ep.name, flow_id = %scope.flow_id);
+    let identity = context.container().identity();
+    let span = tracing::info_span!(
+        "task",
+        service = %identity.service_name,
+        instance_id = %identity.instance_id,
+        task = %task.ep.name,
+        flow_id = %scope.flow_id,
+    );
     let run = TaskRun {
         name: task.ep.name.clone(),
         due,
         context: context.clone(),
     };
     let fut = (task.ep.handler)(run);
+    let started = std::time::Instant::now();
     let result = flow::scope(scope, AssertUnwindSafe(fut).catch_unwind())
         .instrument(span)
         .await;
+    crate::observe::metrics::task_ran(
+        &context.container().identity().service_name,
+        &task.ep.name,
+        matches!(result, Ok(Ok(()))),
+        started.elapsed(),
+    );
     if let Some(observer) = context.container().observer() {
         let outcome = match &result {
             Ok(Ok(())) => Ok(()),

@@ -18,6 +18,8 @@ pub struct Container {
     pub(crate) registry: std::sync::OnceLock<Arc<RegistryClient>>,
     /// What the service reports handled and sent to (the test harness, metrics).
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    /// Set once the service consumes its queues, cleared when shutdown begins (`/ready`).
+    pub(crate) serving: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -81,6 +83,18 @@ impl Container {
     /// The observer the service reports to, when one is plugged in.
     pub(crate) fn observer(&self) -> Option<&dyn Observer> {
         self.observer.as_deref()
+    }
+
+    /// Whether the service is ready for traffic: serving (started, not shutting down) and,
+    /// unless AMQP is disabled, connected to the broker. `Err` says why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.serving.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the service is starting or shutting down");
+        }
+        if !self.settings.amqp.disable && !self.messenger.is_connected() {
+            return Err("no connection to the broker");
+        }
+        Ok(())
     }
 
     /// The register body this instance sends (with its entrypoint catalogue), when

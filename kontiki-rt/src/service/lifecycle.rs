@@ -55,7 +55,11 @@ impl Service {
             messenger,
             registry: std::sync::OnceLock::new(),
             observer: self.observer.clone(),
+            serving: AtomicBool::new(false),
         });
+        if container.settings.metrics.enabled {
+            crate::observe::metrics::install();
+        }
 
         for d in &self.delegates {
             d.setup(&container)
@@ -129,6 +133,8 @@ impl Service {
         }
         #[cfg(feature = "http")]
         let http = crate::entrypoints::http::start(&self.http, &container).await?;
+        #[cfg(feature = "http")]
+        let ops = crate::entrypoints::http::ops::start(&container).await?;
         tracing::info!(
             service = %container.identity.service_name,
             instance_id = %container.identity.instance_id,
@@ -159,12 +165,15 @@ impl Service {
                     source,
                 })?;
         }
+        container.serving.store(true, Ordering::SeqCst);
         Ok(RunningService {
             state,
             connector,
             delegates: self.delegates,
             #[cfg(feature = "http")]
             http,
+            #[cfg(feature = "http")]
+            ops,
         })
     }
 }
@@ -186,6 +195,9 @@ pub struct RunningService {
     delegates: Vec<Arc<dyn DynDelegate>>,
     #[cfg(feature = "http")]
     http: Option<crate::entrypoints::http::HttpServer>,
+    /// The `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`).
+    #[cfg(feature = "http")]
+    ops: Option<crate::entrypoints::http::ops::OpsServer>,
 }
 
 impl std::fmt::Debug for RunningService {
@@ -220,6 +232,15 @@ impl RunningService {
             .map(crate::entrypoints::http::HttpServer::local_addr)
     }
 
+    /// The address of the `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`),
+    /// when one runs.
+    #[cfg(feature = "http")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ops
+            .as_ref()
+            .map(crate::entrypoints::http::ops::OpsServer::local_addr)
+    }
+
     /// Graceful shutdown: stop accepting (consumers cancelled; what arrives before the broker
     /// confirms the cancellation is handled, deliveries that arrive after it go back to the
     /// queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
@@ -227,6 +248,7 @@ impl RunningService {
     pub async fn shutdown(self) {
         let state = &self.state;
         state.shutting_down.store(true, Ordering::SeqCst);
+        state.container.serving.store(false, Ordering::SeqCst);
         #[cfg(feature = "http")]
         if let Some(http) = &self.http {
             http.stop_accepting();

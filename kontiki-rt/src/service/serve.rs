@@ -7,6 +7,7 @@ use crate::entrypoints::rpc::{self, RpcEntrypoint};
 use crate::entrypoints::task::{self};
 use crate::error::{Error, Result};
 use crate::handler::{Container, Context};
+use crate::observe::metrics::{self, InFlight};
 use crate::transport::connection::{Hook, Link};
 use crate::transport::wire;
 use futures_util::StreamExt as _;
@@ -312,11 +313,15 @@ async fn handle_rpc(
     let span = tracing::info_span!(
         "rpc",
         service = %state.container.identity.service_name,
+        instance_id = %state.container.identity.instance_id,
         method = %ep.name,
         correlation_id = correlation_id.as_deref().unwrap_or(""),
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
+        let service = &*state.container.identity.service_name;
+        let started = std::time::Instant::now();
+        metrics::in_flight(InFlight::Rpc, service, &ep.name, 1.0);
         let context = Context::new(state.container.clone());
         let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
         if let Some(reply_to) = props.reply_to() {
@@ -342,6 +347,9 @@ async fn handle_rpc(
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
+        metrics::in_flight(InFlight::Rpc, service, &ep.name, -1.0);
+        let outcome = metrics::rpc_outcome(&envelope);
+        metrics::rpc_served(service, &ep.name, outcome, started.elapsed());
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
@@ -524,11 +532,15 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
     let span = tracing::info_span!(
         "event",
         service = %state.container.identity.service_name,
+        instance_id = %state.container.identity.instance_id,
         handler = %route.ep.name,
         event_type = %route.event_type,
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
+        let service = &*state.container.identity.service_name;
+        let started = std::time::Instant::now();
+        metrics::in_flight(InFlight::Event, service, &route.ep.name, 1.0);
         let context = Context::new(state.container.clone());
         let outcome = event::serve(
             &route.ep,
@@ -551,6 +563,15 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
         }
+        metrics::in_flight(InFlight::Event, service, &route.ep.name, -1.0);
+        metrics::event_handled(
+            service,
+            &route.ep.name,
+            &route.event_type,
+            outcome.settled(),
+            delivery.redelivered,
+            started.elapsed(),
+        );
         if let Some(observer) = state.container.observer() {
             observer.event_handled(
                 &route.ep.name,

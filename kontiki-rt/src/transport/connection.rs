@@ -250,6 +250,15 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
         match connect_once(&inner).await {
             Ok(l) => {
                 tracing::info!(url = %redact_url(&inner.opts.url), generation = l.generation, "connected to the broker");
+                // `kontiki_connection_reconnects_total` (docs/observability.md), labelled by the
+                // connection name's first word: the service or client name.
+                #[cfg(feature = "metrics")]
+                if l.generation > 1 {
+                    let name = &inner.opts.connection_name;
+                    let service = name.split(' ').next().unwrap_or(name).to_owned();
+                    metrics::counter!("kontiki_connection_reconnects_total", "service" => service)
+                        .increment(1);
+                }
                 backoff = Duration::from_millis(100);
                 link = Some(l);
             }

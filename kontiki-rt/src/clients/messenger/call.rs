@@ -4,6 +4,7 @@
 use super::headers::{add_flow, check_reserved, insert_extras, resolve_flow_id, routing_key_short};
 use super::{CallOptions, Inner, Messenger, Pending, ReplyMsg, lock};
 use crate::error::{Error, RemoteError, Result, RpcError};
+use crate::observe::metrics;
 use crate::transport::connection::{Connector, Hook, Link};
 use crate::transport::flow;
 use crate::transport::wire::{self, Reply, RequestBody};
@@ -56,16 +57,22 @@ impl Messenger {
         body: Vec<u8>,
         options: CallOptions,
     ) -> Result<Value, RpcError> {
-        let Some(observer) = self.inner.observer.get() else {
-            return self
-                .call_raw_unobserved(service, method, body, options)
-                .await;
-        };
-        let request = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let started = std::time::Instant::now();
+        let observer = self.inner.observer.get();
+        let request = observer.map(|_| serde_json::from_slice(&body).unwrap_or(Value::Null));
         let result = self
             .call_raw_unobserved(service, method, body, options)
             .await;
-        observer.called(service, method, request, &result);
+        metrics::rpc_called(
+            &self.inner.identity.service_name,
+            service,
+            method,
+            metrics::call_outcome(&result),
+            started.elapsed(),
+        );
+        if let (Some(observer), Some(request)) = (observer, request) {
+            observer.called(service, method, request, &result);
+        }
         result
     }
 

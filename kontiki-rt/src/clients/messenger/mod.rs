@@ -185,6 +185,14 @@ impl Messenger {
         h
     }
 
+    /// Whether the connection is up (and its hooks, consumers included, ran on it).
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(
+            self.inner.connector.state(),
+            crate::transport::connection::State::Up(link) if !link.is_broken()
+        )
+    }
+
     /// A channel on the side connection, for operations that may fail with a channel error.
     pub(crate) async fn side_channel(&self) -> Result<lapin::Channel> {
         self.inner.connector.side_channel().await

@@ -4,6 +4,7 @@
 use super::headers::{add_flow, check_reserved, insert_extras, resolve_flow_id, routing_key_short};
 use super::{Messenger, PublishOptions};
 use crate::error::{Error, Result};
+use crate::observe::metrics;
 use crate::transport::flow;
 use crate::transport::wire::{self};
 use lapin::BasicProperties;
@@ -63,15 +64,23 @@ impl Messenger {
                 .with_delivery_mode(2)
                 .with_headers(headers)
         };
-        self.publish_confirmed(
-            wire::EVENT_EXCHANGE,
-            routing_key,
-            &body,
-            build,
-            options.mandatory,
-            true,
-        )
-        .await?;
+        let published = self
+            .publish_confirmed(
+                wire::EVENT_EXCHANGE,
+                routing_key,
+                &body,
+                build,
+                options.mandatory,
+                true,
+            )
+            .await;
+        let outcome = match &published {
+            Ok(()) => "confirmed",
+            Err(Error::Unroutable { .. }) => "unroutable",
+            Err(_) => "failed",
+        };
+        metrics::event_published(&self.inner.identity.service_name, event_type, outcome);
+        published?;
         if let Some(observer) = self.inner.observer.get() {
             observer.published(event_type, routing_key, &body, &options.headers);
         }

@@ -61,6 +61,7 @@
 //! ```
 
 mod docs;
+pub(crate) mod ops;
 mod request;
 mod response;
 mod routing;

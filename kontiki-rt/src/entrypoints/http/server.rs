@@ -214,6 +214,8 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     if settings.documentation.enabled {
         router = docs::add_routes(router, &defs.documents, &settings.documentation, &shapes)?;
     }
+    // /metrics, /live and /ready, unless the service declares a route of the same path.
+    router = router.merge(super::ops::routes(container, &|p| shapes.contains_key(p)));
     let service: Arc<str> = Arc::from(&*container.identity().service_name);
     Ok(router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
@@ -265,7 +267,20 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
 async fn serve(route: Arc<Route>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let res = serve_route(&route, req).await;
+    crate::observe::metrics::http_served(
+        &route.context.container().identity().service_name,
+        &route.operation,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    res
+}
+
+async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     tracing::Span::current().record("route", &*route.name);
     let flow_id = req
         .extensions()
