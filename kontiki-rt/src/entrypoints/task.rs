@@ -314,12 +314,14 @@ async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
     let result = flow::scope(scope, AssertUnwindSafe(fut).catch_unwind())
         .instrument(span)
         .await;
-    crate::observe::metrics::task_ran(
-        &context.container().identity().service_name,
-        &task.ep.name,
-        matches!(result, Ok(Ok(()))),
-        started.elapsed(),
-    );
+    if context.container().settings().metrics.enabled {
+        crate::observe::metrics::task_ran(
+            &context.container().identity().service_name,
+            &task.ep.name,
+            matches!(result, Ok(Ok(()))),
+            started.elapsed(),
+        );
+    }
     if let Some(observer) = context.container().observer() {
         let outcome = match &result {
             Ok(Ok(())) => Ok(()),

@@ -47,6 +47,7 @@ impl Service {
         if let Some(observer) = &self.observer {
             messenger.observe(observer.clone());
         }
+        messenger.set_metrics(settings.metrics.enabled);
         let container = Arc::new(Container {
             config,
             settings,

@@ -320,8 +320,11 @@ async fn handle_rpc(
     );
     async {
         let service = &*state.container.identity.service_name;
+        let metrics_on = state.container.settings.metrics.enabled;
         let started = std::time::Instant::now();
-        metrics::in_flight(InFlight::Rpc, service, &ep.name, 1.0);
+        if metrics_on {
+            metrics::in_flight(InFlight::Rpc, service, &ep.name, 1.0);
+        }
         let context = Context::new(state.container.clone());
         let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
         if let Some(reply_to) = props.reply_to() {
@@ -347,9 +350,11 @@ async fn handle_rpc(
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
-        metrics::in_flight(InFlight::Rpc, service, &ep.name, -1.0);
-        let outcome = metrics::rpc_outcome(&envelope);
-        metrics::rpc_served(service, &ep.name, outcome, started.elapsed());
+        if metrics_on {
+            metrics::in_flight(InFlight::Rpc, service, &ep.name, -1.0);
+            let outcome = metrics::rpc_outcome(&envelope);
+            metrics::rpc_served(service, &ep.name, outcome, started.elapsed());
+        }
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
@@ -539,8 +544,11 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
     );
     async {
         let service = &*state.container.identity.service_name;
+        let metrics_on = state.container.settings.metrics.enabled;
         let started = std::time::Instant::now();
-        metrics::in_flight(InFlight::Event, service, &route.ep.name, 1.0);
+        if metrics_on {
+            metrics::in_flight(InFlight::Event, service, &route.ep.name, 1.0);
+        }
         let context = Context::new(state.container.clone());
         let outcome = event::serve(
             &route.ep,
@@ -563,15 +571,17 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
         }
-        metrics::in_flight(InFlight::Event, service, &route.ep.name, -1.0);
-        metrics::event_handled(
-            service,
-            &route.ep.name,
-            &route.event_type,
-            outcome.settled(),
-            delivery.redelivered,
-            started.elapsed(),
-        );
+        if metrics_on {
+            metrics::in_flight(InFlight::Event, service, &route.ep.name, -1.0);
+            metrics::event_handled(
+                service,
+                &route.ep.name,
+                &route.event_type,
+                outcome.settled(),
+                delivery.redelivered,
+                started.elapsed(),
+            );
+        }
         if let Some(observer) = state.container.observer() {
             observer.event_handled(
                 &route.ep.name,

@@ -63,13 +63,15 @@ impl Messenger {
         let result = self
             .call_raw_unobserved(service, method, body, options)
             .await;
-        metrics::rpc_called(
-            &self.inner.identity.service_name,
-            service,
-            method,
-            metrics::call_outcome(&result),
-            started.elapsed(),
-        );
+        if self.metrics_on() {
+            metrics::rpc_called(
+                &self.inner.identity.service_name,
+                service,
+                method,
+                metrics::call_outcome(&result),
+                started.elapsed(),
+            );
+        }
         if let (Some(observer), Some(request)) = (observer, request) {
             observer.called(service, method, request, &result);
         }

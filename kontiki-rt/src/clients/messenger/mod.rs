@@ -47,6 +47,8 @@ pub(super) struct Inner {
     owns_connection: bool,
     /// Set by [`crate::testing`]: records what this Messenger publishes and calls.
     observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    /// Record calls and publishes in the metrics (`kontiki.metrics.enabled`).
+    metrics: std::sync::atomic::AtomicBool,
 }
 
 /// Publishes events and calls RPCs over one connection.
@@ -155,6 +157,7 @@ impl Messenger {
             pending: Mutex::new(HashMap::new()),
             owns_connection,
             observer: std::sync::OnceLock::new(),
+            metrics: std::sync::atomic::AtomicBool::new(true),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),
@@ -170,6 +173,19 @@ impl Messenger {
     /// The default RPC timeout.
     pub fn rpc_timeout(&self) -> Duration {
         self.inner.rpc_timeout
+    }
+
+    /// Whether this Messenger records metrics (a service's follows `kontiki.metrics.enabled`).
+    pub(crate) fn set_metrics(&self, on: bool) {
+        self.inner
+            .metrics
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn metrics_on(&self) -> bool {
+        self.inner
+            .metrics
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes `observer` see what this Messenger publishes and calls. A second observer is

@@ -79,7 +79,9 @@ impl Messenger {
             Err(Error::Unroutable { .. }) => "unroutable",
             Err(_) => "failed",
         };
-        metrics::event_published(&self.inner.identity.service_name, event_type, outcome);
+        if self.metrics_on() {
+            metrics::event_published(&self.inner.identity.service_name, event_type, outcome);
+        }
         published?;
         if let Some(observer) = self.inner.observer.get() {
             observer.published(event_type, routing_key, &body, &options.headers);

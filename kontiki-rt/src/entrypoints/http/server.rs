@@ -271,12 +271,15 @@ impl std::fmt::Display for ErrorChain<'_> {
 async fn serve(route: Arc<Route>, req: Request) -> Response {
     let started = std::time::Instant::now();
     let res = serve_route(&route, req).await;
-    crate::observe::metrics::http_served(
-        &route.context.container().identity().service_name,
-        &route.operation,
-        res.status().as_u16(),
-        started.elapsed(),
-    );
+    let container = route.context.container();
+    if container.settings().metrics.enabled {
+        crate::observe::metrics::http_served(
+            &container.identity().service_name,
+            &route.operation,
+            res.status().as_u16(),
+            started.elapsed(),
+        );
+    }
     res
 }
 
