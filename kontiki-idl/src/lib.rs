@@ -5,6 +5,8 @@ pub mod ast;
 mod check;
 pub mod diagnostic;
 mod error;
+pub mod fmt;
+mod lex;
 mod load;
 pub mod model;
 mod parser;
