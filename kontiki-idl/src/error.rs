@@ -66,12 +66,19 @@ impl Error {
         if errors == n {
             out.push_str(&format!("{n} error{}\n", if n == 1 { "" } else { "s" }));
         } else {
+            let others = n - errors - warnings;
             out.push_str(&format!(
-                "{errors} error{}, {warnings} warning{}, {} other\n",
+                "{errors} error{}, {warnings} warning{}",
                 if errors == 1 { "" } else { "s" },
                 if warnings == 1 { "" } else { "s" },
-                n - errors - warnings
             ));
+            if others > 0 {
+                out.push_str(&format!(
+                    ", {others} note{}",
+                    if others == 1 { "" } else { "s" }
+                ));
+            }
+            out.push('\n');
         }
         out
     }

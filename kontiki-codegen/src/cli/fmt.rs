@@ -59,6 +59,13 @@ pub(crate) fn run(files: &[PathBuf], check: bool, format: Format) -> ExitCode {
     }
     if format == Format::Json {
         print_json(&json);
+    } else if check && !changed.is_empty() {
+        eprintln!(
+            "error: {} of {} file{} not formatted (run `kontiki-codegen fmt` on them)",
+            changed.len(),
+            files.len(),
+            super::plural(files.len())
+        );
     } else if check && changed.is_empty() && !failed {
         println!(
             "ok: {} file{} formatted",
