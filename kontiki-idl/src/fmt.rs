@@ -494,4 +494,77 @@ mod tests {
         let e = format_source("t.kontiki", "package p; struct {").unwrap_err();
         assert_eq!(e.diagnostics()[0].code, Code::Syntax);
     }
+
+    /// `text` with the whitespace between tokens replaced by separators picked by `picks`
+    /// (never gluing two words, a line end right after a line comment).
+    fn respace(text: &str, picks: &[u8]) -> String {
+        const SEPS: [&str; 6] = ["", " ", "\n", "\n\n\n", "\t ", " \r\n  "];
+        let tokens = lex::lex(text).unwrap();
+        let mut out = String::new();
+        let mut prev: Option<Token> = None;
+        for (n, t) in tokens.iter().enumerate() {
+            if let Some(p) = prev {
+                let pick = picks.get(n % picks.len().max(1)).copied().unwrap_or(1);
+                let mut sep = SEPS[usize::from(pick) % SEPS.len()];
+                let glued = |k: Tok| matches!(k, Tok::Word | Tok::Str);
+                if sep.is_empty() && (glued(p.kind) || glued(t.kind) || p.kind.is_comment()) {
+                    sep = " ";
+                }
+                if matches!(p.kind, Tok::LineComment | Tok::Doc | Tok::InnerDoc)
+                    && !sep.starts_with('\n')
+                {
+                    // Spaces after `//` text would be part of the comment.
+                    sep = "\n";
+                }
+                out.push_str(sep);
+            }
+            out.push_str(t.text(text));
+            prev = Some(*t);
+        }
+        out.push('\n');
+        out
+    }
+
+    fn model_json(name: &str, text: &str) -> String {
+        match crate::load_str(name, text) {
+            Ok(m) => format!("{m:?}")
+                .split("span: Span {")
+                .map(|part| part.split_once('}').map_or(part, |(_, rest)| rest))
+                .collect(),
+            Err(e) => e
+                .diagnostics()
+                .iter()
+                .map(|d| format!("{} ", d.code))
+                .collect(),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any spacing of an idl/ file formats idempotently, loses or changes no token (commas
+        /// aside: trailing ones come and go), and checks to the same model.
+        #[test]
+        fn spacing_never_matters(
+            file in 0usize..64,
+            picks in proptest::collection::vec(0u8..6, 1..64),
+        ) {
+            let mut paths: Vec<_> = std::fs::read_dir("../idl")
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "kontiki"))
+                .collect();
+            paths.sort();
+            let path = &paths[file % paths.len()];
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).unwrap();
+            let spaced = respace(&text, &picks);
+            let formatted = fmt(&spaced);
+            let ink = |t: &str| -> String {
+                t.chars().filter(|c| !c.is_whitespace() && *c != ',').collect()
+            };
+            proptest::prop_assert_eq!(ink(&formatted), ink(&text));
+            proptest::prop_assert_eq!(model_json(&name, &formatted), model_json(&name, &text));
+        }
+    }
 }
