@@ -89,6 +89,8 @@ codes! {
     LintUnusedError => "kontiki::lint::unused-error",
     /// Lint: an HTTP route without `version`.
     LintUnversionedRoute => "kontiki::lint::unversioned-route",
+    /// Lint: a cron task without `time_zone`.
+    LintCronTimeZone => "kontiki::lint::cron-time-zone",
     /// Lint: a lint configuration or `kontiki:allow` naming no rule.
     LintConfig => "kontiki::lint::config",
 }

@@ -14,6 +14,7 @@
 //! | `unused-type` | a struct, enum or alias nothing in the file refers to |
 //! | `unused-error` | an error code that no rpc or route of the file raises |
 //! | `unversioned-route` | an `http` route without `[version = "…"]` |
+//! | `cron-time-zone` | a `cron` task without `[time_zone = "…"]` (it runs in UTC) |
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub const RULES: &[Code] = &[
     Code::LintUnusedType,
     Code::LintUnusedError,
     Code::LintUnversionedRoute,
+    Code::LintCronTimeZone,
 ];
 
 /// Which rules run and how serious they are (the `[lint]` table of `kontiki.toml`).
@@ -293,6 +295,21 @@ impl Linter<'_> {
                 Member::Task(t) => {
                     self.naming("task", &t.name, snake, "snake_case");
                     self.docs("task", &t.docs, &t.name);
+                    let cron = matches!(
+                        t.schedule,
+                        ast::Schedule::Cron(_) | ast::Schedule::CronConfig(_)
+                    );
+                    if cron && !t.options.iter().any(|o| o.name.name == "time_zone") {
+                        self.push(
+                            Code::LintCronTimeZone,
+                            t.name.span,
+                            format!("cron task `{}` has no time zone", t.name.name),
+                            "add `[time_zone = \"UTC\"]` (or the zone the schedule is meant \
+                             in, such as `Europe/Paris`): without it the runtime reads the \
+                             schedule in UTC"
+                                .into(),
+                        );
+                    }
                 }
                 Member::Property(_) | Member::Header(_) | Member::Emits(_) => {}
             }
