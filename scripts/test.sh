@@ -116,6 +116,11 @@ if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
   step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"
 fi
 
+# Contracts in idl/ stay formatted and lint-clean (kontiki-idl/tests/{fmt,lint}.rs check the
+# same through the library; this runs the CLI users run).
+step "idl/ formatted (kontiki-codegen fmt --check)" bash -c "cd '$ROOT' && cargo run --quiet --locked -p kontiki-codegen -- fmt --check idl/*.kontiki"
+step "idl/ lint-clean (kontiki-codegen lint --deny-warnings)" bash -c "cd '$ROOT' && cargo run --quiet --locked -p kontiki-codegen -- lint --deny-warnings idl/*.kontiki"
+
 # The interop tests find the venv through KONTIKI_PY; make it once here.
 if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
   if step "python venv (kontiki==2.3.2)" bash -c "'$ROOT/scripts/python-env.sh' > '$LOG_DIR/python-env.out'"; then

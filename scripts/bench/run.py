@@ -542,7 +542,7 @@ def main():
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
                                  "--example", "idle_service", "--example", "http_demo"]))
     if "codegen" in ONLY:
-        exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse"]))
+        exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse", "--bench", "toolchain"]))
         exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
     if "http" in ONLY and not shutil.which("wrk"):
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
@@ -584,7 +584,8 @@ def main():
     if "codegen" in ONLY:
         log("codegen")
         res["codegen"] = [run_json([exes["parse"]], "IDL parse bench").strip().splitlines()[-1],
-                          run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1]]
+                          run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1],
+                          run_json([exes["toolchain"]], "fmt/lint bench").strip().splitlines()[-1]]
     meta = dict(
         started=started.strftime("%Y-%m-%d %H:%M"),
         finished=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),
