@@ -312,6 +312,9 @@ impl RpcError<RemoteError> {
 
 /// Hides the password of an AMQP URL for logs and errors.
 pub(crate) fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -41,7 +41,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AmqpSettings {
-    /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`.
+    /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`. Several brokers
+    /// (the nodes of a cluster) as a YAML list or one comma-separated string: they are kept
+    /// here comma-separated, and the runtime connects to the first that answers.
     pub url: String,
     /// `kontiki.amqp.required`, default `true`: fail at startup when the broker is unreachable;
     /// `false` connects in the background.
@@ -430,9 +432,7 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
         });
     }
     Ok(AmqpSettings {
-        url: read
-            .string("kontiki.amqp.url")?
-            .unwrap_or_else(|| defaults.url.clone()),
+        url: read.url_list("kontiki.amqp.url")?.unwrap_or_else(|| defaults.url.clone()),
         required: read.bool("kontiki.amqp.required", defaults.required)?,
         disable: read.bool("kontiki.amqp.disable", defaults.disable)?,
         rpc_timeout: read.duration("kontiki.amqp.rpc.timeout", defaults.rpc_timeout, true)?,
@@ -535,6 +535,31 @@ impl Reader<'_> {
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(other) => Err(self.config.wrong_type(path, "a string", other)),
         }
+    }
+
+    /// A broker URL or a list of them (a YAML sequence, or one string with commas), as one
+    /// comma-separated string.
+    fn url_list(&self, path: &str) -> Result<Option<String>, ConfigError> {
+        let list = match self.raw(path)? {
+            None => return Ok(None),
+            Some(Value::String(text)) => text.split(',').map(str::trim).map(str::to_owned).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.trim().to_owned()),
+                    other => Err(self.config.wrong_type(path, "a list of URL strings", other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(self.config.wrong_type(path, "a URL or a list of URLs", other));
+            }
+        };
+        if list.is_empty() || list.iter().any(String::is_empty) {
+            return Err(self
+                .config
+                .invalid(path, "an empty broker URL (a list needs at least one, none empty)".to_owned()));
+        }
+        Ok(Some(list.join(",")))
     }
 
     fn mapping(&self, path: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {

@@ -301,12 +301,62 @@ fn resolve_memory_url(url: &str) -> Result<String> {
 /// Opens one connection named `name` to the broker of `opts` (an in-process broker for
 /// `memory://`), with TLS when configured, bounded by the connect timeout.
 async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connection> {
-    let url = redact_url(&opts.url);
+    let urls: Vec<&str> = opts.url.split(',').map(str::trim).collect();
+    if urls.len() == 1 {
+        return open_one(opts, urls[0], name).await;
+    }
+    // Several brokers (a cluster): start at the one that answered last (a random one at first,
+    // so the replicas of a service spread over the nodes) and go round once.
+    let preferred = preferred_broker(&opts.url, urls.len());
+    let start = preferred.load(std::sync::atomic::Ordering::Relaxed) % urls.len();
+    let mut last_error = None;
+    for i in (0..urls.len()).map(|k| (start + k) % urls.len()) {
+        match open_one(opts, urls[i], name).await {
+            Ok(conn) => {
+                if i != start {
+                    tracing::info!(url = %redact_url(urls[i]), "connected to another broker of the list");
+                }
+                preferred.store(i, std::sync::atomic::Ordering::Relaxed);
+                return Ok(conn);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "broker did not answer; trying the next of the list");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or(Error::NotConnected {
+        waited: opts.connect_timeout,
+    }))
+}
+
+/// The index of the broker to try first for one URL list, shared by every connection of the
+/// process to that list.
+fn preferred_broker(list: &str, len: usize) -> Arc<std::sync::atomic::AtomicUsize> {
+    static PREFERRED: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicUsize>>>,
+    > = std::sync::OnceLock::new();
+    let mut map = PREFERRED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(list.to_owned())
+        .or_insert_with(|| {
+            // Random per process: replicas started together spread over the nodes.
+            let start = (uuid::Uuid::new_v4().as_u128() % len as u128) as usize;
+            Arc::new(std::sync::atomic::AtomicUsize::new(start))
+        })
+        .clone()
+}
+
+/// Opens one connection to the broker at `url`.
+async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<Connection> {
+    let url = redact_url(one_url);
     // `memory://` names an in-process broker: connect to it like to any other.
-    let target = resolve_memory_url(&opts.url)?;
-    if opts.tls.is_some() && target != opts.url {
+    let target = resolve_memory_url(one_url)?;
+    if opts.tls.is_some() && target != one_url {
         return Err(Error::MemoryBroker {
-            url: opts.url.clone(),
+            url: one_url.to_owned(),
             reason: "TLS (`kontiki.amqp.tls`) is not supported by the in-process broker".to_owned(),
         });
     }

@@ -58,10 +58,13 @@ impl TlsFiles {
 
 /// With TLS enabled, an `amqp://` URL becomes `amqps://` (the port stays as written).
 pub(crate) fn tls_url(url: &str, tls: bool) -> String {
-    match url.strip_prefix("amqp://") {
-        Some(rest) if tls => format!("amqps://{rest}"),
-        _ => url.to_owned(),
-    }
+    url.split(',')
+        .map(|u| match u.strip_prefix("amqp://") {
+            Some(rest) if tls => format!("amqps://{rest}"),
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
