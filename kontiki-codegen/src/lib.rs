@@ -280,4 +280,40 @@ mod tests {
         assert_eq!(display_path("./idl/a.kontiki"), "idl/a.kontiki");
         assert_eq!(display_path("/x/y/a.kontiki"), "a.kontiki");
     }
+
+    #[test]
+    fn builder_include_finds_shared_contracts() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(
+            shared.join("common.kontiki"),
+            "package common;\n/// An id.\ntype Id = uuid;\n",
+        )
+        .unwrap();
+        let orders = app.join("orders.kontiki");
+        std::fs::write(
+            &orders,
+            "package orders;\nimport \"common.kontiki\";\nservice Orders {\n    rpc get(id: common.Id) -> string;\n}\n",
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let without = configure()
+            .out_dir(&out)
+            .emit_rerun_if_changed(false)
+            .compile(&[&orders]);
+        assert!(
+            matches!(&without, Err(Error::Idl(e)) if e.diagnostics()[0].code == kontiki_idl::Code::MissingImport),
+            "{without:?}"
+        );
+        let builder = configure()
+            .out_dir(&out)
+            .emit_rerun_if_changed(false)
+            .include(&shared);
+        assert_eq!(builder.opts().include_dirs, vec![shared.clone()]);
+        builder.compile(&[&orders]).unwrap();
+        assert!(out.join("common.rs").is_file() && out.join("orders.rs").is_file());
+    }
 }
