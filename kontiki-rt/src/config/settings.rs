@@ -432,7 +432,9 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
         });
     }
     Ok(AmqpSettings {
-        url: read.url_list("kontiki.amqp.url")?.unwrap_or_else(|| defaults.url.clone()),
+        url: read
+            .url_list("kontiki.amqp.url")?
+            .unwrap_or_else(|| defaults.url.clone()),
         required: read.bool("kontiki.amqp.required", defaults.required)?,
         disable: read.bool("kontiki.amqp.disable", defaults.disable)?,
         rpc_timeout: read.duration("kontiki.amqp.rpc.timeout", defaults.rpc_timeout, true)?,
@@ -542,7 +544,9 @@ impl Reader<'_> {
     fn url_list(&self, path: &str) -> Result<Option<String>, ConfigError> {
         let list = match self.raw(path)? {
             None => return Ok(None),
-            Some(Value::String(text)) => text.split(',').map(str::trim).map(str::to_owned).collect(),
+            Some(Value::String(text)) => {
+                text.split(',').map(str::trim).map(str::to_owned).collect()
+            }
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| match v {
@@ -551,13 +555,16 @@ impl Reader<'_> {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => {
-                return Err(self.config.wrong_type(path, "a URL or a list of URLs", other));
+                return Err(self
+                    .config
+                    .wrong_type(path, "a URL or a list of URLs", other));
             }
         };
         if list.is_empty() || list.iter().any(String::is_empty) {
-            return Err(self
-                .config
-                .invalid(path, "an empty broker URL (a list needs at least one, none empty)".to_owned()));
+            return Err(self.config.invalid(
+                path,
+                "an empty broker URL (a list needs at least one, none empty)".to_owned(),
+            ));
         }
         Ok(Some(list.join(",")))
     }
