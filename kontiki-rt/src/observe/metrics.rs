@@ -167,107 +167,14 @@ pub(crate) fn render() -> Option<String> {
 }
 
 /// The outcome label of an RPC reply envelope: `ok`, the client error code, or `internal`.
-pub(crate) fn rpc_outcome(envelope: &crate::transport::wire::Envelope) -> &str {
+#[cfg(feature = "metrics")]
+fn rpc_outcome(envelope: &crate::transport::wire::Envelope) -> &str {
     use crate::transport::wire::ErrorType;
     match envelope.error_type {
         _ if envelope.success => "ok",
         ErrorType::Client => envelope.error_code.as_deref().unwrap_or("client_error"),
         ErrorType::Server | ErrorType::None => "internal",
     }
-}
-
-/// One RPC request served: `kontiki_rpc_server_requests_total` and
-/// `kontiki_rpc_server_duration_seconds`.
-pub(crate) fn rpc_served(service: &str, method: &str, outcome: &str, elapsed: Duration) {
-    #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ("service", service.to_owned()),
-            ("method", method.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        metrics::counter!("kontiki_rpc_server_requests_total", &labels).increment(1);
-        metrics::histogram!("kontiki_rpc_server_duration_seconds", &labels[..2])
-            .record(elapsed.as_secs_f64());
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, method, outcome, elapsed);
-}
-
-/// A handler started (`delta` 1) or ended (`delta` -1): `kontiki_<kind>_in_flight`.
-pub(crate) fn in_flight(kind: InFlight, service: &str, name: &str, delta: f64) {
-    #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ("service", service.to_owned()),
-            (kind.label(), name.to_owned()),
-        ];
-        metrics::gauge!(kind.metric(), &labels).increment(delta);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (kind, service, name, delta);
-}
-
-/// What an in-flight gauge counts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum InFlight {
-    /// RPC requests being handled (`kontiki_rpc_server_in_flight{method}`).
-    Rpc,
-    /// Event deliveries being handled (`kontiki_event_in_flight{handler}`).
-    Event,
-}
-
-impl InFlight {
-    #[cfg(feature = "metrics")]
-    fn metric(self) -> &'static str {
-        match self {
-            InFlight::Rpc => "kontiki_rpc_server_in_flight",
-            InFlight::Event => "kontiki_event_in_flight",
-        }
-    }
-
-    #[cfg(feature = "metrics")]
-    fn label(self) -> &'static str {
-        match self {
-            InFlight::Rpc => "method",
-            InFlight::Event => "handler",
-        }
-    }
-}
-
-/// One event delivery settled: `kontiki_event_handled_total{outcome=ok|retried|dead_lettered}`,
-/// `kontiki_event_handle_duration_seconds`, and `kontiki_event_redelivered_total` when the
-/// broker marked it redelivered.
-pub(crate) fn event_handled(
-    service: &str,
-    handler: &str,
-    event_type: &str,
-    settled: super::EventSettled,
-    redelivered: bool,
-    elapsed: Duration,
-) {
-    #[cfg(feature = "metrics")]
-    {
-        let outcome = match settled {
-            super::EventSettled::Acked => "ok",
-            super::EventSettled::Requeued => "retried",
-            super::EventSettled::Rejected => "dead_lettered",
-        };
-        let labels = [
-            ("service", service.to_owned()),
-            ("handler", handler.to_owned()),
-            ("event_type", event_type.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        metrics::counter!("kontiki_event_handled_total", &labels).increment(1);
-        metrics::histogram!("kontiki_event_handle_duration_seconds", &labels[..3])
-            .record(elapsed.as_secs_f64());
-        if redelivered {
-            metrics::counter!("kontiki_event_redelivered_total", &labels[..3]).increment(1);
-        }
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, handler, event_type, settled, redelivered, elapsed);
 }
 
 /// One task run: `kontiki_task_runs_total{outcome=ok|error}` and
@@ -290,7 +197,8 @@ pub(crate) fn task_ran(service: &str, task: &str, ok: bool, elapsed: Duration) {
 }
 
 /// The outcome label of a call as its caller saw it.
-pub(crate) fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &str {
+#[cfg(feature = "metrics")]
+fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &str {
     use crate::error::RpcError;
     match result {
         Ok(_) => "ok",
@@ -304,47 +212,6 @@ pub(crate) fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcE
                 .unwrap_or("error"),
         },
     }
-}
-
-/// One call made through a Messenger: `kontiki_rpc_client_calls_total` and
-/// `kontiki_rpc_client_duration_seconds`, labelled by the calling and the called service.
-pub(crate) fn rpc_called(
-    service: &str,
-    target: &str,
-    method: &str,
-    outcome: &str,
-    elapsed: Duration,
-) {
-    #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ("service", service.to_owned()),
-            ("target_service", target.to_owned()),
-            ("method", method.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        metrics::counter!("kontiki_rpc_client_calls_total", &labels).increment(1);
-        metrics::histogram!("kontiki_rpc_client_duration_seconds", &labels[..3])
-            .record(elapsed.as_secs_f64());
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, target, method, outcome, elapsed);
-}
-
-/// One event publish ended: `kontiki_events_published_total{outcome=confirmed|unroutable|failed}`.
-pub(crate) fn event_published(service: &str, event_type: &str, outcome: &'static str) {
-    #[cfg(feature = "metrics")]
-    {
-        metrics::counter!(
-            "kontiki_events_published_total",
-            "service" => service.to_owned(),
-            "event_type" => event_type.to_owned(),
-            "outcome" => outcome,
-        )
-        .increment(1);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, event_type, outcome);
 }
 
 /// One HTTP request answered: `kontiki_http_requests_total{route, status}` and
@@ -365,4 +232,325 @@ pub(crate) fn http_served(service: &str, route: &str, status: u16, elapsed: Dura
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (service, route, status, elapsed);
+}
+
+/// The handles of one RPC method's server-side metrics, registered once when the service
+/// starts, so answering a request only bumps atomics (an error code's counter is registered on
+/// its first use).
+#[derive(Debug)]
+pub(crate) struct RpcServerMetrics {
+    #[cfg(feature = "metrics")]
+    handles: Option<RpcHandles>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct RpcHandles {
+    labels: [(&'static str, String); 2],
+    ok: metrics::Counter,
+    internal: metrics::Counter,
+    codes: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
+    duration: metrics::Histogram,
+    in_flight: metrics::Gauge,
+}
+
+impl RpcServerMetrics {
+    /// Registers the handles, or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, method: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("method", method.to_owned()),
+                ];
+                let with = |outcome: &str| {
+                    let mut l = labels.to_vec();
+                    l.push(("outcome", outcome.to_owned()));
+                    metrics::counter!("kontiki_rpc_server_requests_total", &l)
+                };
+                RpcHandles {
+                    ok: with("ok"),
+                    internal: with("internal"),
+                    codes: std::sync::Mutex::new(Vec::new()),
+                    duration: metrics::histogram!("kontiki_rpc_server_duration_seconds", &labels),
+                    in_flight: metrics::gauge!("kontiki_rpc_server_in_flight", &labels),
+                    labels,
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, method);
+            Self {}
+        }
+    }
+
+    /// A request is being handled.
+    pub(crate) fn started(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.increment(1.0);
+        }
+    }
+
+    /// The request was answered with `envelope` after `elapsed`.
+    pub(crate) fn answered(&self, envelope: &crate::transport::wire::Envelope, elapsed: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.decrement(1.0);
+            h.duration.record(elapsed.as_secs_f64());
+            match rpc_outcome(envelope) {
+                "ok" => h.ok.increment(1),
+                "internal" => h.internal.increment(1),
+                code => {
+                    let mut codes = h
+                        .codes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some((_, c)) = codes.iter().find(|(c, _)| c == code) {
+                        c.increment(1);
+                    } else {
+                        let mut l = h.labels.to_vec();
+                        l.push(("outcome", code.to_owned()));
+                        let c = metrics::counter!("kontiki_rpc_server_requests_total", &l);
+                        c.increment(1);
+                        codes.push((code.to_owned(), c));
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (envelope, elapsed);
+    }
+}
+
+/// The handles of one event route's metrics (handler and event type), registered once.
+#[derive(Debug)]
+pub(crate) struct EventMetrics {
+    #[cfg(feature = "metrics")]
+    handles: Option<EventHandles>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct EventHandles {
+    ok: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    redelivered: metrics::Counter,
+    duration: metrics::Histogram,
+    in_flight: metrics::Gauge,
+}
+
+impl EventMetrics {
+    /// Registers the handles, or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, handler: &str, event_type: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("handler", handler.to_owned()),
+                    ("event_type", event_type.to_owned()),
+                ];
+                let with = |outcome: &str| {
+                    let mut l = labels.to_vec();
+                    l.push(("outcome", outcome.to_owned()));
+                    metrics::counter!("kontiki_event_handled_total", &l)
+                };
+                EventHandles {
+                    ok: with("ok"),
+                    retried: with("retried"),
+                    dead_lettered: with("dead_lettered"),
+                    redelivered: metrics::counter!("kontiki_event_redelivered_total", &labels),
+                    duration: metrics::histogram!("kontiki_event_handle_duration_seconds", &labels),
+                    in_flight: metrics::gauge!(
+                        "kontiki_event_in_flight",
+                        "service" => service.to_owned(),
+                        "handler" => handler.to_owned()
+                    ),
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, handler, event_type);
+            Self {}
+        }
+    }
+
+    /// A delivery is being handled.
+    pub(crate) fn started(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.increment(1.0);
+        }
+    }
+
+    /// The delivery was settled after `elapsed`.
+    pub(crate) fn settled(
+        &self,
+        settled: super::EventSettled,
+        redelivered: bool,
+        elapsed: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.decrement(1.0);
+            h.duration.record(elapsed.as_secs_f64());
+            match settled {
+                super::EventSettled::Acked => h.ok.increment(1),
+                super::EventSettled::Requeued => h.retried.increment(1),
+                super::EventSettled::Rejected => h.dead_lettered.increment(1),
+            }
+            if redelivered {
+                h.redelivered.increment(1);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (settled, redelivered, elapsed);
+    }
+}
+
+/// The handles of a Messenger's client-side metrics, registered on the first call to each
+/// (service, method) and the first publish of each event type; later calls only bump atomics.
+#[derive(Debug, Default)]
+pub(crate) struct MessengerMetrics {
+    #[cfg(feature = "metrics")]
+    calls: std::sync::RwLock<
+        std::collections::HashMap<
+            String,
+            std::collections::HashMap<String, std::sync::Arc<CallHandles>>,
+        >,
+    >,
+    #[cfg(feature = "metrics")]
+    publishes: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<PublishHandles>>>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct CallHandles {
+    labels: [(&'static str, String); 3],
+    ok: metrics::Counter,
+    others: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
+    duration: metrics::Histogram,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct PublishHandles {
+    confirmed: metrics::Counter,
+    unroutable: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl MessengerMetrics {
+    /// A call by `service` to `target.method` ended with `result` after `elapsed`.
+    pub(crate) fn called(
+        &self,
+        service: &str,
+        target: &str,
+        method: &str,
+        result: &Result<serde_json::Value, crate::error::RpcError>,
+        elapsed: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        {
+            let cached = self
+                .calls
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(target)
+                .and_then(|m| m.get(method))
+                .cloned();
+            let h = cached.unwrap_or_else(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("target_service", target.to_owned()),
+                    ("method", method.to_owned()),
+                ];
+                let mut ok = labels.to_vec();
+                ok.push(("outcome", "ok".to_owned()));
+                let h = std::sync::Arc::new(CallHandles {
+                    ok: metrics::counter!("kontiki_rpc_client_calls_total", &ok),
+                    others: std::sync::Mutex::new(Vec::new()),
+                    duration: metrics::histogram!("kontiki_rpc_client_duration_seconds", &labels),
+                    labels,
+                });
+                self.calls
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(target.to_owned())
+                    .or_default()
+                    .entry(method.to_owned())
+                    .or_insert(h)
+                    .clone()
+            });
+            h.duration.record(elapsed.as_secs_f64());
+            match call_outcome(result) {
+                "ok" => h.ok.increment(1),
+                outcome => {
+                    let mut others = h
+                        .others
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some((_, c)) = others.iter().find(|(o, _)| o == outcome) {
+                        c.increment(1);
+                    } else {
+                        let mut l = h.labels.to_vec();
+                        l.push(("outcome", outcome.to_owned()));
+                        let c = metrics::counter!("kontiki_rpc_client_calls_total", &l);
+                        c.increment(1);
+                        others.push((outcome.to_owned(), c));
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (service, target, method, result, elapsed);
+    }
+
+    /// A publish by `service` of `event_type` ended: `confirmed`, `unroutable` or `failed`.
+    pub(crate) fn published(&self, service: &str, event_type: &str, outcome: &'static str) {
+        #[cfg(feature = "metrics")]
+        {
+            let cached = self
+                .publishes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(event_type)
+                .cloned();
+            let h = cached.unwrap_or_else(|| {
+                let with = |o: &'static str| {
+                    metrics::counter!(
+                        "kontiki_events_published_total",
+                        "service" => service.to_owned(),
+                        "event_type" => event_type.to_owned(),
+                        "outcome" => o,
+                    )
+                };
+                let h = std::sync::Arc::new(PublishHandles {
+                    confirmed: with("confirmed"),
+                    unroutable: with("unroutable"),
+                    failed: with("failed"),
+                });
+                self.publishes
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(event_type.to_owned())
+                    .or_insert(h)
+                    .clone()
+            });
+            match outcome {
+                "confirmed" => h.confirmed.increment(1),
+                "unroutable" => h.unroutable.increment(1),
+                _ => h.failed.increment(1),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (service, event_type, outcome);
+    }
 }

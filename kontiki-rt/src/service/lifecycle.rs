@@ -11,6 +11,7 @@ use crate::entrypoints::rpc::{self, RpcEntrypoint};
 use crate::entrypoints::task::{self};
 use crate::error::{Error, Result};
 use crate::handler::{Container, Context, DynDelegate};
+use crate::observe::metrics::RpcServerMetrics;
 use crate::transport::connection::{Connector, ConnectorOptions};
 use crate::transport::wire;
 use lapin::options::BasicCancelOptions;
@@ -78,8 +79,21 @@ impl Service {
             .iter()
             .map(|t| task::resolve(t, &container.config))
             .collect::<Result<Vec<_>>>()?;
+        let rpc_metrics = self
+            .rpcs
+            .iter()
+            .map(|ep| {
+                let m = RpcServerMetrics::new(
+                    container.settings.metrics.enabled,
+                    &container.identity.service_name,
+                    &ep.name,
+                );
+                (ep.name.to_string(), m)
+            })
+            .collect();
         let state = Arc::new(ServeState {
             container: container.clone(),
+            rpc_metrics,
             rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
             event_queues,
             session_rpc: Arc::new(session_open_entrypoint()),

@@ -7,7 +7,7 @@ use crate::entrypoints::rpc::{self, RpcEntrypoint};
 use crate::entrypoints::task::{self};
 use crate::error::{Error, Result};
 use crate::handler::{Container, Context};
-use crate::observe::metrics::{self, InFlight};
+use crate::observe::metrics::{EventMetrics, RpcServerMetrics};
 use crate::transport::connection::{Hook, Link};
 use crate::transport::wire;
 use futures_util::StreamExt as _;
@@ -44,6 +44,8 @@ pub(super) struct ServeState {
     pub(super) tracker: TaskTracker,
     /// Consumer tags on the current link, to cancel at shutdown.
     pub(super) consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
+    /// Each RPC method's metric handles, by method name.
+    pub(super) rpc_metrics: std::collections::HashMap<String, RpcServerMetrics>,
 }
 
 /// Declares the topology and starts the consumers on every new connection.
@@ -319,11 +321,10 @@ async fn handle_rpc(
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
-        let service = &*state.container.identity.service_name;
-        let metrics_on = state.container.settings.metrics.enabled;
+        let metrics = state.rpc_metrics.get(&*ep.name);
         let started = std::time::Instant::now();
-        if metrics_on {
-            metrics::in_flight(InFlight::Rpc, service, &ep.name, 1.0);
+        if let Some(m) = metrics {
+            m.started();
         }
         let context = Context::new(state.container.clone());
         let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
@@ -350,10 +351,8 @@ async fn handle_rpc(
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
-        if metrics_on {
-            metrics::in_flight(InFlight::Rpc, service, &ep.name, -1.0);
-            let outcome = metrics::rpc_outcome(&envelope);
-            metrics::rpc_served(service, &ep.name, outcome, started.elapsed());
+        if let Some(m) = metrics {
+            m.answered(&envelope, started.elapsed());
         }
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
@@ -447,6 +446,7 @@ pub(super) struct EventRoute {
     binding_key: String,
     event_type: String,
     ep: Arc<EventEntrypoint>,
+    metrics: EventMetrics,
 }
 
 /// Resolves event types (config keys too) into the queues Kontiki would declare.
@@ -491,6 +491,12 @@ pub(super) fn plan_event_queues(
                 ),
             };
             let route = EventRoute {
+                metrics: EventMetrics::new(
+                    container.settings.metrics.enabled,
+                    &container.identity.service_name,
+                    &ep_arc.name,
+                    &event_type,
+                ),
                 binding_key,
                 event_type,
                 ep: ep_arc.clone(),
@@ -543,12 +549,8 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
-        let service = &*state.container.identity.service_name;
-        let metrics_on = state.container.settings.metrics.enabled;
         let started = std::time::Instant::now();
-        if metrics_on {
-            metrics::in_flight(InFlight::Event, service, &route.ep.name, 1.0);
-        }
+        route.metrics.started();
         let context = Context::new(state.container.clone());
         let outcome = event::serve(
             &route.ep,
@@ -571,17 +573,9 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
         }
-        if metrics_on {
-            metrics::in_flight(InFlight::Event, service, &route.ep.name, -1.0);
-            metrics::event_handled(
-                service,
-                &route.ep.name,
-                &route.event_type,
-                outcome.settled(),
-                delivery.redelivered,
-                started.elapsed(),
-            );
-        }
+        route
+            .metrics
+            .settled(outcome.settled(), delivery.redelivered, started.elapsed());
         if let Some(observer) = state.container.observer() {
             observer.event_handled(
                 &route.ep.name,

@@ -4,7 +4,6 @@
 use super::headers::{add_flow, check_reserved, insert_extras, resolve_flow_id, routing_key_short};
 use super::{CallOptions, Inner, Messenger, Pending, ReplyMsg, lock};
 use crate::error::{Error, RemoteError, Result, RpcError};
-use crate::observe::metrics;
 use crate::transport::connection::{Connector, Hook, Link};
 use crate::transport::flow;
 use crate::transport::wire::{self, Reply, RequestBody};
@@ -64,11 +63,11 @@ impl Messenger {
             .call_raw_unobserved(service, method, body, options)
             .await;
         if self.metrics_on() {
-            metrics::rpc_called(
+            self.inner.metric_handles.called(
                 &self.inner.identity.service_name,
                 service,
                 method,
-                metrics::call_outcome(&result),
+                &result,
                 started.elapsed(),
             );
         }

@@ -49,6 +49,8 @@ pub(super) struct Inner {
     observer: std::sync::OnceLock<Arc<dyn Observer>>,
     /// Record calls and publishes in the metrics (`kontiki.metrics.enabled`).
     metrics: std::sync::atomic::AtomicBool,
+    /// The metric handles of its calls and publishes, registered on first use.
+    metric_handles: crate::observe::metrics::MessengerMetrics,
 }
 
 /// Publishes events and calls RPCs over one connection.
@@ -158,6 +160,7 @@ impl Messenger {
             owns_connection,
             observer: std::sync::OnceLock::new(),
             metrics: std::sync::atomic::AtomicBool::new(true),
+            metric_handles: crate::observe::metrics::MessengerMetrics::default(),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),

@@ -4,7 +4,6 @@
 use super::headers::{add_flow, check_reserved, insert_extras, resolve_flow_id, routing_key_short};
 use super::{Messenger, PublishOptions};
 use crate::error::{Error, Result};
-use crate::observe::metrics;
 use crate::transport::flow;
 use crate::transport::wire::{self};
 use lapin::BasicProperties;
@@ -80,7 +79,11 @@ impl Messenger {
             Err(_) => "failed",
         };
         if self.metrics_on() {
-            metrics::event_published(&self.inner.identity.service_name, event_type, outcome);
+            self.inner.metric_handles.published(
+                &self.inner.identity.service_name,
+                event_type,
+                outcome,
+            );
         }
         published?;
         if let Some(observer) = self.inner.observer.get() {
