@@ -32,11 +32,16 @@ pub(crate) struct ConnectorOptions {
 /// One live connection and its channels. Replaced as a whole on reconnect.
 #[derive(Debug)]
 pub(crate) struct Link {
+    /// Carries the publish and reply channels.
     pub(crate) conn: Connection,
+    /// Carries only the consumer channel (topology, consumers, acks), as RabbitMQ advises: a
+    /// resource alarm blocks connections that publish, and acks must flow meanwhile.
+    pub(crate) consume_conn: Connection,
     /// Publisher confirms on: events, RPC requests, registry messages. Also carries the
     /// direct reply-to consumer of the Messenger, which must share the publishing channel.
     pub(crate) publish: Channel,
-    /// QoS `prefetch` per consumer: every RPC and event consumer of the service.
+    /// QoS `prefetch` per consumer: every RPC and event consumer of the service, on
+    /// `consume_conn`.
     pub(crate) consume: Channel,
     /// No confirms: RPC replies (transient, like Kontiki's).
     pub(crate) reply: Channel,
@@ -68,7 +73,18 @@ impl Link {
     pub(crate) fn is_broken(&self) -> bool {
         self.broken.is_cancelled()
     }
+
+    /// Closes both connections, each bounded by [`CLOSE_TIMEOUT`] (the close handshake of a
+    /// connection blocked by a resource alarm may never complete).
+    pub(crate) async fn close(&self, reason: &str) {
+        for conn in [&self.conn, &self.consume_conn] {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, reason.into())).await;
+        }
+    }
 }
+
+/// The longest a connection close may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Something that must be (re)done on every new connection and undone when it drops.
 pub(crate) trait Hook: Send + Sync + 'static {
@@ -205,7 +221,7 @@ impl Connector {
         };
         self.inner.state.send_replace(State::Closed);
         if let Some(link) = link {
-            let _ = link.conn.close(200, "shutdown".into()).await;
+            link.close("shutdown").await;
             link.mark_broken();
             self.notify_down(link.generation);
         }
@@ -242,7 +258,7 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
             inner.state.send_replace(State::Connecting);
             tracing::warn!(url = %redact_url(&inner.opts.url), "broker connection lost; reconnecting");
             notify_down(&inner, l.generation);
-            let _ = l.conn.close(200, "reconnecting".into()).await;
+            l.close("reconnecting").await;
         }
         if inner.shutdown.is_cancelled() {
             return;
@@ -324,11 +340,47 @@ async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connecti
 async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     let opts = &inner.opts;
     let conn = open_connection(opts, &opts.connection_name).await?;
+    let consume_conn =
+        match open_connection(opts, &format!("{} (consume)", opts.connection_name)).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into()))
+                    .await;
+                return Err(e);
+            }
+        };
     let broken = CancellationToken::new();
-    // Any connection-level error (the broker closing us, a socket error, a missed heartbeat)
-    // breaks the link.
+    watch_connection(&conn, broken.clone());
+    watch_connection(&consume_conn, broken.clone());
+    let link = open_channels(inner, conn, consume_conn, broken.clone()).await;
+    let link = match link {
+        Ok(link) => link,
+        Err(e) => {
+            // The watcher tasks end with the token.
+            broken.cancel();
+            return Err(e);
+        }
+    };
+    let hooks: Vec<_> = inner
+        .hooks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for hook in hooks {
+        if let Err(e) = hook.up(&link).await {
+            link.mark_broken();
+            link.close("setup failed").await;
+            return Err(e);
+        }
+    }
+    Ok(link)
+}
+
+/// Breaks the link on any connection-level error of `conn` (the broker closing us, a socket
+/// error, a missed heartbeat).
+fn watch_connection(conn: &Connection, broken: CancellationToken) {
     let mut events = conn.events_listener();
-    let watcher = broken.clone();
+    let watcher = broken;
     let status = conn.status().clone();
     tokio::spawn(async move {
         loop {
@@ -351,56 +403,68 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
             }
         }
     });
-    let amqp = |operation: &str| {
-        let operation = operation.to_owned();
-        move |source| Error::Amqp { operation, source }
+}
+
+/// Opens the three channels of a link (publish and reply on `conn`, consume on
+/// `consume_conn`); closes both connections when one fails.
+async fn open_channels(
+    inner: &Arc<Inner>,
+    conn: Connection,
+    consume_conn: Connection,
+    broken: CancellationToken,
+) -> Result<Arc<Link>> {
+    let opts = &inner.opts;
+    let channels = async {
+        let amqp = |operation: &str| {
+            let operation = operation.to_owned();
+            move |source| Error::Amqp { operation, source }
+        };
+        let publish = conn
+            .create_channel()
+            .await
+            .map_err(amqp("open publish channel"))?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp("enable publisher confirms"))?;
+        let consume = consume_conn
+            .create_channel()
+            .await
+            .map_err(amqp("open consumer channel"))?;
+        consume
+            .basic_qos(opts.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(amqp("set prefetch"))?;
+        let reply = conn
+            .create_channel()
+            .await
+            .map_err(amqp("open reply channel"))?;
+        Ok::<_, Error>((publish, consume, reply))
     };
-    let publish = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open publish channel"))?;
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(amqp("enable publisher confirms"))?;
-    let consume = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open consumer channel"))?;
-    consume
-        .basic_qos(opts.prefetch, BasicQosOptions { global: false })
-        .await
-        .map_err(amqp("set prefetch"))?;
-    let reply = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open reply channel"))?;
+    let (publish, consume, reply) = match channels.await {
+        Ok(c) => c,
+        Err(e) => {
+            for c in [&conn, &consume_conn] {
+                let _ =
+                    tokio::time::timeout(CLOSE_TIMEOUT, c.close(200, "setup failed".into())).await;
+            }
+            return Err(e);
+        }
+    };
     let generation = inner
         .generation
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    let link = Arc::new(Link {
+    Ok(Arc::new(Link {
         conn,
+        consume_conn,
         publish,
         consume,
         reply,
         generation,
         connected_at: std::time::Instant::now(),
         broken,
-    });
-    let hooks: Vec<_> = inner
-        .hooks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for hook in hooks {
-        if let Err(e) = hook.up(&link).await {
-            link.mark_broken();
-            let _ = link.conn.close(200, "setup failed".into()).await;
-            return Err(e);
-        }
-    }
-    Ok(link)
+    }))
 }
 
 /// [`Connector::side_channel`]'s work: connects the side connection when it is missing or
