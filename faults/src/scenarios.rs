@@ -173,6 +173,7 @@ fn publish_error_kind(e: &kontiki_rt::Error) -> &'static str {
         Error::Closed => "Closed",
         Error::Unroutable { .. } => "Unroutable",
         Error::Nacked { .. } => "Nacked",
+        Error::PublishTimeout { .. } => "PublishTimeout",
         _ => "other",
     }
 }
@@ -397,8 +398,15 @@ enum Fault {
 
 /// The publish errors a broker outage may give: the connection is not back within the wait
 /// (`NotConnected`), a publish was not confirmed before the wait ended (`Amqp`), or the
-/// reconnection itself failed (`Connect`, `ConnectTimeout`). Anything else fails the scenario.
-const OUTAGE_PUBLISH_ERRORS: [&str; 4] = ["NotConnected", "Amqp", "Connect", "ConnectTimeout"];
+/// reconnection itself failed (`Connect`, `ConnectTimeout`), the broker did not confirm within
+/// the wait (`PublishTimeout`, a blocked connection). Anything else fails the scenario.
+const OUTAGE_PUBLISH_ERRORS: [&str; 5] = [
+    "NotConnected",
+    "Amqp",
+    "Connect",
+    "ConnectTimeout",
+    "PublishTimeout",
+];
 
 /// The call errors a broker outage may give.
 const OUTAGE_CALL_ERRORS: [&str; 3] = ["ConnectionLost", "Timeout", "Transport"];
@@ -589,14 +597,21 @@ async fn broker_restart(
         report.max_latency = report.max_latency.max(s.max_latency);
         report.check(s.ok > 0, || "no call was answered".to_owned());
         if fault == Fault::Kill9 {
-            // Calls that started at least 50 ms before the crash and had not ended were in
-            // the service's hands (a call takes 200 ms): each must end with ConnectionLost
-            // within 1 s of the kill.
+            // Calls in the service's hands at the crash (a call takes 200 ms) must each end
+            // with ConnectionLost within 1 s of the kill.
             for at in &faults_at {
+                // In the service's hands: another call was answered after this one started
+                // and before the crash (so the service was serving it), and it had not ended.
                 let in_flight: Vec<_> = s
                     .records
                     .iter()
-                    .filter(|(start, end, _)| *start + Duration::from_millis(50) < *at && end > at)
+                    .filter(|(start, end, _)| {
+                        *start + Duration::from_millis(50) < *at
+                            && end > at
+                            && s.records
+                                .iter()
+                                .any(|(_, e, how)| *how == "ok" && e > start && e < at)
+                    })
                     .collect();
                 let late: Vec<String> = in_flight
                     .iter()
@@ -1521,14 +1536,14 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
     let hold = ctx
         .scale
         .pick(Duration::from_secs(8), Duration::from_secs(20));
-    let backlog = ctx.scale.pick(600, 3000);
+    let backlog = ctx.scale.pick(3000, 12000);
     let mut report = Report::new(name, timeout);
     let guard = AlarmGuard(ctx.node.clone());
     guard.clear()?;
     let dir = temp_dir()?;
     let svc = unique("alarm");
     let mut spec = Spec::new(&svc);
-    spec.handle_ms = 20;
+    spec.handle_ms = 100;
     let mut instances = Vec::new();
     for label in ["rust-1", "rust-2"] {
         spec.record = Some(record_file(dir.path(), label));
@@ -1536,7 +1551,7 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
     }
     let files: Vec<PathBuf> = instances.iter().filter_map(|p| p.record.clone()).collect();
     let m = messenger(ctx, "faults-publisher", timeout).await?;
-    // A backlog the consumers work through while the alarm is on (20 ms per event).
+    // A backlog the consumers work through while the alarm is on (100 ms per event).
     let pre = publish_load(
         &m,
         &spec.tick,
@@ -1595,6 +1610,7 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
         let handled_mid = per_file_counts(&files)?.iter().sum::<u64>();
         tokio::time::sleep(hold / 2).await; // and its second half
         let handled_end = per_file_counts(&files)?.iter().sum::<u64>();
+        let left = ctl_depth(ctx, &format!("{svc}.{}.queue", spec.tick)).await?;
         guard.clear()?;
         let cleared_at = Instant::now();
         let d = during.await.map_err(|e| format!("publishers: {e}"))?;
@@ -1604,6 +1620,13 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
             handled_mid - handled_before,
             handled_end - handled_mid
         ));
+        report.note(format!(
+            "{kind} alarm: {} backlog events still queued when it cleared",
+            left.map_or("?".to_owned(), |n| n.to_string())
+        ));
+        report.check(left.is_some_and(|n| n > 0), || {
+            format!("{kind} alarm: the backlog ran out before the alarm ended, so the scenario cannot tell whether acks flowed")
+        });
         report.check(handled_end > handled_mid, || {
             format!("{kind} alarm: the consumers stopped acking (nothing handled in the alarm's second half)")
         });
@@ -1620,6 +1643,15 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
             d.hung,
             d.max_latency
         ));
+        let odd: Vec<&str> = d
+            .kinds
+            .keys()
+            .copied()
+            .filter(|k| *k != "PublishTimeout")
+            .collect();
+        report.check(odd.is_empty(), || {
+            format!("{kind} alarm: publish errors other than PublishTimeout: {odd:?}")
+        });
         report.sent += 5 * per;
         report.errors += d.kinds.values().sum::<u64>();
         report.hung += d.hung;
