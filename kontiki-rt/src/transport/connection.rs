@@ -83,6 +83,9 @@ impl Link {
     }
 }
 
+/// The longest the setup of one hook (declarations and consumers) may take on a new link.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The longest a connection close may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -243,8 +246,20 @@ fn notify_down(inner: &Inner, generation: u64) {
     }
 }
 
+/// The delays between reconnection attempts: exponential from 100 ms to 5 s, each with random
+/// jitter, so the replicas of a service do not reconnect in lock step after a broker restart.
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut delays = reconnect_delays();
     loop {
         if let Some(l) = link.take() {
             inner.state.send_replace(State::Up(l.clone()));
@@ -266,16 +281,16 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
         match connect_once(&inner).await {
             Ok(l) => {
                 tracing::info!(url = %redact_url(&inner.opts.url), generation = l.generation, "connected to the broker");
-                backoff = Duration::from_millis(100);
+                delays = reconnect_delays();
                 link = Some(l);
             }
             Err(e) => {
+                let backoff = delays.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in = ?backoff, "broker connection failed");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = inner.shutdown.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -367,7 +382,14 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     for hook in hooks {
-        if let Err(e) = hook.up(&link).await {
+        // Bounded: a broker that stops answering mid-setup must not stall the supervisor.
+        let up = match tokio::time::timeout(HOOK_TIMEOUT, hook.up(&link)).await {
+            Ok(up) => up,
+            Err(_) => Err(Error::NotConnected {
+                waited: HOOK_TIMEOUT,
+            }),
+        };
+        if let Err(e) = up {
             link.mark_broken();
             link.close("setup failed").await;
             return Err(e);
@@ -481,4 +503,26 @@ async fn side_channel(inner: &Inner) -> Result<Channel> {
         operation: "open a channel on the side connection".to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_bounded_and_jittered() {
+        let a: Vec<Duration> = reconnect_delays().take(12).collect();
+        let b: Vec<Duration> = reconnect_delays().take(12).collect();
+        assert_eq!(a.len(), 12, "the delays never run out");
+        for d in a.iter().chain(&b) {
+            // At most the 5 s cap plus up to as much jitter.
+            assert!(
+                *d >= Duration::from_millis(100) && *d <= Duration::from_secs(10),
+                "{d:?}"
+            );
+        }
+        assert!(a[11] >= Duration::from_secs(5), "the delays grow to the cap: {a:?}");
+        // Jitter: two replicas do not wait the same 12 delays (equal by chance: ~0).
+        assert_ne!(a, b, "no jitter between two sequences");
+    }
 }
