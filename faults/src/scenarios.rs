@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The scenario names, in order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -23,6 +23,7 @@ pub const ALL: [&str; 10] = [
     "8-python-replica-restart",
     "9-broker-kill9",
     "10-resource-alarm",
+    "11-close-during-sigterm",
 ];
 
 /// Runs the scenario `name` (one of [`ALL`]).
@@ -41,6 +42,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
             broker_restart(&ctx.on_crash_node()?, name, false, Fault::Kill9).await?
         }
         "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
+        "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",
@@ -1707,5 +1709,114 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
     for p in instances {
         p.stop().await;
     }
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 11: every connection closed during the SIGTERM grace period of an instance with a backlog
+
+async fn close_during_sigterm(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let backlog = ctx.scale.pick(1000, 5000);
+    let mut report = Report::new(name, PUBLISH_WAIT);
+    let dir = temp_dir()?;
+    let svc = unique("termclose");
+    let mut spec = Spec::new(&svc);
+    // rust-1's handlers take 3 s, so its drain (grace 5 s) outlasts the close.
+    spec.handle_ms = 3000;
+    spec.record = Some(record_file(dir.path(), "rust-1-terminated"));
+    let mut a = procs::spawn_rust(ctx, &spec, "rust-1-terminated").await?;
+    let files = vec![
+        record_file(dir.path(), "rust-1-terminated"),
+        record_file(dir.path(), "rust-2"),
+    ];
+    let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    let stats = publish_load(
+        &m,
+        &spec.tick,
+        0,
+        10,
+        backlog / 10,
+        None,
+        PUBLISH_WAIT,
+        Arc::default(),
+    )
+    .await;
+    // SIGTERM once rust-1 is busy with the backlog (its first handler finished, the next
+    // ones run), then close every connection while it drains (its grace period is 5 s).
+    let a_file = files[0].clone();
+    if !wait_until(Duration::from_secs(30), || {
+        procs::read_records(&[a_file.as_path()]).is_ok_and(|h| !h.is_empty())
+    })
+    .await
+    {
+        return Err(format!("{name}: rust-1 never handled an event"));
+    }
+    let term_at = Instant::now();
+    a.terminate()?;
+    tokio::time::sleep(Duration::from_millis(300)).await; // inside the grace period
+    ctx.node.close_all_connections().await?;
+    let closed_after = term_at.elapsed();
+    let at_close = procs::read_records(&[a_file.as_path()])?.len();
+    let code = a.wait_exit(Duration::from_secs(15)).await?;
+    let exited_in = term_at.elapsed();
+    let at_exit = procs::read_records(&[a_file.as_path()])?.len();
+    report.note(format!(
+        "rust-1 SIGTERMed with a backlog; connections closed {closed_after:.2?} later; it exited {code:?} after {exited_in:.2?}, handling {} events between the close and its exit",
+        at_exit - at_close
+    ));
+    report.check(code == Some(0), || {
+        format!(
+            "rust-1 exited with {code:?} after SIGTERM; its log:\n{}",
+            a.log()
+        )
+    });
+    report.check(exited_in < Duration::from_secs(10), || {
+        format!("rust-1 took {exited_in:?} to exit (grace 5 s)")
+    });
+    let restarted = a
+        .log()
+        .lines()
+        .filter(|l| l.contains("shutting down: no consumer"))
+        .count();
+    // rust-2 takes the rest of the backlog, and what rust-1 left unacked.
+    spec.handle_ms = 5;
+    spec.record = Some(files[1].clone());
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let reconnected = a
+        .log()
+        .lines()
+        .any(|l| l.contains("connected to the broker") && l.contains("generation=2"));
+    report.note(format!(
+        "rust-1 reconnected during its grace period: {reconnected}; consumers it did not start again there: {restarted}"
+    ));
+    report.check(!reconnected || restarted > 0, || {
+        "rust-1 reconnected while draining and started its consumers again".to_owned()
+    });
+    report.check(reconnected, || {
+        "rust-1 did not reconnect within its grace period: the scenario tested nothing".to_owned()
+    });
+    report.sent = backlog;
+    report.hung = stats.hung;
+    report.max_latency = stats.max_latency;
+    report.errors = stats.errors.values().sum();
+    settle_events(
+        &mut report,
+        &stats.confirmed,
+        &files,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let failed = queue_depth(&ctx.node.url, &format!("{svc}.{}.failed", spec.tick)).await?;
+    report.note(format!(
+        "dead-lettered (failed queue): {}",
+        failed.unwrap_or(0)
+    ));
+    report.check(failed.unwrap_or(0) == 0, || {
+        format!("{} healthy events were dead-lettered", failed.unwrap_or(0))
+    });
+    report.check(b.pid().is_some(), || "rust-2 exited".to_owned());
+    report.check_common();
+    m.close().await;
+    b.stop().await;
     Ok(report)
 }

@@ -69,3 +69,8 @@ async fn s9_broker_kill9() {
 async fn s10_resource_alarm() {
     run("10-resource-alarm").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_close_during_sigterm() {
+    run("11-close-during-sigterm").await;
+}

@@ -61,7 +61,7 @@ impl ServeHook {
         // A reconnection during the shutdown grace period declares the topology again but
         // takes no new deliveries: the instance is draining, not serving.
         if self.state.shutting_down.load(Ordering::SeqCst) {
-            tracing::debug!(%queue, "shutting down: no consumer on the new connection");
+            tracing::info!(%queue, "shutting down: no consumer on the new connection");
             return Ok(());
         }
         let consumer = link
