@@ -521,7 +521,10 @@ mod tests {
                 "{d:?}"
             );
         }
-        assert!(a[11] >= Duration::from_secs(5), "the delays grow to the cap: {a:?}");
+        assert!(
+            a[11] >= Duration::from_secs(5),
+            "the delays grow to the cap: {a:?}"
+        );
         // Jitter: two replicas do not wait the same 12 delays (equal by chance: ~0).
         assert_ne!(a, b, "no jitter between two sequences");
     }
