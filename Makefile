@@ -24,7 +24,7 @@ faults:
 	@PY=$${KONTIKI_PY:-$$(bash scripts/python-env.sh | tail -n1)}; \
 	cargo build -p kontiki-faults --release --bins && \
 	KONTIKI_PY=$$PY cargo run -p kontiki-faults --release -- --scale $${FAULTS_SCALE:-full} $(FAULTS); \
-	rc=$$?; bash scripts/broker.sh faults-stop; exit $$rc
+	rc=$$?; bash scripts/broker.sh faults-stop; bash scripts/broker.sh crash-stop; exit $$rc
 
 run-amqp:
 	bash scripts/broker.sh ensure

@@ -173,6 +173,7 @@ else
   step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked -- --test-threads 1
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
+bash "$ROOT/scripts/broker.sh" crash-stop >/dev/null 2>&1 || true
 
 summary
 exit "$FAILED"

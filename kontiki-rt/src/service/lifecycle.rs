@@ -272,10 +272,13 @@ impl RunningService {
         let consumers: Vec<_> = std::mem::take(&mut *lock(&state.consumers));
         for (link, tag) in consumers {
             if !link.is_broken() {
-                let _ = link
+                // Bounded: a broker that does not answer must not eat the grace period.
+                let cancel = link
                     .consume
-                    .basic_cancel(tag, BasicCancelOptions::default())
-                    .await;
+                    .basic_cancel(tag, BasicCancelOptions::default());
+                if tokio::time::timeout(CANCEL_TIMEOUT, cancel).await.is_err() {
+                    tracing::warn!("basic.cancel not confirmed within {CANCEL_TIMEOUT:?}");
+                }
             }
         }
         state.consumers_cancelled.store(true, Ordering::SeqCst);
@@ -327,3 +330,6 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// The longest the cancellation of one consumer may take at shutdown.
+const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -61,6 +61,12 @@ impl ServeHook {
         queue: ShortString,
         dispatch: Dispatch,
     ) -> Result<()> {
+        // A reconnection during the shutdown grace period declares the topology again but
+        // takes no new deliveries: the instance is draining, not serving.
+        if self.state.shutting_down.load(Ordering::SeqCst) {
+            tracing::info!(%queue, "shutting down: no consumer on the new connection");
+            return Ok(());
+        }
         let consumer = link
             .consume
             .basic_consume(

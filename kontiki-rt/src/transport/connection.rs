@@ -32,11 +32,16 @@ pub(crate) struct ConnectorOptions {
 /// One live connection and its channels. Replaced as a whole on reconnect.
 #[derive(Debug)]
 pub(crate) struct Link {
+    /// Carries the publish and reply channels.
     pub(crate) conn: Connection,
+    /// Carries only the consumer channel (topology, consumers, acks), as RabbitMQ advises: a
+    /// resource alarm blocks connections that publish, and acks must flow meanwhile.
+    pub(crate) consume_conn: Connection,
     /// Publisher confirms on: events, RPC requests, registry messages. Also carries the
     /// direct reply-to consumer of the Messenger, which must share the publishing channel.
     pub(crate) publish: Channel,
-    /// QoS `prefetch` per consumer: every RPC and event consumer of the service.
+    /// QoS `prefetch` per consumer: every RPC and event consumer of the service, on
+    /// `consume_conn`.
     pub(crate) consume: Channel,
     /// No confirms: RPC replies (transient, like Kontiki's).
     pub(crate) reply: Channel,
@@ -68,7 +73,21 @@ impl Link {
     pub(crate) fn is_broken(&self) -> bool {
         self.broken.is_cancelled()
     }
+
+    /// Closes both connections, each bounded by [`CLOSE_TIMEOUT`] (the close handshake of a
+    /// connection blocked by a resource alarm may never complete).
+    pub(crate) async fn close(&self, reason: &str) {
+        for conn in [&self.conn, &self.consume_conn] {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, reason.into())).await;
+        }
+    }
 }
+
+/// The longest the setup of one hook (declarations and consumers) may take on a new link.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a connection close may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Something that must be (re)done on every new connection and undone when it drops.
 pub(crate) trait Hook: Send + Sync + 'static {
@@ -205,7 +224,7 @@ impl Connector {
         };
         self.inner.state.send_replace(State::Closed);
         if let Some(link) = link {
-            let _ = link.conn.close(200, "shutdown".into()).await;
+            link.close("shutdown").await;
             link.mark_broken();
             self.notify_down(link.generation);
         }
@@ -227,8 +246,20 @@ fn notify_down(inner: &Inner, generation: u64) {
     }
 }
 
+/// The delays between reconnection attempts: exponential from 100 ms to 5 s, each with random
+/// jitter, so the replicas of a service do not reconnect in lock step after a broker restart.
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut delays = reconnect_delays();
     loop {
         if let Some(l) = link.take() {
             inner.state.send_replace(State::Up(l.clone()));
@@ -242,7 +273,7 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
             inner.state.send_replace(State::Connecting);
             tracing::warn!(url = %redact_url(&inner.opts.url), "broker connection lost; reconnecting");
             notify_down(&inner, l.generation);
-            let _ = l.conn.close(200, "reconnecting".into()).await;
+            l.close("reconnecting").await;
         }
         if inner.shutdown.is_cancelled() {
             return;
@@ -259,16 +290,16 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
                     metrics::counter!("kontiki_connection_reconnects_total", "service" => service)
                         .increment(1);
                 }
-                backoff = Duration::from_millis(100);
+                delays = reconnect_delays();
                 link = Some(l);
             }
             Err(e) => {
+                let backoff = delays.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, retry_in = ?backoff, "broker connection failed");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = inner.shutdown.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -383,11 +414,54 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
 async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
     let opts = &inner.opts;
     let conn = open_connection(opts, &opts.connection_name).await?;
+    let consume_conn =
+        match open_connection(opts, &format!("{} (consume)", opts.connection_name)).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into()))
+                    .await;
+                return Err(e);
+            }
+        };
     let broken = CancellationToken::new();
-    // Any connection-level error (the broker closing us, a socket error, a missed heartbeat)
-    // breaks the link.
+    watch_connection(&conn, broken.clone());
+    watch_connection(&consume_conn, broken.clone());
+    let link = open_channels(inner, conn, consume_conn, broken.clone()).await;
+    let link = match link {
+        Ok(link) => link,
+        Err(e) => {
+            // The watcher tasks end with the token.
+            broken.cancel();
+            return Err(e);
+        }
+    };
+    let hooks: Vec<_> = inner
+        .hooks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for hook in hooks {
+        // Bounded: a broker that stops answering mid-setup must not stall the supervisor.
+        let up = match tokio::time::timeout(HOOK_TIMEOUT, hook.up(&link)).await {
+            Ok(up) => up,
+            Err(_) => Err(Error::NotConnected {
+                waited: HOOK_TIMEOUT,
+            }),
+        };
+        if let Err(e) = up {
+            link.mark_broken();
+            link.close("setup failed").await;
+            return Err(e);
+        }
+    }
+    Ok(link)
+}
+
+/// Breaks the link on any connection-level error of `conn` (the broker closing us, a socket
+/// error, a missed heartbeat).
+fn watch_connection(conn: &Connection, broken: CancellationToken) {
     let mut events = conn.events_listener();
-    let watcher = broken.clone();
+    let watcher = broken;
     let status = conn.status().clone();
     tokio::spawn(async move {
         loop {
@@ -410,56 +484,68 @@ async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
             }
         }
     });
-    let amqp = |operation: &str| {
-        let operation = operation.to_owned();
-        move |source| Error::Amqp { operation, source }
+}
+
+/// Opens the three channels of a link (publish and reply on `conn`, consume on
+/// `consume_conn`); closes both connections when one fails.
+async fn open_channels(
+    inner: &Arc<Inner>,
+    conn: Connection,
+    consume_conn: Connection,
+    broken: CancellationToken,
+) -> Result<Arc<Link>> {
+    let opts = &inner.opts;
+    let channels = async {
+        let amqp = |operation: &str| {
+            let operation = operation.to_owned();
+            move |source| Error::Amqp { operation, source }
+        };
+        let publish = conn
+            .create_channel()
+            .await
+            .map_err(amqp("open publish channel"))?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp("enable publisher confirms"))?;
+        let consume = consume_conn
+            .create_channel()
+            .await
+            .map_err(amqp("open consumer channel"))?;
+        consume
+            .basic_qos(opts.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(amqp("set prefetch"))?;
+        let reply = conn
+            .create_channel()
+            .await
+            .map_err(amqp("open reply channel"))?;
+        Ok::<_, Error>((publish, consume, reply))
     };
-    let publish = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open publish channel"))?;
-    publish
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(amqp("enable publisher confirms"))?;
-    let consume = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open consumer channel"))?;
-    consume
-        .basic_qos(opts.prefetch, BasicQosOptions { global: false })
-        .await
-        .map_err(amqp("set prefetch"))?;
-    let reply = conn
-        .create_channel()
-        .await
-        .map_err(amqp("open reply channel"))?;
+    let (publish, consume, reply) = match channels.await {
+        Ok(c) => c,
+        Err(e) => {
+            for c in [&conn, &consume_conn] {
+                let _ =
+                    tokio::time::timeout(CLOSE_TIMEOUT, c.close(200, "setup failed".into())).await;
+            }
+            return Err(e);
+        }
+    };
     let generation = inner
         .generation
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    let link = Arc::new(Link {
+    Ok(Arc::new(Link {
         conn,
+        consume_conn,
         publish,
         consume,
         reply,
         generation,
         connected_at: std::time::Instant::now(),
         broken,
-    });
-    let hooks: Vec<_> = inner
-        .hooks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for hook in hooks {
-        if let Err(e) = hook.up(&link).await {
-            link.mark_broken();
-            let _ = link.conn.close(200, "setup failed".into()).await;
-            return Err(e);
-        }
-    }
-    Ok(link)
+    }))
 }
 
 /// [`Connector::side_channel`]'s work: connects the side connection when it is missing or
@@ -476,4 +562,29 @@ async fn side_channel(inner: &Inner) -> Result<Channel> {
         operation: "open a channel on the side connection".to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delays_grow_bounded_and_jittered() {
+        let a: Vec<Duration> = reconnect_delays().take(12).collect();
+        let b: Vec<Duration> = reconnect_delays().take(12).collect();
+        assert_eq!(a.len(), 12, "the delays never run out");
+        for d in a.iter().chain(&b) {
+            // At most the 5 s cap plus up to as much jitter.
+            assert!(
+                *d >= Duration::from_millis(100) && *d <= Duration::from_secs(10),
+                "{d:?}"
+            );
+        }
+        assert!(
+            a[11] >= Duration::from_secs(5),
+            "the delays grow to the cap: {a:?}"
+        );
+        // Jitter: two replicas do not wait the same 12 delays (equal by chance: ~0).
+        assert_ne!(a, b, "no jitter between two sequences");
+    }
 }

@@ -129,22 +129,38 @@ impl Messenger {
             .with_expiration(ShortString::from(expiration))
             .with_headers(headers);
         let rk = routing_key_short(&routing_key).map_err(RpcError::Transport)?;
-        let confirm = link
-            .publish
-            .basic_publish(
+        // In the first moments after a reconnection (a broker restart or crash) the service
+        // may not have declared its request queue again yet: wait for it (until the deadline)
+        // rather than report an unknown service or method that is only late.
+        if link.recovering(super::publish::RECOVERY_WINDOW) {
+            while self
+                .check_route(service, method, options.instance_id.as_deref())
+                .await
+                .is_some()
+                && tokio::time::Instant::now() + ROUTE_RETRY < deadline
+            {
+                tokio::time::sleep(ROUTE_RETRY).await;
+            }
+        }
+        // Bounded by the call's deadline: a blocked connection may not take the publish.
+        let confirm = tokio::time::timeout_at(
+            deadline,
+            link.publish.basic_publish(
                 wire::RPC_EXCHANGE.into(),
-                rk,
+                rk.clone(),
                 BasicPublishOptions {
                     mandatory: true,
                     immediate: false,
                 },
                 &body,
-                props,
-            )
-            .await;
+                props.clone(),
+            ),
+        )
+        .await;
         let confirm = match confirm {
-            Ok(c) => c,
-            Err(source) => {
+            Err(_) => return Err(timed_out()),
+            Ok(Ok(c)) => c,
+            Ok(Err(source)) => {
                 link.mark_broken();
                 tracing::debug!(error = %source, "rpc publish failed");
                 return Err(RpcError::ConnectionLost {
@@ -164,6 +180,47 @@ impl Messenger {
         // then says which of unknown service and unknown method it is.
         let mut returned = false;
         loop {
+            if returned
+                && link.recovering(super::publish::RECOVERY_WINDOW)
+                && tokio::time::Instant::now() + ROUTE_RETRY < deadline
+            {
+                // Returned just after a reconnection: the service has probably not bound its
+                // queue again yet. Publish again (same correlation id) until the deadline.
+                tokio::time::sleep(ROUTE_RETRY).await;
+                let again = tokio::time::timeout_at(
+                    deadline,
+                    link.publish.basic_publish(
+                        wire::RPC_EXCHANGE.into(),
+                        rk.clone(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            immediate: false,
+                        },
+                        &body,
+                        props.clone(),
+                    ),
+                )
+                .await;
+                match again {
+                    Ok(Ok(c)) => {
+                        confirm = Some(c);
+                        returned = false;
+                        continue;
+                    }
+                    Ok(Err(_)) => {
+                        link.mark_broken();
+                        drop(guard);
+                        return Err(RpcError::ConnectionLost {
+                            service: service.to_owned(),
+                            method: method.to_owned(),
+                        });
+                    }
+                    Err(_) => {
+                        drop(guard);
+                        return Err(timed_out());
+                    }
+                }
+            }
             if returned && !route_pending {
                 drop(guard);
                 return Err(self
@@ -300,6 +357,9 @@ impl Messenger {
         }
     }
 }
+
+/// How often a call made just after a reconnection checks again for its request queue.
+const ROUTE_RETRY: Duration = Duration::from_millis(100);
 
 /// The longest a queue-existence check may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

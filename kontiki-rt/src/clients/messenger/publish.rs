@@ -124,22 +124,40 @@ impl Messenger {
                     Error::NotConnected { .. } => Error::NotConnected { waited: wait },
                     other => other,
                 })?;
-            let sent = link
-                .publish
-                .basic_publish(
-                    exchange.into(),
-                    rk.clone(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    body,
-                    props(),
-                )
-                .await;
-            let confirmation = match sent {
-                Ok(confirm) => confirm.await,
-                Err(e) => Err(e),
+            // Bounded: a connection blocked by a resource alarm takes the publish but never
+            // confirms it until the alarm clears.
+            let confirmed = tokio::time::timeout_at(deadline, async {
+                let sent = link
+                    .publish
+                    .basic_publish(
+                        exchange.into(),
+                        rk.clone(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            immediate: false,
+                        },
+                        body,
+                        props(),
+                    )
+                    .await;
+                match sent {
+                    Ok(confirm) => confirm.await,
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+            let Ok(confirmation) = confirmed else {
+                tracing::warn!(
+                    exchange,
+                    routing_key,
+                    blocked = link.conn.status().blocked(),
+                    "publish not confirmed within the wait"
+                );
+                return Err(Error::PublishTimeout {
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.to_owned(),
+                    waited: wait,
+                });
             };
             match confirmation {
                 Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => return Ok(()),
@@ -194,4 +212,4 @@ impl Messenger {
 /// How long after a reconnection an unroutable event is taken for subscribers that have not
 /// bound their queues again yet (their exchange is not durable, so a broker restart drops the
 /// bindings until each consumer declares them again).
-const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
+pub(super) const RECOVERY_WINDOW: Duration = Duration::from_secs(30);
