@@ -1027,7 +1027,7 @@ pub mod features {
             Output = ::core::result::Result<(), rt::BoxError>,
         > + ::core::marker::Send;
 
-        /// Cron, with names, ranges, steps and lists.
+        /// Cron, with names, ranges, steps and lists, in a time zone.
         ///
         /// Task `cron_task`: on cron `*/15 8-18 1,15 JAN-JUN MON-FRI` (local time).
         fn cron_task(
@@ -1951,13 +1951,14 @@ pub mod features {
                 rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")),
                 move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
                 svc); async move { svc.cron_task(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(false) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("cron_from_config",
+                .map_err(rt::HandlerError::internal) } }).immediate(false)
+                .time_zone("Europe/Paris") }, { let svc = ::core::clone::Clone::clone(&
+                self.inner); rt::TaskEntrypoint::new("cron_from_config",
                 rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned("app.tasks.cron")),
                 move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
                 svc); async move { svc.cron_from_config(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) },
+                .map_err(rt::HandlerError::internal) } }).immediate(true)
+                .time_zone("UTC") },
             ]
         }
     }

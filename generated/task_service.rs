@@ -156,9 +156,9 @@ pub mod task_service {
                 rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")),
                 move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
                 svc); async move { svc.nightly_report(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(false) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("cleanup",
+                .map_err(rt::HandlerError::internal) } }).immediate(false)
+                .time_zone("UTC") }, { let svc = ::core::clone::Clone::clone(& self
+                .inner); rt::TaskEntrypoint::new("cleanup",
                 rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.cleanup.interval")),
                 move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
                 svc); async move { svc.cleanup(run.context). await
