@@ -5,7 +5,7 @@
 //! exchanges to declare first and any exchange-to-exchange bindings. The service declares all
 //! of it on every (re)connection, consumes the queue, and hands each delivery to the handler
 //! as a [`RawMessage`]: acked when the handler returns `Ok`, rejected without requeue (and
-//! logged) when it returns `Err`.
+//! logged) when it returns `Err` or panics (a panic is reported like an RPC handler's).
 //!
 //! [`Messenger::publish_raw`] is the matching publisher: raw bytes to any exchange, with or
 //! without headers.
@@ -13,8 +13,9 @@
 use crate::clients::messenger::Messenger;
 use crate::error::{Error, Result};
 use crate::handler::Context;
-use crate::handler::HandlerError;
+use crate::handler::{HandlerError, panic_message};
 use crate::transport::wire;
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use lapin::options::{
     BasicAckOptions, BasicRejectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
@@ -247,16 +248,31 @@ pub(crate) async fn handle(
             .map(wire::table_to_json),
         routing_key: delivery.routing_key.as_str().to_owned(),
         exchange: delivery.exchange.as_str().to_owned(),
-        context,
+        context: context.clone(),
     };
-    let result = match (ep.handler)(msg).await {
-        Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
-        Err(e) => {
+    let reject = BasicRejectOptions { requeue: false };
+    // A panic must settle the delivery too: an unsettled one holds a prefetch slot for good.
+    let result = match std::panic::AssertUnwindSafe((ep.handler)(msg))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => delivery.acker.ack(BasicAckOptions::default()).await,
+        Ok(Err(e)) => {
             tracing::warn!(queue = %ep.queue, error = %e, "queue handler failed; message rejected");
-            delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await
+            delivery.acker.reject(reject).await
+        }
+        Err(panic) => {
+            let what = panic_message(&panic);
+            tracing::error!(queue = %ep.queue, panic = %what, "queue handler panicked; message rejected");
+            // Reported as a message consumer: Kontiki's exception records know no queue kind.
+            let scope = crate::transport::flow::FlowContext::inbound(
+                crate::transport::flow::EntrypointKind::Event,
+                &ep.queue,
+                None,
+                None,
+            );
+            context.container().report_uncaught(&scope, "Panic", &what);
+            delivery.acker.reject(reject).await
         }
     };
     if let Err(e) = result {
