@@ -7,6 +7,10 @@
 /// [`ApiGatewayServer`](api_gateway::ApiGatewayServer);
 /// call it with [`ApiGatewayClient`](api_gateway::ApiGatewayClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod api_gateway {
     use ::kontiki_rt::codegen as rt;

@@ -25,6 +25,10 @@ pub struct Invoice {
 /// [`BillingServer`](billing::BillingServer);
 /// call it with [`BillingClient`](billing::BillingClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod billing {
     use ::kontiki_rt::codegen as rt;

@@ -20,6 +20,10 @@ pub struct CacheInvalidate {
 /// Implement [`CacheService`](cache_service::CacheService) and register it with
 /// [`CacheServiceServer`](cache_service::CacheServiceServer);
 /// call it with [`CacheServiceClient`](cache_service::CacheServiceClient).
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod cache_service {
     use ::kontiki_rt::codegen as rt;

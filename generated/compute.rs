@@ -21,6 +21,10 @@ pub struct ThingProcessed {
 /// Implement [`ComputeApi`](compute_api::ComputeApi) and register it with
 /// [`ComputeApiServer`](compute_api::ComputeApiServer);
 /// call it with [`ComputeApiClient`](compute_api::ComputeApiClient).
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod compute_api {
     use ::kontiki_rt::codegen as rt;

@@ -207,6 +207,10 @@ impl Child {
 /// [`FeaturesServer`](features::FeaturesServer);
 /// call it with [`FeaturesClient`](features::FeaturesClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod features {
     use ::kontiki_rt::codegen as rt;

@@ -6,6 +6,10 @@
 /// Implement [`HeartbeatService`](heartbeat_service::HeartbeatService) and register it with
 /// [`HeartbeatServiceServer`](heartbeat_service::HeartbeatServiceServer);
 /// call it with [`HeartbeatServiceClient`](heartbeat_service::HeartbeatServiceClient).
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod heartbeat_service {
     use ::kontiki_rt::codegen as rt;

@@ -95,6 +95,10 @@ impl Order {
 /// [`HttpSimpleServer`](http_simple::HttpSimpleServer);
 /// call it with [`HttpSimpleClient`](http_simple::HttpSimpleClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod http_simple {
     use ::kontiki_rt::codegen as rt;

@@ -97,6 +97,10 @@ pub struct ModelArg {
 /// [`ProtoSvcServer`](proto_svc::ProtoSvcServer);
 /// call it with [`ProtoSvcClient`](proto_svc::ProtoSvcClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod proto_svc {
     use ::kontiki_rt::codegen as rt;

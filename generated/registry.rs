@@ -280,6 +280,10 @@ pub struct StatusChanged {
 /// Implement [`ServiceRegistry`](service_registry::ServiceRegistry) and register it with
 /// [`ServiceRegistryServer`](service_registry::ServiceRegistryServer);
 /// call it with [`ServiceRegistryClient`](service_registry::ServiceRegistryClient).
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod service_registry {
     use ::kontiki_rt::codegen as rt;

@@ -7,6 +7,10 @@
 /// [`RpcServiceServer`](rpc_service::RpcServiceServer);
 /// call it with [`RpcServiceClient`](rpc_service::RpcServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod rpc_service {
     use ::kontiki_rt::codegen as rt;

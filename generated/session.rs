@@ -22,6 +22,10 @@ pub struct Step {
 /// Implement [`SessionService`](session_service::SessionService) and register it with
 /// [`SessionServiceServer`](session_service::SessionServiceServer);
 /// call it with [`SessionServiceClient`](session_service::SessionServiceClient).
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod session_service {
     use ::kontiki_rt::codegen as rt;

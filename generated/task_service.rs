@@ -7,6 +7,10 @@
 /// [`TaskServiceServer`](task_service::TaskServiceServer);
 /// call it with [`TaskServiceClient`](task_service::TaskServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod task_service {
     use ::kontiki_rt::codegen as rt;

@@ -21,6 +21,10 @@ pub struct UserCreated {
 /// [`UserEventsServer`](user_events::UserEventsServer);
 /// call it with [`UserEventsClient`](user_events::UserEventsClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
 #[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod user_events {
     use ::kontiki_rt::codegen as rt;

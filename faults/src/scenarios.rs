@@ -567,7 +567,10 @@ async fn broker_restart(
     let mut counts = at_end;
     let mut probe = total + 1_000_000;
     let probing = Instant::now();
-    while counts.iter().zip(&after_restarts).any(|(end, then)| end <= then)
+    while counts
+        .iter()
+        .zip(&after_restarts)
+        .any(|(end, then)| end <= then)
         && probing.elapsed() < RECOVERY_PROBE_LIMIT
     {
         publish_load(

@@ -168,7 +168,13 @@ fn check(dir: &Path, toolchain: Option<&str>, target: &str) {
         }
     }
     let out = cmd
-        .args(["check", "--offline", "--workspace", "--quiet", "--target-dir"])
+        .args([
+            "check",
+            "--offline",
+            "--workspace",
+            "--quiet",
+            "--target-dir",
+        ])
         .arg(dir.join(target))
         .current_dir(dir)
         .env("RUSTFLAGS", "-D warnings")

@@ -7,10 +7,10 @@
 
 mod common;
 
-use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use common::{RustRegistry, amqp_url, messenger, no_broker, reg, status_of, unique, wait_services};
 use kontiki_registry::ADMIN_EXCHANGE;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
@@ -47,14 +47,23 @@ async fn intake(ch: &Channel, kind: &str, body: &[u8], headers: Option<FieldTabl
 /// A header table holding every AMQP field type, nested `depth` tables deep.
 fn odd_headers(depth: usize) -> FieldTable {
     let mut inner = FieldTable::default();
-    inner.insert("bytes".into(), AMQPValue::ByteArray(vec![0xff, 0xfe, 0x00].into()));
+    inner.insert(
+        "bytes".into(),
+        AMQPValue::ByteArray(vec![0xff, 0xfe, 0x00].into()),
+    );
     inner.insert(
         "latin1".into(),
         AMQPValue::LongString(LongString::from(vec![0xe9u8, 0xff])),
     );
     inner.insert("float".into(), AMQPValue::Float(f32::NAN));
     inner.insert("double".into(), AMQPValue::Double(f64::INFINITY));
-    inner.insert("decimal".into(), AMQPValue::DecimalValue(Default::default()));
+    inner.insert(
+        "decimal".into(),
+        AMQPValue::DecimalValue(lapin::types::DecimalValue {
+            scale: 255,
+            value: u32::MAX,
+        }),
+    );
     inner.insert("ts".into(), AMQPValue::Timestamp(u64::MAX));
     inner.insert("void".into(), AMQPValue::Void);
     inner.insert(
@@ -67,10 +76,16 @@ fn odd_headers(depth: usize) -> FieldTable {
     );
     for level in 0..depth {
         let mut outer = FieldTable::default();
-        outer.insert(format!("level{level}").as_str().into(), AMQPValue::FieldTable(inner));
+        outer.insert(
+            format!("level{level}").as_str().into(),
+            AMQPValue::FieldTable(inner),
+        );
         inner = outer;
     }
-    inner.insert("service_name".into(), AMQPValue::LongString("hostile".into()));
+    inner.insert(
+        "service_name".into(),
+        AMQPValue::LongString("hostile".into()),
+    );
     inner
 }
 
@@ -89,10 +104,22 @@ async fn registry_keeps_serving_after_hostile_intake() {
     });
     intake(&ch, "register", register.to_string().as_bytes(), None).await;
     // Not UTF-8, not JSON, JSON of the wrong shapes, and headers of every type nested deep.
-    for kind in ["register", "heartbeat", "unregister", "exception", "context"] {
+    for kind in [
+        "register",
+        "heartbeat",
+        "unregister",
+        "exception",
+        "context",
+    ] {
         intake(&ch, kind, b"\xff\xfe\x00{not json", None).await;
         intake(&ch, kind, b"[1, 2, 3]", None).await;
-        intake(&ch, kind, br#"{"service_name": 5, "instance_id": {"a": []}}"#, None).await;
+        intake(
+            &ch,
+            kind,
+            br#"{"service_name": 5, "instance_id": {"a": []}}"#,
+            None,
+        )
+        .await;
         intake(&ch, kind, br#"{"service_name": "\u00e9\ud800"}"#, None).await;
         intake(&ch, kind, b"{}", Some(odd_headers(64))).await;
     }
@@ -161,7 +188,8 @@ async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
     let m = messenger().await;
     let (conn, ch) = channel().await;
     let service = unique("flood");
-    let register = json!({"service_name": service, "instance_id": "marker", "heartbeat_interval": 60});
+    let register =
+        json!({"service_name": service, "instance_id": "marker", "heartbeat_interval": 60});
     intake(&ch, "register", register.to_string().as_bytes(), None).await;
     wait_services(&m, "the marker instance registered", 60, |s| {
         status_of(s, &service, "marker").is_some()
@@ -173,7 +201,8 @@ async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
     let started = std::time::Instant::now();
     let mut pending = Vec::with_capacity(1000);
     for i in 0..n {
-        let body = json!({"service_name": service, "instance_id": uuid::Uuid::new_v4().to_string()});
+        let body =
+            json!({"service_name": service, "instance_id": uuid::Uuid::new_v4().to_string()});
         let confirm = ch
             .basic_publish(
                 ADMIN_EXCHANGE.into(),

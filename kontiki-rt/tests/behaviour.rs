@@ -554,7 +554,9 @@ async fn queue_handler_panics(t: Target) {
     let svc = t.start_with_prefetch(svc, &name, 1).await;
     let m = t.messenger().await;
     for body in ["panic", "one", "panic", "panic", "two"] {
-        m.publish_raw("", &queue, body.as_bytes(), None).await.unwrap();
+        m.publish_raw("", &queue, body.as_bytes(), None)
+            .await
+            .unwrap();
     }
     rec.wait_for(2, 30).await;
     let bodies: Vec<String> = rec.items().into_iter().map(|(k, _)| k).collect();

@@ -267,7 +267,7 @@ pub(crate) async fn handle(
             // Reported as a message consumer: Kontiki's exception records know no queue kind.
             let scope = crate::transport::flow::FlowContext::inbound(
                 crate::transport::flow::EntrypointKind::Event,
-                &ep.queue,
+                ep.queue.as_str(),
                 None,
                 None,
             );

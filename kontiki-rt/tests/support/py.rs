@@ -309,9 +309,10 @@ impl PyRegistry {
 /// Deletes `event_tracker.queue` before a registry starts: the Rust registry declares it with a
 /// length limit that Python's registry does not (the two cannot declare the same queue in turn).
 async fn delete_timeline_queue() {
-    let conn = lapin::Connection::connect(&super::amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|e| panic!("{}", super::no_broker(e)));
+    let conn =
+        lapin::Connection::connect(&super::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}", super::no_broker(e)));
     let ch = conn.create_channel().await.expect("channel");
     let _ = ch
         .queue_delete(
