@@ -49,6 +49,7 @@ impl Service {
             messenger.observe(observer.clone());
         }
         messenger.set_metrics(settings.metrics.enabled);
+        messenger.set_max_message_size(settings.amqp.max_message_size);
         let container = Arc::new(Container {
             config,
             settings,
