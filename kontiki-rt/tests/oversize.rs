@@ -103,7 +103,10 @@ async fn oversize_messages_fail_alone_with_a_typed_error() {
         .await
         .expect_err("over a limit of 1000 bytes");
     assert!(
-        matches!(err, RpcError::Transport(Error::MessageTooLarge { max: 1000, .. })),
+        matches!(
+            err,
+            RpcError::Transport(Error::MessageTooLarge { max: 1000, .. })
+        ),
         "{err:?}"
     );
     running.shutdown().await;
