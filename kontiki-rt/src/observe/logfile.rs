@@ -169,10 +169,10 @@ where
     ) {
         let mut ids = SpanIds::default();
         attrs.record(&mut ids);
-        if ids.flow_id.is_some() || ids.instance_id.is_some() {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(ids);
-            }
+        if (ids.flow_id.is_some() || ids.instance_id.is_some())
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(ids);
         }
     }
 
