@@ -132,7 +132,7 @@ pub async fn run_with(service: Service, version: &str, args: Args) -> ExitCode {
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `info`).
 ///
 /// With `logging.directory` in a service's config, its lines also go to Kontiki's log file
-/// (`<directory>/<service>-<12 hex>.log`, [`crate::observe::logfile`]) for kontiki-tui.
+/// (`<directory>/<service>-<12 hex>.log`, [`log_file_name`](crate::log_file_name)) for kontiki-tui.
 ///
 /// `KONTIKI_LOG_FORMAT=json` writes one JSON object a line instead (for log shippers): the
 /// level, target, message and fields, and the fields of the current handler span (`service`,
