@@ -23,6 +23,11 @@ fn service(name: &str, word: &'static str) -> Service {
             tracing::debug!("below INFO: not in the file");
             Ok(json!(word))
         }))
+        .rpc(RpcEntrypoint::new("fail", |_c: Call| async move {
+            Err::<serde_json::Value, _>(kontiki_rt::HandlerError::server(
+                "secret detail of the failure",
+            ))
+        }))
         .build()
         .expect("service")
 }
@@ -70,6 +75,22 @@ async fn each_instance_writes_kontiki_log_lines_with_the_flow() {
         .await
         .expect("work");
     }
+    // An internal error: the reply has a generic message and an id; the log line with that id
+    // has the details (issue 18, item 3).
+    let err = m
+        .call(&a, "fail", vec![], serde_json::Map::new())
+        .await
+        .expect_err("fail fails");
+    let message = match &err {
+        kontiki_rt::RpcError::Server { error, .. } => error.message.clone().unwrap_or_default(),
+        other => panic!("a server error, got {other:?}"),
+    };
+    assert!(!message.contains("secret detail"), "{message}");
+    let error_id = message
+        .strip_prefix("internal error (error id ")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no error id in {message:?}"))
+        .to_owned();
     let (ia, ib) = (
         ra.identity().instance_id.to_string(),
         rb.identity().instance_id.to_string(),
@@ -111,4 +132,12 @@ async fn each_instance_writes_kontiki_log_lines_with_the_flow() {
         assert!(!text.contains(&format!("{other} at work")), "{text}");
         assert!(!text.contains("below INFO"), "{text}");
     }
+    let text = std::fs::read_to_string(dir.path().join(kontiki_rt::log_file_name(&a, &ia)))
+        .expect("a's log");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("error_id={error_id}")))
+        .unwrap_or_else(|| panic!("no line with error id {error_id}:\n{text}"));
+    assert!(line.contains("secret detail of the failure"), "{line}");
+    assert!(line.contains(" - ERROR - "), "{line}");
 }

@@ -67,6 +67,11 @@ pub struct AmqpSettings {
     /// the broker closing the channel (and with it every call in flight). A kontiki-rs
     /// addition.
     pub max_message_size: usize,
+    /// `kontiki.amqp.rpc.expose_internal_errors`, default `false`: an RPC handler's internal
+    /// error (not a declared error code) or panic is answered with a generic message and an
+    /// error id that the service logs with the details; `true` (development) sends the details.
+    /// A kontiki-rs addition: Python Kontiki sends the exception's text.
+    pub expose_internal_errors: bool,
 }
 
 impl AmqpSettings {
@@ -88,6 +93,7 @@ impl Default for AmqpSettings {
             tls: TlsSettings::default(),
             connect_timeout: Duration::from_secs(10),
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            expose_internal_errors: false,
         }
     }
 }
@@ -263,6 +269,7 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.amqp.disable",
     "kontiki.amqp.rpc",
     "kontiki.amqp.rpc.timeout",
+    "kontiki.amqp.rpc.expose_internal_errors",
     "kontiki.amqp.max_pending_messages",
     "kontiki.amqp.max_attempts",
     "kontiki.amqp.tls",
@@ -464,6 +471,10 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
             "kontiki.amqp.max_message_size",
             defaults.max_message_size,
             1,
+        )?,
+        expose_internal_errors: read.bool(
+            "kontiki.amqp.rpc.expose_internal_errors",
+            defaults.expose_internal_errors,
         )?,
     })
 }

@@ -166,6 +166,21 @@ pub fn bind_arguments(params: &[Param], body: RequestBody) -> Result<Vec<Value>,
     Ok(bound)
 }
 
+/// A new id for an internal error: in the reply and in the log line that has the details.
+fn error_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// The message of an internal error reply: generic, with the id of the log line that has the
+/// details, unless `kontiki.amqp.rpc.expose_internal_errors` asks for them (development).
+fn internal_message(container: &crate::handler::Container, id: &str, details: &str) -> String {
+    if container.settings.amqp.expose_internal_errors {
+        format!("{details} (error id {id})")
+    } else {
+        format!("internal error (error id {id}; the service's log has the details)")
+    }
+}
+
 /// Runs one request through an entrypoint and returns the reply envelope. Never panics: a
 /// panicking handler becomes a SERVER error and the service lives on.
 pub(crate) async fn serve(
@@ -211,19 +226,23 @@ pub(crate) async fn serve(
         Ok(Ok(value)) => Envelope::success(value),
         Ok(Err(HandlerError::Client { code, message })) => Envelope::client_error(code, message),
         Ok(Err(HandlerError::Server { message, source })) => {
-            tracing::error!(error = %message, source = ?source, "rpc handler failed");
-            reporter
-                .container()
-                .report_uncaught(&report_scope, "ServerError", &message);
-            Envelope::server_error(message)
+            let id = error_id();
+            tracing::error!(error_id = %id, error = %message, source = ?source, "rpc handler failed");
+            let container = reporter.container();
+            container.report_uncaught(&report_scope, "ServerError", &message);
+            Envelope::server_error(internal_message(container, &id, &message))
         }
         Err(panic) => {
             let what = panic_message(&panic);
-            tracing::error!(panic = %what, "rpc handler panicked");
-            reporter
-                .container()
-                .report_uncaught(&report_scope, "Panic", &what);
-            Envelope::server_error("internal error: the handler panicked")
+            let id = error_id();
+            tracing::error!(error_id = %id, panic = %what, "rpc handler panicked");
+            let container = reporter.container();
+            container.report_uncaught(&report_scope, "Panic", &what);
+            Envelope::server_error(internal_message(
+                container,
+                &id,
+                &format!("the handler panicked: {what}"),
+            ))
         }
     }
 }
