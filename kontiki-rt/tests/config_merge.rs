@@ -560,7 +560,7 @@ fn settings_defaults_are_kontikis() {
     assert!(settings.registration.report_uncaught_exceptions);
     assert_eq!(settings.heartbeat.interval, Duration::from_secs(60));
     assert!(!settings.http.disable);
-    assert_eq!(settings.http.address, "0.0.0.0");
+    assert_eq!(settings.http.address, "127.0.0.1");
     assert_eq!(settings.http.port, 8080);
     assert_eq!(settings.http.max_body_bytes, 2 * 1024 * 1024);
     assert!(settings.http.documentation.enabled);

@@ -181,7 +181,9 @@ impl Default for HeartbeatSettings {
 pub struct HttpSettings {
     /// `kontiki.http.disable`, default `false`: do not serve `@http` routes.
     pub disable: bool,
-    /// `kontiki.http.address`, default `0.0.0.0`.
+    /// `kontiki.http.address`, default `127.0.0.1` (Kontiki: `0.0.0.0`): only this host
+    /// reaches the routes until the address says otherwise (`0.0.0.0` for every interface, e.g.
+    /// in a container).
     pub address: String,
     /// `kontiki.http.port`, default 8080 (0 picks a free port).
     pub port: u16,
@@ -195,7 +197,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             disable: false,
-            address: "0.0.0.0".to_owned(),
+            address: "127.0.0.1".to_owned(),
             port: 8080,
             max_body_bytes: 2 * 1024 * 1024,
             documentation: DocumentationSettings::default(),

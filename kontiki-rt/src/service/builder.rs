@@ -75,6 +75,52 @@ impl ServiceBuilder {
         self
     }
 
+    /// Wraps the service's HTTP routes in `layer`: any tower or tower-http layer that axum's
+    /// `Router::layer` takes (authentication, CORS, rate limits, timeouts, ...). Several calls
+    /// nest, the first innermost. The layers wrap the routes the service declares, not the
+    /// OpenAPI documents, Swagger UI or `/metrics`, `/live` and `/ready`. A request a layer
+    /// refuses never reaches the handler; its response still gets the `flow_id` header.
+    ///
+    /// ```
+    /// use kontiki_rt::Service;
+    /// use kontiki_rt::http::{HttpRequest, HttpResponse, HttpRoute, Method, StatusCode};
+    /// use axum::{extract::Request, middleware::{self, Next}, response::{IntoResponse, Response}};
+    ///
+    /// async fn require_token(req: Request, next: Next) -> Response {
+    ///     match req.headers().get("authorization") {
+    ///         Some(v) if v == "Bearer s3cret" => next.run(req).await,
+    ///         _ => StatusCode::UNAUTHORIZED.into_response(),
+    ///     }
+    /// }
+    ///
+    /// let svc = Service::builder("guarded")
+    ///     .http(HttpRoute::new(Method::GET, "/items", |_r: HttpRequest| async {
+    ///         Ok(HttpResponse::json(StatusCode::OK, &[1, 2]))
+    ///     }))
+    ///     .http_layer(middleware::from_fn(require_token))
+    ///     .build()?;
+    /// # Ok::<(), kontiki_rt::Error>(())
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower_service::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower_service::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.service
+            .http
+            .layers
+            .push(Arc::new(move |router: axum::Router| {
+                router.layer(layer.clone())
+            }));
+        self
+    }
+
     /// Serves `document_json`, the OpenAPI document of API version `version`, with a Swagger
     /// UI (`kontiki.http.documentation.*`).
     #[cfg(feature = "http")]

@@ -165,12 +165,29 @@ impl HttpRoute {
     }
 }
 
+/// A layer the service adds around its routes ([`ServiceBuilder::http_layer`]).
+///
+/// [`ServiceBuilder::http_layer`]: crate::ServiceBuilder::http_layer
+pub(crate) type RouterLayer = Arc<dyn Fn(axum::Router) -> axum::Router + Send + Sync>;
+
 /// The routes and OpenAPI documents of a service definition.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct HttpDefs {
     pub(crate) routes: Vec<HttpRoute>,
     /// `(version, document JSON)`, in the order given.
     pub(crate) documents: Vec<(String, String)>,
+    /// Layers around the service's own routes, innermost first.
+    pub(crate) layers: Vec<RouterLayer>,
+}
+
+impl std::fmt::Debug for HttpDefs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpDefs")
+            .field("routes", &self.routes)
+            .field("documents", &self.documents.len())
+            .field("layers", &self.layers.len())
+            .finish()
+    }
 }
 
 impl HttpDefs {

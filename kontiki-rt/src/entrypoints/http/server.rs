@@ -211,6 +211,19 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     for (path, method_router) in by_path {
         router = try_route(router, &path, method_router)?;
     }
+    // The service's own layers (authentication, CORS, rate limits) wrap its routes only: the
+    // docs and the ops routes (/metrics, /live, /ready) stay open to the operator. The flow
+    // layer below wraps them all, so a response a layer makes still carries its flow id.
+    if !defs.layers.is_empty() {
+        // Set before the layers wrap them, so that a method a route does not have goes
+        // through the layers too (a CORS preflight is an OPTIONS the route never declares).
+        router = router.method_not_allowed_fallback(|| async {
+            json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        });
+    }
+    for layer in &defs.layers {
+        router = layer(router);
+    }
     if settings.documentation.enabled {
         router = docs::add_routes(router, &defs.documents, &settings.documentation, &shapes)?;
     }
