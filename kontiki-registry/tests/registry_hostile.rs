@@ -188,6 +188,8 @@ async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
         .expect("spawn kontiki-registry");
     let pid = child.id().expect("pid");
     let m = messenger().await;
+    // The registry declares its exchange: wait until it answers before publishing to it.
+    wait_services(&m, "the registry answering", 60, |_| true).await;
     let (conn, ch) = channel().await;
     let service = unique("flood");
     let register =
