@@ -189,7 +189,7 @@ async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
     let pid = child.id().expect("pid");
     let m = messenger().await;
     // The registry declares its exchange: wait until it answers before publishing to it.
-    wait_services(&m, "the registry answering", 60, |_| true).await;
+    wait_services(&m, "the registry answering", 60, |s| !s.is_null()).await;
     let (conn, ch) = channel().await;
     let service = unique("flood");
     let register =
