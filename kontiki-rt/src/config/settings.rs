@@ -72,6 +72,14 @@ pub struct AmqpSettings {
     /// error id that the service logs with the details; `true` (development) sends the details.
     /// A kontiki-rs addition: Python Kontiki sends the exception's text.
     pub expose_internal_errors: bool,
+    /// `kontiki.amqp.rpc.dedup_window` (seconds), default 300 s, 0 = off: a request this
+    /// instance handled (or is handling) within the window is answered with the reply of its
+    /// first run instead of running again when the broker delivers it again. A kontiki-rs
+    /// addition.
+    pub rpc_dedup_window: Duration,
+    /// `kontiki.amqp.rpc.dedup_capacity`, default 10000 (at least 1): at most this many
+    /// requests are remembered (replies over 64 KiB are not kept).
+    pub rpc_dedup_capacity: usize,
 }
 
 impl AmqpSettings {
@@ -94,6 +102,8 @@ impl Default for AmqpSettings {
             connect_timeout: Duration::from_secs(10),
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             expose_internal_errors: false,
+            rpc_dedup_window: Duration::from_secs(300),
+            rpc_dedup_capacity: 10_000,
         }
     }
 }
@@ -272,6 +282,8 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.amqp.rpc",
     "kontiki.amqp.rpc.timeout",
     "kontiki.amqp.rpc.expose_internal_errors",
+    "kontiki.amqp.rpc.dedup_window",
+    "kontiki.amqp.rpc.dedup_capacity",
     "kontiki.amqp.max_pending_messages",
     "kontiki.amqp.max_attempts",
     "kontiki.amqp.tls",
@@ -477,6 +489,16 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
         expose_internal_errors: read.bool(
             "kontiki.amqp.rpc.expose_internal_errors",
             defaults.expose_internal_errors,
+        )?,
+        rpc_dedup_window: read.duration(
+            "kontiki.amqp.rpc.dedup_window",
+            defaults.rpc_dedup_window,
+            false,
+        )?,
+        rpc_dedup_capacity: read.integer(
+            "kontiki.amqp.rpc.dedup_capacity",
+            defaults.rpc_dedup_capacity,
+            1,
         )?,
     })
 }

@@ -1,6 +1,7 @@
 //! The entrypoint kinds a service exposes: RPC, events, plain queues, periodic tasks and HTTP
 //! routes. Each sits on [`crate::handler`] and the transport; none knows the service.
 
+pub(crate) mod dedup;
 pub mod event;
 #[cfg(feature = "http")]
 pub mod http;

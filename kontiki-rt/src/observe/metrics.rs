@@ -88,6 +88,11 @@ fn describe() {
         "RPC requests being handled now"
     );
     describe_counter!(
+        "kontiki_rpc_server_deduplicated_total",
+        Unit::Count,
+        "RPC requests seen again within the dedup window, answered with the first run's reply"
+    );
+    describe_counter!(
         "kontiki_rpc_client_calls_total",
         Unit::Count,
         "Calls made through a Messenger, by called service, method and outcome (ok, error code, internal, timeout, unknown_service, connection_lost, error)"

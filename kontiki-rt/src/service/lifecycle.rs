@@ -96,6 +96,15 @@ impl Service {
         let state = Arc::new(ServeState {
             container: container.clone(),
             rpc_metrics,
+            dedup: {
+                let amqp = &container.settings.amqp;
+                (!amqp.rpc_dedup_window.is_zero()).then(|| {
+                    crate::entrypoints::dedup::Dedup::new(
+                        amqp.rpc_dedup_window,
+                        amqp.rpc_dedup_capacity,
+                    )
+                })
+            },
             rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
             event_queues,
             session_rpc: Arc::new(session_open_entrypoint()),

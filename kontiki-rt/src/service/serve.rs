@@ -2,6 +2,7 @@
 //! does, starts the consumers, and dispatches each delivery to its RPC, event or queue handler.
 
 use super::builder::check_word;
+use crate::entrypoints::dedup::{self, Dedup, Seen};
 use crate::entrypoints::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
 use crate::entrypoints::rpc::{self, RpcEntrypoint};
 use crate::entrypoints::task::{self};
@@ -46,6 +47,8 @@ pub(super) struct ServeState {
     pub(super) consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
     /// Each RPC method's metric handles, by method name.
     pub(super) rpc_metrics: std::collections::HashMap<String, RpcServerMetrics>,
+    /// Recently handled requests (`kontiki.amqp.rpc.dedup_window`); `None` when off.
+    pub(super) dedup: Option<Dedup>,
 }
 
 /// Declares the topology and starts the consumers on every new connection.
@@ -327,6 +330,26 @@ async fn handle_rpc(
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
     async {
+        // A request this instance handled (or is handling) within the dedup window is answered
+        // with the reply of its first run: a redelivery after a lost connection does not run
+        // the handler again (entrypoints::dedup says what exactly is promised).
+        let mut run = None;
+        if let (Some(dedup), Some(cid)) = (state.dedup.as_ref(), correlation_id.as_deref()) {
+            match dedup.begin(cid) {
+                Seen::New => run = Some(RunGuard { dedup, cid }),
+                Seen::Done(reply) => {
+                    answer_again(&state, &ep, &link, &delivery, &reply).await;
+                    return;
+                }
+                Seen::Running(rx) => {
+                    if let Some(reply) = dedup::wait(rx).await {
+                        answer_again(&state, &ep, &link, &delivery, &reply).await;
+                        return;
+                    }
+                    // The first run ended with no reply to share: this one runs.
+                }
+            }
+        }
         let metrics = state.rpc_metrics.get(&*ep.name);
         let started = std::time::Instant::now();
         if let Some(m) = metrics {
@@ -334,40 +357,25 @@ async fn handle_rpc(
         }
         let context = Context::new(state.container.clone());
         let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
-        if let Some(reply_to) = props.reply_to() {
-            let mut reply_props = BasicProperties::default().with_delivery_mode(1);
-            if let Some(cid) = props.correlation_id() {
-                reply_props = reply_props.with_correlation_id(cid.clone());
-            }
-            let mut body = envelope.to_bytes();
-            let max = state.container.settings.amqp.max_message_size;
-            if body.len() > max {
-                // Sent, the broker would close the reply channel; the caller gets an error.
-                tracing::error!(
-                    size = body.len(),
-                    max,
-                    "rpc reply larger than kontiki.amqp.max_message_size; replying with an error"
-                );
-                body = wire::Envelope::server_error(format!(
-                    "the reply is {} bytes, more than the {max} of kontiki.amqp.max_message_size",
-                    body.len()
-                ))
-                .to_bytes();
-            }
-            if let Err(e) = link
-                .reply
-                .basic_publish(
-                    "".into(),
-                    reply_to.clone(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    reply_props,
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "could not send the reply");
-            }
+        let mut body = envelope.to_bytes();
+        let max = state.container.settings.amqp.max_message_size;
+        if body.len() > max {
+            // Sent, the broker would close the reply channel; the caller gets an error.
+            tracing::error!(
+                size = body.len(),
+                max,
+                "rpc reply larger than kontiki.amqp.max_message_size; replying with an error"
+            );
+            body = wire::Envelope::server_error(format!(
+                "the reply is {} bytes, more than the {max} of kontiki.amqp.max_message_size",
+                body.len()
+            ))
+            .to_bytes();
         }
+        if let Some(run) = run.take() {
+            run.finish(&body);
+        }
+        send_reply(&link, props, &body).await;
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
@@ -380,6 +388,79 @@ async fn handle_rpc(
     }
     .instrument(span)
     .await;
+}
+
+/// Sends `body` to the request's `reply_to` (if any) with its correlation id.
+async fn send_reply(link: &Link, props: &BasicProperties, body: &[u8]) {
+    let Some(reply_to) = props.reply_to() else {
+        return;
+    };
+    let mut reply_props = BasicProperties::default().with_delivery_mode(1);
+    if let Some(cid) = props.correlation_id() {
+        reply_props = reply_props.with_correlation_id(cid.clone());
+    }
+    if let Err(e) = link
+        .reply
+        .basic_publish(
+            "".into(),
+            reply_to.clone(),
+            BasicPublishOptions::default(),
+            body,
+            reply_props,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not send the reply");
+    }
+}
+
+/// Answers a request seen again with the reply of its first run, and acks it.
+async fn answer_again(
+    state: &ServeState,
+    ep: &RpcEntrypoint,
+    link: &Link,
+    delivery: &Delivery,
+    reply: &[u8],
+) {
+    tracing::info!(
+        redelivered = delivery.redelivered,
+        "request seen again within the dedup window: answered with its first run's reply"
+    );
+    #[cfg(feature = "metrics")]
+    if state.container.settings.metrics.enabled {
+        metrics::counter!(
+            "kontiki_rpc_server_deduplicated_total",
+            "service" => state.container.identity.service_name.to_string(),
+            "method" => ep.name.to_string()
+        )
+        .increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (state, ep);
+    send_reply(link, &delivery.properties, reply).await;
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
+    }
+}
+
+/// A run recorded in the dedup cache: [`RunGuard::finish`] shares its reply; dropped without
+/// it (the task ended early), the entry is abandoned so that redeliveries do not wait for good.
+struct RunGuard<'a> {
+    dedup: &'a Dedup,
+    cid: &'a str,
+}
+
+impl RunGuard<'_> {
+    fn finish(self, reply: &[u8]) {
+        self.dedup.finish(self.cid, reply);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.dedup.abandon(self.cid);
+    }
 }
 
 /// The entrypoint catalogue of the register body (protocol §5.6): events, then RPCs, then
