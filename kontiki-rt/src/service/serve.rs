@@ -333,7 +333,10 @@ async fn handle_rpc(
             m.started();
         }
         let context = Context::new(state.container.clone());
-        let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
+        let rpc::Answer {
+            envelope,
+            timed_out,
+        } = rpc::serve(&ep, &delivery.data, headers, context).await;
         if let Some(reply_to) = props.reply_to() {
             let mut reply_props = BasicProperties::default().with_delivery_mode(1);
             if let Some(cid) = props.correlation_id() {
@@ -358,7 +361,7 @@ async fn handle_rpc(
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
         if let Some(m) = metrics {
-            m.answered(&envelope, started.elapsed());
+            m.answered(&envelope, timed_out, started.elapsed());
         }
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
