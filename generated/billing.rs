@@ -2,9 +2,9 @@
 
 /// An invoice.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -13,7 +13,7 @@ pub struct Invoice {
     /// Invoice id.
     pub id: ::kontiki_rt::codegen::Uuid,
     /// The user billed.
-    pub user_id: String,
+    pub user_id: ::std::string::String,
     /// When it was created.
     pub created_at: ::kontiki_rt::codegen::DateTime,
 }
@@ -25,7 +25,11 @@ pub struct Invoice {
 /// [`BillingServer`](billing::BillingServer);
 /// call it with [`BillingClient`](billing::BillingClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod billing {
     use ::kontiki_rt::codegen as rt;
 
@@ -44,25 +48,31 @@ pub mod billing {
     /// Creates invoices.
     ///
     /// Implement it (with `async fn`), then serve it with [`BillingServer`].
-    pub trait Billing: Send + Sync + 'static {
+    pub trait Billing: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Creates an invoice for `user_id` and publishes `user.created`.
         ///
         /// RPC `create_invoice`.
         fn create_invoice(
             &self,
             ctx: rt::Context,
-            user_id: String,
-        ) -> impl Future<Output = Result<super::Invoice, CreateInvoiceError>> + Send;
+            user_id: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Invoice, CreateInvoiceError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`Billing::create_invoice`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum CreateInvoiceError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -70,8 +80,8 @@ pub mod billing {
 
     impl CreateInvoiceError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -89,16 +99,18 @@ pub mod billing {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for CreateInvoiceError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for CreateInvoiceError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for CreateInvoiceError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for CreateInvoiceError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -107,15 +119,15 @@ pub mod billing {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`BillingClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct BillingServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for BillingServer<T> {
+    impl<T> ::core::clone::Clone for BillingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -123,16 +135,16 @@ pub mod billing {
     impl<T: Billing> BillingServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -144,71 +156,64 @@ pub mod billing {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "create_invoice",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let user_id: String = rt::decode_arg(
-                                        "user_id",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.create_invoice(call.context, user_id).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("user_id", true)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("create_invoice", move | call : rt::Call | { let
+                svc = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let user_id :
+                ::std::string::String = rt::decode_arg("user_id", rt::next_arg(& mut
+                args)) ?; match svc.create_invoice(call.context, user_id). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("user_id", true) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// Publishes the events [`Billing`] emits, with their payload types.
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct BillingPublisher {
         messenger: rt::Messenger,
     }
@@ -240,7 +245,12 @@ pub mod billing {
     }
 
     /// The client errors a call to [`BillingClient::create_invoice`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum CreateInvoiceClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -248,35 +258,35 @@ pub mod billing {
 
     impl CreateInvoiceClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for CreateInvoiceClientError {
+    impl ::core::convert::From<rt::RemoteError> for CreateInvoiceClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for CreateInvoiceClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for CreateInvoiceClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for CreateInvoiceClientError {}
+    impl ::std::error::Error for CreateInvoiceClientError {}
 
     /// Calls [`Billing`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct BillingClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -285,14 +295,17 @@ pub mod billing {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -317,25 +330,37 @@ pub mod billing {
         /// Calls RPC `create_invoice`.
         pub async fn create_invoice(
             &self,
-            user_id: impl Into<String>,
-        ) -> Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>> {
-            self.create_invoice_with(self.options.clone(), user_id).await
+            user_id: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Invoice,
+            rt::RpcError<CreateInvoiceClientError>,
+        > {
+            self.create_invoice_with(::core::clone::Clone::clone(&self.options), user_id)
+                .await
         }
 
         /// Calls RPC `create_invoice` with per-call options (timeout, target instance, extra headers).
         pub async fn create_invoice_with(
             &self,
             options: rt::CallOptions,
-            user_id: impl Into<String>,
-        ) -> Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>> {
-            let args = Vec::from([rt::encode_arg(&Into::<String>::into(user_id))?]);
+            user_id: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Invoice,
+            rt::RpcError<CreateInvoiceClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(user_id)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "create_invoice",
                     args,
                     options,
-                    CreateInvoiceClientError::from,
+                    <CreateInvoiceClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }

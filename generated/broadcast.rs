@@ -2,16 +2,16 @@
 
 /// Body of `cache.invalidate`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct CacheInvalidate {
     /// The key to drop.
-    pub key: String,
+    pub key: ::std::string::String,
 }
 
 /// Keeps a local cache in each replica.
@@ -20,7 +20,11 @@ pub struct CacheInvalidate {
 /// Implement [`CacheService`](cache_service::CacheService) and register it with
 /// [`CacheServiceServer`](cache_service::CacheServiceServer);
 /// call it with [`CacheServiceClient`](cache_service::CacheServiceClient).
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod cache_service {
     use ::kontiki_rt::codegen as rt;
 
@@ -39,7 +43,7 @@ pub mod cache_service {
     /// Keeps a local cache in each replica.
     ///
     /// Implement it (with `async fn`), then serve it with [`CacheServiceServer`].
-    pub trait CacheService: Send + Sync + 'static {
+    pub trait CacheService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Drops the key in this replica (each replica has its own queue).
         ///
         /// Handles `cache.invalidate` (broadcast).
@@ -47,12 +51,18 @@ pub mod cache_service {
             &self,
             ctx: rt::Context,
             payload: super::CacheInvalidate,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
@@ -60,15 +70,15 @@ pub mod cache_service {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`CacheServiceClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct CacheServiceServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for CacheServiceServer<T> {
+    impl<T> ::core::clone::Clone for CacheServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -76,16 +86,16 @@ pub mod cache_service {
     impl<T: CacheService> CacheServiceServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -97,71 +107,62 @@ pub mod cache_service {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let payload: super::CacheInvalidate = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_invalidate(event.context, payload)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
-                            "on_invalidate",
-                            [events::CACHE_INVALIDATE],
-                            handler,
-                        )
-                        .mode(rt::EventMode::Broadcast)
-                },
-            ])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let payload : super::CacheInvalidate = rt::decode_payload(&
+                event.event_type, event.payload) ?; svc.on_invalidate(event.context,
+                payload). await .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_invalidate", [events::CACHE_INVALIDATE],
+                handler).mode(rt::EventMode::Broadcast) },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// Publishes the events [`CacheService`] emits, with their payload types.
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct CacheServicePublisher {
         messenger: rt::Messenger,
     }
@@ -194,10 +195,10 @@ pub mod cache_service {
 
     /// Calls [`CacheService`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct CacheServiceClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -206,14 +207,17 @@ pub mod cache_service {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 

@@ -2,9 +2,9 @@
 
 /// Body of `thing_processed`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -21,7 +21,11 @@ pub struct ThingProcessed {
 /// Implement [`ComputeApi`](compute_api::ComputeApi) and register it with
 /// [`ComputeApiServer`](compute_api::ComputeApiServer);
 /// call it with [`ComputeApiClient`](compute_api::ComputeApiClient).
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod compute_api {
     use ::kontiki_rt::codegen as rt;
 
@@ -43,7 +47,7 @@ pub mod compute_api {
     /// Doubles numbers and processes things.
     ///
     /// Implement it (with `async fn`), then serve it with [`ComputeApiServer`].
-    pub trait ComputeApi: Send + Sync + 'static {
+    pub trait ComputeApi: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Returns `x * 2` (computed by the service delegate).
         ///
         /// RPC `compute`.
@@ -51,7 +55,9 @@ pub mod compute_api {
             &self,
             ctx: rt::Context,
             x: i64,
-        ) -> impl Future<Output = Result<i64, ComputeError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<i64, ComputeError>,
+        > + ::core::marker::Send;
 
         /// Publishes `thing_processed` with the received payload.
         ///
@@ -60,17 +66,23 @@ pub mod compute_api {
             &self,
             ctx: rt::Context,
             payload: rt::Json,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`ComputeApi::compute`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ComputeError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -78,8 +90,8 @@ pub mod compute_api {
 
     impl ComputeError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -97,16 +109,18 @@ pub mod compute_api {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ComputeError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ComputeError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ComputeError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ComputeError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -115,15 +129,15 @@ pub mod compute_api {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ComputeApiClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct ComputeApiServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for ComputeApiServer<T> {
+    impl<T> ::core::clone::Clone for ComputeApiServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -131,16 +145,16 @@ pub mod compute_api {
     impl<T: ComputeApi> ComputeApiServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -152,91 +166,72 @@ pub mod compute_api {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "compute",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let x: i64 = rt::decode_arg("x", rt::next_arg(&mut args))?;
-                                    match svc.compute(call.context, x).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("x", true)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("compute", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let x : i64 =
+                rt::decode_arg("x", rt::next_arg(& mut args)) ?; match svc.compute(call
+                .context, x). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .param("x", true) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let payload: rt::Json = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_thing(event.context, payload)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
-                            "on_thing",
-                            [events::THING_HAPPENED],
-                            handler,
-                        )
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
-                },
-            ])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let payload : rt::Json = rt::decode_payload(& event
+                .event_type, event.payload) ?; svc.on_thing(event.context, payload).
+                await .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_thing", [events::THING_HAPPENED], handler)
+                .mode(rt::EventMode::Competing).max_attempts(3) },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// Publishes the events [`ComputeApi`] emits, with their payload types.
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct ComputeApiPublisher {
         messenger: rt::Messenger,
     }
@@ -268,7 +263,12 @@ pub mod compute_api {
     }
 
     /// The client errors a call to [`ComputeApiClient::compute`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ComputeClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -276,35 +276,35 @@ pub mod compute_api {
 
     impl ComputeClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ComputeClientError {
+    impl ::core::convert::From<rt::RemoteError> for ComputeClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for ComputeClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ComputeClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ComputeClientError {}
+    impl ::std::error::Error for ComputeClientError {}
 
     /// Calls [`ComputeApi`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct ComputeApiClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -313,14 +313,17 @@ pub mod compute_api {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -346,8 +349,8 @@ pub mod compute_api {
         pub async fn compute(
             &self,
             x: i64,
-        ) -> Result<i64, rt::RpcError<ComputeClientError>> {
-            self.compute_with(self.options.clone(), x).await
+        ) -> ::core::result::Result<i64, rt::RpcError<ComputeClientError>> {
+            self.compute_with(::core::clone::Clone::clone(&self.options), x).await
         }
 
         /// Calls RPC `compute` with per-call options (timeout, target instance, extra headers).
@@ -355,15 +358,15 @@ pub mod compute_api {
             &self,
             options: rt::CallOptions,
             x: i64,
-        ) -> Result<i64, rt::RpcError<ComputeClientError>> {
-            let args = Vec::from([rt::encode_arg(&x)?]);
+        ) -> ::core::result::Result<i64, rt::RpcError<ComputeClientError>> {
+            let args = ::std::vec![rt::encode_arg(& x) ?,];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "compute",
                     args,
                     options,
-                    ComputeClientError::from,
+                    <ComputeClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }

@@ -4,18 +4,21 @@
 pub type WidgetId = ::kontiki_rt::codegen::Uuid;
 
 /// Labels, keyed by name.
-pub type Labels = ::std::collections::BTreeMap<String, String>;
+pub type Labels = ::std::collections::BTreeMap<
+    ::std::string::String,
+    ::std::string::String,
+>;
 
 /// The kinds of widget. Variants may carry a different wire string.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::marker::Copy,
+    ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+    ::core::cmp::PartialOrd,
+    ::core::cmp::Ord,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -45,9 +48,9 @@ impl Kind {
 
 /// Every built-in type, optional and defaulted fields, and Rust keywords as names.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -75,15 +78,15 @@ pub struct Widget {
     pub ratio: f64,
     /// Text.
     #[serde(default = "Widget::default_title")]
-    pub title: String,
+    pub title: ::std::string::String,
     /// `{"__bytes__": true, "data": <base64>}` on the wire.
     #[serde(default)]
-    pub blob: Option<::kontiki_rt::codegen::Bytes>,
+    pub blob: ::core::option::Option<::kontiki_rt::codegen::Bytes>,
     /// ISO 8601 date and time.
     pub created_at: ::kontiki_rt::codegen::DateTime,
     /// ISO 8601 date.
     #[serde(default)]
-    pub birthday: Option<::kontiki_rt::codegen::Date>,
+    pub birthday: ::core::option::Option<::kontiki_rt::codegen::Date>,
     /// Any JSON value.
     #[serde(default = "Widget::default_extra")]
     pub extra: ::kontiki_rt::codegen::Json,
@@ -92,23 +95,26 @@ pub struct Widget {
     pub r#type: Kind,
     /// Another keyword.
     #[serde(default = "Widget::default_match")]
-    pub r#match: Option<String>,
+    pub r#match: ::core::option::Option<::std::string::String>,
     /// And another.
     #[serde(default)]
-    pub r#ref: Option<String>,
+    pub r#ref: ::core::option::Option<::std::string::String>,
     /// A list with a default.
     #[serde(default = "Widget::default_tags")]
-    pub tags: Vec<String>,
+    pub tags: ::std::vec::Vec<::std::string::String>,
     /// A map with a default.
     #[serde(default = "Widget::default_labels")]
     pub labels: Labels,
     /// Nested containers.
-    pub matrix: Vec<Vec<f64>>,
+    pub matrix: ::std::vec::Vec<::std::vec::Vec<f64>>,
     /// A map of lists of optional structs.
-    pub children: ::std::collections::BTreeMap<String, Vec<Option<Child>>>,
+    pub children: ::std::collections::BTreeMap<
+        ::std::string::String,
+        ::std::vec::Vec<::core::option::Option<Child>>,
+    >,
     /// A type from another package.
     #[serde(default)]
-    pub creator: Option<super::user_events::UserCreated>,
+    pub creator: ::core::option::Option<super::user_events::UserCreated>,
 }
 
 impl Widget {
@@ -136,43 +142,53 @@ impl Widget {
         0.5_f64
     }
 
-    fn default_title() -> String {
-        "untitled".to_owned()
+    fn default_title() -> ::std::string::String {
+        ::std::borrow::ToOwned::to_owned("untitled")
     }
 
     fn default_extra() -> ::kontiki_rt::codegen::Json {
-        ::kontiki_rt::codegen::serde_json::json!({ "a" : [1, 2.5, "x", null, true] })
+        ::kontiki_rt::codegen::serde_json::from_str("{\"a\":[1,2.5,\"x\",null,true]}")
+            .expect("invariant: kontiki-codegen checked the default")
     }
 
     fn default_type() -> Kind {
         Kind::Large
     }
 
-    fn default_match() -> Option<String> {
-        None
+    fn default_match() -> ::core::option::Option<::std::string::String> {
+        ::core::option::Option::None
     }
 
-    fn default_tags() -> Vec<String> {
-        vec!["a".to_owned(), "b".to_owned()]
+    fn default_tags() -> ::std::vec::Vec<::std::string::String> {
+        ::std::vec![
+            ::std::borrow::ToOwned::to_owned("a"), ::std::borrow::ToOwned::to_owned("b")
+        ]
     }
 
     fn default_labels() -> Labels {
-        [("env".to_owned(), "prod".to_owned())].into_iter().collect()
+        ::core::iter::Iterator::collect(
+            ::core::iter::IntoIterator::into_iter([
+                (
+                    ::std::borrow::ToOwned::to_owned("env"),
+                    ::std::borrow::ToOwned::to_owned("prod"),
+                ),
+            ]),
+        )
     }
 }
 
 /// A nested struct.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Child {
     /// Name.
-    pub name: String,
+    pub name: ::std::string::String,
     /// Enum default written as its wire string.
     #[serde(default = "Child::default_kind")]
     pub kind: Kind,
@@ -191,7 +207,11 @@ impl Child {
 /// [`FeaturesServer`](features::FeaturesServer);
 /// call it with [`FeaturesClient`](features::FeaturesClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod features {
     use ::kontiki_rt::codegen as rt;
 
@@ -772,19 +792,19 @@ pub mod features {
     pub mod headers {
         /// A tenant id, passed as an extra header.
         ///
-        /// Type: `String`.
+        /// Type: `::std::string::String`.
         pub const TENANT: &str = "tenant";
 
         /// A header whose name is not an identifier.
         ///
-        /// Type: `Option<String>`.
+        /// Type: `::core::option::Option<::std::string::String>`.
         pub const X_REQUEST_ID: &str = "x-request-id";
     }
 
     /// Exercises every entrypoint kind and option.
     ///
     /// Implement it (with `async fn`), then serve it with [`FeaturesServer`].
-    pub trait Features: Send + Sync + 'static {
+    pub trait Features: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Several parameters, a default, errors from here and from an import, headers.
         ///
         /// RPC `create_widget`; receives the message headers.
@@ -793,9 +813,11 @@ pub mod features {
             ctx: rt::Context,
             headers: rt::Headers,
             kind: super::Kind,
-            title: String,
-            r#type: String,
-        ) -> impl Future<Output = Result<super::Widget, CreateWidgetError>> + Send;
+            title: ::std::string::String,
+            r#type: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, CreateWidgetError>,
+        > + ::core::marker::Send;
 
         /// No return value (`null` on the wire), no parameters.
         ///
@@ -803,7 +825,9 @@ pub mod features {
         fn reset(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), ResetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ResetError>,
+        > + ::core::marker::Send;
 
         /// Returns an optional.
         ///
@@ -812,7 +836,12 @@ pub mod features {
             &self,
             ctx: rt::Context,
             id: super::WidgetId,
-        ) -> impl Future<Output = Result<Option<super::Widget>, FindWidgetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::core::option::Option<super::Widget>,
+                FindWidgetError,
+            >,
+        > + ::core::marker::Send;
 
         /// Competing (the default), several event types (`user.created` is imported: event types are global, so never qualified), more attempts.
         ///
@@ -822,7 +851,9 @@ pub mod features {
             ctx: rt::Context,
             headers: rt::Headers,
             event: OnWidgetOrUserEvent,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Every replica gets a copy.
         ///
@@ -831,7 +862,9 @@ pub mod features {
             &self,
             ctx: rt::Context,
             payload: super::WidgetId,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Only the replica pinned by the session.
         ///
@@ -840,7 +873,9 @@ pub mod features {
             &self,
             ctx: rt::Context,
             payload: super::WidgetId,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Event types read from configuration (`use_config=True`).
         ///
@@ -848,9 +883,11 @@ pub mod features {
         fn on_configured(
             &self,
             ctx: rt::Context,
-            event_type: String,
+            event_type: ::std::string::String,
             payload: rt::Json,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Versioned, tagged, with summary and description, query parameters.
         ///
@@ -858,9 +895,14 @@ pub mod features {
         fn list_widgets(
             &self,
             ctx: rt::Context,
-            kind: Option<super::Kind>,
+            kind: ::core::option::Option<super::Kind>,
             limit: u32,
-        ) -> impl Future<Output = Result<Vec<super::Widget>, ListWidgetsError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::Widget>,
+                ListWidgetsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Validated body, success status, errors mapped to statuses (one by default).
         ///
@@ -869,7 +911,9 @@ pub mod features {
             &self,
             ctx: rt::Context,
             body: super::Widget,
-        ) -> impl Future<Output = Result<super::Widget, PostWidgetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, PostWidgetError>,
+        > + ::core::marker::Send;
 
         /// Path parameters.
         ///
@@ -879,7 +923,9 @@ pub mod features {
             ctx: rt::Context,
             id: super::WidgetId,
             body: super::Widget,
-        ) -> impl Future<Output = Result<super::Widget, PutWidgetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, PutWidgetError>,
+        > + ::core::marker::Send;
 
         /// PATCH with a body.
         ///
@@ -889,7 +935,9 @@ pub mod features {
             ctx: rt::Context,
             id: super::WidgetId,
             body: rt::Json,
-        ) -> impl Future<Output = Result<(), PatchWidgetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), PatchWidgetError>,
+        > + ::core::marker::Send;
 
         /// DELETE without a body, no response.
         ///
@@ -898,7 +946,9 @@ pub mod features {
             &self,
             ctx: rt::Context,
             id: super::WidgetId,
-        ) -> impl Future<Output = Result<(), DeleteWidgetError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), DeleteWidgetError>,
+        > + ::core::marker::Send;
 
         /// A path from configuration, excluded from the docs.
         ///
@@ -906,7 +956,9 @@ pub mod features {
         fn ping(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<String, PingError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, PingError>,
+        > + ::core::marker::Send;
 
         /// HEAD and OPTIONS are accepted too.
         ///
@@ -914,7 +966,9 @@ pub mod features {
         fn probe(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), ProbeError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ProbeError>,
+        > + ::core::marker::Send;
 
         /// Preflight.
         ///
@@ -922,7 +976,9 @@ pub mod features {
         fn preflight(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), PreflightError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), PreflightError>,
+        > + ::core::marker::Send;
 
         /// Every 30 seconds, not at start.
         ///
@@ -930,7 +986,9 @@ pub mod features {
         fn every_seconds(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Every 5 minutes.
         ///
@@ -938,7 +996,9 @@ pub mod features {
         fn every_minutes(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Every hour.
         ///
@@ -946,7 +1006,9 @@ pub mod features {
         fn every_hour(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Every day.
         ///
@@ -954,7 +1016,9 @@ pub mod features {
         fn every_day(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Interval from config.
         ///
@@ -963,7 +1027,9 @@ pub mod features {
         fn from_config(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Cron, with names, ranges, steps and lists, in a time zone.
         ///
@@ -971,7 +1037,9 @@ pub mod features {
         fn cron_task(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Cron from config, run at start too.
         ///
@@ -979,17 +1047,23 @@ pub mod features {
         fn cron_from_config(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// An event [`Features::on_widget_or_user`] handles, decoded by event type.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
     #[allow(
         clippy::large_enum_variant,
         reason = "payloads are passed once, by value, as declared"
@@ -1006,21 +1080,21 @@ pub mod features {
     }
 
     /// The errors [`Features::create_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum CreateWidgetError {
         /// Declared with a default HTTP status.
         ///
         /// Sent as client error `WIDGET_CONFLICT`.
         WidgetConflict {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The input was not acceptable.
         ///
         /// Sent as client error `USER_INPUT_ERROR`.
         UserInputError {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1030,20 +1104,20 @@ pub mod features {
         /// `WIDGET_CONFLICT` with the contract's message, "widget exists".
         pub fn widget_conflict() -> Self {
             Self::WidgetConflict {
-                message: "widget exists".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("widget exists"),
             }
         }
 
         /// `USER_INPUT_ERROR` with the contract's message, "Invalid feature value".
         pub fn user_input_error() -> Self {
             Self::UserInputError {
-                message: "Invalid feature value".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("Invalid feature value"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1069,28 +1143,30 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for CreateWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for CreateWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for CreateWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for CreateWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetConflict { message } => {
-                    write!(f, "WIDGET_CONFLICT: {message}")
+                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
                 }
                 Self::UserInputError { message } => {
-                    write!(f, "USER_INPUT_ERROR: {message}")
+                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::reset`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ResetError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1098,8 +1174,8 @@ pub mod features {
 
     impl ResetError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1117,29 +1193,31 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ResetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ResetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ResetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ResetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::find_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum FindWidgetError {
         /// Declared with a default message only.
         ///
         /// Sent as client error `WIDGET_NOT_FOUND`.
         WidgetNotFound {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1149,13 +1227,13 @@ pub mod features {
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
             Self::WidgetNotFound {
-                message: "widget not found".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("widget not found"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1177,25 +1255,27 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for FindWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for FindWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for FindWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for FindWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetNotFound { message } => {
-                    write!(f, "WIDGET_NOT_FOUND: {message}")
+                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::list_widgets`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ListWidgetsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1203,8 +1283,8 @@ pub mod features {
 
     impl ListWidgetsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1222,36 +1302,38 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ListWidgetsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ListWidgetsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ListWidgetsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListWidgetsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::post_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PostWidgetError {
         /// Declared with a default HTTP status.
         ///
         /// Sent as client error `WIDGET_CONFLICT` (HTTP 409).
         WidgetConflict {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// Declared with a default message only.
         ///
         /// Sent as client error `WIDGET_NOT_FOUND` (HTTP 404).
         WidgetNotFound {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1261,20 +1343,20 @@ pub mod features {
         /// `WIDGET_CONFLICT` with the contract's message, "widget exists".
         pub fn widget_conflict() -> Self {
             Self::WidgetConflict {
-                message: "widget exists".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("widget exists"),
             }
         }
 
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
             Self::WidgetNotFound {
-                message: "widget not found".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("widget not found"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1296,28 +1378,30 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PostWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PostWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PostWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PostWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetConflict { message } => {
-                    write!(f, "WIDGET_CONFLICT: {message}")
+                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
                 }
                 Self::WidgetNotFound { message } => {
-                    write!(f, "WIDGET_NOT_FOUND: {message}")
+                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::put_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PutWidgetError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1325,8 +1409,8 @@ pub mod features {
 
     impl PutWidgetError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1344,22 +1428,24 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PutWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PutWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PutWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PutWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::patch_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PatchWidgetError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1367,8 +1453,8 @@ pub mod features {
 
     impl PatchWidgetError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1386,29 +1472,31 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PatchWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PatchWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PatchWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PatchWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::delete_widget`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum DeleteWidgetError {
         /// Declared with a default message only.
         ///
         /// Sent as client error `WIDGET_NOT_FOUND` (HTTP 404).
         WidgetNotFound {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1418,13 +1506,13 @@ pub mod features {
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
             Self::WidgetNotFound {
-                message: "widget not found".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("widget not found"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1444,25 +1532,27 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for DeleteWidgetError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for DeleteWidgetError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for DeleteWidgetError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for DeleteWidgetError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetNotFound { message } => {
-                    write!(f, "WIDGET_NOT_FOUND: {message}")
+                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::ping`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PingError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1470,8 +1560,8 @@ pub mod features {
 
     impl PingError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1489,22 +1579,24 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PingError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PingError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PingError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PingError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::probe`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ProbeError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1512,8 +1604,8 @@ pub mod features {
 
     impl ProbeError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1531,22 +1623,24 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ProbeError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ProbeError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ProbeError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ProbeError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`Features::preflight`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PreflightError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1554,8 +1648,8 @@ pub mod features {
 
     impl PreflightError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1573,16 +1667,18 @@ pub mod features {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PreflightError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PreflightError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PreflightError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PreflightError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -1593,15 +1689,15 @@ pub mod features {
     /// The calling side is [`FeaturesClient`].
     ///
     /// The HTTP routes need kontiki-rt's `http` feature (on by default).
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct FeaturesServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for FeaturesServer<T> {
+    impl<T> ::core::clone::Clone for FeaturesServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -1609,16 +1705,16 @@ pub mod features {
     impl<T: Features> FeaturesServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -1630,496 +1726,249 @@ pub mod features {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .http_routes()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::http);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.http_routes()),
+                builder,
+                rt::ServiceBuilder::http,
+            );
             let builder = builder.openapi("v1", OPENAPI_V1);
             let builder = builder.openapi("v2", OPENAPI_V2);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "create_widget",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let headers = call.headers.unwrap_or_default();
-                                    let mut args = call.args.into_iter();
-                                    let kind: super::Kind = rt::decode_arg(
-                                        "kind",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let title: String = rt::decode_arg(
-                                        "title",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let r#type: String = rt::decode_arg_or(
-                                        "type",
-                                        rt::next_arg(&mut args),
-                                        || "plain".to_owned(),
-                                    )?;
-                                    match svc
-                                        .create_widget(call.context, headers, kind, title, r#type)
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("kind", true)
-                        .param("title", true)
-                        .param("type", false)
-                        .include_headers(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "reset",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.reset(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "find_widget",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let id: super::WidgetId = rt::decode_arg(
-                                        "id",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.find_widget(call.context, id).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("id", true)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("create_widget", move | call : rt::Call | { let
+                svc = ::core::clone::Clone::clone(& svc); async move { let headers = call
+                .headers.unwrap_or_default(); let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let kind : super::Kind
+                = rt::decode_arg("kind", rt::next_arg(& mut args)) ?; let title :
+                ::std::string::String = rt::decode_arg("title", rt::next_arg(& mut args))
+                ?; let r#type : ::std::string::String = rt::decode_arg_or("type",
+                rt::next_arg(& mut args), || ::std::borrow::ToOwned::to_owned("plain"))
+                ?; match svc.create_widget(call.context, headers, kind, title, r#type).
+                await { ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("kind", true).param("title", true)
+                .param("type", false).include_headers(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("reset", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { match svc.reset(call
+                .context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("find_widget", move | call : rt::Call | { let svc
+                = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let id :
+                super::WidgetId = rt::decode_arg("id", rt::next_arg(& mut args)) ?; match
+                svc.find_widget(call.context, id). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("id", true) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let headers = event.headers.unwrap_or_default();
-                            let decoded = match event.event_type.as_str() {
-                                events::WIDGET_CREATED => {
-                                    OnWidgetOrUserEvent::WidgetCreated(
-                                        rt::decode_payload(&event.event_type, event.payload)?,
-                                    )
-                                }
-                                events::USER_CREATED => {
-                                    OnWidgetOrUserEvent::UserCreated(
-                                        rt::decode_payload(&event.event_type, event.payload)?,
-                                    )
-                                }
-                                other => {
-                                    return Err(
-                                        rt::HandlerError::client(
-                                            "INVALID_PAYLOAD",
-                                            format!(
-                                                "`{other}` is not an event type of `on_widget_or_user`"
-                                            ),
-                                        ),
-                                    );
-                                }
-                            };
-                            svc.on_widget_or_user(event.context, headers, decoded)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
-                            "on_widget_or_user",
-                            [events::WIDGET_CREATED, events::USER_CREATED],
-                            handler,
-                        )
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(5)
-                        .include_headers(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let payload: super::WidgetId = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_deleted_everywhere(event.context, payload)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
-                            "on_deleted_everywhere",
-                            [events::WIDGET_DELETED],
-                            handler,
-                        )
-                        .mode(rt::EventMode::Broadcast)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let payload: super::WidgetId = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_deleted_in_session(event.context, payload)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
-                            "on_deleted_in_session",
-                            [events::WIDGET_DELETED],
-                            handler,
-                        )
-                        .mode(rt::EventMode::InSession)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            svc.on_configured(
-                                    event.context,
-                                    event.event_type,
-                                    event.payload,
-                                )
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::from_config(
-                            "on_configured",
-                            "app.events.widgets",
-                            handler,
-                        )
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
-                },
-            ])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let headers = event.headers.unwrap_or_default(); let decoded
+                = match event.event_type.as_str() { events::WIDGET_CREATED =>
+                OnWidgetOrUserEvent::WidgetCreated(rt::decode_payload(& event.event_type,
+                event.payload) ?), events::USER_CREATED =>
+                OnWidgetOrUserEvent::UserCreated(rt::decode_payload(& event.event_type,
+                event.payload) ?), other => return
+                ::core::result::Result::Err(rt::HandlerError::client("INVALID_PAYLOAD",
+                ::std::format!("`{other}` is not an event type of `on_widget_or_user`"))),
+                }; svc.on_widget_or_user(event.context, headers, decoded). await
+                .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_widget_or_user", [events::WIDGET_CREATED,
+                events::USER_CREATED], handler).mode(rt::EventMode::Competing)
+                .max_attempts(5).include_headers(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | event :
+                rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async move {
+                let payload : super::WidgetId = rt::decode_payload(& event.event_type,
+                event.payload) ?; svc.on_deleted_everywhere(event.context, payload).
+                await .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_deleted_everywhere",
+                [events::WIDGET_DELETED], handler).mode(rt::EventMode::Broadcast) }, {
+                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
+                event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let payload : super::WidgetId = rt::decode_payload(& event
+                .event_type, event.payload) ?; svc.on_deleted_in_session(event.context,
+                payload). await .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_deleted_in_session",
+                [events::WIDGET_DELETED], handler).mode(rt::EventMode::InSession) }, {
+                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
+                event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { svc.on_configured(event.context, event.event_type, event.payload).
+                await .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::from_config("on_configured", "app.events.widgets",
+                handler).mode(rt::EventMode::Competing).max_attempts(3) },
+            ]
         }
 
         /// The HTTP routes, one per `http` of the contract.
-        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let kind: Option<super::Kind> = rt::query_param(
-                                    &req,
-                                    "kind",
-                                )?
-                                .unwrap_or_default();
-                            let limit: u32 = rt::query_param_or(
-                                &req,
-                                "limit",
-                                || 50_u32,
-                            )?;
-                            match svc.list_widgets(req.context, kind, limit).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/widgets", handler)
-                        .version("v1")
-                        .name("list_widgets")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let body: super::Widget = req.json_body()?;
-                            match svc.post_widget(req.context, body).await {
-                                Ok(value) => Ok(rt::json_response(201, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::POST, "/widgets", handler)
-                        .version("v1")
-                        .name("post_widget")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            let body: super::Widget = req.json_body()?;
-                            match svc.put_widget(req.context, id, body).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::PUT, "/widgets/{id}", handler)
-                        .version("v1")
-                        .name("put_widget")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            let body: rt::Json = req.json_body()?;
-                            match svc.patch_widget(req.context, id, body).await {
-                                Ok(()) => Ok(rt::empty_response(200)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::PATCH, "/widgets/{id}", handler)
-                        .version("v1")
-                        .name("patch_widget")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            match svc.delete_widget(req.context, id).await {
-                                Ok(()) => Ok(rt::empty_response(204)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::DELETE, "/widgets/{id}", handler)
-                        .version("v2")
-                        .name("delete_widget")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.ping(req.context).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::from_config(
-                            rt::Method::GET,
-                            "app.http.ping_path",
-                            handler,
-                        )
-                        .name("ping")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.probe(req.context).await {
-                                Ok(()) => Ok(rt::empty_response(200)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::HEAD, "/probe", handler).name("probe")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.preflight(req.context).await {
-                                Ok(()) => Ok(rt::empty_response(200)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::OPTIONS, "/widgets", handler)
-                        .name("preflight")
-                },
-            ])
+        pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let kind : ::core::option::Option < super::Kind > =
+                rt::query_param(& req, "kind") ?.unwrap_or_default(); let limit : u32 =
+                rt::query_param_or(& req, "limit", || 50_u32) ?; match svc
+                .list_widgets(req.context, kind, limit). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/widgets", handler).version("v1").name("list_widgets") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let body : super::Widget = req.json_body() ?; match svc
+                .post_widget(req.context, body). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(201, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::POST,
+                "/widgets", handler).version("v1").name("post_widget") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; let body
+                : super::Widget = req.json_body() ?; match svc.put_widget(req.context,
+                id, body). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::PUT,
+                "/widgets/{id}", handler).version("v1").name("put_widget") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; let body
+                : rt::Json = req.json_body() ?; match svc.patch_widget(req.context, id,
+                body). await { ::core::result::Result::Ok(()) =>
+                ::core::result::Result::Ok(rt::empty_response(200)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::PATCH,
+                "/widgets/{id}", handler).version("v1").name("patch_widget") }, { let svc
+                = ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; match
+                svc.delete_widget(req.context, id). await {
+                ::core::result::Result::Ok(()) =>
+                ::core::result::Result::Ok(rt::empty_response(204)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::DELETE,
+                "/widgets/{id}", handler).version("v2").name("delete_widget") }, { let
+                svc = ::core::clone::Clone::clone(& self.inner); let handler = move | req
+                : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { match svc.ping(req.context). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::from_config(rt::Method::GET,
+                "app.http.ping_path", handler).name("ping") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { match svc.probe(req.context). await {
+                ::core::result::Result::Ok(()) =>
+                ::core::result::Result::Ok(rt::empty_response(200)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::HEAD,
+                "/probe", handler).name("probe") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { match svc.preflight(req.context). await {
+                ::core::result::Result::Ok(()) =>
+                ::core::result::Result::Ok(rt::empty_response(200)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::OPTIONS,
+                "/widgets", handler).name("preflight") },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "every_seconds",
-                            rt::Schedule::Every(std::time::Duration::from_secs(30)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.every_seconds(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(false)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "every_minutes",
-                            rt::Schedule::Every(std::time::Duration::from_secs(300)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.every_minutes(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "every_hour",
-                            rt::Schedule::Every(std::time::Duration::from_secs(3600)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.every_hour(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "every_day",
-                            rt::Schedule::Every(std::time::Duration::from_secs(86400)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.every_day(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "from_config",
-                            rt::Schedule::EveryConfig("app.tasks.interval".to_owned()),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.from_config(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "cron_task",
-                            rt::Schedule::Cron(
-                                "*/15 8-18 1,15 JAN-JUN MON-FRI".to_owned(),
-                            ),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.cron_task(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(false)
-                        .time_zone("Europe/Paris")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "cron_from_config",
-                            rt::Schedule::CronConfig("app.tasks.cron".to_owned()),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.cron_from_config(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                        .time_zone("UTC")
-                },
-            ])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("every_seconds",
+                rt::Schedule::Every(::core::time::Duration::from_secs(30)), move | run :
+                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
+                { svc.every_seconds(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(false) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("every_minutes",
+                rt::Schedule::Every(::core::time::Duration::from_secs(300)), move | run :
+                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
+                { svc.every_minutes(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("every_hour",
+                rt::Schedule::Every(::core::time::Duration::from_secs(3600)), move | run
+                : rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { svc.every_hour(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("every_day",
+                rt::Schedule::Every(::core::time::Duration::from_secs(86400)), move | run
+                : rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { svc.every_day(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("from_config",
+                rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.tasks.interval")),
+                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
+                svc); async move { svc.from_config(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("cron_task",
+                rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")),
+                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
+                svc); async move { svc.cron_task(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(false)
+                .time_zone("Europe/Paris") }, { let svc = ::core::clone::Clone::clone(&
+                self.inner); rt::TaskEntrypoint::new("cron_from_config",
+                rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned("app.tasks.cron")),
+                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
+                svc); async move { svc.cron_from_config(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true)
+                .time_zone("UTC") },
+            ]
         }
     }
 
     /// Publishes the events [`Features`] emits, with their payload types.
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct FeaturesPublisher {
         messenger: rt::Messenger,
     }
@@ -2164,21 +2013,26 @@ pub mod features {
     }
 
     /// The client errors a call to [`FeaturesClient::create_widget`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum CreateWidgetClientError {
         /// Declared with a default HTTP status.
         ///
         /// Client error `WIDGET_CONFLICT`.
         WidgetConflict {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// The input was not acceptable.
         ///
         /// Client error `USER_INPUT_ERROR`.
         UserInputError {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2186,24 +2040,28 @@ pub mod features {
 
     impl CreateWidgetClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::WidgetConflict { .. } => Some("WIDGET_CONFLICT"),
-                Self::UserInputError { .. } => Some("USER_INPUT_ERROR"),
+                Self::WidgetConflict { .. } => {
+                    ::core::option::Option::Some("WIDGET_CONFLICT")
+                }
+                Self::UserInputError { .. } => {
+                    ::core::option::Option::Some("USER_INPUT_ERROR")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for CreateWidgetClientError {
+    impl ::core::convert::From<rt::RemoteError> for CreateWidgetClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("WIDGET_CONFLICT") => {
+                ::core::option::Option::Some("WIDGET_CONFLICT") => {
                     Self::WidgetConflict {
                         message: rt::remote_message(&error),
                     }
                 }
-                Some("USER_INPUT_ERROR") => {
+                ::core::option::Option::Some("USER_INPUT_ERROR") => {
                     Self::UserInputError {
                         message: rt::remote_message(&error),
                     }
@@ -2213,24 +2071,29 @@ pub mod features {
         }
     }
 
-    impl std::fmt::Display for CreateWidgetClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for CreateWidgetClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetConflict { message } => {
-                    write!(f, "WIDGET_CONFLICT: {message}")
+                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
                 }
                 Self::UserInputError { message } => {
-                    write!(f, "USER_INPUT_ERROR: {message}")
+                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for CreateWidgetClientError {}
+    impl ::std::error::Error for CreateWidgetClientError {}
 
     /// The client errors a call to [`FeaturesClient::reset`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ResetClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2238,38 +2101,43 @@ pub mod features {
 
     impl ResetClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ResetClientError {
+    impl ::core::convert::From<rt::RemoteError> for ResetClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for ResetClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ResetClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ResetClientError {}
+    impl ::std::error::Error for ResetClientError {}
 
     /// The client errors a call to [`FeaturesClient::find_widget`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum FindWidgetClientError {
         /// Declared with a default message only.
         ///
         /// Client error `WIDGET_NOT_FOUND`.
         WidgetNotFound {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2277,18 +2145,20 @@ pub mod features {
 
     impl FindWidgetClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::WidgetNotFound { .. } => Some("WIDGET_NOT_FOUND"),
+                Self::WidgetNotFound { .. } => {
+                    ::core::option::Option::Some("WIDGET_NOT_FOUND")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for FindWidgetClientError {
+    impl ::core::convert::From<rt::RemoteError> for FindWidgetClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("WIDGET_NOT_FOUND") => {
+                ::core::option::Option::Some("WIDGET_NOT_FOUND") => {
                     Self::WidgetNotFound {
                         message: rt::remote_message(&error),
                     }
@@ -2298,25 +2168,25 @@ pub mod features {
         }
     }
 
-    impl std::fmt::Display for FindWidgetClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for FindWidgetClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::WidgetNotFound { message } => {
-                    write!(f, "WIDGET_NOT_FOUND: {message}")
+                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for FindWidgetClientError {}
+    impl ::std::error::Error for FindWidgetClientError {}
 
     /// Calls [`Features`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct FeaturesClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -2325,14 +2195,17 @@ pub mod features {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -2358,10 +2231,19 @@ pub mod features {
         pub async fn create_widget(
             &self,
             kind: super::Kind,
-            title: impl Into<String>,
-            r#type: impl Into<String>,
-        ) -> Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
-            self.create_widget_with(self.options.clone(), kind, title, r#type).await
+            title: impl ::core::convert::Into<::std::string::String>,
+            r#type: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Widget,
+            rt::RpcError<CreateWidgetClientError>,
+        > {
+            self.create_widget_with(
+                    ::core::clone::Clone::clone(&self.options),
+                    kind,
+                    title,
+                    r#type,
+                )
+                .await
         }
 
         /// Calls RPC `create_widget` with per-call options (timeout, target instance, extra headers).
@@ -2369,21 +2251,28 @@ pub mod features {
             &self,
             options: rt::CallOptions,
             kind: super::Kind,
-            title: impl Into<String>,
-            r#type: impl Into<String>,
-        ) -> Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
-            let args = Vec::from([
-                rt::encode_arg(&kind)?,
-                rt::encode_arg(&Into::<String>::into(title))?,
-                rt::encode_arg(&Into::<String>::into(r#type))?,
-            ]);
+            title: impl ::core::convert::Into<::std::string::String>,
+            r#type: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Widget,
+            rt::RpcError<CreateWidgetClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(& kind) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(title)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(r#type)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "create_widget",
                     args,
                     options,
-                    CreateWidgetClientError::from,
+                    <CreateWidgetClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2391,23 +2280,25 @@ pub mod features {
         /// No return value (`null` on the wire), no parameters.
         ///
         /// Calls RPC `reset`.
-        pub async fn reset(&self) -> Result<(), rt::RpcError<ResetClientError>> {
-            self.reset_with(self.options.clone()).await
+        pub async fn reset(
+            &self,
+        ) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
+            self.reset_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `reset` with per-call options (timeout, target instance, extra headers).
         pub async fn reset_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<(), rt::RpcError<ResetClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "reset",
                     args,
                     options,
-                    ResetClientError::from,
+                    <ResetClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }
@@ -2418,8 +2309,11 @@ pub mod features {
         pub async fn find_widget(
             &self,
             id: super::WidgetId,
-        ) -> Result<Option<super::Widget>, rt::RpcError<FindWidgetClientError>> {
-            self.find_widget_with(self.options.clone(), id).await
+        ) -> ::core::result::Result<
+            ::core::option::Option<super::Widget>,
+            rt::RpcError<FindWidgetClientError>,
+        > {
+            self.find_widget_with(::core::clone::Clone::clone(&self.options), id).await
         }
 
         /// Calls RPC `find_widget` with per-call options (timeout, target instance, extra headers).
@@ -2427,29 +2321,36 @@ pub mod features {
             &self,
             options: rt::CallOptions,
             id: super::WidgetId,
-        ) -> Result<Option<super::Widget>, rt::RpcError<FindWidgetClientError>> {
-            let args = Vec::from([rt::encode_arg(&id)?]);
+        ) -> ::core::result::Result<
+            ::core::option::Option<super::Widget>,
+            rt::RpcError<FindWidgetClientError>,
+        > {
+            let args = ::std::vec![rt::encode_arg(& id) ?,];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "find_widget",
                     args,
                     options,
-                    FindWidgetClientError::from,
+                    <FindWidgetClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
 
         /// Opens a session with one instance of the service: events published through the
         /// returned handle reach only that instance's `in_session` handlers.
-        pub async fn open_session(&self) -> Result<FeaturesSession, rt::RpcError> {
+        pub async fn open_session(
+            &self,
+        ) -> ::core::result::Result<FeaturesSession, rt::RpcError> {
             let session = self.messenger.open_session(&self.service).await?;
-            Ok(FeaturesSession { session })
+            ::core::result::Result::Ok(FeaturesSession { session })
         }
     }
 
     /// A session with one instance of [`Features`], from [`FeaturesClient::open_session`].
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct FeaturesSession {
         session: rt::Session,
     }

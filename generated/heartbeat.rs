@@ -6,7 +6,11 @@
 /// Implement [`HeartbeatService`](heartbeat_service::HeartbeatService) and register it with
 /// [`HeartbeatServiceServer`](heartbeat_service::HeartbeatServiceServer);
 /// call it with [`HeartbeatServiceClient`](heartbeat_service::HeartbeatServiceClient).
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod heartbeat_service {
     use ::kontiki_rt::codegen as rt;
 
@@ -19,24 +23,30 @@ pub mod heartbeat_service {
     /// Reports its health.
     ///
     /// Implement it (with `async fn`), then serve it with [`HeartbeatServiceServer`].
-    pub trait HeartbeatService: Send + Sync + 'static {
+    pub trait HeartbeatService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Returns `"pong"`.
         ///
         /// RPC `ping`.
         fn ping(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<String, PingError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, PingError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`HeartbeatService::ping`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum PingError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -44,8 +54,8 @@ pub mod heartbeat_service {
 
     impl PingError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -63,16 +73,18 @@ pub mod heartbeat_service {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for PingError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for PingError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for PingError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PingError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -81,15 +93,15 @@ pub mod heartbeat_service {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`HeartbeatServiceClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct HeartbeatServiceServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for HeartbeatServiceServer<T> {
+    impl<T> ::core::clone::Clone for HeartbeatServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -97,16 +109,16 @@ pub mod heartbeat_service {
     impl<T: HeartbeatService> HeartbeatServiceServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -118,66 +130,67 @@ pub mod heartbeat_service {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "ping",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.ping(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("ping", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { match svc.ping(call
+                .context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// The client errors a call to [`HeartbeatServiceClient::ping`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum PingClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -185,35 +198,35 @@ pub mod heartbeat_service {
 
     impl PingClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for PingClientError {
+    impl ::core::convert::From<rt::RemoteError> for PingClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for PingClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for PingClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for PingClientError {}
+    impl ::std::error::Error for PingClientError {}
 
     /// Calls [`HeartbeatService`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct HeartbeatServiceClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -222,14 +235,17 @@ pub mod heartbeat_service {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -252,23 +268,31 @@ pub mod heartbeat_service {
         /// Returns `"pong"`.
         ///
         /// Calls RPC `ping`.
-        pub async fn ping(&self) -> Result<String, rt::RpcError<PingClientError>> {
-            self.ping_with(self.options.clone()).await
+        pub async fn ping(
+            &self,
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            rt::RpcError<PingClientError>,
+        > {
+            self.ping_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `ping` with per-call options (timeout, target instance, extra headers).
         pub async fn ping_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<String, rt::RpcError<PingClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            rt::RpcError<PingClientError>,
+        > {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "ping",
                     args,
                     options,
-                    PingClientError::from,
+                    <PingClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }

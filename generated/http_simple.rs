@@ -2,30 +2,30 @@
 
 /// Response of `GET /health`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct HelloResponse {
     /// Always `"ok"`.
-    pub message: String,
+    pub message: ::std::string::String,
 }
 
 /// A new item.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct NewItem {
     /// Item name.
-    pub name: String,
+    pub name: ::std::string::String,
     /// Quantity, at least 1.
     #[serde(default = "NewItem::default_qty")]
     pub qty: u32,
@@ -39,9 +39,9 @@ impl NewItem {
 
 /// A stored item.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -50,21 +50,21 @@ pub struct Item {
     /// Item id.
     pub id: u64,
     /// Item name.
-    pub name: String,
+    pub name: ::std::string::String,
     /// Quantity.
     pub qty: u32,
 }
 
 /// Sort order of listings.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::marker::Copy,
+    ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+    ::core::cmp::PartialOrd,
+    ::core::cmp::Ord,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -95,7 +95,11 @@ impl Order {
 /// [`HttpSimpleServer`](http_simple::HttpSimpleServer);
 /// call it with [`HttpSimpleClient`](http_simple::HttpSimpleClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod http_simple {
     use ::kontiki_rt::codegen as rt;
 
@@ -419,14 +423,16 @@ pub mod http_simple {
     /// A small HTTP service.
     ///
     /// Implement it (with `async fn`), then serve it with [`HttpSimpleServer`].
-    pub trait HttpSimple: Send + Sync + 'static {
+    pub trait HttpSimple: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Liveness probe.
         ///
         /// HTTP route `GET /health`.
         fn health(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<super::HelloResponse, HealthError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::HelloResponse, HealthError>,
+        > + ::core::marker::Send;
 
         /// Creates an item; the body is validated, 422 otherwise.
         ///
@@ -435,7 +441,9 @@ pub mod http_simple {
             &self,
             ctx: rt::Context,
             body: super::NewItem,
-        ) -> impl Future<Output = Result<super::Item, CreateItemError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Item, CreateItemError>,
+        > + ::core::marker::Send;
 
         /// Returns one item.
         ///
@@ -445,7 +453,9 @@ pub mod http_simple {
             ctx: rt::Context,
             id: u64,
             deleted: bool,
-        ) -> impl Future<Output = Result<super::Item, GetItemError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Item, GetItemError>,
+        > + ::core::marker::Send;
 
         /// Lists the items of one owner.
         ///
@@ -453,21 +463,27 @@ pub mod http_simple {
         fn list_items(
             &self,
             ctx: rt::Context,
-            owner: String,
+            owner: ::std::string::String,
             limit: u32,
             order: super::Order,
-            cursor: Option<String>,
-        ) -> impl Future<Output = Result<Vec<super::Item>, ListItemsError>> + Send;
+            cursor: ::core::option::Option<::std::string::String>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::vec::Vec<super::Item>, ListItemsError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`HttpSimple::health`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HealthError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -475,8 +491,8 @@ pub mod http_simple {
 
     impl HealthError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -494,29 +510,31 @@ pub mod http_simple {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for HealthError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HealthError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HealthError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HealthError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`HttpSimple::create_item`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum CreateItemError {
         /// An item with that name exists already.
         ///
         /// Sent as client error `CONFLICT` (HTTP 409).
         Conflict {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -526,13 +544,13 @@ pub mod http_simple {
         /// `CONFLICT` with the contract's message, "conflict happened".
         pub fn conflict() -> Self {
             Self::Conflict {
-                message: "conflict happened".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("conflict happened"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -552,30 +570,32 @@ pub mod http_simple {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for CreateItemError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for CreateItemError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for CreateItemError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for CreateItemError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Conflict { message } => write!(f, "CONFLICT: {message}"),
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Conflict { message } => ::core::write!(f, "CONFLICT: {message}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`HttpSimple::get_item`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetItemError {
         /// No such item.
         ///
         /// Sent as client error `NOT_FOUND` (HTTP 404).
         NotFound {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -585,13 +605,13 @@ pub mod http_simple {
         /// `NOT_FOUND` with the contract's message, "not found".
         pub fn not_found() -> Self {
             Self::NotFound {
-                message: "not found".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("not found"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -611,23 +631,25 @@ pub mod http_simple {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for GetItemError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetItemError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetItemError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetItemError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::NotFound { message } => write!(f, "NOT_FOUND: {message}"),
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::NotFound { message } => ::core::write!(f, "NOT_FOUND: {message}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`HttpSimple::list_items`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ListItemsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -635,8 +657,8 @@ pub mod http_simple {
 
     impl ListItemsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -654,16 +676,18 @@ pub mod http_simple {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ListItemsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ListItemsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ListItemsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListItemsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -674,15 +698,15 @@ pub mod http_simple {
     /// The calling side is [`HttpSimpleClient`].
     ///
     /// The HTTP routes need kontiki-rt's `http` feature (on by default).
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct HttpSimpleServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for HttpSimpleServer<T> {
+    impl<T> ::core::clone::Clone for HttpSimpleServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -690,16 +714,16 @@ pub mod http_simple {
     impl<T: HttpSimple> HttpSimpleServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -711,147 +735,109 @@ pub mod http_simple {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .http_routes()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::http);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.http_routes()),
+                builder,
+                rt::ServiceBuilder::http,
+            );
             let builder = builder.openapi("v1", OPENAPI_V1);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The HTTP routes, one per `http` of the contract.
-        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.health(req.context).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/health", handler)
-                        .version("v1")
-                        .name("health")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let body: super::NewItem = req.json_body()?;
-                            match svc.create_item(req.context, body).await {
-                                Ok(value) => Ok(rt::json_response(201, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::POST, "/items", handler)
-                        .version("v1")
-                        .name("create_item")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let id: u64 = rt::path_param(&req, "id")?;
-                            let deleted: bool = rt::query_param_or(
-                                &req,
-                                "deleted",
-                                || false,
-                            )?;
-                            match svc.get_item(req.context, id, deleted).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/items/{id}", handler)
-                        .version("v1")
-                        .name("get_item")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let owner: String = rt::path_param(&req, "owner")?;
-                            let limit: u32 = rt::query_param_or(
-                                &req,
-                                "limit",
-                                || 20_u32,
-                            )?;
-                            let order: super::Order = rt::query_param_or(
-                                &req,
-                                "order",
-                                || super::Order::Asc,
-                            )?;
-                            let cursor: Option<String> = rt::query_param(&req, "cursor")?
-                                .unwrap_or_default();
-                            match svc
-                                .list_items(req.context, owner, limit, order, cursor)
-                                .await
-                            {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/owners/{owner}/items", handler)
-                        .version("v1")
-                        .name("list_items")
-                },
-            ])
+        pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { match svc.health(req.context). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/health", handler).version("v1").name("health") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let body : super::NewItem = req.json_body() ?; match svc
+                .create_item(req.context, body). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(201, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::POST,
+                "/items", handler).version("v1").name("create_item") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let id : u64 = rt::path_param(& req, "id") ?; let deleted : bool =
+                rt::query_param_or(& req, "deleted", || false) ?; match svc.get_item(req
+                .context, id, deleted). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/items/{id}", handler).version("v1").name("get_item") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let owner : ::std::string::String = rt::path_param(& req, "owner")
+                ?; let limit : u32 = rt::query_param_or(& req, "limit", || 20_u32) ?; let
+                order : super::Order = rt::query_param_or(& req, "order", ||
+                super::Order::Asc) ?; let cursor : ::core::option::Option
+                <::std::string::String > = rt::query_param(& req, "cursor")
+                ?.unwrap_or_default(); match svc.list_items(req.context, owner, limit,
+                order, cursor). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/owners/{owner}/items", handler).version("v1").name("list_items") },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// Calls [`HttpSimple`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct HttpSimpleClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -860,14 +846,17 @@ pub mod http_simple {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 

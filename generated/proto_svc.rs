@@ -2,16 +2,16 @@
 
 /// The pydantic model `Item` of proto_svc.py.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Item {
     /// Name.
-    pub name: String,
+    pub name: ::std::string::String,
     /// Quantity.
     #[serde(default = "Item::default_qty")]
     pub qty: i64,
@@ -25,25 +25,28 @@ impl Item {
 
 /// What `echo` returns: its arguments as received.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Echoed {
     /// Positional arguments.
-    pub args: Vec<::kontiki_rt::codegen::Json>,
+    pub args: ::std::vec::Vec<::kontiki_rt::codegen::Json>,
     /// Keyword arguments.
-    pub kwargs: ::std::collections::BTreeMap<String, ::kontiki_rt::codegen::Json>,
+    pub kwargs: ::std::collections::BTreeMap<
+        ::std::string::String,
+        ::kontiki_rt::codegen::Json,
+    >,
 }
 
 /// One value of each type Kontiki's serializer encodes specially.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -58,7 +61,7 @@ pub struct Types {
     /// Bytes, in Kontiki's `__bytes__` form.
     pub b: ::kontiki_rt::codegen::Bytes,
     /// A tuple, sent as a list.
-    pub t: Vec<i64>,
+    pub t: ::std::vec::Vec<i64>,
     /// A pydantic model.
     pub model: Item,
     /// Always null.
@@ -68,9 +71,9 @@ pub struct Types {
 
 /// What `model_arg` returns: the models it got and their Python types.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -79,12 +82,12 @@ pub struct ModelArg {
     /// The first argument, rebuilt as an `Item`.
     pub item: Item,
     /// `Item`.
-    pub item_type: String,
+    pub item_type: ::std::string::String,
     /// The second argument.
     #[serde(default)]
-    pub other: Option<Item>,
+    pub other: ::core::option::Option<Item>,
     /// `Item`, or `NoneType` when left out.
-    pub other_type: String,
+    pub other_type: ::std::string::String,
 }
 
 /// The interop rig's Python service.
@@ -94,7 +97,11 @@ pub struct ModelArg {
 /// [`ProtoSvcServer`](proto_svc::ProtoSvcServer);
 /// call it with [`ProtoSvcClient`](proto_svc::ProtoSvcClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod proto_svc {
     use ::kontiki_rt::codegen as rt;
 
@@ -107,16 +114,18 @@ pub mod proto_svc {
     /// The interop rig's Python service.
     ///
     /// Implement it (with `async fn`), then serve it with [`ProtoSvcServer`].
-    pub trait ProtoSvc: Send + Sync + 'static {
+    pub trait ProtoSvc: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Returns `{"args": [...], "kwargs": {...}}` as received (the Python side takes `*args`).
         ///
         /// RPC `echo`.
         fn echo(
             &self,
             ctx: rt::Context,
-            text: String,
+            text: ::std::string::String,
             n: i64,
-        ) -> impl Future<Output = Result<super::Echoed, EchoError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Echoed, EchoError>,
+        > + ::core::marker::Send;
 
         /// Returns client error `NOT_FOUND` / `no such thing`.
         ///
@@ -124,7 +133,9 @@ pub mod proto_svc {
         fn client_err(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), ClientErrError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ClientErrError>,
+        > + ::core::marker::Send;
 
         /// Raises `RuntimeError("kaboom")`: a server error.
         ///
@@ -132,7 +143,9 @@ pub mod proto_svc {
         fn boom(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), BoomError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), BoomError>,
+        > + ::core::marker::Send;
 
         /// Returns `None`.
         ///
@@ -140,7 +153,9 @@ pub mod proto_svc {
         fn ret_none(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), RetNoneError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), RetNoneError>,
+        > + ::core::marker::Send;
 
         /// Returns one value of each special type.
         ///
@@ -148,7 +163,9 @@ pub mod proto_svc {
         fn types(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<super::Types, TypesError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Types, TypesError>,
+        > + ::core::marker::Send;
 
         /// Takes pydantic models; `other` may be left out.
         ///
@@ -157,18 +174,24 @@ pub mod proto_svc {
             &self,
             ctx: rt::Context,
             item: super::Item,
-            other: Option<super::Item>,
-        ) -> impl Future<Output = Result<super::ModelArg, ModelArgError>> + Send;
+            other: ::core::option::Option<super::Item>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::ModelArg, ModelArgError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`ProtoSvc::echo`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum EchoError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -176,8 +199,8 @@ pub mod proto_svc {
 
     impl EchoError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -195,29 +218,31 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for EchoError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for EchoError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for EchoError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for EchoError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ProtoSvc::client_err`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ClientErrError {
         /// `client_err` always returns it.
         ///
         /// Sent as client error `NOT_FOUND`.
         NotFound {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -227,13 +252,13 @@ pub mod proto_svc {
         /// `NOT_FOUND` with the contract's message, "no such thing".
         pub fn not_found() -> Self {
             Self::NotFound {
-                message: "no such thing".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("no such thing"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -255,23 +280,25 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ClientErrError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ClientErrError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ClientErrError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ClientErrError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::NotFound { message } => write!(f, "NOT_FOUND: {message}"),
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::NotFound { message } => ::core::write!(f, "NOT_FOUND: {message}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ProtoSvc::boom`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum BoomError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -279,8 +306,8 @@ pub mod proto_svc {
 
     impl BoomError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -298,22 +325,24 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for BoomError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for BoomError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for BoomError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for BoomError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ProtoSvc::ret_none`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum RetNoneError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -321,8 +350,8 @@ pub mod proto_svc {
 
     impl RetNoneError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -340,22 +369,24 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for RetNoneError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for RetNoneError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for RetNoneError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for RetNoneError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ProtoSvc::types`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum TypesError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -363,8 +394,8 @@ pub mod proto_svc {
 
     impl TypesError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -382,22 +413,24 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for TypesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for TypesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for TypesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for TypesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ProtoSvc::model_arg`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ModelArgError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -405,8 +438,8 @@ pub mod proto_svc {
 
     impl ModelArgError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -424,16 +457,18 @@ pub mod proto_svc {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ModelArgError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ModelArgError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ModelArgError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ModelArgError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -442,15 +477,15 @@ pub mod proto_svc {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`ProtoSvcClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct ProtoSvcServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for ProtoSvcServer<T> {
+    impl<T> ::core::clone::Clone for ProtoSvcServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -458,16 +493,16 @@ pub mod proto_svc {
     impl<T: ProtoSvc> ProtoSvcServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -479,163 +514,109 @@ pub mod proto_svc {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "echo",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let text: String = rt::decode_arg(
-                                        "text",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let n: i64 = rt::decode_arg("n", rt::next_arg(&mut args))?;
-                                    match svc.echo(call.context, text, n).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("text", true)
-                        .param("n", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "client_err",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.client_err(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "boom",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.boom(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "ret_none",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.ret_none(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "types",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.types(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "model_arg",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let item: super::Item = rt::decode_arg(
-                                        "item",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let other: Option<super::Item> = rt::decode_arg(
-                                        "other",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.model_arg(call.context, item, other).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("item", true)
-                        .param("other", false)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("echo", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let text :
+                ::std::string::String = rt::decode_arg("text", rt::next_arg(& mut args))
+                ?; let n : i64 = rt::decode_arg("n", rt::next_arg(& mut args)) ?; match
+                svc.echo(call.context, text, n). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("text", true).param("n", true) }, {
+                let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("client_err", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { match svc
+                .client_err(call.context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); rt::RpcEntrypoint::new("boom",
+                move | call : rt::Call | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { match svc.boom(call.context). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("ret_none", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { match svc.ret_none(call
+                .context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("types", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { match svc.types(call
+                .context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("model_arg", move | call : rt::Call | { let svc =
+                ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let item : super::Item
+                = rt::decode_arg("item", rt::next_arg(& mut args)) ?; let other :
+                ::core::option::Option < super::Item > = rt::decode_arg("other",
+                rt::next_arg(& mut args)) ?; match svc.model_arg(call.context, item,
+                other). await { ::core::result::Result::Ok(value) => rt::encode_result(&
+                value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .param("item", true).param("other", false) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// The client errors a call to [`ProtoSvcClient::echo`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum EchoClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -643,38 +624,43 @@ pub mod proto_svc {
 
     impl EchoClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for EchoClientError {
+    impl ::core::convert::From<rt::RemoteError> for EchoClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for EchoClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for EchoClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for EchoClientError {}
+    impl ::std::error::Error for EchoClientError {}
 
     /// The client errors a call to [`ProtoSvcClient::client_err`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ClientErrClientError {
         /// `client_err` always returns it.
         ///
         /// Client error `NOT_FOUND`.
         NotFound {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -682,18 +668,18 @@ pub mod proto_svc {
 
     impl ClientErrClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::NotFound { .. } => Some("NOT_FOUND"),
+                Self::NotFound { .. } => ::core::option::Option::Some("NOT_FOUND"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ClientErrClientError {
+    impl ::core::convert::From<rt::RemoteError> for ClientErrClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("NOT_FOUND") => {
+                ::core::option::Option::Some("NOT_FOUND") => {
                     Self::NotFound {
                         message: rt::remote_message(&error),
                     }
@@ -703,19 +689,24 @@ pub mod proto_svc {
         }
     }
 
-    impl std::fmt::Display for ClientErrClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ClientErrClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::NotFound { message } => write!(f, "NOT_FOUND: {message}"),
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::NotFound { message } => ::core::write!(f, "NOT_FOUND: {message}"),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ClientErrClientError {}
+    impl ::std::error::Error for ClientErrClientError {}
 
     /// The client errors a call to [`ProtoSvcClient::boom`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum BoomClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -723,31 +714,36 @@ pub mod proto_svc {
 
     impl BoomClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for BoomClientError {
+    impl ::core::convert::From<rt::RemoteError> for BoomClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for BoomClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for BoomClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for BoomClientError {}
+    impl ::std::error::Error for BoomClientError {}
 
     /// The client errors a call to [`ProtoSvcClient::ret_none`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum RetNoneClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -755,31 +751,36 @@ pub mod proto_svc {
 
     impl RetNoneClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for RetNoneClientError {
+    impl ::core::convert::From<rt::RemoteError> for RetNoneClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for RetNoneClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for RetNoneClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for RetNoneClientError {}
+    impl ::std::error::Error for RetNoneClientError {}
 
     /// The client errors a call to [`ProtoSvcClient::types`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum TypesClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -787,31 +788,36 @@ pub mod proto_svc {
 
     impl TypesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for TypesClientError {
+    impl ::core::convert::From<rt::RemoteError> for TypesClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for TypesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for TypesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for TypesClientError {}
+    impl ::std::error::Error for TypesClientError {}
 
     /// The client errors a call to [`ProtoSvcClient::model_arg`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ModelArgClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -819,35 +825,35 @@ pub mod proto_svc {
 
     impl ModelArgClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ModelArgClientError {
+    impl ::core::convert::From<rt::RemoteError> for ModelArgClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for ModelArgClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ModelArgClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ModelArgClientError {}
+    impl ::std::error::Error for ModelArgClientError {}
 
     /// Calls [`ProtoSvc`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct ProtoSvcClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -856,14 +862,17 @@ pub mod proto_svc {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -888,30 +897,30 @@ pub mod proto_svc {
         /// Calls RPC `echo`.
         pub async fn echo(
             &self,
-            text: impl Into<String>,
+            text: impl ::core::convert::Into<::std::string::String>,
             n: i64,
-        ) -> Result<super::Echoed, rt::RpcError<EchoClientError>> {
-            self.echo_with(self.options.clone(), text, n).await
+        ) -> ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>> {
+            self.echo_with(::core::clone::Clone::clone(&self.options), text, n).await
         }
 
         /// Calls RPC `echo` with per-call options (timeout, target instance, extra headers).
         pub async fn echo_with(
             &self,
             options: rt::CallOptions,
-            text: impl Into<String>,
+            text: impl ::core::convert::Into<::std::string::String>,
             n: i64,
-        ) -> Result<super::Echoed, rt::RpcError<EchoClientError>> {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(text))?,
-                rt::encode_arg(&n)?,
-            ]);
+        ) -> ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>> {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(text)) ?, rt::encode_arg(& n) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "echo",
                     args,
                     options,
-                    EchoClientError::from,
+                    <EchoClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }
@@ -921,23 +930,25 @@ pub mod proto_svc {
         /// Calls RPC `client_err`.
         pub async fn client_err(
             &self,
-        ) -> Result<(), rt::RpcError<ClientErrClientError>> {
-            self.client_err_with(self.options.clone()).await
+        ) -> ::core::result::Result<(), rt::RpcError<ClientErrClientError>> {
+            self.client_err_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `client_err` with per-call options (timeout, target instance, extra headers).
         pub async fn client_err_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<(), rt::RpcError<ClientErrClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<(), rt::RpcError<ClientErrClientError>> {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "client_err",
                     args,
                     options,
-                    ClientErrClientError::from,
+                    <ClientErrClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -945,23 +956,25 @@ pub mod proto_svc {
         /// Raises `RuntimeError("kaboom")`: a server error.
         ///
         /// Calls RPC `boom`.
-        pub async fn boom(&self) -> Result<(), rt::RpcError<BoomClientError>> {
-            self.boom_with(self.options.clone()).await
+        pub async fn boom(
+            &self,
+        ) -> ::core::result::Result<(), rt::RpcError<BoomClientError>> {
+            self.boom_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `boom` with per-call options (timeout, target instance, extra headers).
         pub async fn boom_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<(), rt::RpcError<BoomClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<(), rt::RpcError<BoomClientError>> {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "boom",
                     args,
                     options,
-                    BoomClientError::from,
+                    <BoomClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }
@@ -969,23 +982,25 @@ pub mod proto_svc {
         /// Returns `None`.
         ///
         /// Calls RPC `ret_none`.
-        pub async fn ret_none(&self) -> Result<(), rt::RpcError<RetNoneClientError>> {
-            self.ret_none_with(self.options.clone()).await
+        pub async fn ret_none(
+            &self,
+        ) -> ::core::result::Result<(), rt::RpcError<RetNoneClientError>> {
+            self.ret_none_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `ret_none` with per-call options (timeout, target instance, extra headers).
         pub async fn ret_none_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<(), rt::RpcError<RetNoneClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<(), rt::RpcError<RetNoneClientError>> {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "ret_none",
                     args,
                     options,
-                    RetNoneClientError::from,
+                    <RetNoneClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }
@@ -995,23 +1010,23 @@ pub mod proto_svc {
         /// Calls RPC `types`.
         pub async fn types(
             &self,
-        ) -> Result<super::Types, rt::RpcError<TypesClientError>> {
-            self.types_with(self.options.clone()).await
+        ) -> ::core::result::Result<super::Types, rt::RpcError<TypesClientError>> {
+            self.types_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `types` with per-call options (timeout, target instance, extra headers).
         pub async fn types_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<super::Types, rt::RpcError<TypesClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<super::Types, rt::RpcError<TypesClientError>> {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "types",
                     args,
                     options,
-                    TypesClientError::from,
+                    <TypesClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }
@@ -1022,9 +1037,10 @@ pub mod proto_svc {
         pub async fn model_arg(
             &self,
             item: super::Item,
-            other: Option<super::Item>,
-        ) -> Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
-            self.model_arg_with(self.options.clone(), item, other).await
+            other: ::core::option::Option<super::Item>,
+        ) -> ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
+            self.model_arg_with(::core::clone::Clone::clone(&self.options), item, other)
+                .await
         }
 
         /// Calls RPC `model_arg` with per-call options (timeout, target instance, extra headers).
@@ -1032,16 +1048,16 @@ pub mod proto_svc {
             &self,
             options: rt::CallOptions,
             item: super::Item,
-            other: Option<super::Item>,
-        ) -> Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
-            let args = Vec::from([rt::encode_arg(&item)?, rt::encode_arg(&other)?]);
+            other: ::core::option::Option<super::Item>,
+        ) -> ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
+            let args = ::std::vec![rt::encode_arg(& item) ?, rt::encode_arg(& other) ?,];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "model_arg",
                     args,
                     options,
-                    ModelArgClientError::from,
+                    <ModelArgClientError as ::core::convert::From<rt::RemoteError>>::from,
                 )
                 .await
         }

@@ -2,14 +2,14 @@
 
 /// The status the registry computes for an instance.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::marker::Copy,
+    ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+    ::core::cmp::PartialOrd,
+    ::core::cmp::Ord,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -39,38 +39,41 @@ impl InstanceStatus {
 
 /// An entry of the entrypoint catalogue (protocol §5.6): `type` is `event`, `rpc`, `http`
 /// or `task`; the other keys depend on it.
-pub type Entrypoint = ::std::collections::BTreeMap<String, ::kontiki_rt::codegen::Json>;
+pub type Entrypoint = ::std::collections::BTreeMap<
+    ::std::string::String,
+    ::kontiki_rt::codegen::Json,
+>;
 
 /// The body of `registry.register`, as the registry stores it.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Registration {
     /// Logical service name.
-    pub service_name: String,
+    pub service_name: ::std::string::String,
     /// Instance id (uuid4 string).
-    pub instance_id: String,
+    pub instance_id: ::std::string::String,
     /// Process id.
     pub pid: i64,
     /// Host name.
-    pub host: String,
+    pub host: ::std::string::String,
     /// The `--version` of the service (default `1.0.0`).
-    pub service_version: String,
+    pub service_version: ::std::string::String,
     /// Kontiki version, such as `2.3.2`.
-    pub kontiki_version: String,
+    pub kontiki_version: ::std::string::String,
     /// Seconds between heartbeats.
     #[serde(default)]
-    pub heartbeat_interval: Option<f64>,
+    pub heartbeat_interval: ::core::option::Option<f64>,
     /// Registration group (default `business`).
-    pub group: String,
+    pub group: ::std::string::String,
     /// Entrypoint catalogue.
     #[serde(default)]
-    pub entrypoints: Option<Vec<Entrypoint>>,
+    pub entrypoints: ::core::option::Option<::std::vec::Vec<Entrypoint>>,
     /// The `public` mapping of the service config, when non-empty.
     #[serde(default)]
     pub config: ::kontiki_rt::codegen::Json,
@@ -78,9 +81,9 @@ pub struct Registration {
 
 /// One instance in `get_services`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -90,25 +93,25 @@ pub struct InstanceInfo {
     pub status: InstanceStatus,
     /// Registry time of the last heartbeat.
     #[serde(default)]
-    pub last_heartbeat: Option<::kontiki_rt::codegen::DateTime>,
+    pub last_heartbeat: ::core::option::Option<::kontiki_rt::codegen::DateTime>,
     /// Reason sent with the last degraded heartbeat.
     #[serde(default)]
-    pub degraded_reason: Option<String>,
+    pub degraded_reason: ::core::option::Option<::std::string::String>,
     /// The registration body.
     pub metadata: Registration,
 }
 
 /// `{service_name: {instance_id: InstanceInfo}}`.
 pub type Services = ::std::collections::BTreeMap<
-    String,
-    ::std::collections::BTreeMap<String, InstanceInfo>,
+    ::std::string::String,
+    ::std::collections::BTreeMap<::std::string::String, InstanceInfo>,
 >;
 
 /// Result of `list_failed_messages`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -117,14 +120,14 @@ pub struct FailedMessages {
     /// Messages ready in the failed queue.
     pub count: i64,
     /// Up to `limit` JSON bodies, oldest first.
-    pub messages: Vec<::kontiki_rt::codegen::Json>,
+    pub messages: ::std::vec::Vec<::kontiki_rt::codegen::Json>,
 }
 
 /// Result of `replay_failed_messages`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -136,9 +139,9 @@ pub struct Replayed {
 
 /// Result of `drop_failed_messages`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -150,76 +153,76 @@ pub struct Dropped {
 
 /// A timeline entry: the headers of an event or RPC request, or a context record.
 pub type TimelineEntry = ::std::collections::BTreeMap<
-    String,
+    ::std::string::String,
     ::kontiki_rt::codegen::Json,
 >;
 
 /// An uncaught exception reported by a service (`registry.exception`).
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct ExceptionRecord {
     /// Service that raised it.
-    pub service_name: String,
+    pub service_name: ::std::string::String,
     /// Instance that raised it.
-    pub instance_id: String,
+    pub instance_id: ::std::string::String,
     /// Exception class name.
-    pub exception_type: String,
+    pub exception_type: ::std::string::String,
     /// `str(exc)`.
-    pub message: String,
+    pub message: ::std::string::String,
     /// UTC time.
     pub timestamp: ::kontiki_rt::codegen::DateTime,
     /// Flow id of the failing handler.
     #[serde(default)]
-    pub flow_id: Option<String>,
+    pub flow_id: ::core::option::Option<::std::string::String>,
     /// Hop id (null for tasks).
     #[serde(default)]
-    pub hop_id: Option<String>,
+    pub hop_id: ::core::option::Option<::std::string::String>,
     /// 16 hex characters.
-    pub exception_id: String,
+    pub exception_id: ::std::string::String,
     /// `rpc`, `event`, `http` or `task`.
     #[serde(default)]
-    pub entrypoint: Option<String>,
+    pub entrypoint: ::core::option::Option<::std::string::String>,
     /// Method, event type, route or task name.
     #[serde(default)]
-    pub operation: Option<String>,
+    pub operation: ::core::option::Option<::std::string::String>,
 }
 
 /// Body of `registry.instance.registered`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct InstanceRegistered {
     /// Logical service name.
-    pub service_name: String,
+    pub service_name: ::std::string::String,
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: ::std::string::String,
     /// Host name.
-    pub host: String,
+    pub host: ::std::string::String,
     /// Process id.
     pub pid: i64,
     /// Service version.
-    pub service_version: String,
+    pub service_version: ::std::string::String,
     /// Kontiki version.
-    pub kontiki_version: String,
+    pub kontiki_version: ::std::string::String,
     /// Seconds between heartbeats.
     #[serde(default)]
-    pub heartbeat_interval: Option<f64>,
+    pub heartbeat_interval: ::core::option::Option<f64>,
     /// Registration group.
-    pub group: String,
+    pub group: ::std::string::String,
     /// Entrypoint catalogue, if present.
     #[serde(default)]
-    pub entrypoints: Option<Vec<Entrypoint>>,
+    pub entrypoints: ::core::option::Option<::std::vec::Vec<Entrypoint>>,
     /// Registry UTC time.
     pub timestamp: ::kontiki_rt::codegen::DateTime,
     /// Public config, if non-empty.
@@ -229,36 +232,36 @@ pub struct InstanceRegistered {
 
 /// Body of `registry.instance.deregistered`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct InstanceDeregistered {
     /// Logical service name.
-    pub service_name: String,
+    pub service_name: ::std::string::String,
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: ::std::string::String,
     /// Registry UTC time.
     pub timestamp: ::kontiki_rt::codegen::DateTime,
 }
 
 /// Body of `registry.instance.status_changed`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct StatusChanged {
     /// Logical service name.
-    pub service_name: String,
+    pub service_name: ::std::string::String,
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: ::std::string::String,
     /// Status before.
     pub previous_status: InstanceStatus,
     /// Status now.
@@ -267,7 +270,7 @@ pub struct StatusChanged {
     pub timestamp: ::kontiki_rt::codegen::DateTime,
     /// Degraded reason; only present when `new_status` is `degraded`.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: ::core::option::Option<::std::string::String>,
 }
 
 /// Keeps the in-memory map of services, their instances and health, the activity timeline
@@ -277,7 +280,11 @@ pub struct StatusChanged {
 /// Implement [`ServiceRegistry`](service_registry::ServiceRegistry) and register it with
 /// [`ServiceRegistryServer`](service_registry::ServiceRegistryServer);
 /// call it with [`ServiceRegistryClient`](service_registry::ServiceRegistryClient).
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod service_registry {
     use ::kontiki_rt::codegen as rt;
 
@@ -306,15 +313,17 @@ pub mod service_registry {
     /// and the exception records. It never registers itself.
     ///
     /// Implement it (with `async fn`), then serve it with [`ServiceRegistryServer`].
-    pub trait ServiceRegistry: Send + Sync + 'static {
+    pub trait ServiceRegistry: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Every service and instance, optionally only those with a status.
         ///
         /// RPC `get_services`.
         fn get_services(
             &self,
             ctx: rt::Context,
-            status: Option<String>,
-        ) -> impl Future<Output = Result<super::Services, GetServicesError>> + Send;
+            status: ::core::option::Option<::std::string::String>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Services, GetServicesError>,
+        > + ::core::marker::Send;
 
         /// Sorted ids of the active or degraded instances of a service; `[]` if unknown.
         ///
@@ -322,8 +331,13 @@ pub mod service_registry {
         fn list_instances(
             &self,
             ctx: rt::Context,
-            service_name: String,
-        ) -> impl Future<Output = Result<Vec<String>, ListInstancesError>> + Send;
+            service_name: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ListInstancesError,
+            >,
+        > + ::core::marker::Send;
 
         /// Peeks at the failed queue `{service_name}.{name}.failed`.
         ///
@@ -331,12 +345,15 @@ pub mod service_registry {
         fn list_failed_messages(
             &self,
             ctx: rt::Context,
-            service_name: String,
-            name: String,
+            service_name: ::std::string::String,
+            name: ::std::string::String,
             limit: i64,
-        ) -> impl Future<
-            Output = Result<super::FailedMessages, ListFailedMessagesError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::FailedMessages,
+                ListFailedMessagesError,
+            >,
+        > + ::core::marker::Send;
 
         /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`.
         ///
@@ -344,12 +361,12 @@ pub mod service_registry {
         fn replay_failed_messages(
             &self,
             ctx: rt::Context,
-            service_name: String,
-            name: String,
+            service_name: ::std::string::String,
+            name: ::std::string::String,
             count: i64,
-        ) -> impl Future<
-            Output = Result<super::Replayed, ReplayFailedMessagesError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Replayed, ReplayFailedMessagesError>,
+        > + ::core::marker::Send;
 
         /// Removes up to `count` failed messages.
         ///
@@ -357,12 +374,12 @@ pub mod service_registry {
         fn drop_failed_messages(
             &self,
             ctx: rt::Context,
-            service_name: String,
-            name: String,
+            service_name: ::std::string::String,
+            name: ::std::string::String,
             count: i64,
-        ) -> impl Future<
-            Output = Result<super::Dropped, DropFailedMessagesError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Dropped, DropFailedMessagesError>,
+        > + ::core::marker::Send;
 
         /// The whole activity timeline.
         ///
@@ -370,9 +387,12 @@ pub mod service_registry {
         fn get_events(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<
-            Output = Result<Vec<super::TimelineEntry>, GetEventsError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                GetEventsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Timeline entries whose `filter_field` equals `value`.
         ///
@@ -380,11 +400,14 @@ pub mod service_registry {
         fn get_filtered_events(
             &self,
             ctx: rt::Context,
-            filter_field: String,
-            value: String,
-        ) -> impl Future<
-            Output = Result<Vec<super::TimelineEntry>, GetFilteredEventsError>,
-        > + Send;
+            filter_field: ::std::string::String,
+            value: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                GetFilteredEventsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Every exception record.
         ///
@@ -392,9 +415,12 @@ pub mod service_registry {
         fn get_exceptions(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<
-            Output = Result<Vec<super::ExceptionRecord>, GetExceptionsError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                GetExceptionsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Exception records whose `filter_field` equals `value`.
         ///
@@ -402,11 +428,14 @@ pub mod service_registry {
         fn get_filtered_exceptions(
             &self,
             ctx: rt::Context,
-            filter_field: String,
-            value: String,
-        ) -> impl Future<
-            Output = Result<Vec<super::ExceptionRecord>, GetFilteredExceptionsError>,
-        > + Send;
+            filter_field: ::std::string::String,
+            value: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                GetFilteredExceptionsError,
+            >,
+        > + ::core::marker::Send;
 
         /// 200 with an empty body if an instance is active or degraded (or if the name is the
         /// registry's own), else 503.
@@ -415,8 +444,10 @@ pub mod service_registry {
         fn live(
             &self,
             ctx: rt::Context,
-            service_name: String,
-        ) -> impl Future<Output = Result<(), LiveError>> + Send;
+            service_name: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), LiveError>,
+        > + ::core::marker::Send;
 
         /// Same as `list_instances`.
         ///
@@ -424,8 +455,13 @@ pub mod service_registry {
         fn http_list_instances(
             &self,
             ctx: rt::Context,
-            service_name: String,
-        ) -> impl Future<Output = Result<Vec<String>, HttpListInstancesError>> + Send;
+            service_name: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                HttpListInstancesError,
+            >,
+        > + ::core::marker::Send;
 
         /// Same as `get_services()`.
         ///
@@ -433,7 +469,9 @@ pub mod service_registry {
         fn http_get_services(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<super::Services, HttpGetServicesError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Services, HttpGetServicesError>,
+        > + ::core::marker::Send;
 
         /// Same as `get_services(status)`; 400 for an invalid status.
         ///
@@ -441,10 +479,13 @@ pub mod service_registry {
         fn http_get_services_by_status(
             &self,
             ctx: rt::Context,
-            status: String,
-        ) -> impl Future<
-            Output = Result<super::Services, HttpGetServicesByStatusError>,
-        > + Send;
+            status: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::Services,
+                HttpGetServicesByStatusError,
+            >,
+        > + ::core::marker::Send;
 
         /// The whole timeline.
         ///
@@ -452,9 +493,12 @@ pub mod service_registry {
         fn http_get_events(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<
-            Output = Result<Vec<super::TimelineEntry>, HttpGetEventsError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                HttpGetEventsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Timeline entries whose `filter_field` equals `value` (string compare).
         ///
@@ -462,11 +506,14 @@ pub mod service_registry {
         fn http_get_filtered_events(
             &self,
             ctx: rt::Context,
-            filter_field: String,
-            value: String,
-        ) -> impl Future<
-            Output = Result<Vec<super::TimelineEntry>, HttpGetFilteredEventsError>,
-        > + Send;
+            filter_field: ::std::string::String,
+            value: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                HttpGetFilteredEventsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Every exception record.
         ///
@@ -474,9 +521,12 @@ pub mod service_registry {
         fn http_get_exceptions(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<
-            Output = Result<Vec<super::ExceptionRecord>, HttpGetExceptionsError>,
-        > + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                HttpGetExceptionsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Exception records whose `filter_field` equals `value`.
         ///
@@ -484,11 +534,14 @@ pub mod service_registry {
         fn http_get_filtered_exceptions(
             &self,
             ctx: rt::Context,
-            filter_field: String,
-            value: String,
-        ) -> impl Future<
-            Output = Result<Vec<super::ExceptionRecord>, HttpGetFilteredExceptionsError>,
-        > + Send;
+            filter_field: ::std::string::String,
+            value: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                HttpGetFilteredExceptionsError,
+            >,
+        > + ::core::marker::Send;
 
         /// Emits `status_changed` for instances whose status moved; first run 5 s after start.
         ///
@@ -496,24 +549,30 @@ pub mod service_registry {
         fn monitor_instance_statuses(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`ServiceRegistry::get_services`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetServicesError {
         /// `get_services` got a status other than `active`, `degraded` or `down`.
         ///
         /// Sent as client error `INVALID_STATUS`.
         InvalidStatus {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -523,13 +582,13 @@ pub mod service_registry {
         /// `INVALID_STATUS` with the contract's message, "Invalid status".
         pub fn invalid_status() -> Self {
             Self::InvalidStatus {
-                message: "Invalid status".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("Invalid status"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -551,23 +610,27 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for GetServicesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetServicesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetServicesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetServicesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::InvalidStatus { message } => write!(f, "INVALID_STATUS: {message}"),
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::InvalidStatus { message } => {
+                    ::core::write!(f, "INVALID_STATUS: {message}")
+                }
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::list_instances`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ListInstancesError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -575,8 +638,8 @@ pub mod service_registry {
 
     impl ListInstancesError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -594,29 +657,31 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for ListInstancesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ListInstancesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ListInstancesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListInstancesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::list_failed_messages`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ListFailedMessagesError {
         /// No live instance declares the competing event handler named.
         ///
         /// Sent as client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -626,13 +691,15 @@ pub mod service_registry {
         /// `ENTRYPOINT_UNAVAILABLE` with the contract's message, "No live instance declares this competing event".
         pub fn entrypoint_unavailable() -> Self {
             Self::EntrypointUnavailable {
-                message: "No live instance declares this competing event".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned(
+                    "No live instance declares this competing event",
+                ),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -654,33 +721,34 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for ListFailedMessagesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ListFailedMessagesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ListFailedMessagesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListFailedMessagesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::replay_failed_messages`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum ReplayFailedMessagesError {
         /// No live instance declares the competing event handler named.
         ///
         /// Sent as client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -690,13 +758,15 @@ pub mod service_registry {
         /// `ENTRYPOINT_UNAVAILABLE` with the contract's message, "No live instance declares this competing event".
         pub fn entrypoint_unavailable() -> Self {
             Self::EntrypointUnavailable {
-                message: "No live instance declares this competing event".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned(
+                    "No live instance declares this competing event",
+                ),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -718,33 +788,34 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for ReplayFailedMessagesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for ReplayFailedMessagesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for ReplayFailedMessagesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ReplayFailedMessagesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::drop_failed_messages`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum DropFailedMessagesError {
         /// No live instance declares the competing event handler named.
         ///
         /// Sent as client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -754,13 +825,15 @@ pub mod service_registry {
         /// `ENTRYPOINT_UNAVAILABLE` with the contract's message, "No live instance declares this competing event".
         pub fn entrypoint_unavailable() -> Self {
             Self::EntrypointUnavailable {
-                message: "No live instance declares this competing event".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned(
+                    "No live instance declares this competing event",
+                ),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -782,26 +855,27 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for DropFailedMessagesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for DropFailedMessagesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for DropFailedMessagesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for DropFailedMessagesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::get_events`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetEventsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -809,8 +883,8 @@ pub mod service_registry {
 
     impl GetEventsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -828,22 +902,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for GetEventsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetEventsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetEventsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetEventsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::get_filtered_events`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetFilteredEventsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -851,8 +927,8 @@ pub mod service_registry {
 
     impl GetFilteredEventsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -870,23 +946,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for GetFilteredEventsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetFilteredEventsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetFilteredEventsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetFilteredEventsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::get_exceptions`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetExceptionsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -894,8 +971,8 @@ pub mod service_registry {
 
     impl GetExceptionsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -913,22 +990,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for GetExceptionsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetExceptionsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetExceptionsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetExceptionsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::get_filtered_exceptions`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum GetFilteredExceptionsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -936,8 +1015,8 @@ pub mod service_registry {
 
     impl GetFilteredExceptionsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -955,30 +1034,31 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for GetFilteredExceptionsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for GetFilteredExceptionsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for GetFilteredExceptionsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetFilteredExceptionsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::live`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum LiveError {
         /// No instance of the service is active or degraded.
         ///
         /// Sent as client error `SERVICE_UNAVAILABLE` (HTTP 503).
         ServiceUnavailable {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -988,13 +1068,13 @@ pub mod service_registry {
         /// `SERVICE_UNAVAILABLE` with the contract's message, "Service Unavailable".
         pub fn service_unavailable() -> Self {
             Self::ServiceUnavailable {
-                message: "Service Unavailable".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("Service Unavailable"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1014,25 +1094,27 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for LiveError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for LiveError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for LiveError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for LiveError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::ServiceUnavailable { message } => {
-                    write!(f, "SERVICE_UNAVAILABLE: {message}")
+                    ::core::write!(f, "SERVICE_UNAVAILABLE: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_list_instances`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpListInstancesError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1040,8 +1122,8 @@ pub mod service_registry {
 
     impl HttpListInstancesError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1059,23 +1141,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for HttpListInstancesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpListInstancesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpListInstancesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpListInstancesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_services`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetServicesError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1083,8 +1166,8 @@ pub mod service_registry {
 
     impl HttpGetServicesError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1102,29 +1185,31 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for HttpGetServicesError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetServicesError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetServicesError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetServicesError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_services_by_status`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetServicesByStatusError {
         /// `get_services` got a status other than `active`, `degraded` or `down`.
         ///
         /// Sent as client error `INVALID_STATUS` (HTTP 400).
         InvalidStatus {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1134,13 +1219,13 @@ pub mod service_registry {
         /// `INVALID_STATUS` with the contract's message, "Invalid status".
         pub fn invalid_status() -> Self {
             Self::InvalidStatus {
-                message: "Invalid status".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("Invalid status"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1160,24 +1245,27 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for HttpGetServicesByStatusError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetServicesByStatusError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetServicesByStatusError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetServicesByStatusError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::InvalidStatus { message } => write!(f, "INVALID_STATUS: {message}"),
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::InvalidStatus { message } => {
+                    ::core::write!(f, "INVALID_STATUS: {message}")
+                }
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_events`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetEventsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1185,8 +1273,8 @@ pub mod service_registry {
 
     impl HttpGetEventsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1204,22 +1292,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for HttpGetEventsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetEventsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetEventsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetEventsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_filtered_events`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetFilteredEventsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1227,8 +1317,8 @@ pub mod service_registry {
 
     impl HttpGetFilteredEventsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1246,23 +1336,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for HttpGetFilteredEventsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetFilteredEventsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetFilteredEventsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetFilteredEventsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_exceptions`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetExceptionsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1270,8 +1361,8 @@ pub mod service_registry {
 
     impl HttpGetExceptionsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1289,23 +1380,24 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for HttpGetExceptionsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetExceptionsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetExceptionsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetExceptionsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
 
     /// The errors [`ServiceRegistry::http_get_filtered_exceptions`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum HttpGetFilteredExceptionsError {
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -1313,8 +1405,8 @@ pub mod service_registry {
 
     impl HttpGetFilteredExceptionsError {
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -1332,17 +1424,18 @@ pub mod service_registry {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E>
-    for HttpGetFilteredExceptionsError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for HttpGetFilteredExceptionsError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for HttpGetFilteredExceptionsError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for HttpGetFilteredExceptionsError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -1353,15 +1446,15 @@ pub mod service_registry {
     /// The calling side is [`ServiceRegistryClient`].
     ///
     /// The HTTP routes need kontiki-rt's `http` feature (on by default).
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct ServiceRegistryServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for ServiceRegistryServer<T> {
+    impl<T> ::core::clone::Clone for ServiceRegistryServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -1369,16 +1462,16 @@ pub mod service_registry {
     impl<T: ServiceRegistry> ServiceRegistryServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -1390,485 +1483,237 @@ pub mod service_registry {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .http_routes()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::http);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.http_routes()),
+                builder,
+                rt::ServiceBuilder::http,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "get_services",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let status: Option<String> = rt::decode_arg(
-                                        "status",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.get_services(call.context, status).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("status", false)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "list_instances",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let service_name: String = rt::decode_arg(
-                                        "service_name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.list_instances(call.context, service_name).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("service_name", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "list_failed_messages",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let service_name: String = rt::decode_arg(
-                                        "service_name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let name: String = rt::decode_arg(
-                                        "name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let limit: i64 = rt::decode_arg(
-                                        "limit",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc
-                                        .list_failed_messages(
-                                            call.context,
-                                            service_name,
-                                            name,
-                                            limit,
-                                        )
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("service_name", true)
-                        .param("name", true)
-                        .param("limit", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "replay_failed_messages",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let service_name: String = rt::decode_arg(
-                                        "service_name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let name: String = rt::decode_arg(
-                                        "name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let count: i64 = rt::decode_arg(
-                                        "count",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc
-                                        .replay_failed_messages(
-                                            call.context,
-                                            service_name,
-                                            name,
-                                            count,
-                                        )
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("service_name", true)
-                        .param("name", true)
-                        .param("count", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "drop_failed_messages",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let service_name: String = rt::decode_arg(
-                                        "service_name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let name: String = rt::decode_arg(
-                                        "name",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let count: i64 = rt::decode_arg(
-                                        "count",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc
-                                        .drop_failed_messages(
-                                            call.context,
-                                            service_name,
-                                            name,
-                                            count,
-                                        )
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("service_name", true)
-                        .param("name", true)
-                        .param("count", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "get_events",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.get_events(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "get_filtered_events",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let filter_field: String = rt::decode_arg(
-                                        "filter_field",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let value: String = rt::decode_arg(
-                                        "value",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc
-                                        .get_filtered_events(call.context, filter_field, value)
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("filter_field", true)
-                        .param("value", true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "get_exceptions",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    match svc.get_exceptions(call.context).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .params(Vec::<String>::new())
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "get_filtered_exceptions",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let filter_field: String = rt::decode_arg(
-                                        "filter_field",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    let value: String = rt::decode_arg(
-                                        "value",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc
-                                        .get_filtered_exceptions(call.context, filter_field, value)
-                                        .await
-                                    {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("filter_field", true)
-                        .param("value", true)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("get_services", move | call : rt::Call | { let svc
+                = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let status :
+                ::core::option::Option <::std::string::String > =
+                rt::decode_arg("status", rt::next_arg(& mut args)) ?; match svc
+                .get_services(call.context, status). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("status", false) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("list_instances", move | call : rt::Call | { let
+                svc = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let service_name :
+                ::std::string::String = rt::decode_arg("service_name", rt::next_arg(& mut
+                args)) ?; match svc.list_instances(call.context, service_name). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("service_name", true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("list_failed_messages", move | call : rt::Call | {
+                let svc = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let service_name :
+                ::std::string::String = rt::decode_arg("service_name", rt::next_arg(& mut
+                args)) ?; let name : ::std::string::String = rt::decode_arg("name",
+                rt::next_arg(& mut args)) ?; let limit : i64 = rt::decode_arg("limit",
+                rt::next_arg(& mut args)) ?; match svc.list_failed_messages(call.context,
+                service_name, name, limit). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .param("service_name", true).param("name", true).param("limit", true) },
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("replay_failed_messages", move | call : rt::Call |
+                { let svc = ::core::clone::Clone::clone(& svc); async move { let mut args
+                = ::core::iter::IntoIterator::into_iter(call.args); let service_name :
+                ::std::string::String = rt::decode_arg("service_name", rt::next_arg(& mut
+                args)) ?; let name : ::std::string::String = rt::decode_arg("name",
+                rt::next_arg(& mut args)) ?; let count : i64 = rt::decode_arg("count",
+                rt::next_arg(& mut args)) ?; match svc.replay_failed_messages(call
+                .context, service_name, name, count). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("service_name", true).param("name",
+                true).param("count", true) }, { let svc = ::core::clone::Clone::clone(&
+                self.inner); rt::RpcEntrypoint::new("drop_failed_messages", move | call :
+                rt::Call | { let svc = ::core::clone::Clone::clone(& svc); async move {
+                let mut args = ::core::iter::IntoIterator::into_iter(call.args); let
+                service_name : ::std::string::String = rt::decode_arg("service_name",
+                rt::next_arg(& mut args)) ?; let name : ::std::string::String =
+                rt::decode_arg("name", rt::next_arg(& mut args)) ?; let count : i64 =
+                rt::decode_arg("count", rt::next_arg(& mut args)) ?; match svc
+                .drop_failed_messages(call.context, service_name, name, count). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("service_name", true).param("name",
+                true).param("count", true) }, { let svc = ::core::clone::Clone::clone(&
+                self.inner); rt::RpcEntrypoint::new("get_events", move | call : rt::Call
+                | { let svc = ::core::clone::Clone::clone(& svc); async move { match svc
+                .get_events(call.context). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("get_filtered_events", move | call : rt::Call | {
+                let svc = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let filter_field :
+                ::std::string::String = rt::decode_arg("filter_field", rt::next_arg(& mut
+                args)) ?; let value : ::std::string::String = rt::decode_arg("value",
+                rt::next_arg(& mut args)) ?; match svc.get_filtered_events(call.context,
+                filter_field, value). await { ::core::result::Result::Ok(value) =>
+                rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .param("filter_field", true).param("value", true) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("get_exceptions", move | call : rt::Call | { let
+                svc = ::core::clone::Clone::clone(& svc); async move { match svc
+                .get_exceptions(call.context). await { ::core::result::Result::Ok(value)
+                => rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("get_filtered_exceptions", move | call : rt::Call
+                | { let svc = ::core::clone::Clone::clone(& svc); async move { let mut
+                args = ::core::iter::IntoIterator::into_iter(call.args); let filter_field
+                : ::std::string::String = rt::decode_arg("filter_field", rt::next_arg(&
+                mut args)) ?; let value : ::std::string::String = rt::decode_arg("value",
+                rt::next_arg(& mut args)) ?; match svc.get_filtered_exceptions(call
+                .context, filter_field, value). await { ::core::result::Result::Ok(value)
+                => rt::encode_result(& value), ::core::result::Result::Err(error) =>
+                ::core::result::Result::Err(error.into_handler_error()), } } })
+                .param("filter_field", true).param("value", true) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The HTTP routes, one per `http` of the contract.
-        pub fn http_routes(&self) -> Vec<rt::HttpRoute> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let service_name: String = rt::path_param(
-                                &req,
-                                "service_name",
-                            )?;
-                            match svc.live(req.context, service_name).await {
-                                Ok(()) => Ok(rt::empty_response(200)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/live/{service_name}", handler)
-                        .name("live")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let service_name: String = rt::path_param(
-                                &req,
-                                "service_name",
-                            )?;
-                            match svc
-                                .http_list_instances(req.context, service_name)
-                                .await
-                            {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(
-                            rt::Method::GET,
-                            "/instances/{service_name}",
-                            handler,
-                        )
-                        .name("http_list_instances")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.http_get_services(req.context).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/services", handler)
-                        .name("http_get_services")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let status: String = rt::path_param(&req, "status")?;
-                            match svc
-                                .http_get_services_by_status(req.context, status)
-                                .await
-                            {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/services/{status}", handler)
-                        .name("http_get_services_by_status")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.http_get_events(req.context).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/events", handler)
-                        .name("http_get_events")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let filter_field: String = rt::path_param(
-                                &req,
-                                "filter_field",
-                            )?;
-                            let value: String = rt::path_param(&req, "value")?;
-                            match svc
-                                .http_get_filtered_events(req.context, filter_field, value)
-                                .await
-                            {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(
-                            rt::Method::GET,
-                            "/events/{filter_field}/{value}",
-                            handler,
-                        )
-                        .name("http_get_filtered_events")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            match svc.http_get_exceptions(req.context).await {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/exceptions", handler)
-                        .name("http_get_exceptions")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let filter_field: String = rt::path_param(
-                                &req,
-                                "filter_field",
-                            )?;
-                            let value: String = rt::path_param(&req, "value")?;
-                            match svc
-                                .http_get_filtered_exceptions(
-                                    req.context,
-                                    filter_field,
-                                    value,
-                                )
-                                .await
-                            {
-                                Ok(value) => Ok(rt::json_response(200, &value)),
-                                Err(error) => Err(error.into_http_error()),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(
-                            rt::Method::GET,
-                            "/exceptions/{filter_field}/{value}",
-                            handler,
-                        )
-                        .name("http_get_filtered_exceptions")
-                },
-            ])
+        pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let service_name : ::std::string::String = rt::path_param(&
+                req, "service_name") ?; match svc.live(req.context, service_name). await
+                { ::core::result::Result::Ok(()) =>
+                ::core::result::Result::Ok(rt::empty_response(200)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/live/{service_name}", handler).name("live") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let service_name : ::std::string::String = rt::path_param(& req,
+                "service_name") ?; match svc.http_list_instances(req.context,
+                service_name). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/instances/{service_name}", handler).name("http_list_instances") }, {
+                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
+                req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { match svc.http_get_services(req.context). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/services", handler).name("http_get_services") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let status : ::std::string::String = rt::path_param(& req,
+                "status") ?; match svc.http_get_services_by_status(req.context, status).
+                await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/services/{status}", handler).name("http_get_services_by_status") }, {
+                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
+                req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { match svc.http_get_events(req.context). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/events", handler).name("http_get_events") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let filter_field : ::std::string::String = rt::path_param(& req,
+                "filter_field") ?; let value : ::std::string::String = rt::path_param(&
+                req, "value") ?; match svc.http_get_filtered_events(req.context,
+                filter_field, value). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/events/{filter_field}/{value}", handler)
+                .name("http_get_filtered_events") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { match svc.http_get_exceptions(req.context). await {
+                ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/exceptions", handler).name("http_get_exceptions") }, { let svc =
+                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
+                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
+                move { let filter_field : ::std::string::String = rt::path_param(& req,
+                "filter_field") ?; let value : ::std::string::String = rt::path_param(&
+                req, "value") ?; match svc.http_get_filtered_exceptions(req.context,
+                filter_field, value). await { ::core::result::Result::Ok(value) =>
+                ::core::result::Result::Ok(rt::json_response(200, & value)),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
+                "/exceptions/{filter_field}/{value}", handler)
+                .name("http_get_filtered_exceptions") },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "monitor_instance_statuses",
-                            rt::Schedule::Every(std::time::Duration::from_secs(5)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.monitor_instance_statuses(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(false)
-                },
-            ])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("monitor_instance_statuses",
+                rt::Schedule::Every(::core::time::Duration::from_secs(5)), move | run :
+                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
+                { svc.monitor_instance_statuses(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(false) },
+            ]
         }
     }
 
     /// Publishes the events [`ServiceRegistry`] emits, with their payload types.
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct ServiceRegistryPublisher {
         messenger: rt::Messenger,
     }
@@ -1967,14 +1812,19 @@ pub mod service_registry {
     }
 
     /// The client errors a call to [`ServiceRegistryClient::get_services`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum GetServicesClientError {
         /// `get_services` got a status other than `active`, `degraded` or `down`.
         ///
         /// Client error `INVALID_STATUS`.
         InvalidStatus {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -1982,18 +1832,20 @@ pub mod service_registry {
 
     impl GetServicesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::InvalidStatus { .. } => Some("INVALID_STATUS"),
+                Self::InvalidStatus { .. } => {
+                    ::core::option::Option::Some("INVALID_STATUS")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for GetServicesClientError {
+    impl ::core::convert::From<rt::RemoteError> for GetServicesClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("INVALID_STATUS") => {
+                ::core::option::Option::Some("INVALID_STATUS") => {
                     Self::InvalidStatus {
                         message: rt::remote_message(&error),
                     }
@@ -2003,19 +1855,26 @@ pub mod service_registry {
         }
     }
 
-    impl std::fmt::Display for GetServicesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetServicesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::InvalidStatus { message } => write!(f, "INVALID_STATUS: {message}"),
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::InvalidStatus { message } => {
+                    ::core::write!(f, "INVALID_STATUS: {message}")
+                }
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for GetServicesClientError {}
+    impl ::std::error::Error for GetServicesClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::list_instances`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ListInstancesClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2023,38 +1882,43 @@ pub mod service_registry {
 
     impl ListInstancesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ListInstancesClientError {
+    impl ::core::convert::From<rt::RemoteError> for ListInstancesClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for ListInstancesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListInstancesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ListInstancesClientError {}
+    impl ::std::error::Error for ListInstancesClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::list_failed_messages`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ListFailedMessagesClientError {
         /// No live instance declares the competing event handler named.
         ///
         /// Client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2062,18 +1926,20 @@ pub mod service_registry {
 
     impl ListFailedMessagesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::EntrypointUnavailable { .. } => {
+                    ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ListFailedMessagesClientError {
+    impl ::core::convert::From<rt::RemoteError> for ListFailedMessagesClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("ENTRYPOINT_UNAVAILABLE") => {
+                ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
                         message: rt::remote_message(&error),
                     }
@@ -2083,28 +1949,33 @@ pub mod service_registry {
         }
     }
 
-    impl std::fmt::Display for ListFailedMessagesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ListFailedMessagesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ListFailedMessagesClientError {}
+    impl ::std::error::Error for ListFailedMessagesClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::replay_failed_messages`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum ReplayFailedMessagesClientError {
         /// No live instance declares the competing event handler named.
         ///
         /// Client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2112,18 +1983,20 @@ pub mod service_registry {
 
     impl ReplayFailedMessagesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::EntrypointUnavailable { .. } => {
+                    ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for ReplayFailedMessagesClientError {
+    impl ::core::convert::From<rt::RemoteError> for ReplayFailedMessagesClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("ENTRYPOINT_UNAVAILABLE") => {
+                ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
                         message: rt::remote_message(&error),
                     }
@@ -2133,28 +2006,33 @@ pub mod service_registry {
         }
     }
 
-    impl std::fmt::Display for ReplayFailedMessagesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for ReplayFailedMessagesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for ReplayFailedMessagesClientError {}
+    impl ::std::error::Error for ReplayFailedMessagesClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::drop_failed_messages`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum DropFailedMessagesClientError {
         /// No live instance declares the competing event handler named.
         ///
         /// Client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2162,18 +2040,20 @@ pub mod service_registry {
 
     impl DropFailedMessagesClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::EntrypointUnavailable { .. } => {
+                    ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for DropFailedMessagesClientError {
+    impl ::core::convert::From<rt::RemoteError> for DropFailedMessagesClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("ENTRYPOINT_UNAVAILABLE") => {
+                ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
                         message: rt::remote_message(&error),
                     }
@@ -2183,21 +2063,26 @@ pub mod service_registry {
         }
     }
 
-    impl std::fmt::Display for DropFailedMessagesClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for DropFailedMessagesClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::EntrypointUnavailable { message } => {
-                    write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
+                    ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for DropFailedMessagesClientError {}
+    impl ::std::error::Error for DropFailedMessagesClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::get_events`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum GetEventsClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2205,31 +2090,36 @@ pub mod service_registry {
 
     impl GetEventsClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for GetEventsClientError {
+    impl ::core::convert::From<rt::RemoteError> for GetEventsClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for GetEventsClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetEventsClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for GetEventsClientError {}
+    impl ::std::error::Error for GetEventsClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::get_filtered_events`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum GetFilteredEventsClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2237,31 +2127,36 @@ pub mod service_registry {
 
     impl GetFilteredEventsClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for GetFilteredEventsClientError {
+    impl ::core::convert::From<rt::RemoteError> for GetFilteredEventsClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for GetFilteredEventsClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetFilteredEventsClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for GetFilteredEventsClientError {}
+    impl ::std::error::Error for GetFilteredEventsClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::get_exceptions`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum GetExceptionsClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2269,31 +2164,36 @@ pub mod service_registry {
 
     impl GetExceptionsClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for GetExceptionsClientError {
+    impl ::core::convert::From<rt::RemoteError> for GetExceptionsClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for GetExceptionsClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetExceptionsClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for GetExceptionsClientError {}
+    impl ::std::error::Error for GetExceptionsClientError {}
 
     /// The client errors a call to [`ServiceRegistryClient::get_filtered_exceptions`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum GetFilteredExceptionsClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2301,35 +2201,35 @@ pub mod service_registry {
 
     impl GetFilteredExceptionsClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for GetFilteredExceptionsClientError {
+    impl ::core::convert::From<rt::RemoteError> for GetFilteredExceptionsClientError {
         fn from(error: rt::RemoteError) -> Self {
             Self::Other(error)
         }
     }
 
-    impl std::fmt::Display for GetFilteredExceptionsClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for GetFilteredExceptionsClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for GetFilteredExceptionsClientError {}
+    impl ::std::error::Error for GetFilteredExceptionsClientError {}
 
     /// Calls [`ServiceRegistry`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct ServiceRegistryClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -2338,14 +2238,17 @@ pub mod service_registry {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -2370,25 +2273,34 @@ pub mod service_registry {
         /// Calls RPC `get_services`.
         pub async fn get_services(
             &self,
-            status: Option<String>,
-        ) -> Result<super::Services, rt::RpcError<GetServicesClientError>> {
-            self.get_services_with(self.options.clone(), status).await
+            status: ::core::option::Option<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Services,
+            rt::RpcError<GetServicesClientError>,
+        > {
+            self.get_services_with(::core::clone::Clone::clone(&self.options), status)
+                .await
         }
 
         /// Calls RPC `get_services` with per-call options (timeout, target instance, extra headers).
         pub async fn get_services_with(
             &self,
             options: rt::CallOptions,
-            status: Option<String>,
-        ) -> Result<super::Services, rt::RpcError<GetServicesClientError>> {
-            let args = Vec::from([rt::encode_arg(&status)?]);
+            status: ::core::option::Option<::std::string::String>,
+        ) -> ::core::result::Result<
+            super::Services,
+            rt::RpcError<GetServicesClientError>,
+        > {
+            let args = ::std::vec![rt::encode_arg(& status) ?,];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "get_services",
                     args,
                     options,
-                    GetServicesClientError::from,
+                    <GetServicesClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2398,25 +2310,40 @@ pub mod service_registry {
         /// Calls RPC `list_instances`.
         pub async fn list_instances(
             &self,
-            service_name: impl Into<String>,
-        ) -> Result<Vec<String>, rt::RpcError<ListInstancesClientError>> {
-            self.list_instances_with(self.options.clone(), service_name).await
+            service_name: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<::std::string::String>,
+            rt::RpcError<ListInstancesClientError>,
+        > {
+            self.list_instances_with(
+                    ::core::clone::Clone::clone(&self.options),
+                    service_name,
+                )
+                .await
         }
 
         /// Calls RPC `list_instances` with per-call options (timeout, target instance, extra headers).
         pub async fn list_instances_with(
             &self,
             options: rt::CallOptions,
-            service_name: impl Into<String>,
-        ) -> Result<Vec<String>, rt::RpcError<ListInstancesClientError>> {
-            let args = Vec::from([rt::encode_arg(&Into::<String>::into(service_name))?]);
+            service_name: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<::std::string::String>,
+            rt::RpcError<ListInstancesClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(service_name)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "list_instances",
                     args,
                     options,
-                    ListInstancesClientError::from,
+                    <ListInstancesClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2426,12 +2353,15 @@ pub mod service_registry {
         /// Calls RPC `list_failed_messages`.
         pub async fn list_failed_messages(
             &self,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             limit: i64,
-        ) -> Result<super::FailedMessages, rt::RpcError<ListFailedMessagesClientError>> {
+        ) -> ::core::result::Result<
+            super::FailedMessages,
+            rt::RpcError<ListFailedMessagesClientError>,
+        > {
             self.list_failed_messages_with(
-                    self.options.clone(),
+                    ::core::clone::Clone::clone(&self.options),
                     service_name,
                     name,
                     limit,
@@ -2443,22 +2373,28 @@ pub mod service_registry {
         pub async fn list_failed_messages_with(
             &self,
             options: rt::CallOptions,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             limit: i64,
-        ) -> Result<super::FailedMessages, rt::RpcError<ListFailedMessagesClientError>> {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(service_name))?,
-                rt::encode_arg(&Into::<String>::into(name))?,
-                rt::encode_arg(&limit)?,
-            ]);
+        ) -> ::core::result::Result<
+            super::FailedMessages,
+            rt::RpcError<ListFailedMessagesClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(service_name)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(name)) ?, rt::encode_arg(& limit) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "list_failed_messages",
                     args,
                     options,
-                    ListFailedMessagesClientError::from,
+                    <ListFailedMessagesClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2468,12 +2404,15 @@ pub mod service_registry {
         /// Calls RPC `replay_failed_messages`.
         pub async fn replay_failed_messages(
             &self,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> Result<super::Replayed, rt::RpcError<ReplayFailedMessagesClientError>> {
+        ) -> ::core::result::Result<
+            super::Replayed,
+            rt::RpcError<ReplayFailedMessagesClientError>,
+        > {
             self.replay_failed_messages_with(
-                    self.options.clone(),
+                    ::core::clone::Clone::clone(&self.options),
                     service_name,
                     name,
                     count,
@@ -2485,22 +2424,28 @@ pub mod service_registry {
         pub async fn replay_failed_messages_with(
             &self,
             options: rt::CallOptions,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> Result<super::Replayed, rt::RpcError<ReplayFailedMessagesClientError>> {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(service_name))?,
-                rt::encode_arg(&Into::<String>::into(name))?,
-                rt::encode_arg(&count)?,
-            ]);
+        ) -> ::core::result::Result<
+            super::Replayed,
+            rt::RpcError<ReplayFailedMessagesClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(service_name)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(name)) ?, rt::encode_arg(& count) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "replay_failed_messages",
                     args,
                     options,
-                    ReplayFailedMessagesClientError::from,
+                    <ReplayFailedMessagesClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2510,12 +2455,15 @@ pub mod service_registry {
         /// Calls RPC `drop_failed_messages`.
         pub async fn drop_failed_messages(
             &self,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> Result<super::Dropped, rt::RpcError<DropFailedMessagesClientError>> {
+        ) -> ::core::result::Result<
+            super::Dropped,
+            rt::RpcError<DropFailedMessagesClientError>,
+        > {
             self.drop_failed_messages_with(
-                    self.options.clone(),
+                    ::core::clone::Clone::clone(&self.options),
                     service_name,
                     name,
                     count,
@@ -2527,22 +2475,28 @@ pub mod service_registry {
         pub async fn drop_failed_messages_with(
             &self,
             options: rt::CallOptions,
-            service_name: impl Into<String>,
-            name: impl Into<String>,
+            service_name: impl ::core::convert::Into<::std::string::String>,
+            name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> Result<super::Dropped, rt::RpcError<DropFailedMessagesClientError>> {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(service_name))?,
-                rt::encode_arg(&Into::<String>::into(name))?,
-                rt::encode_arg(&count)?,
-            ]);
+        ) -> ::core::result::Result<
+            super::Dropped,
+            rt::RpcError<DropFailedMessagesClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(service_name)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(name)) ?, rt::encode_arg(& count) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "drop_failed_messages",
                     args,
                     options,
-                    DropFailedMessagesClientError::from,
+                    <DropFailedMessagesClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2552,23 +2506,31 @@ pub mod service_registry {
         /// Calls RPC `get_events`.
         pub async fn get_events(
             &self,
-        ) -> Result<Vec<super::TimelineEntry>, rt::RpcError<GetEventsClientError>> {
-            self.get_events_with(self.options.clone()).await
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::TimelineEntry>,
+            rt::RpcError<GetEventsClientError>,
+        > {
+            self.get_events_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `get_events` with per-call options (timeout, target instance, extra headers).
         pub async fn get_events_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<Vec<super::TimelineEntry>, rt::RpcError<GetEventsClientError>> {
-            let args = Vec::new();
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::TimelineEntry>,
+            rt::RpcError<GetEventsClientError>,
+        > {
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "get_events",
                     args,
                     options,
-                    GetEventsClientError::from,
+                    <GetEventsClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2578,13 +2540,17 @@ pub mod service_registry {
         /// Calls RPC `get_filtered_events`.
         pub async fn get_filtered_events(
             &self,
-            filter_field: impl Into<String>,
-            value: impl Into<String>,
-        ) -> Result<
-            Vec<super::TimelineEntry>,
+            filter_field: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::TimelineEntry>,
             rt::RpcError<GetFilteredEventsClientError>,
         > {
-            self.get_filtered_events_with(self.options.clone(), filter_field, value)
+            self.get_filtered_events_with(
+                    ::core::clone::Clone::clone(&self.options),
+                    filter_field,
+                    value,
+                )
                 .await
         }
 
@@ -2592,23 +2558,27 @@ pub mod service_registry {
         pub async fn get_filtered_events_with(
             &self,
             options: rt::CallOptions,
-            filter_field: impl Into<String>,
-            value: impl Into<String>,
-        ) -> Result<
-            Vec<super::TimelineEntry>,
+            filter_field: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::TimelineEntry>,
             rt::RpcError<GetFilteredEventsClientError>,
         > {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(filter_field))?,
-                rt::encode_arg(&Into::<String>::into(value))?,
-            ]);
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(filter_field)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(value)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "get_filtered_events",
                     args,
                     options,
-                    GetFilteredEventsClientError::from,
+                    <GetFilteredEventsClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2618,29 +2588,31 @@ pub mod service_registry {
         /// Calls RPC `get_exceptions`.
         pub async fn get_exceptions(
             &self,
-        ) -> Result<
-            Vec<super::ExceptionRecord>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::ExceptionRecord>,
             rt::RpcError<GetExceptionsClientError>,
         > {
-            self.get_exceptions_with(self.options.clone()).await
+            self.get_exceptions_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `get_exceptions` with per-call options (timeout, target instance, extra headers).
         pub async fn get_exceptions_with(
             &self,
             options: rt::CallOptions,
-        ) -> Result<
-            Vec<super::ExceptionRecord>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::ExceptionRecord>,
             rt::RpcError<GetExceptionsClientError>,
         > {
-            let args = Vec::new();
+            let args = ::std::vec::Vec::new();
             rt::call(
                     &self.messenger,
                     &self.service,
                     "get_exceptions",
                     args,
                     options,
-                    GetExceptionsClientError::from,
+                    <GetExceptionsClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }
@@ -2650,13 +2622,17 @@ pub mod service_registry {
         /// Calls RPC `get_filtered_exceptions`.
         pub async fn get_filtered_exceptions(
             &self,
-            filter_field: impl Into<String>,
-            value: impl Into<String>,
-        ) -> Result<
-            Vec<super::ExceptionRecord>,
+            filter_field: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::ExceptionRecord>,
             rt::RpcError<GetFilteredExceptionsClientError>,
         > {
-            self.get_filtered_exceptions_with(self.options.clone(), filter_field, value)
+            self.get_filtered_exceptions_with(
+                    ::core::clone::Clone::clone(&self.options),
+                    filter_field,
+                    value,
+                )
                 .await
         }
 
@@ -2664,23 +2640,27 @@ pub mod service_registry {
         pub async fn get_filtered_exceptions_with(
             &self,
             options: rt::CallOptions,
-            filter_field: impl Into<String>,
-            value: impl Into<String>,
-        ) -> Result<
-            Vec<super::ExceptionRecord>,
+            filter_field: impl ::core::convert::Into<::std::string::String>,
+            value: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<super::ExceptionRecord>,
             rt::RpcError<GetFilteredExceptionsClientError>,
         > {
-            let args = Vec::from([
-                rt::encode_arg(&Into::<String>::into(filter_field))?,
-                rt::encode_arg(&Into::<String>::into(value))?,
-            ]);
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(filter_field)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(value)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "get_filtered_exceptions",
                     args,
                     options,
-                    GetFilteredExceptionsClientError::from,
+                    <GetFilteredExceptionsClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }

@@ -7,7 +7,11 @@
 /// [`RpcServiceServer`](rpc_service::RpcServiceServer);
 /// call it with [`RpcServiceClient`](rpc_service::RpcServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod rpc_service {
     use ::kontiki_rt::codegen as rt;
 
@@ -20,32 +24,38 @@ pub mod rpc_service {
     /// Answers `rpc_example`.
     ///
     /// Implement it (with `async fn`), then serve it with [`RpcServiceServer`].
-    pub trait RpcService: Send + Sync + 'static {
+    pub trait RpcService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Echoes a feature; `"bad_input"` returns `USER_INPUT_ERROR`.
         ///
         /// RPC `rpc_example`.
         fn rpc_example(
             &self,
             ctx: rt::Context,
-            feature: String,
-        ) -> impl Future<Output = Result<String, RpcExampleError>> + Send;
+            feature: ::std::string::String,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, RpcExampleError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
     /// The errors [`RpcService::rpc_example`] may return: the codes the contract declares, or an internal error.
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub enum RpcExampleError {
         /// The input was not acceptable.
         ///
         /// Sent as client error `USER_INPUT_ERROR`.
         UserInputError {
             /// The message for the caller.
-            message: String,
+            message: ::std::string::String,
         },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
@@ -55,13 +65,13 @@ pub mod rpc_service {
         /// `USER_INPUT_ERROR` with the contract's message, "Invalid feature value".
         pub fn user_input_error() -> Self {
             Self::UserInputError {
-                message: "Invalid feature value".to_owned(),
+                message: ::std::borrow::ToOwned::to_owned("Invalid feature value"),
             }
         }
 
         /// An internal error.
-        pub fn internal(error: impl Into<rt::BoxError>) -> Self {
-            Self::Internal(error.into())
+        pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
+            Self::Internal(::core::convert::Into::into(error))
         }
 
         /// The wire code.
@@ -83,19 +93,21 @@ pub mod rpc_service {
         }
     }
 
-    impl<E: std::error::Error + Send + Sync + 'static> From<E> for RpcExampleError {
+    impl<
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+    > ::core::convert::From<E> for RpcExampleError {
         fn from(error: E) -> Self {
-            Self::Internal(Box::new(error))
+            Self::Internal(::std::boxed::Box::new(error))
         }
     }
 
-    impl std::fmt::Display for RpcExampleError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for RpcExampleError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::UserInputError { message } => {
-                    write!(f, "USER_INPUT_ERROR: {message}")
+                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
                 }
-                Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
+                Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
     }
@@ -104,15 +116,15 @@ pub mod rpc_service {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`RpcServiceClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct RpcServiceServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for RpcServiceServer<T> {
+    impl<T> ::core::clone::Clone for RpcServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -120,16 +132,16 @@ pub mod rpc_service {
     impl<T: RpcService> RpcServiceServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -141,78 +153,76 @@ pub mod rpc_service {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::RpcEntrypoint::new(
-                            "rpc_example",
-                            move |call: rt::Call| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    let mut args = call.args.into_iter();
-                                    let feature: String = rt::decode_arg(
-                                        "feature",
-                                        rt::next_arg(&mut args),
-                                    )?;
-                                    match svc.rpc_example(call.context, feature).await {
-                                        Ok(value) => rt::encode_result(&value),
-                                        Err(error) => Err(error.into_handler_error()),
-                                    }
-                                }
-                            },
-                        )
-                        .param("feature", true)
-                },
-            ])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::RpcEntrypoint::new("rpc_example", move | call : rt::Call | { let svc
+                = ::core::clone::Clone::clone(& svc); async move { let mut args =
+                ::core::iter::IntoIterator::into_iter(call.args); let feature :
+                ::std::string::String = rt::decode_arg("feature", rt::next_arg(& mut
+                args)) ?; match svc.rpc_example(call.context, feature). await {
+                ::core::result::Result::Ok(value) => rt::encode_result(& value),
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
+                .into_handler_error()), } } }).param("feature", true) },
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// The client errors a call to [`RpcServiceClient::rpc_example`] may get back: the codes the contract declares, or another code.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq
+    )]
     pub enum RpcExampleClientError {
         /// The input was not acceptable.
         ///
         /// Client error `USER_INPUT_ERROR`.
         UserInputError {
             /// The message the server sent.
-            message: String,
+            message: ::std::string::String,
         },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -220,18 +230,20 @@ pub mod rpc_service {
 
     impl RpcExampleClientError {
         /// The wire code, if the server sent one.
-        pub fn code(&self) -> Option<&str> {
+        pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::UserInputError { .. } => Some("USER_INPUT_ERROR"),
+                Self::UserInputError { .. } => {
+                    ::core::option::Option::Some("USER_INPUT_ERROR")
+                }
                 Self::Other(error) => error.code.as_deref(),
             }
         }
     }
 
-    impl From<rt::RemoteError> for RpcExampleClientError {
+    impl ::core::convert::From<rt::RemoteError> for RpcExampleClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                Some("USER_INPUT_ERROR") => {
+                ::core::option::Option::Some("USER_INPUT_ERROR") => {
                     Self::UserInputError {
                         message: rt::remote_message(&error),
                     }
@@ -241,25 +253,25 @@ pub mod rpc_service {
         }
     }
 
-    impl std::fmt::Display for RpcExampleClientError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    impl ::std::fmt::Display for RpcExampleClientError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
                 Self::UserInputError { message } => {
-                    write!(f, "USER_INPUT_ERROR: {message}")
+                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
                 }
-                Self::Other(error) => std::fmt::Display::fmt(error, f),
+                Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
     }
 
-    impl std::error::Error for RpcExampleClientError {}
+    impl ::std::error::Error for RpcExampleClientError {}
 
     /// Calls [`RpcService`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct RpcServiceClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -268,14 +280,17 @@ pub mod rpc_service {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -300,25 +315,37 @@ pub mod rpc_service {
         /// Calls RPC `rpc_example`.
         pub async fn rpc_example(
             &self,
-            feature: impl Into<String>,
-        ) -> Result<String, rt::RpcError<RpcExampleClientError>> {
-            self.rpc_example_with(self.options.clone(), feature).await
+            feature: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            rt::RpcError<RpcExampleClientError>,
+        > {
+            self.rpc_example_with(::core::clone::Clone::clone(&self.options), feature)
+                .await
         }
 
         /// Calls RPC `rpc_example` with per-call options (timeout, target instance, extra headers).
         pub async fn rpc_example_with(
             &self,
             options: rt::CallOptions,
-            feature: impl Into<String>,
-        ) -> Result<String, rt::RpcError<RpcExampleClientError>> {
-            let args = Vec::from([rt::encode_arg(&Into::<String>::into(feature))?]);
+            feature: impl ::core::convert::Into<::std::string::String>,
+        ) -> ::core::result::Result<
+            ::std::string::String,
+            rt::RpcError<RpcExampleClientError>,
+        > {
+            let args = ::std::vec![
+                rt::encode_arg(&::core::convert::Into::<::std::string::String
+                >::into(feature)) ?,
+            ];
             rt::call(
                     &self.messenger,
                     &self.service,
                     "rpc_example",
                     args,
                     options,
-                    RpcExampleClientError::from,
+                    <RpcExampleClientError as ::core::convert::From<
+                        rt::RemoteError,
+                    >>::from,
                 )
                 .await
         }

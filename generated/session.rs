@@ -2,9 +2,9 @@
 
 /// Body of `session.step`.
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
     ::kontiki_rt::codegen::serde::Serialize,
     ::kontiki_rt::codegen::serde::Deserialize
 )]
@@ -13,7 +13,7 @@ pub struct Step {
     /// Position in the conversation.
     pub seq: u32,
     /// Content.
-    pub data: String,
+    pub data: ::std::string::String,
 }
 
 /// Keeps per-session state in memory.
@@ -22,7 +22,11 @@ pub struct Step {
 /// Implement [`SessionService`](session_service::SessionService) and register it with
 /// [`SessionServiceServer`](session_service::SessionServiceServer);
 /// call it with [`SessionServiceClient`](session_service::SessionServiceClient).
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod session_service {
     use ::kontiki_rt::codegen as rt;
 
@@ -41,7 +45,7 @@ pub mod session_service {
     /// Keeps per-session state in memory.
     ///
     /// Implement it (with `async fn`), then serve it with [`SessionServiceServer`].
-    pub trait SessionService: Send + Sync + 'static {
+    pub trait SessionService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Handles the steps of a session on the replica that opened it.
         ///
         /// Handles `session.step` (insession).
@@ -50,12 +54,18 @@ pub mod session_service {
             ctx: rt::Context,
             headers: rt::Headers,
             payload: super::Step,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
@@ -63,15 +73,15 @@ pub mod session_service {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`SessionServiceClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct SessionServiceServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for SessionServiceServer<T> {
+    impl<T> ::core::clone::Clone for SessionServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -79,16 +89,16 @@ pub mod session_service {
     impl<T: SessionService> SessionServiceServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -100,73 +110,67 @@ pub mod session_service {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = std::sync::Arc::clone(&svc);
-                        async move {
-                            let headers = event.headers.unwrap_or_default();
-                            let payload: super::Step = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_step(event.context, headers, payload)
-                                .await
-                                .map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_step", [events::SESSION_STEP], handler)
-                        .mode(rt::EventMode::InSession)
-                        .include_headers(true)
-                },
-            ])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
+                | event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc);
+                async move { let headers = event.headers.unwrap_or_default(); let payload
+                : super::Step = rt::decode_payload(& event.event_type, event.payload) ?;
+                svc.on_step(event.context, headers, payload). await
+                .map_err(rt::HandlerError::internal) } };
+                rt::EventEntrypoint::new("on_step", [events::SESSION_STEP], handler)
+                .mode(rt::EventMode::InSession).include_headers(true) },
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![]
         }
     }
 
     /// Calls [`SessionService`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct SessionServiceClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -175,14 +179,17 @@ pub mod session_service {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 
@@ -204,14 +211,16 @@ pub mod session_service {
 
         /// Opens a session with one instance of the service: events published through the
         /// returned handle reach only that instance's `in_session` handlers.
-        pub async fn open_session(&self) -> Result<SessionServiceSession, rt::RpcError> {
+        pub async fn open_session(
+            &self,
+        ) -> ::core::result::Result<SessionServiceSession, rt::RpcError> {
             let session = self.messenger.open_session(&self.service).await?;
-            Ok(SessionServiceSession { session })
+            ::core::result::Result::Ok(SessionServiceSession { session })
         }
     }
 
     /// A session with one instance of [`SessionService`], from [`SessionServiceClient::open_session`].
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct SessionServiceSession {
         session: rt::Session,
     }

@@ -7,7 +7,11 @@
 /// [`TaskServiceServer`](task_service::TaskServiceServer);
 /// call it with [`TaskServiceClient`](task_service::TaskServiceClient).
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
-#[rustfmt::skip]
+#[allow(
+    clippy::deprecated_cfg_attr,
+    reason = "`#[rustfmt::skip]` does not resolve under `#![no_implicit_prelude]`"
+)]
+#[cfg_attr(rustfmt, rustfmt::skip)]
 pub mod task_service {
     use ::kontiki_rt::codegen as rt;
 
@@ -20,14 +24,16 @@ pub mod task_service {
     /// Runs periodic work.
     ///
     /// Implement it (with `async fn`), then serve it with [`TaskServiceServer`].
-    pub trait TaskService: Send + Sync + 'static {
+    pub trait TaskService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Every 10 seconds, starting right away.
         ///
         /// Task `tick`: every 10 s, and once at start.
         fn tick(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// At 03:00 on weekdays (cron tasks do not run at start).
         ///
@@ -35,7 +41,9 @@ pub mod task_service {
         fn nightly_report(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// At the interval (seconds) found under `app.cleanup.interval`.
         ///
@@ -43,12 +51,18 @@ pub mod task_service {
         fn cleanup(
             &self,
             ctx: rt::Context,
-        ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>,
+        > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(&self) -> impl Future<Output = Option<String>> + Send {
-            async { None }
+        fn degraded(
+            &self,
+        ) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>,
+        > + ::core::marker::Send {
+            async { ::core::option::Option::None }
         }
     }
 
@@ -56,15 +70,15 @@ pub mod task_service {
     /// handlers, HTTP routes with their OpenAPI documents, tasks) and its degraded check with the
     /// runtime, under the contract's wire names, modes and schedules.
     /// The calling side is [`TaskServiceClient`].
-    #[derive(Debug)]
+    #[derive(::core::fmt::Debug)]
     pub struct TaskServiceServer<T> {
-        inner: std::sync::Arc<T>,
+        inner: ::std::sync::Arc<T>,
     }
 
-    impl<T> Clone for TaskServiceServer<T> {
+    impl<T> ::core::clone::Clone for TaskServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: std::sync::Arc::clone(&self.inner),
+                inner: ::core::clone::Clone::clone(&self.inner),
             }
         }
     }
@@ -72,16 +86,16 @@ pub mod task_service {
     impl<T: TaskService> TaskServiceServer<T> {
         /// Serves `inner`.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(std::sync::Arc::new(inner))
+            Self::from_arc(::std::sync::Arc::new(inner))
         }
 
         /// Serves a shared `inner` (keep a clone to reach it from elsewhere).
-        pub fn from_arc(inner: std::sync::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {
             Self { inner }
         }
 
         /// The implementation.
-        pub fn inner(&self) -> &std::sync::Arc<T> {
+        pub fn inner(&self) -> &::std::sync::Arc<T> {
             &self.inner
         }
 
@@ -93,103 +107,76 @@ pub mod task_service {
 
         /// Adds every entrypoint and the degraded check to `builder`.
         pub fn register(&self, builder: rt::ServiceBuilder) -> rt::ServiceBuilder {
-            let builder = self
-                .rpc_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::rpc);
-            let builder = self
-                .event_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::event);
-            let builder = self
-                .task_entrypoints()
-                .into_iter()
-                .fold(builder, rt::ServiceBuilder::task);
-            let svc = std::sync::Arc::clone(&self.inner);
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.rpc_entrypoints()),
+                builder,
+                rt::ServiceBuilder::rpc,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.event_entrypoints()),
+                builder,
+                rt::ServiceBuilder::event,
+            );
+            let builder = ::core::iter::Iterator::fold(
+                ::core::iter::IntoIterator::into_iter(self.task_entrypoints()),
+                builder,
+                rt::ServiceBuilder::task,
+            );
+            let svc = ::core::clone::Clone::clone(&self.inner);
             builder
                 .health_check(move || {
-                    let svc = std::sync::Arc::clone(&svc);
+                    let svc = ::core::clone::Clone::clone(&svc);
                     async move {
                         match svc.degraded().await {
-                            None => rt::Health::Ok,
-                            Some(reason) => rt::Health::degraded(reason),
+                            ::core::option::Option::None => rt::Health::Ok,
+                            ::core::option::Option::Some(reason) => {
+                                rt::Health::degraded(reason)
+                            }
                         }
                     }
                 })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
-        pub fn rpc_entrypoints(&self) -> Vec<rt::RpcEntrypoint> {
-            Vec::from([])
+        pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
+            ::std::vec![]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
-        pub fn event_entrypoints(&self) -> Vec<rt::EventEntrypoint> {
-            Vec::from([])
+        pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
+            ::std::vec![]
         }
 
         /// The periodic tasks, one per `task` of the contract.
-        pub fn task_entrypoints(&self) -> Vec<rt::TaskEntrypoint> {
-            Vec::from([
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "tick",
-                            rt::Schedule::Every(std::time::Duration::from_secs(10)),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.tick(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "nightly_report",
-                            rt::Schedule::Cron("0 3 * * MON-FRI".to_owned()),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.nightly_report(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(false)
-                        .time_zone("UTC")
-                },
-                {
-                    let svc = std::sync::Arc::clone(&self.inner);
-                    rt::TaskEntrypoint::new(
-                            "cleanup",
-                            rt::Schedule::EveryConfig("app.cleanup.interval".to_owned()),
-                            move |run: rt::TaskRun| {
-                                let svc = std::sync::Arc::clone(&svc);
-                                async move {
-                                    svc.cleanup(run.context)
-                                        .await
-                                        .map_err(rt::HandlerError::internal)
-                                }
-                            },
-                        )
-                        .immediate(true)
-                },
-            ])
+        pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
+            ::std::vec![
+                { let svc = ::core::clone::Clone::clone(& self.inner);
+                rt::TaskEntrypoint::new("tick",
+                rt::Schedule::Every(::core::time::Duration::from_secs(10)), move | run :
+                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
+                { svc.tick(run.context). await .map_err(rt::HandlerError::internal) } })
+                .immediate(true) }, { let svc = ::core::clone::Clone::clone(& self
+                .inner); rt::TaskEntrypoint::new("nightly_report",
+                rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")),
+                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
+                svc); async move { svc.nightly_report(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(false)
+                .time_zone("UTC") }, { let svc = ::core::clone::Clone::clone(& self
+                .inner); rt::TaskEntrypoint::new("cleanup",
+                rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.cleanup.interval")),
+                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
+                svc); async move { svc.cleanup(run.context). await
+                .map_err(rt::HandlerError::internal) } }).immediate(true) },
+            ]
         }
     }
 
     /// Calls [`TaskService`] over RabbitMQ (Kontiki's `RpcProxy`), from inside a service
     /// (`ctx.messenger().clone()`) or stand-alone (`Messenger::connect(url)`).
-    #[derive(Debug, Clone)]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct TaskServiceClient {
         messenger: rt::Messenger,
-        service: String,
+        service: ::std::string::String,
         options: rt::CallOptions,
     }
 
@@ -198,14 +185,17 @@ pub mod task_service {
         pub fn new(messenger: rt::Messenger) -> Self {
             Self {
                 messenger,
-                service: SERVICE_NAME.to_owned(),
-                options: rt::CallOptions::default(),
+                service: ::std::borrow::ToOwned::to_owned(SERVICE_NAME),
+                options: <rt::CallOptions as ::core::default::Default>::default(),
             }
         }
 
         /// Calls the service under another wire name (a deployment that renamed it).
-        pub fn with_service_name(mut self, service: impl Into<String>) -> Self {
-            self.service = service.into();
+        pub fn with_service_name(
+            mut self,
+            service: impl ::core::convert::Into<::std::string::String>,
+        ) -> Self {
+            self.service = ::core::convert::Into::into(service);
             self
         }
 

@@ -132,6 +132,11 @@ fi
 # promtool (Debian's prometheus package) validates the /metrics exposition in the tests.
 step "promtool (metrics exposition checks)" ensure_apt_tool promtool prometheus
 
+# The workspace's minimum Rust version (Cargo.toml `rust-version`): the generated-code compile
+# tests (kontiki-codegen/tests/compile_anywhere.rs) build the runtime and generated code with it.
+MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+step "Rust $MSRV toolchain (MSRV)" ensure_rust_toolchain "$MSRV"
+
 if have_nextest; then
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
     -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'

@@ -28,3 +28,19 @@ ensure_apt_tool() {
   fi
   command -v "$cmd" >/dev/null 2>&1
 }
+
+# ensure_rust_toolchain VERSION: true when rustup has toolchain VERSION, after installing it
+# (minimal profile) if needed. The generated-code compile tests check the workspace's MSRV with it.
+ensure_rust_toolchain() {
+  local version="$1"
+  if ! command -v rustup >/dev/null 2>&1; then
+    tools_log "rustup is not installed; the MSRV check needs Rust $version (https://rustup.rs)"
+    return 1
+  fi
+  rustup run "$version" rustc --version >/dev/null 2>&1 && return 0
+  tools_log "installing Rust $version (minimal profile) for the MSRV check"
+  rustup toolchain install "$version" --profile minimal >/dev/null 2>&1 || {
+    tools_log "could not install Rust $version; run: rustup toolchain install $version --profile minimal"
+    return 1
+  }
+}

@@ -102,6 +102,8 @@ pub(crate) struct EventConst {
 #[derive(Debug, Serialize)]
 pub(crate) struct EventUse {
     pub(crate) method: String,
+    /// The publisher's `<method>_with` (publish options).
+    pub(crate) with_method: String,
     pub(crate) konst: String,
     pub(crate) wire: String,
     pub(crate) payload: String,
@@ -113,6 +115,8 @@ pub(crate) struct EventUse {
 pub(crate) struct MethodView {
     pub(crate) wire: String,
     pub(crate) method: String,
+    /// The client's `<method>_with` (per-call options).
+    pub(crate) with_method: String,
     pub(crate) docs: Vec<String>,
     pub(crate) params: Vec<ParamView>,
     pub(crate) returns: String,
@@ -343,16 +347,16 @@ impl Cx<'_> {
             TypeRef::U32 => "u32".into(),
             TypeRef::U64 => "u64".into(),
             TypeRef::F64 => "f64".into(),
-            TypeRef::String => "String".into(),
+            TypeRef::String => "::std::string::String".into(),
             TypeRef::Bytes => format!("{rt}Bytes"),
             TypeRef::Datetime => format!("{rt}DateTime"),
             TypeRef::Date => format!("{rt}Date"),
             TypeRef::Uuid => format!("{rt}Uuid"),
             TypeRef::Json => format!("{rt}Json"),
-            TypeRef::Optional(t) => format!("Option<{}>", self.rust_type(t, scope)),
-            TypeRef::List(t) => format!("Vec<{}>", self.rust_type(t, scope)),
+            TypeRef::Optional(t) => format!("::core::option::Option<{}>", self.rust_type(t, scope)),
+            TypeRef::List(t) => format!("::std::vec::Vec<{}>", self.rust_type(t, scope)),
             TypeRef::Map(t) => format!(
-                "::std::collections::BTreeMap<String, {}>",
+                "::std::collections::BTreeMap<::std::string::String, {}>",
                 self.rust_type(t, scope)
             ),
             TypeRef::Named(n) => {
@@ -377,13 +381,12 @@ impl Cx<'_> {
         };
         let resolved = self.resolve(ty);
         match (v, resolved) {
-            (_, TypeRef::Json) => {
-                format!("{rt}serde_json::json!({})", json_literal(v))
-            }
-            (Value::Null, _) => "None".into(),
-            (_, TypeRef::Optional(inner)) => {
-                format!("Some({})", self.value_expr(v, inner, scope))
-            }
+            (_, TypeRef::Json) => json_expr(rt, v),
+            (Value::Null, _) => "::core::option::Option::None".into(),
+            (_, TypeRef::Optional(inner)) => format!(
+                "::core::option::Option::Some({})",
+                self.value_expr(v, inner, scope)
+            ),
             (Value::Bool(b), _) => b.to_string(),
             (Value::Int(i), TypeRef::F64) => format!("{i}.0"),
             (Value::Int(i), TypeRef::I32) => format!("{i}_i32"),
@@ -399,12 +402,14 @@ impl Cx<'_> {
                     format!("{s}.0")
                 }
             }
-            (Value::String(s), TypeRef::String) => format!("{}.to_owned()", rust_str(s)),
+            (Value::String(s), TypeRef::String) => {
+                format!("::std::borrow::ToOwned::to_owned({})", rust_str(s))
+            }
             (Value::EnumVariant { name, .. }, _) => {
                 format!("{}::{}", self.rust_type(ty, scope), variant_ident(name))
             }
             (Value::List(items), TypeRef::List(inner)) => format!(
-                "vec![{}]",
+                "::std::vec![{}]",
                 items
                     .iter()
                     .map(|i| self.value_expr(i, inner, scope))
@@ -412,11 +417,11 @@ impl Cx<'_> {
                     .join(", ")
             ),
             (Value::Map(entries), TypeRef::Map(inner)) => format!(
-                "[{}].into_iter().collect()",
+                "::core::iter::Iterator::collect(::core::iter::IntoIterator::into_iter([{}]))",
                 entries
                     .iter()
                     .map(|(k, val)| format!(
-                        "({}.to_owned(), {})",
+                        "(::std::borrow::ToOwned::to_owned({}), {})",
                         rust_str(k),
                         self.value_expr(val, inner, scope)
                     ))
@@ -425,10 +430,7 @@ impl Cx<'_> {
             ),
             // Dates, datetimes, uuids and struct literals: decoded from their JSON form,
             // exactly as a missing field would be filled in by a Python peer.
-            _ => format!(
-                "{rt}serde_json::from_value({rt}serde_json::json!({})).expect(\"invariant: kontiki-codegen checked the default\")",
-                json_literal(v)
-            ),
+            _ => json_expr(rt, v),
         }
     }
 
@@ -491,7 +493,7 @@ impl Cx<'_> {
                 .iter()
                 .map(|t| TaskView {
                     name: t.name.clone(),
-                    method: method_ident(&t.name),
+                    method: entry_ident(&t.name),
                     convention: conversion_name(&t.name),
                     schedule_expr: schedule_expr(&t.schedule),
                     immediate: t.immediate,
@@ -527,7 +529,8 @@ impl Cx<'_> {
 
     fn event_use(&self, e: &idl::EventRef) -> EventUse {
         EventUse {
-            method: method_ident(&e.name.replace(['.', '-'], "_")),
+            method: entry_ident(&e.name.replace(['.', '-'], "_")),
+            with_method: with_ident(&e.name.replace(['.', '-'], "_")),
             konst: const_ident(&e.name),
             wire: e.name.clone(),
             payload: self.rust_type(&e.payload, Scope::Service),
@@ -560,8 +563,8 @@ impl Cx<'_> {
             variants: errors
                 .iter()
                 .map(|(e, status)| ErrorVariant {
-                    ident: variant_ident(&e.code.to_lowercase()),
-                    ctor: method_ident(&e.code.to_lowercase()),
+                    ident: error_variant_ident(&e.code),
+                    ctor: error_ctor_ident(&e.code),
                     code: e.code.clone(),
                     message: e.message.clone(),
                     docs: self
@@ -581,7 +584,8 @@ impl Cx<'_> {
         let errors: Vec<_> = r.errors.iter().map(|e| (e.clone(), None)).collect();
         MethodView {
             wire: r.name.clone(),
-            method: method_ident(&r.name),
+            method: entry_ident(&r.name),
+            with_method: with_ident(&r.name),
             docs: docs(&r.docs),
             many_args: params.len() + 2 + usize::from(r.include_headers) > 7,
             params,
@@ -627,7 +631,8 @@ impl Cx<'_> {
         };
         MethodView {
             wire: r.name.clone(),
-            method: method_ident(&r.name),
+            method: entry_ident(&r.name),
+            with_method: with_ident(&r.name),
             docs: docs(&r.docs),
             many_args: params.len() + 2 > 7,
             params,
@@ -674,7 +679,7 @@ impl Cx<'_> {
         };
         HandlerView {
             name: h.name.clone(),
-            method: method_ident(&h.name),
+            method: entry_ident(&h.name),
             docs: docs(&h.docs),
             include_headers: h.include_headers,
             convention: conversion_name(&h.name),
@@ -704,13 +709,22 @@ fn conversion_name(name: &str) -> bool {
 fn schedule_expr(s: &Schedule) -> String {
     match s {
         Schedule::Interval { seconds } => {
-            format!("rt::Schedule::Every(std::time::Duration::from_secs({seconds}))")
+            format!("rt::Schedule::Every(::core::time::Duration::from_secs({seconds}))")
         }
         Schedule::IntervalConfig(k) => {
-            format!("rt::Schedule::EveryConfig({}.to_owned())", rust_str(k))
+            format!(
+                "rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned({}))",
+                rust_str(k)
+            )
         }
-        Schedule::Cron(c) => format!("rt::Schedule::Cron({}.to_owned())", rust_str(c)),
-        Schedule::CronConfig(k) => format!("rt::Schedule::CronConfig({}.to_owned())", rust_str(k)),
+        Schedule::Cron(c) => format!(
+            "rt::Schedule::Cron(::std::borrow::ToOwned::to_owned({}))",
+            rust_str(c)
+        ),
+        Schedule::CronConfig(k) => format!(
+            "rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned({}))",
+            rust_str(k)
+        ),
     }
 }
 
@@ -763,8 +777,14 @@ pub(crate) fn type_ident(name: &str) -> String {
     escape(name.to_upper_camel_case())
 }
 
+/// A variant; an event type starting with a digit (`1.x`) gets an `E` in front.
 pub(crate) fn variant_ident(name: &str) -> String {
-    escape(name.to_upper_camel_case())
+    let ident = name.to_upper_camel_case();
+    if ident.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("E{ident}")
+    } else {
+        escape(ident)
+    }
 }
 
 pub(crate) fn field_ident(name: &str) -> String {
@@ -773,6 +793,37 @@ pub(crate) fn field_ident(name: &str) -> String {
 
 pub(crate) fn method_ident(name: &str) -> String {
     escape(name.to_snake_case())
+}
+
+/// Methods the generated trait, client, publisher and session handle define themselves.
+const OWN_METHODS: &[&str] = &[
+    "degraded",
+    "new",
+    "with_service_name",
+    "with_options",
+    "service_name",
+    "messenger",
+    "open_session",
+    "session",
+];
+
+/// The method of an entrypoint or an event; a name the generated types use themselves gets a
+/// trailing `_` (`new` becomes `new_`).
+/// An event type starting with a digit (`1.x`) gets an `e_` in front.
+pub(crate) fn entry_ident(name: &str) -> String {
+    let ident = method_ident(name);
+    if ident.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("e_{ident}")
+    } else if OWN_METHODS.contains(&ident.as_str()) {
+        format!("{ident}_")
+    } else {
+        ident
+    }
+}
+
+/// The client's method with per-call options: `<method>_with`.
+fn with_ident(name: &str) -> String {
+    format!("{}_with", unraw(&entry_ident(name)).trim_end_matches('_'))
 }
 
 /// Parameter names that would shadow the adapter's own locals get a trailing `_`.
@@ -784,6 +835,27 @@ fn param_ident(name: &str) -> String {
     .contains(&ident.as_str())
     {
         format!("{ident}_")
+    } else {
+        ident
+    }
+}
+
+/// The variant of an error code; the generated enums' own `Internal` and `Other` variants keep
+/// their names (a code `INTERNAL` becomes `InternalCode`).
+fn error_variant_ident(code: &str) -> String {
+    let ident = variant_ident(&code.to_lowercase());
+    if ["Internal", "Other"].contains(&ident.as_str()) {
+        format!("{ident}Code")
+    } else {
+        ident
+    }
+}
+
+/// The constructor of an error code; the error enums' own methods keep their names.
+fn error_ctor_ident(code: &str) -> String {
+    let ident = method_ident(&code.to_lowercase());
+    if ["internal", "code", "into_handler_error", "into_http_error"].contains(&ident.as_str()) {
+        format!("{ident}_code")
     } else {
         ident
     }
@@ -803,7 +875,16 @@ pub(crate) fn rust_str(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// A JSON literal for `serde_json::json!`.
+/// A value decoded from its JSON text at run time (no `json!`: its expansion needs the prelude),
+/// exactly as a missing field would be filled in by a Python peer; the type comes from context.
+fn json_expr(rt: &str, v: &Value) -> String {
+    format!(
+        "{rt}serde_json::from_str({}).expect(\"invariant: kontiki-codegen checked the default\")",
+        rust_str(&json_literal(v))
+    )
+}
+
+/// A default value as JSON text.
 fn json_literal(v: &Value) -> String {
     serde_json::to_string(&to_json(v)).unwrap_or_else(|_| "null".to_owned())
 }

@@ -47,6 +47,12 @@ pub const TIMELINE_EXCHANGE: &str = "registry_event_exchange";
 pub const TIMELINE_QUEUE: &str = "event_tracker.queue";
 /// Event type of context records in the timeline.
 pub const CONTEXT_RECORDED: &str = "registry.context.recorded";
+/// The longest heartbeat interval the registry honours (a day); a registration saying more is
+/// treated as saying this.
+pub const MAX_HEARTBEAT_INTERVAL_SECS: f64 = 86_400.0;
+/// At most this many instances are remembered as asked to `register_again` within one grace
+/// period; heartbeats of further unknown instances go unanswered until entries age out.
+pub const MAX_ASKED_AGAIN: usize = 10_000;
 
 /// The registry's settings (top-level `activity_tracker.*` and `registry.*` config keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +72,14 @@ pub struct RegistrySettings {
     /// `activity_tracker.include_registry_calls` (default `false`): keep RPC requests made to
     /// the registry itself (kontiki-tui polls it) in the timeline.
     pub include_registry_calls: bool,
+    /// `activity_tracker.queue_max_length` (default 100000, 0 = no limit): the most messages
+    /// `event_tracker.queue` holds while no registry consumes it; the oldest are dropped first
+    /// (`x-max-length`, `x-overflow: drop-head`). Kontiki declares the queue without a limit.
+    pub timeline_queue_max_length: u64,
+    /// `registry.max_instances` (default 10000): registrations of new instances beyond this
+    /// many are refused (logged and counted), so random instance ids cannot grow the registry
+    /// without bound.
+    pub max_instances: usize,
     /// `registry.expire_after_seconds` (default 3600, 0 = never): an instance down for this
     /// long is removed (and `registry.instance.deregistered` published).
     pub expire_after: Option<Duration>,
@@ -83,8 +97,10 @@ impl Default for RegistrySettings {
             max_events: 10_000,
             max_exceptions: 1_000,
             include_registry_calls: false,
+            timeline_queue_max_length: 100_000,
             expire_after: Some(Duration::from_secs(3600)),
             register_again_grace: Duration::from_secs(2),
+            max_instances: 10_000,
         }
     }
 }
@@ -93,30 +109,57 @@ impl RegistrySettings {
     /// Reads the settings from a service config.
     pub fn from_config(config: &Config) -> Result<Self, kontiki_rt::ConfigError> {
         let d = Self::default();
-        let minutes: f64 = config.get_or("activity_tracker.ttl_minutes", 0.0)?;
-        let hours: f64 = config.get_or("activity_tracker.ttl_hours", 168.0)?;
-        let ttl = if minutes > 0.0 {
-            Some(Duration::from_secs_f64(minutes * 60.0))
-        } else if hours > 0.0 {
-            Some(Duration::from_secs_f64(hours * 3600.0))
-        } else {
-            None
+        let ttl = match seconds(config, "activity_tracker.ttl_minutes", 0.0, 60.0)? {
+            Some(ttl) => Some(ttl),
+            None => seconds(config, "activity_tracker.ttl_hours", 168.0, 3600.0)?,
         };
-        let cleanup: f64 = config.get_or("activity_tracker.cleanup_interval_seconds", 3600.0)?;
-        let expire: f64 = config.get_or("registry.expire_after_seconds", 3600.0)?;
-        let grace: f64 = config.get_or("registry.register_again_grace_seconds", 2.0)?;
+        let cleanup = seconds(
+            config,
+            "activity_tracker.cleanup_interval_seconds",
+            3600.0,
+            1.0,
+        )?;
+        let grace = seconds(config, "registry.register_again_grace_seconds", 2.0, 1.0)?;
         Ok(Self {
             tracker_disabled: config.get_or("activity_tracker.disable", false)?,
             ttl,
-            cleanup_interval: Duration::from_secs_f64(cleanup.max(1.0)),
+            cleanup_interval: cleanup
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_secs(1)),
             max_events: config.get_or("activity_tracker.max_events", d.max_events)?,
             max_exceptions: config.get_or("activity_tracker.max_exceptions", d.max_exceptions)?,
             include_registry_calls: config
                 .get_or("activity_tracker.include_registry_calls", false)?,
-            expire_after: (expire > 0.0).then(|| Duration::from_secs_f64(expire)),
-            register_again_grace: Duration::from_secs_f64(grace.max(0.0)),
+            timeline_queue_max_length: config.get_or(
+                "activity_tracker.queue_max_length",
+                d.timeline_queue_max_length,
+            )?,
+            expire_after: seconds(config, "registry.expire_after_seconds", 3600.0, 1.0)?,
+            register_again_grace: grace.unwrap_or(Duration::ZERO),
+            max_instances: config.get_or("registry.max_instances", d.max_instances)?,
         })
     }
+}
+
+/// The number at `path` (or `default`) times `unit` seconds; `None` when not positive (Kontiki's
+/// "off"). A value too large for a duration, or not a number, is an error naming the key.
+fn seconds(
+    config: &Config,
+    path: &str,
+    default: f64,
+    unit: f64,
+) -> Result<Option<Duration>, kontiki_rt::ConfigError> {
+    let value: f64 = config.get_or(path, default)?;
+    if value.is_nan() || value <= 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(value * unit)
+        .map(Some)
+        .map_err(|_| kontiki_rt::ConfigError::InvalidValue {
+            path: path.to_owned(),
+            message: format!("is too large, found {value}"),
+            files: Vec::new(),
+        })
 }
 
 /// One registered instance.
@@ -137,7 +180,9 @@ impl Instance {
             .metadata
             .heartbeat_interval
             .filter(|i| i.is_finite() && *i > 0.0)
-            .unwrap_or(10.0);
+            .unwrap_or(10.0)
+            // A remote value: 1e20 must not overflow the duration (it panicked).
+            .min(MAX_HEARTBEAT_INTERVAL_SECS);
         Duration::from_secs_f64(interval * 3.0)
     }
 
@@ -201,8 +246,16 @@ struct State {
     services: BTreeMap<String, BTreeMap<String, Instance>>,
     timeline: Bounded<TimelineEntry>,
     exceptions: Bounded<ExceptionRecord>,
-    /// Last `register_again` sent per instance (at most one per grace period).
+    /// Last `register_again` sent per instance (at most one per grace period), at most
+    /// [`MAX_ASKED_AGAIN`] entries.
     asked_again: HashMap<String, Instant>,
+    /// When `asked_again` was last pruned.
+    asked_pruned: Option<Instant>,
+    /// Heartbeats of unknown instances not answered with `register_again` because
+    /// `asked_again` was full.
+    asks_suppressed: u64,
+    /// Registrations of new instances refused at `registry.max_instances`.
+    registrations_refused: u64,
     last_cleanup: Option<Instant>,
 }
 
@@ -214,6 +267,11 @@ pub struct DropCounts {
     pub events: u64,
     /// Exception records dropped (cap or retention).
     pub exceptions: u64,
+    /// Registrations of new instances refused because `registry.max_instances` were known.
+    pub registrations_refused: u64,
+    /// Heartbeats of unknown instances left unanswered because [`MAX_ASKED_AGAIN`] instances
+    /// were asked to register again within the last grace period.
+    pub asks_suppressed: u64,
 }
 
 /// The registry: state plus the generated trait's implementation.
@@ -322,6 +380,8 @@ impl Registry {
         DropCounts {
             events: s.timeline.dropped,
             exceptions: s.exceptions.dropped,
+            registrations_refused: s.registrations_refused,
+            asks_suppressed: s.asks_suppressed,
         }
     }
 
@@ -480,6 +540,24 @@ impl Registry {
                 .get(&name)
                 .and_then(|m| m.get(&iid))
                 .map(|i| (i.last_heartbeat, i.last_seen, i.degraded, i.reason.clone()));
+            if previous.is_none() {
+                let known: usize = s.services.values().map(BTreeMap::len).sum();
+                if known >= self.settings.max_instances {
+                    s.registrations_refused += 1;
+                    let refused = s.registrations_refused;
+                    drop(s);
+                    if refused == 1 || refused.is_multiple_of(1000) {
+                        tracing::warn!(
+                            service = %name,
+                            instance_id = %iid,
+                            refused,
+                            max = self.settings.max_instances,
+                            "registry.max_instances reached: refusing the registration of a new instance"
+                        );
+                    }
+                    return Ok(());
+                }
+            }
             let (last_heartbeat, last_seen, degraded, reason) =
                 previous.unwrap_or((None, None, false, None));
             s.asked_again.remove(&iid);
@@ -586,14 +664,34 @@ impl Registry {
                 }
                 None => {
                     let in_grace = self.started.elapsed() < self.settings.register_again_grace;
-                    let recently = s.asked_again.get(&iid).is_some_and(|t| {
-                        now.duration_since(*t)
-                            < self
-                                .settings
-                                .register_again_grace
-                                .max(Duration::from_secs(5))
-                    });
+                    let window = self
+                        .settings
+                        .register_again_grace
+                        .max(Duration::from_secs(5));
+                    let recently = s
+                        .asked_again
+                        .get(&iid)
+                        .is_some_and(|t| now.duration_since(*t) < window);
+                    // Full: forget the entries older than the window, at most once a second
+                    // (a flood of random instance ids must not cost a scan per heartbeat).
+                    if !recently
+                        && s.asked_again.len() >= MAX_ASKED_AGAIN
+                        && s.asked_pruned
+                            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        s.asked_again.retain(|_, t| now.duration_since(*t) < window);
+                        s.asked_pruned = Some(now);
+                    }
                     if in_grace || recently || name.is_empty() || iid.is_empty() {
+                        Next::Nothing
+                    } else if s.asked_again.len() >= MAX_ASKED_AGAIN {
+                        s.asks_suppressed += 1;
+                        if s.asks_suppressed == 1 || s.asks_suppressed.is_multiple_of(10_000) {
+                            tracing::warn!(
+                                suppressed = s.asks_suppressed,
+                                "heartbeats of many unknown instances: not asking more of them to register again for now"
+                            );
+                        }
                         Next::Nothing
                     } else {
                         s.asked_again.insert(iid.clone(), now);
@@ -729,18 +827,27 @@ impl Registry {
         }
         if !self.settings.tracker_disabled {
             let me = Arc::clone(self);
+            let mut timeline = QueueEntrypoint::new(TIMELINE_QUEUE, move |msg: RawMessage| {
+                let own = msg.context.container().identity().service_name.clone();
+                me.on_tracked(&msg, &own);
+                async { Ok(()) }
+            });
+            // Bound to all the vhost's traffic: while no registry consumes it, the queue keeps
+            // the newest messages only (docs/registry.md).
+            let max_length = self.settings.timeline_queue_max_length;
+            if max_length > 0 {
+                timeline = timeline
+                    .argument("x-max-length", max_length)
+                    .argument("x-overflow", "drop-head");
+            }
             out.push(
-                QueueEntrypoint::new(TIMELINE_QUEUE, move |msg: RawMessage| {
-                    let own = msg.context.container().identity().service_name.clone();
-                    me.on_tracked(&msg, &own);
-                    async { Ok(()) }
-                })
-                .exchange(kontiki_rt::wire::EVENT_EXCHANGE, ExchangeType::Topic, false)
-                .exchange(kontiki_rt::wire::RPC_EXCHANGE, ExchangeType::Topic, false)
-                .exchange(TIMELINE_EXCHANGE, ExchangeType::Topic, false)
-                .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::EVENT_EXCHANGE, "#")
-                .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::RPC_EXCHANGE, "#")
-                .bind(TIMELINE_EXCHANGE, "#"),
+                timeline
+                    .exchange(kontiki_rt::wire::EVENT_EXCHANGE, ExchangeType::Topic, false)
+                    .exchange(kontiki_rt::wire::RPC_EXCHANGE, ExchangeType::Topic, false)
+                    .exchange(TIMELINE_EXCHANGE, ExchangeType::Topic, false)
+                    .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::EVENT_EXCHANGE, "#")
+                    .exchange_bind(TIMELINE_EXCHANGE, kontiki_rt::wire::RPC_EXCHANGE, "#")
+                    .bind(TIMELINE_EXCHANGE, "#"),
             );
         }
         out

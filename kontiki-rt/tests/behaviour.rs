@@ -191,6 +191,7 @@ both! {
     in_session_events => memory_in_session_events, amqp_in_session_events;
     retries_then_dead_letter => memory_retries_then_dead_letter, amqp_retries_then_dead_letter;
     topic_routing => memory_topic_routing, amqp_topic_routing;
+    queue_handler_panics => memory_queue_handler_panics, amqp_queue_handler_panics;
     prefetch_respected => memory_prefetch_respected, amqp_prefetch_respected;
     instance_queues_gone_after_close => memory_instance_queues_gone_after_close, amqp_instance_queues_gone_after_close;
     mandatory_publish_to_nowhere => memory_mandatory_publish_to_nowhere, amqp_mandatory_publish_to_nowhere;
@@ -525,6 +526,41 @@ async fn topic_routing(t: Target) {
     let keys: Vec<String> = rec.items().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["a.b.c", "x", "x.y.z", "a.end.c"]);
     assert!(rec.items().iter().all(|(_, ex)| *ex == json!(exchange)));
+    svc.shutdown().await;
+    m.close().await;
+}
+
+/// A queue handler that panics has its message rejected (settled), so with a prefetch of 1 the
+/// messages behind it are still handled; unsettled, the first panic would stall the queue.
+async fn queue_handler_panics(t: Target) {
+    let name = support::unique("beh-qpanic");
+    let queue = format!("{name}.q");
+    let rec = Recorder::new();
+    let r2 = rec.clone();
+    let svc = Service::builder(name.as_str())
+        .queue(
+            QueueEntrypoint::new(queue.as_str(), move |msg: RawMessage| {
+                let rec = r2.clone();
+                async move {
+                    assert!(msg.body != b"panic", "a hostile message");
+                    rec.record(&String::from_utf8_lossy(&msg.body), json!(null));
+                    Ok(())
+                }
+            })
+            .flags(false, true, true),
+        )
+        .build()
+        .unwrap();
+    let svc = t.start_with_prefetch(svc, &name, 1).await;
+    let m = t.messenger().await;
+    for body in ["panic", "one", "panic", "panic", "two"] {
+        m.publish_raw("", &queue, body.as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    rec.wait_for(2, 30).await;
+    let bodies: Vec<String> = rec.items().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(bodies, ["one", "two"]);
     svc.shutdown().await;
     m.close().await;
 }

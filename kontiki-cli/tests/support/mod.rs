@@ -605,6 +605,7 @@ impl PyRegistry {
     /// Starts it and waits (at most 60 s) until it answers `get_services`.
     pub(crate) async fn start(m: &kontiki_rt::Messenger) -> PyRegistry {
         use std::io::Write as _;
+        purge_timeline_backlog().await;
         let mut file = tempfile::NamedTempFile::new().expect("temp config");
         write!(
             file,
@@ -688,20 +689,21 @@ impl RustRegistry {
     }
 }
 
-/// Empties `event_tracker.queue`: while no registry runs it collects every event and RPC
-/// request of the vhost, and a test should not wait for that backlog.
+/// Deletes `event_tracker.queue` before a registry starts: while no registry runs it collects
+/// every event and RPC request of the vhost, and the Rust registry declares it with a length
+/// limit that Python's registry does not (the two cannot declare the same queue in turn).
 async fn purge_timeline_backlog() {
     let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
         .await
         .unwrap_or_else(|e| panic!("{}", no_broker(e)));
     let ch = conn.create_channel().await.expect("channel");
     let _ = ch
-        .queue_purge(
-            kontiki_registry::TIMELINE_QUEUE.into(),
-            lapin::options::QueuePurgeOptions::default(),
+        .queue_delete(
+            "event_tracker.queue".into(),
+            lapin::options::QueueDeleteOptions::default(),
         )
         .await;
-    let _ = conn.close(200, "purged".into()).await;
+    let _ = conn.close(200, "deleted".into()).await;
 }
 
 /// Polls `probe` every 100 ms until it returns `Some` (at most `secs`).

@@ -117,6 +117,11 @@ fn snake(s: &str) -> String {
     s.to_snake_case()
 }
 
+/// The Rust name of an event type (`user.created` and `user-created`: `user_created`).
+fn event_ident(s: &str) -> String {
+    s.replace(['.', '-'], "_").to_snake_case()
+}
+
 fn pascal(s: &str) -> String {
     s.to_upper_camel_case()
 }
@@ -176,7 +181,8 @@ fn check_file(unit: &Unit<'_>, units: &[Unit<'_>], diags: &mut Vec<Diagnostic>) 
     for code in errors {
         ns.add(&code.name, code.span);
     }
-    let mut ns = Namespace::new("event type", diags);
+    // `x-y` and `x_y` would both become the constant `X_Y` and the method `x_y`.
+    let mut ns = Namespace::new("event type", diags).folding(event_ident);
     for (name, span) in &events {
         ns.add(name, *span);
     }

@@ -6,7 +6,7 @@
 //! of it on every (re)connection, consumes the queue, and hands each delivery to the handler
 //! as a [`RawMessage`]: acked when the handler returns `Ok`, rejected without requeue (and
 //! logged) when it returns `Err`, panics or runs past its timeout
-//! ([`QueueEntrypoint::timeout`]).
+//! ([`QueueEntrypoint::timeout`]); a panic or a timeout is reported like an RPC handler's.
 //!
 //! [`Messenger::publish_raw`] is the matching publisher: raw bytes to any exchange, with or
 //! without headers.
@@ -263,26 +263,43 @@ pub(crate) async fn handle(
             .map(wire::table_to_json),
         routing_key: delivery.routing_key.as_str().to_owned(),
         exchange: delivery.exchange.as_str().to_owned(),
-        context,
+        context: context.clone(),
     };
-    let limit = msg
-        .context
+    let limit = context
         .container()
         .settings
         .handlers
         .timeout_for(&ep.queue, ep.timeout);
+    // Reported as a message consumer: Kontiki's exception records know no queue kind.
+    let report = |kind: &str, what: &str| {
+        let scope = crate::transport::flow::FlowContext::inbound(
+            crate::transport::flow::EntrypointKind::Event,
+            ep.queue.as_str(),
+            None,
+            None,
+        );
+        context.container().report_uncaught(&scope, kind, what);
+    };
+    // Settled whatever happens: an unsettled delivery holds a prefetch slot for good.
     let ok = match guard(limit, (ep.handler)(msg)).await {
         Guarded::Returned(Ok(())) => true,
         Guarded::Returned(Err(e)) => {
             tracing::warn!(queue = %ep.queue, error = %e, "queue handler failed; message rejected");
             false
         }
-        Guarded::Panicked(msg) => {
-            tracing::error!(queue = %ep.queue, panic = %msg, "queue handler panicked; message rejected");
+        Guarded::Panicked(what) => {
+            tracing::error!(queue = %ep.queue, panic = %what, "queue handler panicked; message rejected");
+            report("Panic", &what);
             false
         }
         Guarded::TimedOut => {
+            let what = format!(
+                "queue handler `{}` timed out after {}",
+                ep.queue,
+                seconds(limit)
+            );
             tracing::error!(queue = %ep.queue, timeout = %seconds(limit), "queue handler timed out; cancelled, message rejected");
+            report("HandlerTimeout", &what);
             false
         }
     };

@@ -249,6 +249,7 @@ impl PyRegistry {
     /// Starts it and waits (bounded) until it answers `get_services`.
     pub(crate) async fn start(m: &kontiki_rt::Messenger) -> PyRegistry {
         use std::io::Write as _;
+        delete_timeline_queue().await;
         let mut file = tempfile::NamedTempFile::new().expect("temp config");
         write!(
             file,
@@ -303,4 +304,21 @@ impl PyRegistry {
         }
         let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
     }
+}
+
+/// Deletes `event_tracker.queue` before a registry starts: the Rust registry declares it with a
+/// length limit that Python's registry does not (the two cannot declare the same queue in turn).
+async fn delete_timeline_queue() {
+    let conn =
+        lapin::Connection::connect(&super::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}", super::no_broker(e)));
+    let ch = conn.create_channel().await.expect("channel");
+    let _ = ch
+        .queue_delete(
+            "event_tracker.queue".into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await;
+    let _ = conn.close(200, "deleted".into()).await;
 }

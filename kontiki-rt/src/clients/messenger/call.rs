@@ -221,6 +221,12 @@ impl Messenger {
                     }
                 }
             }
+            if returned && link.recovering(super::publish::RECOVERY_WINDOW) {
+                // Still returned when the deadline comes, during recovery: the service did not
+                // come back in time, which is a timeout, not proof that it does not exist.
+                drop(guard);
+                return Err(timed_out());
+            }
             if returned && !route_pending {
                 drop(guard);
                 return Err(self
@@ -230,7 +236,10 @@ impl Messenger {
             tokio::select! {
                 unknown = &mut route, if route_pending => {
                     route_pending = false;
-                    if let Some(e) = unknown {
+                    // Just after a reconnection a missing queue may only be late: the request
+                    // went out mandatory, so a return (and the retry above) decides instead.
+                    let recovering = link.recovering(super::publish::RECOVERY_WINDOW);
+                    if let Some(e) = unknown.filter(|_| !recovering) {
                         drop(guard);
                         return Err(e);
                     }
