@@ -10,7 +10,7 @@ mod common;
 use common::{RustRegistry, amqp_url, messenger, no_broker, reg, status_of, unique, wait_services};
 use kontiki_registry::ADMIN_EXCHANGE;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
@@ -44,7 +44,8 @@ async fn intake(ch: &Channel, kind: &str, body: &[u8], headers: Option<FieldTabl
     .expect("confirm");
 }
 
-/// A header table holding every AMQP field type, nested `depth` tables deep.
+/// A header table holding every AMQP field type RabbitMQ parses (not NaN or infinite floats,
+/// nor lapin's short strings in arrays: RabbitMQ 3.10 closes the connection on those), nested `depth` tables deep.
 fn odd_headers(depth: usize) -> FieldTable {
     let mut inner = FieldTable::default();
     inner.insert(
@@ -55,23 +56,22 @@ fn odd_headers(depth: usize) -> FieldTable {
         "latin1".into(),
         AMQPValue::LongString(LongString::from(vec![0xe9u8, 0xff])),
     );
-    inner.insert("float".into(), AMQPValue::Float(f32::NAN));
-    inner.insert("double".into(), AMQPValue::Double(f64::INFINITY));
+    inner.insert("float".into(), AMQPValue::Float(f32::MAX));
+    inner.insert("double".into(), AMQPValue::Double(f64::MIN_POSITIVE));
     inner.insert(
         "decimal".into(),
         AMQPValue::DecimalValue(lapin::types::DecimalValue {
-            scale: 255,
-            value: u32::MAX,
+            scale: 2,
+            value: 12_345,
         }),
     );
-    inner.insert("ts".into(), AMQPValue::Timestamp(u64::MAX));
+    inner.insert("ts".into(), AMQPValue::Timestamp(0));
     inner.insert("void".into(), AMQPValue::Void);
     inner.insert(
         "list".into(),
         AMQPValue::FieldArray(FieldArray::from(vec![
             AMQPValue::LongLongInt(i64::MIN),
             AMQPValue::Boolean(true),
-            AMQPValue::ShortString(ShortString::from("x")),
         ])),
     );
     for level in 0..depth {
@@ -132,11 +132,11 @@ async fn registry_keeps_serving_after_hostile_intake() {
     })
     .await;
     assert_eq!(
-        services[&service]["huge-interval"]["heartbeat_interval"],
+        services[&service]["huge-interval"]["metadata"]["heartbeat_interval"],
         json!(1e20),
         "the registration is kept as sent: {services}"
     );
-    let all = reg(&m, "list_instances", vec![], Value::Null)
+    let all = reg(&m, "list_instances", vec![json!(service)], Value::Null)
         .await
         .expect("list_instances answers");
     assert!(all.to_string().contains("huge-interval"), "{all}");
@@ -155,7 +155,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// The most the registry's peak resident memory may grow over its idle size during the flood.
-const FLOOD_GROWTH_BOUND_MIB: u64 = 48;
+/// Measured on the development machine: 3 MiB at 100,000 heartbeats; without the bound on the
+/// ask-again map, 13 MiB at 100,000 (and about ten times that at 1,000,000).
+const FLOOD_GROWTH_BOUND_MIB: u64 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {

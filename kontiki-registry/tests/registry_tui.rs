@@ -2,7 +2,8 @@
 //! running (protocol §12 H, §14.7): driven headless through Textual's pilot by
 //! tests/py/tui_driver.py, its Services, Entrypoints, Events, Flows and Exceptions tabs show
 //! the services, their entrypoints, the bus traffic, the flow tree of a chained call and the
-//! exception.
+//! exception; its Logs tab shows the Rust service's log file (`logging.directory`) with the
+//! flow of the call it logged.
 //!
 //! The test name contains `registry`: nextest runs it alone (test group `registry`).
 
@@ -26,12 +27,16 @@ async fn kontiki_tui_reads_the_rust_registry() {
     let py_name = short_name("tuipy");
     let py = PyService::start(&py_name).await;
     let rs_name = short_name("tuirs");
+    kontiki_rt::cli::init_tracing();
+    let logs = tempfile::tempdir().expect("log dir");
     let yaml = format!(
-        "kontiki:\n  service_name: {rs_name}\n  amqp:\n    url: \"{}\"\n  heartbeat:\n    interval: 1\n  registration:\n    delay: 0.3\n  http:\n    disable: true\n",
-        common::amqp_url()
+        "kontiki:\n  service_name: {rs_name}\n  amqp:\n    url: \"{}\"\n  heartbeat:\n    interval: 1\n  registration:\n    delay: 0.3\n  http:\n    disable: true\nlogging:\n  directory: \"{}\"\n",
+        common::amqp_url(),
+        logs.path().display()
     );
     let rs = Service::builder(rs_name.as_str())
         .rpc(RpcEntrypoint::new("ping", |_c: Call| async {
+            tracing::info!("ping answered from rust");
             Ok(json!("pong"))
         }))
         .build()
@@ -57,9 +62,15 @@ async fn kontiki_tui_reads_the_rust_registry() {
     .await
     .expect("chain");
     let _ = m.call(&py_name, "boom", vec![], Default::default()).await;
-    m.call(&rs_name, "ping", vec![], Default::default())
-        .await
-        .expect("ping");
+    let log_flow = format!("tuilog{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    m.call_raw(
+        &rs_name,
+        "ping",
+        br#"{"args": [], "kwargs": {}}"#.to_vec(),
+        CallOptions::default().flow_id(log_flow.clone()),
+    )
+    .await
+    .expect("ping");
     common::poll("the exception recorded", 15, || {
         let m = &m;
         let py_name = py_name.clone();
@@ -78,7 +89,11 @@ async fn kontiki_tui_reads_the_rust_registry() {
     std::fs::create_dir_all(home.path().join(".config")).expect("mkdir");
     std::fs::write(
         home.path().join(".config/kontiki_tui.yaml"),
-        format!("amqp:\n  url: \"{}\"\n", common::amqp_url()),
+        format!(
+            "amqp:\n  url: \"{}\"\nlogs:\n  directory: \"{}\"\n",
+            common::amqp_url(),
+            logs.path().display()
+        ),
     )
     .expect("tui config");
     let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/tui_driver.py");
@@ -88,6 +103,12 @@ async fn kontiki_tui_reads_the_rust_registry() {
             .arg(driver)
             .args(["--wait", &py_name, "--wait", &rs_name, "--flow", &flow])
             .args(["--exception", "kaboom", "--timeout", "60"])
+            .args([
+                "--log",
+                "ping answered from rust",
+                "--log",
+                &format!("[flow={log_flow}]"),
+            ])
             .env("HOME", home.path())
             .current_dir(home.path())
             .kill_on_drop(true)
@@ -105,7 +126,14 @@ async fn kontiki_tui_reads_the_rust_registry() {
         )
     });
     eprintln!("kontiki-tui tables: {tables}");
-    for tab in ["services", "entrypoints", "events", "flows", "exceptions"] {
+    for tab in [
+        "services",
+        "entrypoints",
+        "events",
+        "flows",
+        "exceptions",
+        "logs",
+    ] {
         assert_eq!(
             tables["ok"][tab], true,
             "{tab} tab not as expected: {tables:#}"

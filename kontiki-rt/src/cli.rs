@@ -131,29 +131,48 @@ pub async fn run_with(service: Service, version: &str, args: Args) -> ExitCode {
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `info`).
 ///
+/// With `logging.directory` in a service's config, its lines also go to Kontiki's log file
+/// (`<directory>/<service>-<12 hex>.log`, [`log_file_name`](crate::log_file_name)) for kontiki-tui.
+///
 /// `KONTIKI_LOG_FORMAT=json` writes one JSON object a line instead (for log shippers): the
 /// level, target, message and fields, and the fields of the current handler span (`service`,
 /// `instance_id`, `method` or `handler`, `flow_id`, …) under `span`. Colour only on a terminal
 /// and never with `NO_COLOR`.
 pub fn init_tracing() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match LogFormat::from_env() {
-        LogFormat::Json => builder
+    let console = match LogFormat::from_env() {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(
                 std::io::IsTerminal::is_terminal(&std::io::stderr())
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             )
-            .try_init(),
+            .boxed(),
     };
+    // Kontiki's log files (`logging.directory`) take INFO and above whatever RUST_LOG says to
+    // the console, as Kontiki's `kontiki` logger does; the runtime's dependencies only from WARN.
+    let files = crate::observe::logfile::KontikiLogLayer.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_target("lapin", tracing::Level::WARN)
+            .with_target("amq_protocol", tracing::Level::WARN)
+            .with_target("hyper", tracing::Level::WARN)
+            .with_target("h2", tracing::Level::WARN),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(console.with_filter(filter))
+        .with(files)
+        .try_init();
 }
 
 /// The log line format `KONTIKI_LOG_FORMAT` asks for.

@@ -104,6 +104,21 @@ pub enum Error {
         /// How long it waited.
         waited: std::time::Duration,
     },
+    /// A message is larger than `kontiki.amqp.max_message_size`; it was not sent.
+    #[error(
+        "message to {exchange:?} with routing key {routing_key} is {size} bytes, more than the \
+         {max} of kontiki.amqp.max_message_size; it was not sent"
+    )]
+    MessageTooLarge {
+        /// The exchange it was for.
+        exchange: String,
+        /// The routing key it was for.
+        routing_key: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A payload could not be encoded as JSON.
     #[error("could not encode the payload as JSON: {0}")]
     Encode(#[source] serde_json::Error),

@@ -36,6 +36,7 @@ pub use entrypoints::http;
 pub use entrypoints::{event, queue, rpc, task};
 #[cfg(feature = "memory")]
 pub use kontiki_memory as memory;
+pub use observe::logfile::file_name as log_file_name;
 pub use transport::{flow, wire};
 
 pub use clients::failed::{FailedMessage, FailedMessages};

@@ -1,11 +1,14 @@
 """Drives kontiki-tui 2.1.2 headless (Textual's pilot, ``App.run_test()``) and prints its tables.
 
-Usage: tui_driver.py --wait SERVICE [--wait SERVICE ...] [--flow FLOW_ID] [--timeout SECS]
+Usage: tui_driver.py --wait SERVICE [--wait SERVICE ...] [--flow FLOW_ID] [--log TEXT ...]
+                     [--timeout SECS]
 
 HOME must point at a directory with ``.config/kontiki_tui.yaml`` (``amqp.url``). The driver
 switches tabs through ``TabbedContent.active`` and, on each of Services, Entrypoints, Events,
 Flows and Exceptions, waits until the tables show every ``--wait`` service (and the flow id on
-Flows, the exceptions on Exceptions), then prints one JSON line
+Flows, the exceptions on Exceptions); with ``--log``, it opens the Logs tab and refreshes it until
+the log view shows every ``--log`` text (``logs.directory`` of the TUI config); then prints one
+JSON line
 ``{"services_table": [[...], ...], ...}`` and exits. Logs go to stderr.
 """
 
@@ -15,7 +18,7 @@ import json
 import sys
 import time
 
-from textual.widgets import DataTable, TabbedContent, TabPane
+from textual.widgets import DataTable, RichLog, TabbedContent, TabPane
 
 from kontiki_tui.app import KontikiTuiApp
 
@@ -54,6 +57,28 @@ async def wait_tables(app, pilot, widget_id, table_ids, done, deadline):
     return last, False
 
 
+def log_text(app):
+    try:
+        widget = app.query_one("#logs", RichLog)
+    except Exception:
+        return ""
+    return "\n".join("".join(seg.text for seg in strip) for strip in widget.lines)
+
+
+async def wait_logs(app, pilot, needles, deadline):
+    await show(app, pilot, "logs")
+    from kontiki_tui.components.log import LogTab
+
+    text = ""
+    while time.monotonic() < deadline:
+        app.query_one("#log", LogTab).action_refresh_logs()
+        await pilot.pause(1.0)
+        text = log_text(app)
+        if all(n in text for n in needles):
+            return text, True
+    return text, False
+
+
 def mentions(table, needles):
     text = json.dumps(table)
     return all(n in text for n in needles)
@@ -64,6 +89,7 @@ async def main():
     ap.add_argument("--wait", action="append", default=[])
     ap.add_argument("--flow", default=None)
     ap.add_argument("--exception", default=None)
+    ap.add_argument("--log", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=40.0)
     args = ap.parse_args()
     app = KontikiTuiApp()
@@ -97,6 +123,10 @@ async def main():
                     await pilot.pause(1.0)
                     break
             result["hops_table"] = rows(app, "hops_table")
+        if args.log:
+            text, ok = await wait_logs(app, pilot, args.log, deadline)
+            result["log_text"] = text[-4000:]
+            result["ok"]["logs"] = ok
         await app.action_quit()
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()

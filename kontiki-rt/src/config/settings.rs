@@ -63,11 +63,19 @@ pub struct AmqpSettings {
     pub tls: TlsSettings,
     /// `kontiki.amqp.connect_timeout` (seconds), default 10 s. A kontiki-rs addition.
     pub connect_timeout: Duration,
+    /// `kontiki.amqp.max_message_size` (bytes), default 16 MiB (RabbitMQ 4's
+    /// `max_message_size`; 3.x allows 128 MiB): a larger event, request or reply fails with
+    /// [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) before it is sent, instead of
+    /// the broker closing the channel (and with it every call in flight). A kontiki-rs
+    /// addition.
+    pub max_message_size: usize,
 }
 
 impl AmqpSettings {
     /// Kontiki's default broker URL (`/` vhost spelled out for lapin).
     pub const DEFAULT_URL: &'static str = "amqp://guest:guest@localhost:5672/%2f";
+    /// The default `kontiki.amqp.max_message_size`: 16 MiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 }
 
 impl Default for AmqpSettings {
@@ -81,6 +89,7 @@ impl Default for AmqpSettings {
             max_attempts: 3,
             tls: TlsSettings::default(),
             connect_timeout: Duration::from_secs(10),
+            max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -314,6 +323,7 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.amqp.tls.client_cert",
     "kontiki.amqp.tls.client_key",
     "kontiki.amqp.connect_timeout",
+    "kontiki.amqp.max_message_size",
     "kontiki.shutdown",
     "kontiki.shutdown.grace_seconds",
     "kontiki.registration",
@@ -505,6 +515,11 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
             "kontiki.amqp.connect_timeout",
             defaults.connect_timeout,
             true,
+        )?,
+        max_message_size: read.integer(
+            "kontiki.amqp.max_message_size",
+            defaults.max_message_size,
+            1,
         )?,
     })
 }

@@ -1,6 +1,7 @@
 //! The observation hook: a service reports each message it handled and each event and call it
 //! sent to an [`Observer`]. The test harness plugs in here (and metrics can); nothing else does.
 
+pub(crate) mod logfile;
 pub(crate) mod metrics;
 
 use crate::error::RpcError;

@@ -49,6 +49,7 @@ impl Service {
             messenger.observe(observer.clone());
         }
         messenger.set_metrics(settings.metrics.enabled);
+        messenger.set_max_message_size(settings.amqp.max_message_size);
         let container = Arc::new(Container {
             config,
             settings,
@@ -62,6 +63,7 @@ impl Service {
         if container.settings.metrics.enabled {
             crate::observe::metrics::install();
         }
+        open_log_file(&container)?;
 
         for d in &self.delegates {
             d.setup(&container)
@@ -306,6 +308,7 @@ impl RunningService {
         }
         self.connector.close().await;
         tracing::info!(service = %state.container.identity.service_name, "service stopped");
+        crate::observe::logfile::close(&state.container.identity.instance_id);
     }
 }
 
@@ -333,3 +336,42 @@ pub async fn shutdown_signal() {
 
 /// The longest the cancellation of one consumer may take at shutdown.
 const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Kontiki's `logging.directory`: this instance's log lines also go to
+/// `<directory>/<service>-<12 hex>.log` (see [`crate::observe::logfile`]).
+fn open_log_file(container: &Container) -> Result<()> {
+    let Some(dir) = container
+        .config
+        .get::<serde_json::Value>("logging.directory")?
+    else {
+        return Ok(());
+    };
+    let serde_json::Value::String(dir) = dir else {
+        return Err(crate::config::ConfigError::InvalidValue {
+            path: "logging.directory".to_owned(),
+            message: format!("must be a string, found {dir}"),
+            files: Vec::new(),
+        }
+        .into());
+    };
+    if dir.is_empty() {
+        return Err(crate::config::ConfigError::InvalidValue {
+            path: "logging.directory".to_owned(),
+            message: "must be a non-empty string".to_owned(),
+            files: Vec::new(),
+        }
+        .into());
+    }
+    let path = crate::observe::logfile::open(
+        std::path::Path::new(&dir),
+        &container.identity.service_name,
+        &container.identity.instance_id,
+    )
+    .map_err(|e| {
+        Error::Definition(format!(
+            "logging.directory: cannot open the log file in {dir}: {e}"
+        ))
+    })?;
+    tracing::info!(path = %path.display(), "writing Kontiki's log file");
+    Ok(())
+}

@@ -342,7 +342,21 @@ async fn handle_rpc(
             if let Some(cid) = props.correlation_id() {
                 reply_props = reply_props.with_correlation_id(cid.clone());
             }
-            let body = envelope.to_bytes();
+            let mut body = envelope.to_bytes();
+            let max = state.container.settings.amqp.max_message_size;
+            if body.len() > max {
+                // Sent, the broker would close the reply channel; the caller gets an error.
+                tracing::error!(
+                    size = body.len(),
+                    max,
+                    "rpc reply larger than kontiki.amqp.max_message_size; replying with an error"
+                );
+                body = wire::Envelope::server_error(format!(
+                    "the reply is {} bytes, more than the {max} of kontiki.amqp.max_message_size",
+                    body.len()
+                ))
+                .to_bytes();
+            }
             if let Err(e) = link
                 .reply
                 .basic_publish(

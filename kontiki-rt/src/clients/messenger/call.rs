@@ -129,6 +129,8 @@ impl Messenger {
             .with_expiration(ShortString::from(expiration))
             .with_headers(headers);
         let rk = routing_key_short(&routing_key).map_err(RpcError::Transport)?;
+        self.check_size(wire::RPC_EXCHANGE, &routing_key, body.len())
+            .map_err(RpcError::Transport)?;
         // In the first moments after a reconnection (a broker restart or crash) the service
         // may not have declared its request queue again yet: wait for it (until the deadline)
         // rather than report an unknown service or method that is only late.

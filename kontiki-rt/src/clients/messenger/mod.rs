@@ -12,7 +12,7 @@ pub use session::Session;
 
 use call::ReplyHook;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::observe::Observer;
 use crate::transport::connection::{Connector, ConnectorOptions};
 use crate::transport::wire::{self};
@@ -51,6 +51,8 @@ pub(super) struct Inner {
     metrics: std::sync::atomic::AtomicBool,
     /// The metric handles of its calls and publishes, registered on first use.
     metric_handles: crate::observe::metrics::MessengerMetrics,
+    /// `kontiki.amqp.max_message_size`: larger messages are refused before they are sent.
+    max_message_size: std::sync::atomic::AtomicUsize,
 }
 
 /// Publishes events and calls RPCs over one connection.
@@ -161,6 +163,9 @@ impl Messenger {
             observer: std::sync::OnceLock::new(),
             metrics: std::sync::atomic::AtomicBool::new(true),
             metric_handles: crate::observe::metrics::MessengerMetrics::default(),
+            max_message_size: std::sync::atomic::AtomicUsize::new(
+                crate::config::AmqpSettings::DEFAULT_MAX_MESSAGE_SIZE,
+            ),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),
@@ -176,6 +181,42 @@ impl Messenger {
     /// The default RPC timeout.
     pub fn rpc_timeout(&self) -> Duration {
         self.inner.rpc_timeout
+    }
+
+    /// The largest message this Messenger sends (`kontiki.amqp.max_message_size`, 16 MiB by
+    /// default); a larger one fails with [`Error::MessageTooLarge`] and is not sent.
+    pub fn max_message_size(&self) -> usize {
+        self.inner
+            .max_message_size
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`Messenger::max_message_size`].
+    pub fn set_max_message_size(&self, bytes: usize) {
+        self.inner
+            .max_message_size
+            .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `Err(MessageTooLarge)` when `size` is over the limit.
+    pub(crate) fn check_size(&self, exchange: &str, routing_key: &str, size: usize) -> Result<()> {
+        let max = self.max_message_size();
+        if size > max {
+            tracing::warn!(
+                exchange,
+                routing_key,
+                size,
+                max,
+                "message too large; not sent"
+            );
+            return Err(Error::MessageTooLarge {
+                exchange: exchange.to_owned(),
+                routing_key: routing_key.to_owned(),
+                size,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Whether this Messenger records metrics (a service's follows `kontiki.metrics.enabled`).

@@ -109,6 +109,7 @@ impl Messenger {
         mandatory: bool,
         retry_unroutable: bool,
     ) -> Result<()> {
+        self.check_size(exchange, routing_key, body.len())?;
         let wait = self.inner.rpc_timeout;
         let deadline = tokio::time::Instant::now() + wait;
         let rk = routing_key_short(routing_key)?;
