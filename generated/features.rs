@@ -819,7 +819,7 @@ pub mod features {
             Output = ::core::result::Result<super::Widget, CreateWidgetError>,
         > + ::core::marker::Send;
 
-        /// No return value (`null` on the wire), no parameters.
+        /// No return value (`null` on the wire), no parameters; a handler timeout of its own.
         ///
         /// RPC `reset`.
         fn reset(
@@ -843,7 +843,7 @@ pub mod features {
             >,
         > + ::core::marker::Send;
 
-        /// Competing (the default), several event types (`user.created` is imported: event types are global, so never qualified), more attempts.
+        /// Competing (the default), several event types (`user.created` is imported: event types are global, so never qualified), more attempts, a longer handler timeout.
         ///
         /// Handles `widget.created`, `user.created` (competing, 5 attempts).
         fn on_widget_or_user(
@@ -1786,7 +1786,8 @@ pub mod features {
                 .context). await { ::core::result::Result::Ok(value) =>
                 rt::encode_result(& value), ::core::result::Result::Err(error) =>
                 ::core::result::Result::Err(error.into_handler_error()), } } })
-                .params(::std::vec::Vec::<::std::string::String >::new()) }, { let svc =
+                .params(::std::vec::Vec::<::std::string::String >::new())
+                .timeout(::core::time::Duration::from_secs(30)) }, { let svc =
                 ::core::clone::Clone::clone(& self.inner);
                 rt::RpcEntrypoint::new("find_widget", move | call : rt::Call | { let svc
                 = ::core::clone::Clone::clone(& svc); async move { let mut args =
@@ -1816,7 +1817,8 @@ pub mod features {
                 .map_err(rt::HandlerError::internal) } };
                 rt::EventEntrypoint::new("on_widget_or_user", [events::WIDGET_CREATED,
                 events::USER_CREATED], handler).mode(rt::EventMode::Competing)
-                .max_attempts(5).include_headers(true) }, { let svc =
+                .max_attempts(5).include_headers(true)
+                .timeout(::core::time::Duration::from_secs(600)) }, { let svc =
                 ::core::clone::Clone::clone(& self.inner); let handler = move | event :
                 rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async move {
                 let payload : super::WidgetId = rt::decode_payload(& event.event_type,
@@ -2277,7 +2279,7 @@ pub mod features {
                 .await
         }
 
-        /// No return value (`null` on the wire), no parameters.
+        /// No return value (`null` on the wire), no parameters; a handler timeout of its own.
         ///
         /// Calls RPC `reset`.
         pub async fn reset(

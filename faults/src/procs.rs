@@ -28,6 +28,8 @@ pub struct Spec {
     pub handle_ms: u64,
     /// Whether the registry client runs.
     pub registration: bool,
+    /// `kontiki.handler_timeouts`: seconds, by entrypoint name.
+    pub handler_timeouts: BTreeMap<String, f64>,
 }
 
 impl Spec {
@@ -42,14 +44,22 @@ impl Spec {
             record: None,
             handle_ms: 0,
             registration: false,
+            handler_timeouts: BTreeMap::new(),
         }
     }
 
     fn config_yaml(&self, url: &str) -> String {
+        let mut timeouts = String::new();
+        if !self.handler_timeouts.is_empty() {
+            timeouts.push_str("  handler_timeouts:\n");
+            for (name, secs) in &self.handler_timeouts {
+                timeouts.push_str(&format!("    {name}: {secs}\n"));
+            }
+        }
         format!(
             "kontiki:\n  service_name: {}\n  amqp:\n    url: \"{url}\"\n    rpc:\n      timeout: 5\n  \
              heartbeat:\n    interval: 1\n  registration:\n    disable: {}\n    delay: 0\n  \
-             shutdown:\n    grace_seconds: 5\napp:\n  events:\n    tick: \"{}\"\n    note: \"{}\"\n    session: \"{}\"\n",
+             shutdown:\n    grace_seconds: 5\n{timeouts}app:\n  events:\n    tick: \"{}\"\n    note: \"{}\"\n    session: \"{}\"\n",
             self.service, !self.registration, self.tick, self.note, self.session
         )
     }

@@ -1,4 +1,4 @@
-//! The eight scenarios of issue 10. Each returns a [`Report`]; `Err` is a scenario that could
+//! The scenarios of issues 10 and 15. Each returns a [`Report`]; `Err` is a scenario that could
 //! not run (a service that did not start, a broker command that failed).
 
 use crate::procs::{self, Proc, Spec};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The scenario names, in order.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -24,6 +24,7 @@ pub const ALL: [&str; 11] = [
     "9-broker-kill9",
     "10-resource-alarm",
     "11-close-during-sigterm",
+    "12-hung-handlers",
 ];
 
 /// Runs the scenario `name` (one of [`ALL`]).
@@ -43,6 +44,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
         }
         "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
         "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
+        "12-hung-handlers" => hung_handlers(ctx, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",
@@ -1860,5 +1862,326 @@ async fn close_during_sigterm(ctx: &Ctx, name: &str) -> Result<Report, String> {
     report.check_common();
     m.close().await;
     b.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 12: handlers that never return, for a marked subset of events and calls, under load
+
+/// The handler timeout of scenario 12 (`kontiki.handler_timeouts.on_tick` and
+/// `.maybe_hang`).
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the calling side of scenario 12 saw: each call's number, whether it was marked to
+/// hang, how it ended and how long it took.
+type CallOutcomes = Vec<(u64, bool, Result<Value, String>, Duration)>;
+
+/// `workers` tasks each making `per` calls of `maybe_hang(n, hang)`, call `n` marked when
+/// `n % every == every - 1`; a call has `CALL_TIMEOUT` (+ 1 s before it counts as hung).
+async fn hung_call_load(
+    m: &Messenger,
+    svc: &str,
+    workers: u64,
+    per: u64,
+    every: u64,
+) -> Result<CallOutcomes, String> {
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let (m, svc) = (m.clone(), svc.to_owned());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for i in 0..per {
+                    let n = w * per + i;
+                    let hang = n % every == every - 1;
+                    let body = serde_json::to_vec(&json!({"args": [n, hang], "kwargs": {}}))
+                        .unwrap_or_default();
+                    let start = Instant::now();
+                    let call = m.call_raw(
+                        &svc,
+                        "maybe_hang",
+                        body,
+                        CallOptions::default().timeout(CALL_TIMEOUT),
+                    );
+                    let res = match tokio::time::timeout(CALL_TIMEOUT + GRACE, call).await {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(RpcError::Server { error, .. })) => {
+                            Err(format!("Server: {}", error.message.unwrap_or_default()))
+                        }
+                        Ok(Err(e)) => Err(rpc_error_kind(&e).to_owned()),
+                        Err(_) => Err("hung".to_owned()),
+                    };
+                    out.push((n, hang, res, start.elapsed()));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| format!("call task: {e}"))?);
+    }
+    Ok(all)
+}
+
+/// Two instances; the event handler hangs on a marked subset of a publishing load and the
+/// RPC `maybe_hang` on a marked subset of a calling load running at the same time. With a
+/// handler timeout of 2 s: every unmarked event is handled exactly once, every marked one is
+/// delivered exactly `max_attempts` (3) times and then dead-lettered, every marked call ends
+/// with the timeout error within the timeout + 1 s, every unmarked call succeeds.
+async fn hung_handlers(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let (events, event_every) = ctx.scale.pick((200u64, 10u64), (2000, 20));
+    let (workers, per, call_every) = ctx.scale.pick((4u64, 20u64, 8u64), (8, 100, 20));
+    let attempts = 3u32;
+    let mut report = Report::new(name, HANDLER_TIMEOUT);
+    let dir = temp_dir()?;
+    let svc = unique("hung");
+    let mut spec = Spec::new(&svc);
+    let secs = HANDLER_TIMEOUT.as_secs_f64();
+    spec.handler_timeouts = [
+        ("on_tick".to_owned(), secs),
+        ("maybe_hang".to_owned(), secs),
+    ]
+    .into_iter()
+    .collect();
+    let files = vec![
+        record_file(dir.path(), "rust-1"),
+        record_file(dir.path(), "rust-2"),
+    ];
+    spec.record = Some(files[0].clone());
+    let a = procs::spawn_rust(ctx, &spec, "rust-1").await?;
+    spec.record = Some(files[1].clone());
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let publisher = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    let caller = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let marked_event = |n: u64| n % event_every == event_every - 1;
+
+    // The calls run while the events are published and handled.
+    let calls = {
+        let (caller, svc) = (caller.clone(), svc.clone());
+        tokio::spawn(async move { hung_call_load(&caller, &svc, workers, per, call_every).await })
+    };
+    let publishing = Instant::now();
+    let stats = {
+        let mut confirmed = Vec::new();
+        let (mut errors, mut hung) = (0u64, 0u64);
+        let mut max_latency = Duration::ZERO;
+        let publishers: Vec<_> = (0..4u64)
+            .map(|p| {
+                let (m, tick) = (publisher.clone(), spec.tick.clone());
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    for n in (p..events).step_by(4) {
+                        let body = if n % event_every == event_every - 1 {
+                            json!({"n": n, "hang": true})
+                        } else {
+                            json!({"n": n})
+                        };
+                        let start = Instant::now();
+                        let res =
+                            tokio::time::timeout(PUBLISH_WAIT + GRACE, m.publish(&tick, &body))
+                                .await;
+                        out.push((n, res.map(|r| r.is_ok()), start.elapsed()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        for p in publishers {
+            for (n, res, took) in p.await.map_err(|e| format!("publish task: {e}"))? {
+                max_latency = max_latency.max(took);
+                match res {
+                    Ok(true) => confirmed.push(n),
+                    Ok(false) => errors += 1,
+                    Err(_) => hung += 1,
+                }
+            }
+        }
+        confirmed.sort_unstable();
+        (confirmed, errors, hung, max_latency)
+    };
+    let published_at = Instant::now();
+    let published_in = publishing.elapsed();
+    let (confirmed, publish_errors, publish_hung, publish_max) = stats;
+    let calls = calls.await.map_err(|e| format!("call task: {e}"))??;
+
+    // Settle: every unmarked event recorded, every marked one in the failed queue.
+    let failed_queue = format!("{svc}.{}.failed", spec.tick);
+    let marked: Vec<u64> = confirmed
+        .iter()
+        .copied()
+        .filter(|n| marked_event(*n))
+        .collect();
+    let unmarked: Vec<u64> = confirmed
+        .iter()
+        .copied()
+        .filter(|n| !marked_event(*n))
+        .collect();
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut dead = 0u32;
+    loop {
+        dead = queue_depth(&ctx.node.url, &failed_queue)
+            .await?
+            .unwrap_or(dead);
+        let recorded = procs::read_records(&paths)?;
+        if (u64::from(dead) >= marked.len() as u64
+            && unmarked.iter().all(|n| recorded.contains_key(n)))
+            || Instant::now() >= deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let settled_in = published_at.elapsed();
+    // Both instances stopped: the record files are final.
+    let alive = (a.pid().is_some(), b.pid().is_some());
+    let stopped = format!("{}; {}", a.stop().await, b.stop().await);
+    let recorded = procs::read_records(&paths)?;
+    let left = queue_depth(&ctx.node.url, &format!("{svc}.{}.queue", spec.tick))
+        .await?
+        .unwrap_or(u32::MAX);
+    dead = queue_depth(&ctx.node.url, &failed_queue)
+        .await?
+        .unwrap_or(dead);
+
+    // Events.
+    let once = unmarked
+        .iter()
+        .filter(|n| recorded.get(n) == Some(&1))
+        .count() as u64;
+    let unmarked_missing = unmarked
+        .iter()
+        .filter(|n| !recorded.contains_key(n))
+        .count() as u64;
+    let unmarked_extra: u64 = unmarked
+        .iter()
+        .filter_map(|n| recorded.get(n))
+        .map(|c| u64::from(c.saturating_sub(1)))
+        .sum();
+    let mut attempt_spread: BTreeMap<u32, u64> = BTreeMap::new();
+    for n in &marked {
+        *attempt_spread
+            .entry(recorded.get(n).copied().unwrap_or(0))
+            .or_default() += 1;
+    }
+    let per_file: Vec<String> = files
+        .iter()
+        .zip(per_file_counts(&files)?)
+        .map(|(f, n)| format!("{} {n}", file_label(f)))
+        .collect();
+    report.note(format!(
+        "events: {events} published in {published_in:.1?}, {} confirmed, {} marked to hang; all settled {settled_in:.1?} after publishing ended",
+        confirmed.len(),
+        marked.len()
+    ));
+    report.note(format!(
+        "unmarked events: {} handled exactly once, {unmarked_missing} never, {unmarked_extra} extra deliveries",
+        once
+    ));
+    let spread: Vec<String> = attempt_spread
+        .iter()
+        .map(|(k, v)| format!("{v} × {k} attempts"))
+        .collect();
+    report.note(format!(
+        "marked events: {}; {dead} in {failed_queue}, {left} left in the queue",
+        spread.join(", ")
+    ));
+    report.note(format!(
+        "records per instance (attempts included): {}",
+        per_file.join(", ")
+    ));
+    report.check(
+        publish_errors == 0 && confirmed.len() as u64 == events,
+        || {
+            format!(
+                "{} of {events} publishes confirmed, {publish_errors} errors",
+                confirmed.len()
+            )
+        },
+    );
+    report.check(
+        once == unmarked.len() as u64 && unmarked_extra == 0,
+        || {
+            format!(
+                "{} unmarked events: {once} handled exactly once, {unmarked_missing} never, {unmarked_extra} extra",
+                unmarked.len()
+            )
+        },
+    );
+    report.check(
+        attempt_spread.len() == 1 && attempt_spread.contains_key(&attempts),
+        || format!("marked events were not each delivered {attempts} times: {spread:?}"),
+    );
+    report.check(u64::from(dead) == marked.len() as u64 && left == 0, || {
+        format!(
+            "{} marked events: {dead} dead-lettered, {left} still queued",
+            marked.len()
+        )
+    });
+
+    // Calls.
+    let want = format!(
+        "Server: the handler of `maybe_hang` timed out after {} s",
+        HANDLER_TIMEOUT.as_secs_f64()
+    );
+    let (mut ok, mut timed_out, mut wrong) = (0u64, 0u64, Vec::new());
+    let mut hung_latency: Option<(Duration, Duration)> = None;
+    let mut ok_max = Duration::ZERO;
+    let mut call_max = Duration::ZERO;
+    for (n, hang, res, took) in &calls {
+        call_max = call_max.max(*took);
+        match (hang, res) {
+            (false, Ok(v)) if *v == json!(n) => {
+                ok += 1;
+                ok_max = ok_max.max(*took);
+            }
+            (true, Err(e)) if *e == want => {
+                timed_out += 1;
+                hung_latency = Some(match hung_latency {
+                    None => (*took, *took),
+                    Some((lo, hi)) => (lo.min(*took), hi.max(*took)),
+                });
+            }
+            _ => wrong.push(format!("call {n} (hang {hang}): {res:?} in {took:.2?}")),
+        }
+        if *res == Err("hung".to_owned()) {
+            report.hung += 1;
+        }
+    }
+    let marked_calls = calls.iter().filter(|c| c.1).count() as u64;
+    report.note(format!(
+        "calls: {} made by {workers} callers, {marked_calls} marked to hang; {ok} unmarked answered (slowest {ok_max:.2?}), {timed_out} marked ended with the timeout error{}",
+        calls.len(),
+        hung_latency
+            .map(|(lo, hi)| format!(" in {lo:.2?} to {hi:.2?}"))
+            .unwrap_or_default()
+    ));
+    report.check(wrong.is_empty(), || {
+        format!(
+            "{} calls ended otherwise than expected, e.g. {}",
+            wrong.len(),
+            wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        )
+    });
+    report.check(
+        timed_out == marked_calls && ok + timed_out == workers * per,
+        || format!("{marked_calls} marked calls: {timed_out} timed out; {ok} ok"),
+    );
+    report.check(alive == (true, true), || {
+        format!("an instance exited during the run: {alive:?}")
+    });
+    report.note(format!("stopped: {stopped}"));
+
+    report.sent = events + workers * per;
+    report.confirmed = confirmed.len() as u64 + ok;
+    report.handled = once + u64::from(dead).min(marked.len() as u64) + ok;
+    report.lost = report.confirmed.saturating_sub(report.handled);
+    report.duplicated = unmarked_extra;
+    report.errors = publish_errors + timed_out + wrong.len() as u64;
+    report.hung += publish_hung;
+    report.max_latency = publish_max.max(call_max);
+    report.check_common();
+    publisher.close().await;
+    caller.close().await;
     Ok(report)
 }

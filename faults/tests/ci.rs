@@ -74,3 +74,8 @@ async fn s10_resource_alarm() {
 async fn s11_close_during_sigterm() {
     run("11-close-during-sigterm").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s12_hung_handlers() {
+    run("12-hung-handlers").await;
+}

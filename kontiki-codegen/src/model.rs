@@ -121,6 +121,8 @@ pub(crate) struct MethodView {
     pub(crate) params: Vec<ParamView>,
     pub(crate) returns: String,
     pub(crate) include_headers: bool,
+    /// The handler timeout in seconds (`timeout = N`), RPCs only.
+    pub(crate) timeout: Option<u64>,
     /// More than clippy's `too_many_arguments` allows.
     pub(crate) many_args: bool,
     /// Named like a conversion (`from_x`, `to_x`...): clippy's `wrong_self_convention`.
@@ -184,6 +186,8 @@ pub(crate) struct HandlerView {
     pub(crate) convention: bool,
     pub(crate) mode: &'static str,
     pub(crate) max_attempts: u32,
+    /// The handler timeout in seconds (`timeout = N`).
+    pub(crate) timeout: Option<u64>,
     /// `single`, `multi` or `config`.
     pub(crate) shape: &'static str,
     /// The payload type (single), or the generated enum (multi).
@@ -594,6 +598,7 @@ impl Cx<'_> {
                 .as_ref()
                 .map_or_else(|| "()".to_owned(), |t| self.rust_type(t, Scope::Service)),
             include_headers: r.include_headers,
+            timeout: r.timeout,
             convention: conversion_name(&r.name),
             error: self.error_enum(&r.name, &errors),
             http: None,
@@ -641,6 +646,7 @@ impl Cx<'_> {
                 .as_ref()
                 .map_or_else(|| "()".to_owned(), |t| self.rust_type(t, Scope::Service)),
             include_headers: false,
+            timeout: None,
             convention: conversion_name(&r.name),
             error: self.error_enum(&r.name, &errors),
             http: Some(format!("{} {path}", r.method.as_str())),
@@ -689,6 +695,7 @@ impl Cx<'_> {
                 idl::EventMode::InSession => "InSession",
             },
             max_attempts: h.max_attempts,
+            timeout: h.timeout,
             shape,
             enum_ident: format!("{}Event", h.name.to_upper_camel_case()),
             payload,

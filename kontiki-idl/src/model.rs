@@ -396,6 +396,10 @@ pub struct Rpc {
     pub errors: Vec<ErrorRef>,
     /// `include_headers`: the handler receives the message headers.
     pub include_headers: bool,
+    /// `timeout = N`: the handler timeout in seconds; `None` leaves it to the runtime's
+    /// configuration (`kontiki.handler_timeout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
     /// Where it is declared.
     #[serde(skip)]
     pub span: Span,
@@ -438,6 +442,10 @@ pub struct EventHandler {
     pub max_attempts: u32,
     /// The handler receives the message headers.
     pub include_headers: bool,
+    /// `timeout = N`: the handler timeout in seconds; `None` leaves it to the runtime's
+    /// configuration (`kontiki.handler_timeout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
     /// Where it is declared.
     #[serde(skip)]
     pub span: Span,

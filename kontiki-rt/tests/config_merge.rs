@@ -846,6 +846,60 @@ fn unknown_and_obsolete_kontiki_keys_warn() {
     );
 }
 
+#[test]
+fn handler_timeouts_default_global_and_per_entrypoint() {
+    let defaults = Settings::default();
+    assert_eq!(defaults.handlers.timeout, Duration::from_secs(300));
+    assert!(defaults.handlers.timeouts.is_empty());
+
+    let config = yaml(
+        "t.yaml",
+        "kontiki:\n  handler_timeout: 30\n  handler_timeouts:\n    get_order: 2.5\n    registry.register.queue: 1\n    unset: null\n",
+    )
+    .unwrap();
+    let (settings, warned) = warnings(|| Settings::from_config(&config));
+    let handlers = settings.unwrap().handlers;
+    // Entrypoint names are keys, not paths: a dot in one is neither a warning nor a level.
+    assert!(warned.is_empty(), "{warned:?}");
+    assert_eq!(handlers.timeout, Duration::from_secs(30));
+    assert_eq!(
+        handlers.timeouts,
+        BTreeMap::from([
+            ("get_order".to_owned(), Duration::from_millis(2500)),
+            ("registry.register.queue".to_owned(), Duration::from_secs(1)),
+        ])
+    );
+    // Config per entrypoint, then the entrypoint's own `.timeout(..)`, then the global one.
+    let own = Some(Duration::from_secs(7));
+    assert_eq!(
+        handlers.timeout_for("get_order", own),
+        Duration::from_millis(2500)
+    );
+    assert_eq!(handlers.timeout_for("other", own), Duration::from_secs(7));
+    assert_eq!(handlers.timeout_for("other", None), Duration::from_secs(30));
+
+    for (text, expected) in [
+        (
+            "kontiki: {handler_timeout: 0}",
+            "config: `kontiki.handler_timeout` must be greater than zero, found 0 (in env.yaml)",
+        ),
+        (
+            "kontiki: {handler_timeouts: {get_order: 0}}",
+            "config: `kontiki.handler_timeouts.get_order` must be greater than zero, found 0 (in env.yaml)",
+        ),
+        (
+            "kontiki: {handler_timeouts: {get_order: soon}}",
+            "config: `kontiki.handler_timeouts.get_order` must be a number of seconds, found \"soon\" (in env.yaml)",
+        ),
+        (
+            "kontiki: {handler_timeouts: 5}",
+            "config: `kontiki.handler_timeouts` must be a mapping, found 5 (in env.yaml)",
+        ),
+    ] {
+        assert_eq!(err_text(parse_settings(text)), expected, "for {text}");
+    }
+}
+
 // ----- lookups -----
 
 #[test]

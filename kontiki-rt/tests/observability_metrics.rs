@@ -50,6 +50,13 @@ async fn metrics_count_what_the_service_did() {
             }
             Ok(arg)
         }))
+        .rpc(
+            RpcEntrypoint::new("stuck", |_call: Call| async move {
+                std::future::pending::<()>().await;
+                Ok(json!(null))
+            })
+            .timeout(Duration::from_millis(100)),
+        )
         .event(EventEntrypoint::new(
             "on_thing",
             [event_type.as_str()],
@@ -84,6 +91,15 @@ async fn metrics_count_what_the_service_did() {
 
     let client = support::messenger().await;
     let caller = client.identity().service_name.to_string();
+    // First, so that its server-side count (made after the reply) is in by the end.
+    let stuck = client
+        .call(&name, "stuck", vec![], Map::new())
+        .await
+        .expect_err("the handler timed out");
+    assert!(
+        stuck.to_string().contains("timed out after 0.1 s"),
+        "{stuck}"
+    );
     for _ in 0..3 {
         let v = client
             .call(&name, "echo", vec![json!("hi")], Map::new())
@@ -153,6 +169,16 @@ async fn metrics_count_what_the_service_did() {
         4.0,
     );
     expect(
+        "kontiki_rpc_server_requests_total",
+        &[("service", s), ("method", "stuck"), ("outcome", "timeout")],
+        1.0,
+    );
+    expect(
+        "kontiki_rpc_server_requests_total",
+        &[("service", s), ("method", "stuck"), ("outcome", "internal")],
+        0.0,
+    );
+    expect(
         "kontiki_rpc_server_in_flight",
         &[("service", s), ("method", "echo")],
         0.0,
@@ -216,7 +242,7 @@ async fn metrics_count_what_the_service_did() {
         sample(
             &ops_text,
             "kontiki_rpc_server_requests_total",
-            &[("service", s), ("outcome", "ok")]
+            &[("service", s), ("method", "echo"), ("outcome", "ok")]
         ),
         Some(3.0)
     );

@@ -8,6 +8,9 @@
 //!   append mode, before the delivery is acked: what was written survives a SIGKILL, so the
 //!   scenarios count handled events exactly (a kill between the write and the ack gives a
 //!   duplicate, never a loss).
+//!   A payload `{"n": <u64>, "hang": true}` is recorded the same way, then the handler waits
+//!   forever: each delivery of it is one line, and only the handler timeout ends it.
+//! * `maybe_hang(n, hang)` → `n`, or, when `hang` is true, never returns.
 //! * `on_note` (broadcast) on `app.events.note` and `on_session` (in_session) on
 //!   `app.events.session`: the same payload rule, nothing recorded.
 //!
@@ -56,6 +59,15 @@ fn main() -> ExitCode {
                 .params(["x"]),
         )
         .rpc(
+            RpcEntrypoint::new("maybe_hang", |call: Call| async move {
+                if call.args[1] == Value::Bool(true) {
+                    std::future::pending::<()>().await;
+                }
+                Ok(call.args[0].clone())
+            })
+            .params(["n", "hang"]),
+        )
+        .rpc(
             RpcEntrypoint::new("slow", |call: Call| async move {
                 let ms = call.args[0].as_u64().unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -69,7 +81,8 @@ fn main() -> ExitCode {
                 let record = record.clone();
                 async move {
                     let n = tick_number(&ev.payload)?;
-                    if handle_ms > 0 {
+                    let hang = ev.payload.get("hang") == Some(&Value::Bool(true));
+                    if handle_ms > 0 && !hang {
                         tokio::time::sleep(Duration::from_millis(handle_ms)).await;
                     }
                     if let Some(file) = record {
@@ -79,6 +92,9 @@ fn main() -> ExitCode {
                             .map_err(|_| HandlerError::server("record file lock poisoned"))?;
                         file.write_all(line.as_bytes())
                             .map_err(|e| HandlerError::server(format!("cannot record {n}: {e}")))?;
+                    }
+                    if hang {
+                        std::future::pending::<()>().await;
                     }
                     Ok(())
                 }

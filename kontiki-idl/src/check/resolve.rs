@@ -670,8 +670,10 @@ impl<'u, 'a> Cx<'u, 'a> {
                     docs: h.docs.clone(),
                 }),
                 ast::Member::Rpc(r) => {
-                    let opts = Options::new(&r.options, &["include_headers"], "an RPC", diags);
+                    let opts =
+                        Options::new(&r.options, &["include_headers", "timeout"], "an RPC", diags);
                     let include_headers = opts.flag("include_headers", diags).unwrap_or(false);
+                    let timeout = timeout_option(&opts, diags);
                     let mut errors = Vec::new();
                     for raise in &r.raises {
                         if let Some((_, span)) = raise.status {
@@ -696,6 +698,7 @@ impl<'u, 'a> Cx<'u, 'a> {
                         returns: r.returns.as_ref().map(|t| self.resolve_type(t, diags)),
                         errors,
                         include_headers,
+                        timeout,
                         span: r.span,
                     });
                 }
@@ -723,7 +726,13 @@ impl<'u, 'a> Cx<'u, 'a> {
     ) -> model::EventHandler {
         let opts = Options::new(
             &h.options,
-            &["broadcast", "in_session", "max_attempts", "include_headers"],
+            &[
+                "broadcast",
+                "in_session",
+                "max_attempts",
+                "include_headers",
+                "timeout",
+            ],
             "an event handler",
             diags,
         );
@@ -779,6 +788,7 @@ impl<'u, 'a> Cx<'u, 'a> {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(3),
             include_headers: opts.flag("include_headers", diags).unwrap_or(false),
+            timeout: timeout_option(&opts, diags),
             span: h.span,
         }
     }
@@ -935,4 +945,10 @@ fn json_value(v: &ast::Value) -> Option<Value> {
                 .collect::<Option<_>>()?,
         ),
     })
+}
+
+/// The `timeout = N` option of an RPC or an event handler: whole seconds, 1 to 86,400 (a day).
+fn timeout_option(opts: &Options<'_>, diags: &mut Vec<Diagnostic>) -> Option<u64> {
+    opts.int("timeout", 1, 86_400, diags)
+        .and_then(|n| u64::try_from(n).ok())
 }

@@ -32,6 +32,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `kontiki.metrics.*`. A kontiki-rs addition.
     pub metrics: MetricsSettings,
+    /// `kontiki.handler_timeout` and `kontiki.handler_timeouts.*`. A kontiki-rs addition.
+    pub handlers: HandlerSettings,
     /// The top-level `public` mapping, sent to the registry as `config`; `None` unless it is a
     /// non-empty mapping.
     pub public: Option<Map<String, Value>>,
@@ -240,6 +242,56 @@ impl Default for MetricsSettings {
     }
 }
 
+/// How long an RPC method, event handler or queue handler may run: `kontiki.handler_timeout`
+/// and `kontiki.handler_timeouts.<entrypoint>`. A kontiki-rs addition (Kontiki has no limit).
+///
+/// A handler still running at its timeout is cancelled (at its next `.await`) and counts as
+/// failed: an RPC answers with a server error, an event or queue delivery is rejected as when
+/// its handler returns an error.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HandlerSettings {
+    /// `kontiki.handler_timeout` (seconds), default 300 s: the timeout of every handler
+    /// without one of its own.
+    pub timeout: Duration,
+    /// `kontiki.handler_timeouts.<entrypoint>` (seconds): the timeout of one entrypoint, by
+    /// its name (an RPC's wire name, an event handler's name, a queue entrypoint's queue).
+    /// It wins over the entrypoint's own `.timeout(..)`.
+    pub timeouts: BTreeMap<String, Duration>,
+}
+
+impl HandlerSettings {
+    /// The default of `kontiki.handler_timeout`: 5 minutes.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// The timeout of the entrypoint `name` whose code set `own` (its `.timeout(..)`):
+    /// `kontiki.handler_timeouts.<name>`, else `own`, else `kontiki.handler_timeout`.
+    ///
+    /// ```
+    /// use kontiki_rt::config::HandlerSettings;
+    /// use std::time::Duration;
+    /// let settings = HandlerSettings::default();
+    /// assert_eq!(settings.timeout_for("get", None), Duration::from_secs(300));
+    /// assert_eq!(settings.timeout_for("get", Some(Duration::from_secs(2))), Duration::from_secs(2));
+    /// ```
+    pub fn timeout_for(&self, name: &str, own: Option<Duration>) -> Duration {
+        self.timeouts
+            .get(name)
+            .copied()
+            .or(own)
+            .unwrap_or(self.timeout)
+    }
+}
+
+impl Default for HandlerSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Self::DEFAULT_TIMEOUT,
+            timeouts: BTreeMap::new(),
+        }
+    }
+}
+
 /// `kontiki.http.documentation.*`: the OpenAPI/Swagger routes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -316,6 +368,8 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.metrics.enabled",
     "kontiki.metrics.address",
     "kontiki.metrics.port",
+    "kontiki.handler_timeout",
+    "kontiki.handler_timeouts",
 ];
 
 impl Settings {
@@ -403,6 +457,7 @@ impl Settings {
                 Some(_) => Some(read.integer("kontiki.metrics.port", 0u16, 0)?),
             },
         };
+        let handlers = read_handlers(&read, config, &defaults.handlers)?;
 
         let mut amqp = amqp;
         if amqp.disable {
@@ -434,6 +489,7 @@ impl Settings {
             heartbeat,
             http,
             metrics,
+            handlers,
             public,
         })
     }
@@ -503,6 +559,30 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
     })
 }
 
+fn read_handlers(
+    read: &Reader<'_>,
+    config: &Config,
+    defaults: &HandlerSettings,
+) -> Result<HandlerSettings, ConfigError> {
+    let mut timeouts = BTreeMap::new();
+    for (name, value) in read
+        .mapping("kontiki.handler_timeouts")?
+        .into_iter()
+        .flatten()
+    {
+        if value.is_null() {
+            continue;
+        }
+        // Entrypoint names may hold dots (a queue name): the key is not a dotted path.
+        let path = format!("kontiki.handler_timeouts.{name}");
+        timeouts.insert(name.clone(), config.to_duration(&path, value, true)?);
+    }
+    Ok(HandlerSettings {
+        timeout: read.duration("kontiki.handler_timeout", defaults.timeout, true)?,
+        timeouts,
+    })
+}
+
 fn read_http(read: &Reader<'_>, defaults: &HttpSettings) -> Result<HttpSettings, ConfigError> {
     let docs = &defaults.documentation;
     Ok(HttpSettings {
@@ -548,6 +628,7 @@ fn warn_unknown_keys(config: &Config) {
             } else if !KNOWN_KEYS.contains(&path.as_str()) {
                 tracing::warn!(path = %path, "`{path}` is not a known Kontiki setting and is ignored");
             } else if path != "kontiki.peers"
+                && path != "kontiki.handler_timeouts"
                 && let Value::Object(inner) = value
             {
                 walk(inner, &path);

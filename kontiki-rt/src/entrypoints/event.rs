@@ -2,18 +2,17 @@
 //! quorum queue's delivery limit, and dead letters (protocol §1.2, §3.2).
 
 use crate::handler::Context;
-use crate::handler::{HandlerError, panic_message};
+use crate::handler::{Guarded, HandlerError, guard, seconds};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use crate::transport::wire;
 /// Kontiki's event queue names; they live with the rest of the wire format.
 pub use crate::transport::wire::{competing_queue, failed_queue, instance_queue};
-use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde_json::{Map, Value};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How the instances of a service share an event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -74,6 +73,7 @@ pub struct EventEntrypoint {
     pub(crate) mode: EventMode,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) include_headers: bool,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) handler: Arc<Handler>,
 }
 
@@ -85,6 +85,7 @@ impl std::fmt::Debug for EventEntrypoint {
             .field("mode", &self.mode)
             .field("max_attempts", &self.max_attempts)
             .field("include_headers", &self.include_headers)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +128,7 @@ impl EventEntrypoint {
             mode: EventMode::Competing,
             max_attempts: None,
             include_headers: false,
+            timeout: None,
             handler: Arc::new(move |ev| Box::pin(handler(ev))),
         }
     }
@@ -148,6 +150,16 @@ impl EventEntrypoint {
     /// Hands the message's headers to the handler.
     pub fn include_headers(mut self, yes: bool) -> Self {
         self.include_headers = yes;
+        self
+    }
+
+    /// How long the handler may run on one delivery (default `kontiki.handler_timeout`,
+    /// 300 s; `kontiki.handler_timeouts.<name>` wins over this). A handler still running then
+    /// is cancelled at its next `.await` and the delivery counts as a failed attempt: competing
+    /// events are requeued (and dead-lettered after `max_attempts`), others rejected. Code that
+    /// blocks its thread cannot be cancelled: run it under `tokio::task::spawn_blocking`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -250,7 +262,7 @@ pub fn decode_delivery(
     Ok((payload, headers_json))
 }
 
-/// Runs one event delivery through its handler. Never panics.
+/// Runs one event delivery through its handler, for at most its timeout. Never panics.
 pub(crate) async fn serve(
     ep: &EventEntrypoint,
     event_type: &str,
@@ -289,11 +301,17 @@ pub(crate) async fn serve(
         redelivered,
         context,
     };
+    let limit = reporter
+        .container()
+        .settings
+        .handlers
+        .timeout_for(&ep.name, ep.timeout);
     let fut = (ep.handler)(event);
-    match flow::scope(ctx, AssertUnwindSafe(fut).catch_unwind()).await {
-        Ok(Ok(())) => Outcome::Ack,
-        Ok(Err(e)) => {
-            tracing::error!(handler = %ep.name, error = %e, requeue = matches!(on_error, Outcome::Reject { requeue: true }), "event handler failed");
+    let requeue = matches!(on_error, Outcome::Reject { requeue: true });
+    match guard(limit, flow::scope(ctx, fut)).await {
+        Guarded::Returned(Ok(())) => Outcome::Ack,
+        Guarded::Returned(Err(e)) => {
+            tracing::error!(handler = %ep.name, error = %e, requeue, "event handler failed");
             reporter.container().report_uncaught(
                 &report_scope,
                 "EventHandlerError",
@@ -301,12 +319,23 @@ pub(crate) async fn serve(
             );
             on_error
         }
-        Err(panic) => {
-            let msg = panic_message(&panic);
-            tracing::error!(handler = %ep.name, panic = %msg, "event handler panicked");
+        Guarded::Panicked(msg) => {
+            tracing::error!(handler = %ep.name, panic = %msg, requeue, "event handler panicked");
             reporter
                 .container()
                 .report_uncaught(&report_scope, "Panic", &msg);
+            on_error
+        }
+        Guarded::TimedOut => {
+            let msg = format!(
+                "event handler `{}` timed out after {}",
+                ep.name,
+                seconds(limit)
+            );
+            tracing::error!(handler = %ep.name, timeout = %seconds(limit), requeue, "event handler timed out; cancelled");
+            reporter
+                .container()
+                .report_uncaught(&report_scope, "HandlerTimeout", &msg);
             on_error
         }
     }

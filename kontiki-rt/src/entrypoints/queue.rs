@@ -5,7 +5,8 @@
 //! exchanges to declare first and any exchange-to-exchange bindings. The service declares all
 //! of it on every (re)connection, consumes the queue, and hands each delivery to the handler
 //! as a [`RawMessage`]: acked when the handler returns `Ok`, rejected without requeue (and
-//! logged) when it returns `Err` or panics (a panic is reported like an RPC handler's).
+//! logged) when it returns `Err`, panics or runs past its timeout
+//! ([`QueueEntrypoint::timeout`]); a panic or a timeout is reported like an RPC handler's.
 //!
 //! [`Messenger::publish_raw`] is the matching publisher: raw bytes to any exchange, with or
 //! without headers.
@@ -13,9 +14,8 @@
 use crate::clients::messenger::Messenger;
 use crate::error::{Error, Result};
 use crate::handler::Context;
-use crate::handler::{HandlerError, panic_message};
+use crate::handler::{Guarded, HandlerError, guard, seconds};
 use crate::transport::wire;
-use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use lapin::options::{
     BasicAckOptions, BasicRejectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
@@ -26,6 +26,7 @@ use lapin::{BasicProperties, Channel, ExchangeKind};
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The type of an exchange to declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub struct QueueEntrypoint {
     bindings: Vec<(String, String)>,
     exchanges: Vec<(String, ExchangeType, bool)>,
     exchange_bindings: Vec<(String, String, String)>,
+    timeout: Option<Duration>,
     handler: QueueHandler,
 }
 
@@ -96,6 +98,7 @@ impl std::fmt::Debug for QueueEntrypoint {
             .field("bindings", &self.bindings)
             .field("exchanges", &self.exchanges)
             .field("exchange_bindings", &self.exchange_bindings)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -117,8 +120,19 @@ impl QueueEntrypoint {
             bindings: Vec::new(),
             exchanges: Vec::new(),
             exchange_bindings: Vec::new(),
+            timeout: None,
             handler: Arc::new(move |m| Box::pin(handler(m))),
         }
+    }
+
+    /// How long the handler may run on one message (default `kontiki.handler_timeout`, 300 s;
+    /// `kontiki.handler_timeouts.<queue>` wins over this). A handler still running then is
+    /// cancelled at its next `.await` and the message rejected, as when the handler fails.
+    /// Code that blocks its thread cannot be cancelled: run it under
+    /// `tokio::task::spawn_blocking`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// The queue name.
@@ -232,7 +246,8 @@ pub(crate) async fn declare(ch: &Channel, ep: &QueueEntrypoint) -> Result<ShortS
     Ok(q)
 }
 
-/// Hands one delivery to the handler; acks on `Ok`, rejects without requeue on `Err`.
+/// Hands one delivery to the handler; acks on `Ok`, rejects without requeue on `Err`, a panic
+/// or the timeout.
 pub(crate) async fn handle(
     ep: Arc<QueueEntrypoint>,
     context: Context,
@@ -250,30 +265,51 @@ pub(crate) async fn handle(
         exchange: delivery.exchange.as_str().to_owned(),
         context: context.clone(),
     };
-    let reject = BasicRejectOptions { requeue: false };
-    // A panic must settle the delivery too: an unsettled one holds a prefetch slot for good.
-    let result = match std::panic::AssertUnwindSafe((ep.handler)(msg))
-        .catch_unwind()
-        .await
-    {
-        Ok(Ok(())) => delivery.acker.ack(BasicAckOptions::default()).await,
-        Ok(Err(e)) => {
+    let limit = context
+        .container()
+        .settings
+        .handlers
+        .timeout_for(&ep.queue, ep.timeout);
+    // Reported as a message consumer: Kontiki's exception records know no queue kind.
+    let report = |kind: &str, what: &str| {
+        let scope = crate::transport::flow::FlowContext::inbound(
+            crate::transport::flow::EntrypointKind::Event,
+            ep.queue.as_str(),
+            None,
+            None,
+        );
+        context.container().report_uncaught(&scope, kind, what);
+    };
+    // Settled whatever happens: an unsettled delivery holds a prefetch slot for good.
+    let ok = match guard(limit, (ep.handler)(msg)).await {
+        Guarded::Returned(Ok(())) => true,
+        Guarded::Returned(Err(e)) => {
             tracing::warn!(queue = %ep.queue, error = %e, "queue handler failed; message rejected");
-            delivery.acker.reject(reject).await
+            false
         }
-        Err(panic) => {
-            let what = panic_message(&panic);
+        Guarded::Panicked(what) => {
             tracing::error!(queue = %ep.queue, panic = %what, "queue handler panicked; message rejected");
-            // Reported as a message consumer: Kontiki's exception records know no queue kind.
-            let scope = crate::transport::flow::FlowContext::inbound(
-                crate::transport::flow::EntrypointKind::Event,
-                ep.queue.as_str(),
-                None,
-                None,
-            );
-            context.container().report_uncaught(&scope, "Panic", &what);
-            delivery.acker.reject(reject).await
+            report("Panic", &what);
+            false
         }
+        Guarded::TimedOut => {
+            let what = format!(
+                "queue handler `{}` timed out after {}",
+                ep.queue,
+                seconds(limit)
+            );
+            tracing::error!(queue = %ep.queue, timeout = %seconds(limit), "queue handler timed out; cancelled, message rejected");
+            report("HandlerTimeout", &what);
+            false
+        }
+    };
+    let result = if ok {
+        delivery.acker.ack(BasicAckOptions::default()).await
+    } else {
+        delivery
+            .acker
+            .reject(BasicRejectOptions { requeue: false })
+            .await
     };
     if let Err(e) = result {
         tracing::warn!(queue = %ep.queue, error = %e, "could not settle the delivery");

@@ -4,15 +4,14 @@
 /// Handler errors are shared by every entrypoint kind; this path stays for compatibility.
 #[doc(no_inline)]
 pub use crate::handler::HandlerError;
-use crate::handler::{Context, panic_message};
+use crate::handler::{Context, Guarded, guard, seconds};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use crate::transport::wire::{self, Envelope, RequestBody};
-use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One declared parameter of an RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +46,7 @@ pub struct RpcEntrypoint {
     pub(crate) name: String,
     pub(crate) params: Option<Vec<Param>>,
     pub(crate) include_headers: bool,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) handler: Arc<Handler>,
 }
 
@@ -56,6 +56,7 @@ impl std::fmt::Debug for RpcEntrypoint {
             .field("name", &self.name)
             .field("params", &self.params)
             .field("include_headers", &self.include_headers)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +73,7 @@ impl RpcEntrypoint {
             name: name.into(),
             params: None,
             include_headers: false,
+            timeout: None,
             handler: Arc::new(move |call| Box::pin(handler(call))),
         }
     }
@@ -107,6 +109,15 @@ impl RpcEntrypoint {
     /// Hands the message's headers to the handler (Kontiki's `include_headers=True`).
     pub fn include_headers(mut self, yes: bool) -> Self {
         self.include_headers = yes;
+        self
+    }
+
+    /// How long the handler may run on one call (default `kontiki.handler_timeout`, 300 s;
+    /// `kontiki.handler_timeouts.<name>` wins over this). A handler still running then is
+    /// cancelled at its next `.await` and the caller gets a server error saying so. Code that
+    /// blocks its thread cannot be cancelled: run it under `tokio::task::spawn_blocking`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -181,23 +192,41 @@ fn internal_message(container: &crate::handler::Container, id: &str, details: &s
     }
 }
 
-/// Runs one request through an entrypoint and returns the reply envelope. Never panics: a
-/// panicking handler becomes a SERVER error and the service lives on.
+/// The reply to one request, and whether its handler ran out of time.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) envelope: Envelope,
+    pub(crate) timed_out: bool,
+}
+
+impl From<Envelope> for Answer {
+    fn from(envelope: Envelope) -> Self {
+        Self {
+            envelope,
+            timed_out: false,
+        }
+    }
+}
+
+/// Runs one request through an entrypoint, for at most its timeout, and returns the reply.
+/// Never panics: a panicking handler becomes a SERVER error and the service lives on; so does
+/// one that times out.
 pub(crate) async fn serve(
     ep: &RpcEntrypoint,
     body: &[u8],
     headers: Option<&lapin::types::FieldTable>,
     context: Context,
-) -> Envelope {
+) -> Answer {
     let request = match wire::decode_request(body) {
         Ok(r) => r,
-        Err(e) => return Envelope::client_error("INVALID_REQUEST", e.0),
+        Err(e) => return Envelope::client_error("INVALID_REQUEST", e.0).into(),
     };
     let (args, kwargs) = match &ep.params {
         Some(params) => match bind_arguments(params, request) {
             Ok(args) => (args, Map::new()),
             Err(msg) => {
-                return Envelope::client_error("INVALID_ARGUMENTS", format!("{}() {msg}", ep.name));
+                return Envelope::client_error("INVALID_ARGUMENTS", format!("{}() {msg}", ep.name))
+                    .into();
             }
         },
         None => (request.args, request.kwargs),
@@ -221,19 +250,25 @@ pub(crate) async fn serve(
         headers: headers_json,
         context,
     };
+    let limit = reporter
+        .container()
+        .settings
+        .handlers
+        .timeout_for(&ep.name, ep.timeout);
     let fut = (ep.handler)(call);
-    match flow::scope(ctx, AssertUnwindSafe(fut).catch_unwind()).await {
-        Ok(Ok(value)) => Envelope::success(value),
-        Ok(Err(HandlerError::Client { code, message })) => Envelope::client_error(code, message),
-        Ok(Err(HandlerError::Server { message, source })) => {
+    let envelope = match guard(limit, flow::scope(ctx, fut)).await {
+        Guarded::Returned(Ok(value)) => Envelope::success(value),
+        Guarded::Returned(Err(HandlerError::Client { code, message })) => {
+            Envelope::client_error(code, message)
+        }
+        Guarded::Returned(Err(HandlerError::Server { message, source })) => {
             let id = error_id();
             tracing::error!(error_id = %id, error = %message, source = ?source, "rpc handler failed");
             let container = reporter.container();
             container.report_uncaught(&report_scope, "ServerError", &message);
             Envelope::server_error(internal_message(container, &id, &message))
         }
-        Err(panic) => {
-            let what = panic_message(&panic);
+        Guarded::Panicked(what) => {
             let id = error_id();
             tracing::error!(error_id = %id, panic = %what, "rpc handler panicked");
             let container = reporter.container();
@@ -244,7 +279,23 @@ pub(crate) async fn serve(
                 &format!("the handler panicked: {what}"),
             ))
         }
-    }
+        Guarded::TimedOut => {
+            let message = format!(
+                "the handler of `{}` timed out after {}",
+                ep.name,
+                seconds(limit)
+            );
+            tracing::error!(method = %ep.name, timeout = %seconds(limit), "rpc handler timed out; cancelled");
+            reporter
+                .container()
+                .report_uncaught(&report_scope, "HandlerTimeout", &message);
+            return Answer {
+                envelope: Envelope::server_error(message),
+                timed_out: true,
+            };
+        }
+    };
+    envelope.into()
 }
 
 #[cfg(test)]

@@ -9,6 +9,10 @@ pub use delegate::Delegate;
 pub(crate) use delegate::DynDelegate;
 
 use crate::error::BoxError;
+use futures_util::FutureExt as _;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 /// What a handler returns when it does not return a value.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,33 @@ impl HandlerError {
             source: Some(source),
         }
     }
+}
+
+/// How a [`guard`]ed handler run ended.
+#[derive(Debug)]
+pub(crate) enum Guarded<T> {
+    /// The handler returned this.
+    Returned(T),
+    /// The handler panicked; the panic's text.
+    Panicked(String),
+    /// The handler was still running at its timeout and was dropped.
+    TimedOut,
+}
+
+/// Runs a handler's future with its panic caught, for at most `limit`. At the timeout the
+/// future is dropped: an async handler stops at its next `.await`; code that blocks its thread
+/// cannot be stopped (it must run under `spawn_blocking`, whose thread then runs on unseen).
+pub(crate) async fn guard<F: Future>(limit: Duration, fut: F) -> Guarded<F::Output> {
+    match tokio::time::timeout(limit, AssertUnwindSafe(fut).catch_unwind()).await {
+        Ok(Ok(value)) => Guarded::Returned(value),
+        Ok(Err(panic)) => Guarded::Panicked(panic_message(&panic)),
+        Err(_) => Guarded::TimedOut,
+    }
+}
+
+/// A duration in seconds as messages show it: `300 s`, `2.5 s`.
+pub(crate) fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// The text of a caught panic (`panic!("...")` payloads are `&str` or `String`).

@@ -75,7 +75,7 @@ fn describe() {
     describe_counter!(
         "kontiki_rpc_server_requests_total",
         Unit::Count,
-        "RPC requests a service answered, by method and outcome (ok, a declared error code, internal)"
+        "RPC requests a service answered, by method and outcome (ok, a declared error code, internal, timeout)"
     );
     describe_histogram!(
         "kontiki_rpc_server_duration_seconds",
@@ -254,6 +254,7 @@ struct RpcHandles {
     labels: [(&'static str, String); 2],
     ok: metrics::Counter,
     internal: metrics::Counter,
+    timeout: metrics::Counter,
     codes: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
     duration: metrics::Histogram,
     in_flight: metrics::Gauge,
@@ -277,6 +278,7 @@ impl RpcServerMetrics {
                 RpcHandles {
                     ok: with("ok"),
                     internal: with("internal"),
+                    timeout: with("timeout"),
                     codes: std::sync::Mutex::new(Vec::new()),
                     duration: metrics::histogram!("kontiki_rpc_server_duration_seconds", &labels),
                     in_flight: metrics::gauge!("kontiki_rpc_server_in_flight", &labels),
@@ -300,12 +302,22 @@ impl RpcServerMetrics {
         }
     }
 
-    /// The request was answered with `envelope` after `elapsed`.
-    pub(crate) fn answered(&self, envelope: &crate::transport::wire::Envelope, elapsed: Duration) {
+    /// The request was answered with `envelope` after `elapsed`; `timed_out`: its handler
+    /// ran out of time (outcome `timeout`).
+    pub(crate) fn answered(
+        &self,
+        envelope: &crate::transport::wire::Envelope,
+        timed_out: bool,
+        elapsed: Duration,
+    ) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.decrement(1.0);
             h.duration.record(elapsed.as_secs_f64());
+            if timed_out {
+                h.timeout.increment(1);
+                return;
+            }
             match rpc_outcome(envelope) {
                 "ok" => h.ok.increment(1),
                 "internal" => h.internal.increment(1),
@@ -327,7 +339,7 @@ impl RpcServerMetrics {
             }
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = (envelope, elapsed);
+        let _ = (envelope, timed_out, elapsed);
     }
 }
 

@@ -356,7 +356,10 @@ async fn handle_rpc(
             m.started();
         }
         let context = Context::new(state.container.clone());
-        let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
+        let rpc::Answer {
+            envelope,
+            timed_out,
+        } = rpc::serve(&ep, &delivery.data, headers, context).await;
         let mut body = envelope.to_bytes();
         let max = state.container.settings.amqp.max_message_size;
         if body.len() > max {
@@ -380,7 +383,7 @@ async fn handle_rpc(
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
         if let Some(m) = metrics {
-            m.answered(&envelope, started.elapsed());
+            m.answered(&envelope, timed_out, started.elapsed());
         }
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
