@@ -409,6 +409,7 @@ impl TestBed {
     }
 
     /// The configuration services get: this bed's broker, registration off, RPC timeout 5 s,
+    /// internal errors sent with their details (`kontiki.amqp.rpc.expose_internal_errors`),
     /// shutdown grace 5 s, `kontiki.service_name` = `service_name`.
     pub fn config(&self, service_name: &str) -> Result<Config> {
         self.config_with(service_name, "")
@@ -420,7 +421,8 @@ impl TestBed {
         let base = serde_json::json!({
             "kontiki": {
                 "service_name": service_name,
-                "amqp": {"url": self.url, "rpc": {"timeout": 5}},
+                // Internal errors with their details: a test wants to see what failed.
+                "amqp": {"url": self.url, "rpc": {"timeout": 5, "expose_internal_errors": true}},
                 "shutdown": {"grace_seconds": 5},
                 "registration": {"disable": true},
             }

@@ -7,8 +7,8 @@
 //! replies up to [`MAX_KEPT_REPLY`] bytes each): a request seen again is answered with the
 //! reply of its first run, or, when that run is still going, with its reply once it ends.
 //!
-//! What this promises, exactly: **an instance runs a handler at most once per correlation id
-//! within the window.** A redelivery that reaches *another* instance of the service runs there
+//! What this promises, exactly: **an instance runs a handler at most once per request
+//! (correlation id and body) within the window.** A redelivery that reaches *another* instance of the service runs there
 //! (the cache is per instance); a request first seen longer ago than the window, or evicted by
 //! the capacity, runs again.
 
@@ -19,6 +19,15 @@ use tokio::sync::watch;
 
 /// Replies larger than this are not kept: a redelivery of such a request runs again.
 pub(crate) const MAX_KEPT_REPLY: usize = 64 * 1024;
+
+/// The cache key of a request: its correlation id and a hash of its body (a redelivery is the
+/// same message; two requests that only share an id are not).
+pub(crate) fn key(correlation_id: &str, body: &[u8]) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("{correlation_id}/{:016x}", h.finish())
+}
 
 /// The outcome of looking a request up.
 #[derive(Debug)]

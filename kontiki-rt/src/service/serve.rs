@@ -333,10 +333,16 @@ async fn handle_rpc(
         // A request this instance handled (or is handling) within the dedup window is answered
         // with the reply of its first run: a redelivery after a lost connection does not run
         // the handler again (entrypoints::dedup says what exactly is promised).
+        // Keyed by the correlation id and the body: a redelivery is the same message, while
+        // two different requests that share an id (a client's bug) are both run.
+        let key = correlation_id
+            .as_deref()
+            .filter(|_| state.dedup.is_some())
+            .map(|cid| dedup::key(cid, &delivery.data));
         let mut run = None;
-        if let (Some(dedup), Some(cid)) = (state.dedup.as_ref(), correlation_id.as_deref()) {
-            match dedup.begin(cid) {
-                Seen::New => run = Some(RunGuard { dedup, cid }),
+        if let (Some(dedup), Some(key)) = (state.dedup.as_ref(), key.as_deref()) {
+            match dedup.begin(key) {
+                Seen::New => run = Some(RunGuard { dedup, cid: key }),
                 Seen::Done(reply) => {
                     answer_again(&state, &ep, &link, &delivery, &reply).await;
                     return;
