@@ -15,28 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-fn rabbitmqctl_out(args: &[&str]) -> String {
-    let bin = ["/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("rabbitmqctl");
-    let node: Vec<String> = match std::env::var("KONTIKI_RABBITMQCTL_NODE") {
-        Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
-        _ => Vec::new(),
-    };
-    let out = std::process::Command::new(bin)
-        .args(&node)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Closes every connection whose client-given name (`connection_name` in its client
 /// properties) contains `needle`; returns how many.
 fn close_connections(needle: &str) -> usize {
-    let list = rabbitmqctl_out(&["-q", "list_connections", "pid", "client_properties"]);
+    let list = support::rabbitmqctl(&["-q", "list_connections", "pid", "client_properties"]);
     let mut closed = 0;
     for line in list.lines() {
         let Some((pid, properties)) = line.split_once('\t') else {

@@ -58,21 +58,10 @@ impl RustRegistry {
     }
 }
 
-/// Deletes `event_tracker.queue` before a registry starts: while no registry runs it collects
-/// every event and RPC request of the vhost, and the Rust registry declares it with a length
-/// limit that Python's registry does not (the two cannot declare the same queue in turn).
+/// Deletes `event_tracker.queue` before a registry starts (see
+/// `support::py::delete_timeline_queue`).
 pub(crate) async fn purge_timeline_backlog() {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|e| panic!("{}", no_broker(e)));
-    let ch = conn.create_channel().await.expect("channel");
-    let _ = ch
-        .queue_delete(
-            "event_tracker.queue".into(),
-            lapin::options::QueueDeleteOptions::default(),
-        )
-        .await;
-    let _ = conn.close(200, "deleted".into()).await;
+    support::py::delete_timeline_queue().await;
 }
 
 /// `proto_svc.py` with registration on (heartbeat 1 s, delay 0.3 s, group platform).

@@ -164,10 +164,10 @@ pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
     }
 }
 
-/// Runs `rabbitmqctl ARGS` (the broker tests that restart the broker need it and root), on
+/// Runs `rabbitmqctl ARGS` and returns what it printed (the broker tests that restart the broker need it and root), on
 /// the node named by `KONTIKI_RABBITMQCTL_NODE` when it is set (scripts/test.sh points the
 /// broker-restart tests at the fault-injection node, so the shared broker is never restarted).
-pub(crate) fn rabbitmqctl(args: &[&str]) {
+pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
     let bin = ["/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
@@ -189,6 +189,7 @@ pub(crate) fn rabbitmqctl(args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts the broker app again when dropped, so a failing restart test leaves it running.

@@ -308,7 +308,7 @@ impl PyRegistry {
 
 /// Deletes `event_tracker.queue` before a registry starts: the Rust registry declares it with a
 /// length limit that Python's registry does not (the two cannot declare the same queue in turn).
-async fn delete_timeline_queue() {
+pub(crate) async fn delete_timeline_queue() {
     let conn =
         lapin::Connection::connect(&super::amqp_url(), lapin::ConnectionProperties::default())
             .await

@@ -145,20 +145,23 @@ impl Messenger {
             }
         }
         // Bounded by the call's deadline: a blocked connection may not take the publish.
-        let confirm = tokio::time::timeout_at(
-            deadline,
-            link.publish.basic_publish(
-                wire::RPC_EXCHANGE.into(),
-                rk.clone(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &body,
-                props.clone(),
-            ),
-        )
-        .await;
+        // Mandatory: a request no queue takes comes back (unknown service or method).
+        let publish = || {
+            tokio::time::timeout_at(
+                deadline,
+                link.publish.basic_publish(
+                    wire::RPC_EXCHANGE.into(),
+                    rk.clone(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
+                    &body,
+                    props.clone(),
+                ),
+            )
+        };
+        let confirm = publish().await;
         let confirm = match confirm {
             Err(_) => return Err(timed_out()),
             Ok(Ok(c)) => c,
@@ -189,20 +192,7 @@ impl Messenger {
                 // Returned just after a reconnection: the service has probably not bound its
                 // queue again yet. Publish again (same correlation id) until the deadline.
                 tokio::time::sleep(ROUTE_RETRY).await;
-                let again = tokio::time::timeout_at(
-                    deadline,
-                    link.publish.basic_publish(
-                        wire::RPC_EXCHANGE.into(),
-                        rk.clone(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            immediate: false,
-                        },
-                        &body,
-                        props.clone(),
-                    ),
-                )
-                .await;
+                let again = publish().await;
                 match again {
                     Ok(Ok(c)) => {
                         confirm = Some(c);
