@@ -325,7 +325,8 @@ pub mod service_registry {
             service_name: String,
         ) -> impl Future<Output = Result<Vec<String>, ListInstancesError>> + Send;
 
-        /// Peeks at the failed queue `{service_name}.{name}.failed`.
+        /// Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
+        /// read` or `manage`).
         ///
         /// RPC `list_failed_messages`.
         fn list_failed_messages(
@@ -338,7 +339,8 @@ pub mod service_registry {
             Output = Result<super::FailedMessages, ListFailedMessagesError>,
         > + Send;
 
-        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`.
+        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`
+        /// (needs `registry.failed_messages: manage`).
         ///
         /// RPC `replay_failed_messages`.
         fn replay_failed_messages(
@@ -351,7 +353,7 @@ pub mod service_registry {
             Output = Result<super::Replayed, ReplayFailedMessagesError>,
         > + Send;
 
-        /// Removes up to `count` failed messages.
+        /// Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
         ///
         /// RPC `drop_failed_messages`.
         fn drop_failed_messages(
@@ -618,6 +620,13 @@ pub mod service_registry {
             /// The message for the caller.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
+            /// The message for the caller.
+            message: String,
+        },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
     }
@@ -630,6 +639,13 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: "Not allowed by the registry's configuration".to_owned(),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl Into<rt::BoxError>) -> Self {
             Self::Internal(error.into())
@@ -639,6 +655,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -648,6 +665,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -667,6 +687,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -682,6 +703,13 @@ pub mod service_registry {
             /// The message for the caller.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
+            /// The message for the caller.
+            message: String,
+        },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
     }
@@ -694,6 +722,13 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: "Not allowed by the registry's configuration".to_owned(),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl Into<rt::BoxError>) -> Self {
             Self::Internal(error.into())
@@ -703,6 +738,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -712,6 +748,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -731,6 +770,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -746,6 +786,13 @@ pub mod service_registry {
             /// The message for the caller.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
+            /// The message for the caller.
+            message: String,
+        },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
     }
@@ -758,6 +805,13 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: "Not allowed by the registry's configuration".to_owned(),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl Into<rt::BoxError>) -> Self {
             Self::Internal(error.into())
@@ -767,6 +821,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -776,6 +831,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -795,6 +853,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -2056,6 +2115,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -2065,6 +2131,7 @@ pub mod service_registry {
         pub fn code(&self) -> Option<&str> {
             match self {
                 Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::Forbidden { .. } => Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2075,6 +2142,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -2089,6 +2161,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => std::fmt::Display::fmt(error, f),
             }
         }
@@ -2106,6 +2179,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -2115,6 +2195,7 @@ pub mod service_registry {
         pub fn code(&self) -> Option<&str> {
             match self {
                 Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::Forbidden { .. } => Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2125,6 +2206,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -2139,6 +2225,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => std::fmt::Display::fmt(error, f),
             }
         }
@@ -2156,6 +2243,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -2165,6 +2259,7 @@ pub mod service_registry {
         pub fn code(&self) -> Option<&str> {
             match self {
                 Self::EntrypointUnavailable { .. } => Some("ENTRYPOINT_UNAVAILABLE"),
+                Self::Forbidden { .. } => Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2175,6 +2270,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -2189,6 +2289,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => std::fmt::Display::fmt(error, f),
             }
         }
@@ -2421,7 +2522,8 @@ pub mod service_registry {
                 .await
         }
 
-        /// Peeks at the failed queue `{service_name}.{name}.failed`.
+        /// Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
+        /// read` or `manage`).
         ///
         /// Calls RPC `list_failed_messages`.
         pub async fn list_failed_messages(
@@ -2463,7 +2565,8 @@ pub mod service_registry {
                 .await
         }
 
-        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`.
+        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`
+        /// (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `replay_failed_messages`.
         pub async fn replay_failed_messages(
@@ -2505,7 +2608,7 @@ pub mod service_registry {
                 .await
         }
 
-        /// Removes up to `count` failed messages.
+        /// Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `drop_failed_messages`.
         pub async fn drop_failed_messages(

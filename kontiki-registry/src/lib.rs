@@ -72,6 +72,64 @@ pub struct RegistrySettings {
     /// `registry.register_again_grace_seconds` (default 2): heartbeats of unknown instances
     /// received this soon after start are ignored (Kontiki: 15 s).
     pub register_again_grace: Duration,
+    /// `registry.failed_messages` (default `off`): what callers may do with the failed queues.
+    pub failed_messages: FailedMessagesAccess,
+}
+
+/// What the registry lets any caller do with the services' failed queues
+/// (`registry.failed_messages`). Failed messages carry the bodies and headers of real traffic,
+/// and replay or drop changes state, so the default is `off`: the registry then answers
+/// `list_failed_messages`, `replay_failed_messages` and `drop_failed_messages` with client
+/// error `FORBIDDEN`. Every broker user that may publish to `rpc_exchange` can call the
+/// registry, so turn this on only where those users are trusted (see docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailedMessagesAccess {
+    /// `off`: no listing, no replay, no drop.
+    #[default]
+    Off,
+    /// `read`: `list_failed_messages` only.
+    Read,
+    /// `manage`: list, replay and drop.
+    Manage,
+}
+
+impl FailedMessagesAccess {
+    /// Reads the config value: `off`, `read` or `manage`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "off" => Some(Self::Off),
+            "read" => Some(Self::Read),
+            "manage" => Some(Self::Manage),
+            _ => None,
+        }
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Read => "read",
+            Self::Manage => "manage",
+        }
+    }
+
+    fn allows(self, wanted: Self) -> Result<(), Forbidden> {
+        let rank = |a: Self| match a {
+            Self::Off => 0,
+            Self::Read => 1,
+            Self::Manage => 2,
+        };
+        if rank(self) >= rank(wanted) {
+            Ok(())
+        } else {
+            Err(Forbidden(format!(
+                "registry.failed_messages is {}; this operation needs {}",
+                self.as_str(),
+                wanted.as_str()
+            )))
+        }
+    }
 }
 
 impl Default for RegistrySettings {
@@ -85,6 +143,7 @@ impl Default for RegistrySettings {
             include_registry_calls: false,
             expire_after: Some(Duration::from_secs(3600)),
             register_again_grace: Duration::from_secs(2),
+            failed_messages: FailedMessagesAccess::Off,
         }
     }
 }
@@ -105,6 +164,14 @@ impl RegistrySettings {
         let cleanup: f64 = config.get_or("activity_tracker.cleanup_interval_seconds", 3600.0)?;
         let expire: f64 = config.get_or("registry.expire_after_seconds", 3600.0)?;
         let grace: f64 = config.get_or("registry.register_again_grace_seconds", 2.0)?;
+        let access: String = config.get_or("registry.failed_messages", "off".to_owned())?;
+        let failed_messages = FailedMessagesAccess::parse(&access).ok_or_else(|| {
+            kontiki_rt::ConfigError::InvalidValue {
+                path: "registry.failed_messages".to_owned(),
+                message: format!("must be one of off, read, manage, found {access:?}"),
+                files: Vec::new(),
+            }
+        })?;
         Ok(Self {
             tracker_disabled: config.get_or("activity_tracker.disable", false)?,
             ttl,
@@ -115,6 +182,7 @@ impl RegistrySettings {
                 .get_or("activity_tracker.include_registry_calls", false)?,
             expire_after: (expire > 0.0).then(|| Duration::from_secs_f64(expire)),
             register_again_grace: Duration::from_secs_f64(grace.max(0.0)),
+            failed_messages,
         })
     }
 }
@@ -294,6 +362,9 @@ fn parse_status(status: &str) -> Option<InstanceStatus> {
 
 /// Why a failed-message RPC cannot go ahead.
 struct Unavailable(String);
+
+/// A failed-queue operation the configuration does not allow (client error `FORBIDDEN`).
+struct Forbidden(String);
 
 impl Registry {
     /// A registry with `settings`.
@@ -823,6 +894,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         limit: i64,
     ) -> Result<FailedMessages, ListFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Read)
+            .map_err(|Forbidden(message)| ListFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| ListFailedMessagesError::EntrypointUnavailable { message },
@@ -844,6 +919,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         count_: i64,
     ) -> Result<Replayed, ReplayFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Manage)
+            .map_err(|Forbidden(message)| ReplayFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| ReplayFailedMessagesError::EntrypointUnavailable { message },
@@ -864,6 +943,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         count_: i64,
     ) -> Result<Dropped, DropFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Manage)
+            .map_err(|Forbidden(message)| DropFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| DropFailedMessagesError::EntrypointUnavailable { message },
@@ -1116,6 +1199,43 @@ mod tests {
         assert_eq!(s.expire_after, None);
         let d = RegistrySettings::from_config(&Config::empty()).unwrap();
         assert_eq!(d, RegistrySettings::default());
+    }
+
+    #[test]
+    fn failed_messages_access_is_off_by_default_and_ranked() {
+        let d = RegistrySettings::from_config(&Config::empty()).unwrap();
+        assert_eq!(d.failed_messages, FailedMessagesAccess::Off);
+        let read = Config::from_yaml_str("r.yaml", "registry:\n  failed_messages: read\n").unwrap();
+        let read = RegistrySettings::from_config(&read)
+            .unwrap()
+            .failed_messages;
+        assert_eq!(read, FailedMessagesAccess::Read);
+        assert!(read.allows(FailedMessagesAccess::Read).is_ok());
+        let Err(Forbidden(message)) = read.allows(FailedMessagesAccess::Manage) else {
+            panic!("read must not allow manage");
+        };
+        assert_eq!(
+            message,
+            "registry.failed_messages is read; this operation needs manage"
+        );
+        assert!(
+            FailedMessagesAccess::Manage
+                .allows(FailedMessagesAccess::Manage)
+                .is_ok()
+        );
+        assert!(
+            FailedMessagesAccess::Off
+                .allows(FailedMessagesAccess::Read)
+                .is_err()
+        );
+        let bad = Config::from_yaml_str("r.yaml", "registry:\n  failed_messages: all\n").unwrap();
+        let err = RegistrySettings::from_config(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "`registry.failed_messages` must be one of off, read, manage, found \"all\""
+            ),
+            "{err}"
+        );
     }
 
     #[test]
