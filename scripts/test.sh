@@ -7,7 +7,9 @@
 # 2. runs cargo fmt --check, clippy -D warnings, the tests and rustdoc -D warnings;
 # 3. checks that generated/ is fresh;
 # 4. runs the interop tests against the real Python Kontiki (a venv under target/);
-# 5. prints a summary and exits non-zero on any failure.
+# 5. runs cargo deny (scripts/deny.sh) and starts a TLS RabbitMQ node of its own
+#    (scripts/tls-broker.sh, amqps on localhost:5675) for the TLS tests, stopped at the end;
+# 6. prints a summary and exits non-zero on any failure.
 #
 # Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
 # after all others, one at a time. The fault-injection suite (faults/, package kontiki-faults)
@@ -116,6 +118,17 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
   fi
 fi
 
+# Supply chain: licences, duplicates, bans and sources always; advisories when the RustSec
+# advisory database can be fetched (scripts/deny.sh says which ran and why).
+step "cargo deny (supply chain)" bash "$ROOT/scripts/deny.sh"
+
+# The TLS node (scripts/tls-broker.sh: a private CA, amqps on localhost:5675) for the TLS tests,
+# proved with openssl first; stopped at the end. KONTIKI_TLS_* tell the tests where it is.
+if step "TLS broker node (amqps :5675)" bash "$ROOT/scripts/tls-broker.sh" start; then
+  step "TLS handshakes (CA, host name, client certificates)" bash "$ROOT/scripts/tls-broker.sh" check
+  eval "$(bash "$ROOT/scripts/tls-broker.sh" env)"
+fi
+
 if have_nextest; then
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
     -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'
@@ -143,6 +156,7 @@ else
   step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked -- --test-threads 1
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
+bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
 
 summary
 exit "$FAILED"
