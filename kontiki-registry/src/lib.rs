@@ -1269,3 +1269,95 @@ mod tests {
         assert!(r.services(Some(InstanceStatus::Down)).is_empty());
     }
 }
+
+/// The registry's message bodies come from any broker user: whatever bytes or JSON arrive, the
+/// decoding never panics (the fuzzing of issue 18, run by the test command).
+#[cfg(test)]
+mod fuzz_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        // Up to 16 levels deep: lists and objects inside each other.
+        leaf.prop_recursive(16, 64, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A register / heartbeat body: the keys the registry reads, each with any JSON value.
+    fn body() -> impl Strategy<Value = Map<String, Value>> {
+        let key = prop_oneof![
+            Just("service_name"),
+            Just("instance_id"),
+            Just("group"),
+            Just("entrypoints"),
+            Just("pid"),
+            Just("host"),
+            Just("service_version"),
+            Just("kontiki_version"),
+            Just("heartbeat_interval"),
+            Just("config"),
+            Just("status"),
+            Just("reason"),
+        ];
+        prop::collection::btree_map(key, json_value(), 0..12)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    fn decode(bytes: &[u8]) {
+        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(bytes) {
+            let _ = registration_from(&m);
+            let _ = text(m.get("status")).as_deref().map(parse_status);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn registration_bodies_never_panic(m in body()) {
+            let reg = registration_from(&m);
+            // A registration exists exactly when both ids are non-empty strings.
+            let id = |k: &str| text(m.get(k)).is_some_and(|s| !s.is_empty());
+            prop_assert_eq!(reg.is_some(), id("service_name") && id("instance_id"));
+            decode(&serde_json::to_vec(&Value::Object(m)).unwrap());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..128)) {
+            decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_refused_or_read_without_overflow() {
+        // serde_json stops at 128 levels: a deeper body is an error, not a stack overflow.
+        let deep = format!(
+            "{{\"service_name\":\"s\",\"instance_id\":\"i\",\"config\":{}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(serde_json::from_slice::<Value>(deep.as_bytes()).is_err());
+        decode(deep.as_bytes());
+        let nested = format!(
+            "{{\"service_name\":\"s\",\"instance_id\":\"i\",\"config\":{{\"a\":{}1{}}}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(nested.as_bytes()) else {
+            panic!("100 levels must parse");
+        };
+        assert!(registration_from(&m).is_some());
+    }
+}
