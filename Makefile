@@ -11,6 +11,7 @@ help:
 	@echo "make run-tui      run kontiki-tui against it"
 	@echo "make bench        benchmarks vs raw lapin and Python Kontiki (docs/PERFORMANCE.md)"
 	@echo "make fuzz         run every fuzz target for FUZZ_SECONDS (default 60) each"
+	@echo "make cluster-up   a three-node RabbitMQ cluster on loopback (cluster-down, cluster-status)"
 	@echo "make run-quickstart  the tour: four example services and their clients in one program"
 	@echo "make run-<example>   run one example of examples/ ($(EXAMPLES))"
 
@@ -23,7 +24,7 @@ faults:
 	@PY=$${KONTIKI_PY:-$$(bash scripts/python-env.sh | tail -n1)}; \
 	cargo build -p kontiki-faults --release --bins && \
 	KONTIKI_PY=$$PY cargo run -p kontiki-faults --release -- --scale $${FAULTS_SCALE:-full} $(FAULTS); \
-	rc=$$?; bash scripts/broker.sh faults-stop; exit $$rc
+	rc=$$?; bash scripts/broker.sh faults-stop; bash scripts/broker.sh crash-stop; exit $$rc
 
 run-amqp:
 	bash scripts/broker.sh ensure
@@ -74,3 +75,14 @@ $(RUN_EXAMPLES): run-%:
 
 run-quickstart:
 	cargo run -q -p quickstart
+
+# A three-node RabbitMQ cluster on loopback (ports 5681-5683): scripts/cluster.sh, docs/cluster.md.
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up:
+	bash scripts/cluster.sh up
+
+cluster-down:
+	bash scripts/cluster.sh down
+
+cluster-status:
+	bash scripts/cluster.sh status

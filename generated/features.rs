@@ -965,7 +965,7 @@ pub mod features {
             ctx: rt::Context,
         ) -> impl Future<Output = Result<(), rt::BoxError>> + Send;
 
-        /// Cron, with names, ranges, steps and lists.
+        /// Cron, with names, ranges, steps and lists, in a time zone.
         ///
         /// Task `cron_task`: on cron `*/15 8-18 1,15 JAN-JUN MON-FRI` (local time).
         fn cron_task(
@@ -2095,6 +2095,7 @@ pub mod features {
                             },
                         )
                         .immediate(false)
+                        .time_zone("Europe/Paris")
                 },
                 {
                     let svc = std::sync::Arc::clone(&self.inner);
@@ -2111,6 +2112,7 @@ pub mod features {
                             },
                         )
                         .immediate(true)
+                        .time_zone("UTC")
                 },
             ])
         }

@@ -162,6 +162,7 @@ pub mod task_service {
                             },
                         )
                         .immediate(false)
+                        .time_zone("UTC")
                 },
                 {
                     let svc = std::sync::Arc::clone(&self.inner);

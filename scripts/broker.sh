@@ -8,12 +8,18 @@
 #   scripts/broker.sh faults-start  # start the fault-injection suite's own RabbitMQ node
 #   scripts/broker.sh faults-stop   # stop it
 #   scripts/broker.sh faults-url    # print its AMQP URL
+#   scripts/broker.sh crash-start   # start the crash/alarm node of the suite (port 5676)
+#   scripts/broker.sh crash-stop    # stop it
 #
 # The fault-injection suite (faults/, `make faults`) restarts its broker and closes every
 # connection on it, so it gets a node of its own: RABBITMQ_NODENAME kontiki-faults@localhost
 # (FAULTS_NODE), AMQP port 5673 (FAULTS_PORT), distribution port FAULTS_PORT + 20000, data and
 # logs under target/faults-broker, no plugins. The node uses the Debian package's Erlang cookie,
 # so `rabbitmqctl -n kontiki-faults@localhost ...` reaches it.
+#
+# The scenarios that kill -9 the broker's Erlang VM or raise its resource alarms use a second
+# node, kontiki-faults-crash@localhost (CRASH_NODE) on port 5676 (CRASH_PORT), data under
+# target/faults-crash-broker; its VM's pid is in that directory's `pid` file.
 #
 # The script can also be sourced; it then defines the functions below without running anything.
 set -uo pipefail
@@ -225,6 +231,11 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     faults-start) faults_start ;;
     faults-stop) faults_stop ;;
     faults-url) faults_url ;;
-    *) echo "usage: $0 ensure|start|stop|status|faults-start|faults-stop|faults-url" >&2; exit 2 ;;
+    crash-start|crash-stop)
+      FAULTS_PORT="${CRASH_PORT:-5676}"
+      FAULTS_NODE="${CRASH_NODE:-kontiki-faults-crash@localhost}"
+      FAULTS_BROKER_DIR="${CRASH_BROKER_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/faults-crash-broker}"
+      if [[ "$1" == crash-start ]]; then faults_start; else faults_stop; fi ;;
+    *) echo "usage: $0 ensure|start|stop|status|faults-start|faults-stop|faults-url|crash-start|crash-stop" >&2; exit 2 ;;
   esac
 fi

@@ -27,6 +27,8 @@ mkdir -p "$LOG_DIR"
 
 # shellcheck source=scripts/broker.sh
 source "$ROOT/scripts/broker.sh"
+# shellcheck source=scripts/tools.sh
+source "$ROOT/scripts/tools.sh"
 
 declare -a STEP_NAMES=() STEP_RESULTS=() STEP_SECONDS=()
 FAILED=0
@@ -103,12 +105,23 @@ fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-# kontiki-rt's one optional feature (http): the crate must build without it too.
+# kontiki-rt's features: the crate builds without any, and with each optional one alone.
 step "kontiki-rt without default features" cargo check -p kontiki-rt --no-default-features --locked
+step "kontiki-rt features memory, testing alone" bash -c \
+  'cargo check -q -p kontiki-rt --no-default-features --features memory --locked &&
+   cargo check -q -p kontiki-rt --no-default-features --features testing --locked'
+# kontiki-rt's files import each other one way only (docs/ARCHITECTURE.md).
+step "kontiki-rt module layers" python3 "$ROOT/scripts/check-module-cycles.py" kontiki-rt/src \
+  --layers config,error,transport,observe,clients,handler,entrypoints,service,cli,testing
 
 if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
   step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"
 fi
+
+# Contracts in idl/ stay formatted and lint-clean (kontiki-idl/tests/{fmt,lint}.rs check the
+# same through the library; this runs the CLI users run).
+step "idl/ formatted (kontiki-codegen fmt --check)" bash -c "cd '$ROOT' && cargo run --quiet --locked -p kontiki-codegen -- fmt --check idl/*.kontiki"
+step "idl/ lint-clean (kontiki-codegen lint --deny-warnings)" bash -c "cd '$ROOT' && cargo run --quiet --locked -p kontiki-codegen -- lint --deny-warnings idl/*.kontiki"
 
 # The interop tests find the venv through KONTIKI_PY; make it once here.
 if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
@@ -128,6 +141,8 @@ if step "TLS broker node (amqps :5675)" bash "$ROOT/scripts/tls-broker.sh" start
   step "TLS handshakes (CA, host name, client certificates)" bash "$ROOT/scripts/tls-broker.sh" check
   eval "$(bash "$ROOT/scripts/tls-broker.sh" env)"
 fi
+# promtool (Debian's prometheus package) validates the /metrics exposition in the tests.
+step "promtool (metrics exposition checks)" ensure_apt_tool promtool prometheus
 
 if have_nextest; then
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
@@ -149,6 +164,20 @@ else
   done
 fi
 
+# The benchmark harness of `make bench`, as a smoke test so it cannot rot: tiny sizes, one
+# round, the dev profile (its build is the tests' build). No figure is asserted; the report
+# lands in target/bench/report.md as with `make bench`.
+bench_smoke() {
+  ensure_apt_tool wrk wrk || return 1
+  BENCH_QUICK=1 BENCH_RUNS=1 BENCH_PROFILE=dev python3 "$ROOT/scripts/bench/run.py" \
+    > "$LOG_DIR/bench-smoke.out" 2> "$LOG_DIR/bench-smoke.err" || {
+    tail -n 30 "$LOG_DIR/bench-smoke.err"
+    return 1
+  }
+  tail -n 1 "$LOG_DIR/bench-smoke.err"
+}
+step "bench harness smoke (BENCH_QUICK=1)" bench_smoke
+
 # The fault-injection suite at CI scale (`make faults` runs it at full scale).
 if have_nextest; then
   step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked --test-threads 1
@@ -157,6 +186,7 @@ else
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
 bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
+bash "$ROOT/scripts/broker.sh" crash-stop >/dev/null 2>&1 || true
 
 summary
 exit "$FAILED"

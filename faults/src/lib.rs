@@ -82,6 +82,17 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The same context on the crash/alarm node (`scripts/broker.sh crash-start`, port 5676),
+    /// which scenarios 9 and 10 kill with SIGKILL and put under resource alarms.
+    pub fn on_crash_node(&self) -> Result<Ctx, String> {
+        Ok(Ctx {
+            node: Node::crash()?,
+            ..self.clone()
+        })
+    }
+}
+
 /// The repository root (the parent of this crate's directory).
 pub fn repo_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -20,7 +20,8 @@ struct Cli {
     scale: String,
     /// Scenarios to run (default: all), by full name or number:
     /// 1-broker-restart 2-close-connections 3-sigkill 4-sigterm 5-poison 6-rpc-errors
-    /// 7-registry-restart 8-python-replica-restart.
+    /// 7-registry-restart 8-python-replica-restart 9-broker-kill9 10-resource-alarm
+    /// 11-close-during-sigterm.
     scenarios: Vec<String>,
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The scenario names, in order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 11] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -21,20 +21,28 @@ pub const ALL: [&str; 8] = [
     "6-rpc-errors",
     "7-registry-restart",
     "8-python-replica-restart",
+    "9-broker-kill9",
+    "10-resource-alarm",
+    "11-close-during-sigterm",
 ];
 
 /// Runs the scenario `name` (one of [`ALL`]).
 pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
     let started = Instant::now();
     let mut report = match name {
-        "1-broker-restart" => broker_restart(ctx, name, false).await?,
+        "1-broker-restart" => broker_restart(ctx, name, false, Fault::StopApp).await?,
         "2-close-connections" => close_connections(ctx, name).await?,
         "3-sigkill" => sigkill(ctx, name).await?,
         "4-sigterm" => sigterm(ctx, name).await?,
         "5-poison" => poison(ctx, name).await?,
         "6-rpc-errors" => rpc_errors(ctx, name).await?,
         "7-registry-restart" => registry_restart(ctx, name).await?,
-        "8-python-replica-restart" => broker_restart(ctx, name, true).await?,
+        "8-python-replica-restart" => broker_restart(ctx, name, true, Fault::StopApp).await?,
+        "9-broker-kill9" => {
+            broker_restart(&ctx.on_crash_node()?, name, false, Fault::Kill9).await?
+        }
+        "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
+        "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",
@@ -81,19 +89,26 @@ async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[derive(Debug, Default)]
 struct PublishStats {
     confirmed: Vec<u64>,
+    /// Error messages (their first 60 characters) and how often each came.
     errors: BTreeMap<String, u64>,
+    /// Error kinds (the `kontiki_rt::Error` variant) and how often each came.
+    kinds: BTreeMap<&'static str, u64>,
     hung: u64,
     max_latency: Duration,
 }
 
-/// `publishers` tasks each publishing `per` ticks `{"n": ...}`; `progress` counts the
-/// publishes that returned.
+/// `publishers` tasks each publishing `per` ticks `{"n": ...}`, starting at `first`; a publish
+/// that has not returned after `limit` + 1 s counts as hung; `progress` counts the publishes
+/// that returned.
+#[allow(clippy::too_many_arguments)]
 async fn publish_load(
     m: &Messenger,
     tick: &str,
+    first: u64,
     publishers: u64,
     per: u64,
     pace: Option<Duration>,
+    limit: Duration,
     progress: Arc<AtomicU64>,
 ) -> PublishStats {
     let stats = Arc::new(Mutex::new(PublishStats::default()));
@@ -113,20 +128,19 @@ async fn publish_load(
                     if let Some(pacer) = pacer.as_mut() {
                         pacer.tick().await;
                     }
-                    let n = p * per + i;
+                    let n = first + p * per + i;
                     let start = Instant::now();
-                    let res = tokio::time::timeout(
-                        PUBLISH_WAIT + GRACE,
-                        m.publish(&tick, &json!({ "n": n })),
-                    )
-                    .await;
+                    let res =
+                        tokio::time::timeout(limit + GRACE, m.publish(&tick, &json!({ "n": n })))
+                            .await;
                     let took = start.elapsed();
                     if let Ok(mut s) = stats.lock() {
                         s.max_latency = s.max_latency.max(took);
                         match res {
                             Ok(Ok(())) => s.confirmed.push(n),
                             Ok(Err(e)) => {
-                                *s.errors.entry(error_kind(&e.to_string())).or_default() += 1
+                                *s.errors.entry(error_kind(&e.to_string())).or_default() += 1;
+                                *s.kinds.entry(publish_error_kind(&e)).or_default() += 1;
                             }
                             Err(_) => s.hung += 1,
                         }
@@ -149,6 +163,21 @@ async fn publish_load(
 
 fn error_kind(message: &str) -> String {
     message.chars().take(60).collect()
+}
+
+fn publish_error_kind(e: &kontiki_rt::Error) -> &'static str {
+    use kontiki_rt::Error;
+    match e {
+        Error::Connect { .. } => "Connect",
+        Error::ConnectTimeout { .. } => "ConnectTimeout",
+        Error::Amqp { .. } => "Amqp",
+        Error::NotConnected { .. } => "NotConnected",
+        Error::Closed => "Closed",
+        Error::Unroutable { .. } => "Unroutable",
+        Error::Nacked { .. } => "Nacked",
+        Error::PublishTimeout { .. } => "PublishTimeout",
+        _ => "other",
+    }
 }
 
 fn rpc_error_kind(e: &RpcError) -> &'static str {
@@ -282,6 +311,8 @@ struct CallStats {
     /// When the last error happened and when the first success after it came.
     last_error_at: Option<Instant>,
     ok_times: Vec<Instant>,
+    /// Every call: when it started, when it ended, how (`ok`, an error kind or `hung`).
+    records: Vec<(Instant, Instant, &'static str)>,
 }
 
 /// `workers` tasks calling `service.slow(ms)` (each call with `timeout`) until `stop`.
@@ -314,6 +345,12 @@ fn call_load(
                     let Ok(mut s) = stats.lock() else { return };
                     s.sent += 1;
                     s.max_latency = s.max_latency.max(took);
+                    let how = match &res {
+                        Ok(Ok(_)) => "ok",
+                        Ok(Err(e)) => rpc_error_kind(e),
+                        Err(_) => "hung",
+                    };
+                    s.records.push((start, start + took, how));
                     match res {
                         Ok(Ok(_)) => {
                             s.ok += 1;
@@ -350,9 +387,38 @@ fn fill_calls(report: &mut Report, s: &CallStats) {
 }
 
 // -------------------------------------------------------------------------------------------
-// 1 and 8: broker restarted twice during a publishing run
+// 1, 8 and 9: broker restarted (or its VM killed) twice during a publishing run
 
-async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, String> {
+/// How the broker goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `rabbitmqctl stop_app` + `start_app`: an orderly restart.
+    StopApp,
+    /// SIGKILL to the node's Erlang VM, then the node started again: a crash.
+    Kill9,
+}
+
+/// The publish errors a broker outage may give: the connection is not back within the wait
+/// (`NotConnected`), a publish was not confirmed before the wait ended (`Amqp`), or the
+/// reconnection itself failed (`Connect`, `ConnectTimeout`), the broker did not confirm within
+/// the wait (`PublishTimeout`, a blocked connection). Anything else fails the scenario.
+const OUTAGE_PUBLISH_ERRORS: [&str; 5] = [
+    "NotConnected",
+    "Amqp",
+    "Connect",
+    "ConnectTimeout",
+    "PublishTimeout",
+];
+
+/// The call errors a broker outage may give.
+const OUTAGE_CALL_ERRORS: [&str; 3] = ["ConnectionLost", "Timeout", "Transport"];
+
+async fn broker_restart(
+    ctx: &Ctx,
+    name: &str,
+    python: bool,
+    fault: Fault,
+) -> Result<Report, String> {
     let publishers = ctx.scale.pick(20, 100);
     let per = ctx.scale.pick(50, 100);
     let mut report = Report::new(name, PUBLISH_WAIT);
@@ -370,6 +436,19 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
         instances.push(procs::spawn_rust(ctx, &spec, "rust-2").await?);
     }
     let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    // A small call load beside the events: in-flight calls must end at once when the
+    // broker crashes (ConnectionLost), and every call within its timeout + 1 s.
+    let caller = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
+    let stop_calls = Arc::new(AtomicBool::new(false));
+    let (calls, call_tasks) = call_load(
+        &caller,
+        vec![svc.clone()],
+        4,
+        200,
+        CALL_TIMEOUT,
+        stop_calls.clone(),
+    );
+    let mut faults_at = Vec::new();
     let progress = Arc::new(AtomicU64::new(0));
     let total = publishers * per;
     // Spread over about 6 s (CI) or 15 s (full) when nothing goes wrong.
@@ -378,9 +457,19 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
         .pick(Duration::from_millis(120), Duration::from_millis(150));
     let load = {
         let (m, tick, progress) = (m.clone(), spec.tick.clone(), progress.clone());
-        tokio::spawn(
-            async move { publish_load(&m, &tick, publishers, per, Some(pace), progress).await },
-        )
+        tokio::spawn(async move {
+            publish_load(
+                &m,
+                &tick,
+                0,
+                publishers,
+                per,
+                Some(pace),
+                PUBLISH_WAIT,
+                progress,
+            )
+            .await
+        })
     };
     let mut restarts = Vec::new();
     for k in 1..=2u64 {
@@ -396,17 +485,39 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
         }
         let t = Instant::now();
         let before = progress.load(Ordering::Relaxed);
-        ctx.node.restart().await?;
-        restarts.push(format!(
-            "at {before} sends (stop_app + start_app took {:.1?}; {} sends returned meanwhile)",
-            t.elapsed(),
-            progress.load(Ordering::Relaxed) - before
-        ));
+        match fault {
+            Fault::StopApp => {
+                faults_at.push(Instant::now());
+                ctx.node.restart().await?;
+                restarts.push(format!(
+                    "at {before} sends (stop_app + start_app took {:.1?}; {} sends returned meanwhile)",
+                    t.elapsed(),
+                    progress.load(Ordering::Relaxed) - before
+                ));
+            }
+            Fault::Kill9 => {
+                let pid = ctx.node.kill9_vm()?;
+                faults_at.push(Instant::now());
+                ctx.node.start_crashed().await?;
+                restarts.push(format!(
+                    "at {before} sends (beam.smp {pid} SIGKILLed, node serving again {:.1?} later; {} sends returned meanwhile)",
+                    t.elapsed(),
+                    progress.load(Ordering::Relaxed) - before
+                ));
+            }
+        }
     }
     let files: Vec<PathBuf> = instances.iter().filter_map(|p| p.record.clone()).collect();
     let after_restarts = per_file_counts(&files)?;
     let stats = load.await.map_err(|e| format!("publishers: {e}"))?;
-    report.note(format!("broker restarts: {}", restarts.join(", ")));
+    report.note(format!(
+        "{}: {}",
+        match fault {
+            Fault::StopApp => "broker restarts",
+            Fault::Kill9 => "broker crashes",
+        },
+        restarts.join(", ")
+    ));
     report.sent = total;
     report.hung = stats.hung;
     report.max_latency = stats.max_latency;
@@ -414,6 +525,22 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
     for (k, v) in &stats.errors {
         report.note(format!("publish error x{v}: {k}"));
     }
+    let unexpected: Vec<String> = stats
+        .kinds
+        .iter()
+        .filter(|(k, _)| !OUTAGE_PUBLISH_ERRORS.contains(k))
+        .map(|(k, v)| format!("{k} x{v}"))
+        .collect();
+    report.check(unexpected.is_empty(), || {
+        format!(
+            "publish errors of an unexpected kind: {} (expected only {OUTAGE_PUBLISH_ERRORS:?})",
+            unexpected.join(", ")
+        )
+    });
+    report.note(format!(
+        "unconfirmed publishes (typed errors, the caller knows): {}; hung: {}",
+        report.errors, report.hung
+    ));
     settle_events(
         &mut report,
         &stats.confirmed,
@@ -431,6 +558,89 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
         "handled after the second restart: {}",
         since.join(", ")
     ));
+    // Every instance (the Python replica too) consumes again after the second fault.
+    for (f, (end, then)) in files.iter().zip(at_end.iter().zip(&after_restarts)) {
+        report.check(end > then, || {
+            format!(
+                "{} handled nothing after the second fault: it did not recover",
+                file_label(f)
+            )
+        });
+    }
+    stop_calls.store(true, Ordering::Relaxed);
+    for t in call_tasks {
+        let _ = t.await;
+    }
+    {
+        let s = calls.lock().map_err(|_| "stats lock poisoned")?;
+        let kinds: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        report.note(format!(
+            "calls beside the load: {} sent, {} answered, errors: {}, hung {}, slowest {:.2?}",
+            s.sent,
+            s.ok,
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(", ")
+            },
+            s.hung,
+            s.max_latency
+        ));
+        let odd: Vec<&str> = s
+            .errors
+            .keys()
+            .copied()
+            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
+            .collect();
+        report.check(odd.is_empty(), || {
+            format!("call errors of an unexpected kind: {odd:?}")
+        });
+        report.hung += s.hung;
+        report.max_latency = report.max_latency.max(s.max_latency);
+        report.check(s.ok > 0, || "no call was answered".to_owned());
+        if fault == Fault::Kill9 {
+            // Calls in the service's hands at the crash (a call takes 200 ms) must each end
+            // with ConnectionLost within 1 s of the kill.
+            for at in &faults_at {
+                // In the service's hands: another call was answered after this one started
+                // and before the crash (so the service was serving it), and it had not ended.
+                let in_flight: Vec<_> = s
+                    .records
+                    .iter()
+                    .filter(|(start, end, _)| {
+                        *start + Duration::from_millis(50) < *at
+                            && end > at
+                            && s.records
+                                .iter()
+                                .any(|(_, e, how)| *how == "ok" && e > start && e < at)
+                    })
+                    .collect();
+                let late: Vec<String> = in_flight
+                    .iter()
+                    .filter(|(_, end, how)| {
+                        *how != "ConnectionLost" || end.duration_since(*at) > Duration::from_secs(1)
+                    })
+                    .map(|(_, end, how)| format!("{how} after {:.2?}", end.duration_since(*at)))
+                    .collect();
+                report.note(format!(
+                    "calls in flight at a crash: {} (ended: {})",
+                    in_flight.len(),
+                    in_flight
+                        .iter()
+                        .map(|(_, end, how)| format!("{how} {:.0?}", end.duration_since(*at)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                report.check(late.is_empty(), || {
+                    format!(
+                        "calls in flight at the crash did not end with ConnectionLost within 1 s: {}",
+                        late.join(", ")
+                    )
+                });
+            }
+        }
+    }
+    caller.close().await;
     let failed = queue_depth(&ctx.node.url, &format!("{svc}.{}.failed", spec.tick)).await?;
     report.note(format!(
         "dead-lettered (failed queue): {}",
@@ -441,10 +651,6 @@ async fn broker_restart(ctx: &Ctx, name: &str, python: bool) -> Result<Report, S
             format!("{} exited during the run", p.label)
         });
     }
-    report.check(
-        report.confirmed + report.errors + report.hung == total,
-        || "confirmed + errors + hung != sent".to_owned(),
-    );
     report.check_common();
     m.close().await;
     let mut stops = Vec::new();
@@ -537,7 +743,17 @@ async fn sigkill(ctx: &Ctx, name: &str) -> Result<Report, String> {
     spec.record = Some(record_file(dir.path(), "rust-2"));
     let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
     let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
-    let stats = publish_load(&m, &spec.tick, 10, total / 10, None, Arc::default()).await;
+    let stats = publish_load(
+        &m,
+        &spec.tick,
+        0,
+        10,
+        total / 10,
+        None,
+        PUBLISH_WAIT,
+        Arc::default(),
+    )
+    .await;
     let a_file = record_file(dir.path(), "rust-1-killed");
     let threshold = total / 5;
     let reached = wait_until(Duration::from_secs(60), || {
@@ -601,9 +817,11 @@ async fn sigterm(ctx: &Ctx, name: &str) -> Result<Report, String> {
             publish_load(
                 &m,
                 &tick,
+                0,
                 10,
                 events / 10,
                 Some(Duration::from_millis(20)),
+                PUBLISH_WAIT,
                 Arc::default(),
             )
             .await
@@ -1282,5 +1500,330 @@ async fn registry_restart(ctx: &Ctx, name: &str) -> Result<Report, String> {
         p.stop().await;
     }
     r2.stop().await;
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 10: resource alarms (memory, then disk at full scale) under RPC and event load
+
+/// Clears the crash node's resource alarms when dropped, so a failed run leaves it usable.
+struct AlarmGuard(crate::Node);
+
+impl AlarmGuard {
+    fn clear(&self) -> Result<(), String> {
+        self.0.ctl(&["set_vm_memory_high_watermark", "0.4"])?;
+        self.0.ctl(&["set_disk_free_limit", "50MB"]).map(|_| ())
+    }
+}
+
+impl Drop for AlarmGuard {
+    fn drop(&mut self) {
+        let _ = self.clear();
+    }
+}
+
+async fn ctl(node: &crate::Node, args: &[&str]) -> Result<(), String> {
+    let (node, args): (crate::Node, Vec<String>) =
+        (node.clone(), args.iter().map(|a| (*a).to_owned()).collect());
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        node.ctl(&args).map(|_| ())
+    })
+    .await
+    .map_err(|e| format!("rabbitmqctl task: {e}"))?
+}
+
+async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let timeout = Duration::from_secs(3);
+    let hold = ctx
+        .scale
+        .pick(Duration::from_secs(8), Duration::from_secs(20));
+    let backlog = ctx.scale.pick(3000, 12000);
+    let mut report = Report::new(name, timeout);
+    let guard = AlarmGuard(ctx.node.clone());
+    guard.clear()?;
+    let dir = temp_dir()?;
+    let svc = unique("alarm");
+    let mut spec = Spec::new(&svc);
+    spec.handle_ms = 100;
+    let mut instances = Vec::new();
+    for label in ["rust-1", "rust-2"] {
+        spec.record = Some(record_file(dir.path(), label));
+        instances.push(procs::spawn_rust(ctx, &spec, label).await?);
+    }
+    let files: Vec<PathBuf> = instances.iter().filter_map(|p| p.record.clone()).collect();
+    let m = messenger(ctx, "faults-publisher", timeout).await?;
+    // A backlog the consumers work through while the alarm is on (100 ms per event).
+    let pre = publish_load(
+        &m,
+        &spec.tick,
+        0,
+        10,
+        backlog / 10,
+        None,
+        timeout,
+        Arc::default(),
+    )
+    .await;
+    report.check(pre.confirmed.len() as u64 == backlog, || {
+        format!(
+            "only {} of the {backlog} backlog events were confirmed before the alarm",
+            pre.confirmed.len()
+        )
+    });
+    let caller = messenger(ctx, "faults-caller", timeout).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, call_tasks) = call_load(&caller, vec![svc.clone()], 8, 10, timeout, stop.clone());
+    if !wait_until(Duration::from_secs(30), || calls_done(&calls) >= 50).await {
+        return Err(format!("{name}: the call load did not start"));
+    }
+    let mut alarms: Vec<(&str, Vec<&str>)> =
+        vec![("memory", vec!["set_vm_memory_high_watermark", "0"])];
+    if ctx.scale == crate::Scale::Full {
+        alarms.push(("disk", vec!["set_disk_free_limit", "1000000GB"]));
+    }
+    let mut all_confirmed = pre.confirmed.clone();
+    let mut next = backlog;
+    for (kind, raise) in alarms {
+        let handled_before = per_file_counts(&files)?.iter().sum::<u64>();
+        let raised_at = Instant::now();
+        ctl(&ctx.node, &raise).await?;
+        // Events published during the alarm: each must end (error or confirm) within its wait.
+        let per = (hold.as_millis() / 200) as u64;
+        let during = {
+            let (m, tick) = (m.clone(), spec.tick.clone());
+            let first = next;
+            tokio::spawn(async move {
+                publish_load(
+                    &m,
+                    &tick,
+                    first,
+                    5,
+                    per,
+                    Some(Duration::from_millis(200)),
+                    timeout,
+                    Arc::default(),
+                )
+                .await
+            })
+        };
+        next += 5 * per;
+        tokio::time::sleep(hold / 2).await; // load shaping: the alarm's first half
+        let handled_mid = per_file_counts(&files)?.iter().sum::<u64>();
+        tokio::time::sleep(hold / 2).await; // and its second half
+        let handled_end = per_file_counts(&files)?.iter().sum::<u64>();
+        let left = ctl_depth(ctx, &format!("{svc}.{}.queue", spec.tick)).await?;
+        guard.clear()?;
+        let cleared_at = Instant::now();
+        let d = during.await.map_err(|e| format!("publishers: {e}"))?;
+        report.note(format!(
+            "{kind} alarm held {:.1?}: backlog events handled {} in its first half, {} in its second half",
+            cleared_at - raised_at,
+            handled_mid - handled_before,
+            handled_end - handled_mid
+        ));
+        report.note(format!(
+            "{kind} alarm: {} backlog events still queued when it cleared",
+            left.map_or("?".to_owned(), |n| n.to_string())
+        ));
+        report.check(left.is_some_and(|n| n > 0), || {
+            format!("{kind} alarm: the backlog ran out before the alarm ended, so the scenario cannot tell whether acks flowed")
+        });
+        report.check(handled_end > handled_mid, || {
+            format!("{kind} alarm: the consumers stopped acking (nothing handled in the alarm's second half)")
+        });
+        let kinds: Vec<String> = d.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        report.note(format!(
+            "{kind} alarm: {} publishes, {} confirmed, errors: {}, hung {}, slowest {:.2?}",
+            5 * per,
+            d.confirmed.len(),
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(", ")
+            },
+            d.hung,
+            d.max_latency
+        ));
+        let odd: Vec<&str> = d
+            .kinds
+            .keys()
+            .copied()
+            .filter(|k| *k != "PublishTimeout")
+            .collect();
+        report.check(odd.is_empty(), || {
+            format!("{kind} alarm: publish errors other than PublishTimeout: {odd:?}")
+        });
+        report.sent += 5 * per;
+        report.errors += d.kinds.values().sum::<u64>();
+        report.hung += d.hung;
+        report.max_latency = report.max_latency.max(d.max_latency);
+        all_confirmed.extend(&d.confirmed);
+        // Serving again after the alarm cleared.
+        let ok_before = calls.lock().map(|s| s.ok).unwrap_or(0);
+        let back = wait_until(Duration::from_secs(15), || {
+            calls.lock().is_ok_and(|s| s.ok >= ok_before + 20)
+        })
+        .await;
+        report.note(format!(
+            "{kind} alarm cleared: calls answered again after {:.2?}",
+            cleared_at.elapsed()
+        ));
+        report.check(back, || {
+            format!("{kind} alarm: calls were not answered within 15 s of clearing it")
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in call_tasks {
+        let _ = t.await;
+    }
+    {
+        let s = calls.lock().map_err(|_| "stats lock poisoned")?;
+        fill_calls(&mut report, &s);
+        let odd: Vec<&str> = s
+            .errors
+            .keys()
+            .copied()
+            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
+            .collect();
+        report.check(odd.is_empty(), || {
+            format!("call errors of an unexpected kind: {odd:?}")
+        });
+    }
+    // 0 confirmed events lost once the alarm cleared.
+    let mut ev = Report::new(name, timeout);
+    all_confirmed.sort_unstable();
+    settle_events(&mut ev, &all_confirmed, &files, Duration::from_secs(120)).await?;
+    report.sent += backlog;
+    report.confirmed += ev.confirmed;
+    report.handled += ev.handled;
+    report.duplicated += ev.duplicated;
+    report.lost += ev.lost;
+    report.notes.extend(ev.notes);
+    for p in &instances {
+        report.check(p.pid().is_some(), || format!("{} exited", p.label));
+    }
+    report.check_common();
+    m.close().await;
+    caller.close().await;
+    for p in instances {
+        p.stop().await;
+    }
+    Ok(report)
+}
+
+// -------------------------------------------------------------------------------------------
+// 11: every connection closed during the SIGTERM grace period of an instance with a backlog
+
+async fn close_during_sigterm(ctx: &Ctx, name: &str) -> Result<Report, String> {
+    let backlog = ctx.scale.pick(1000, 5000);
+    let mut report = Report::new(name, PUBLISH_WAIT);
+    let dir = temp_dir()?;
+    let svc = unique("termclose");
+    let mut spec = Spec::new(&svc);
+    // rust-1's handlers take 3 s, so its drain (grace 5 s) outlasts the close.
+    spec.handle_ms = 3000;
+    spec.record = Some(record_file(dir.path(), "rust-1-terminated"));
+    let mut a = procs::spawn_rust(ctx, &spec, "rust-1-terminated").await?;
+    let files = vec![
+        record_file(dir.path(), "rust-1-terminated"),
+        record_file(dir.path(), "rust-2"),
+    ];
+    let m = messenger(ctx, "faults-publisher", PUBLISH_WAIT).await?;
+    let stats = publish_load(
+        &m,
+        &spec.tick,
+        0,
+        10,
+        backlog / 10,
+        None,
+        PUBLISH_WAIT,
+        Arc::default(),
+    )
+    .await;
+    // SIGTERM once rust-1 is busy with the backlog (its first handler finished, the next
+    // ones run), then close every connection while it drains (its grace period is 5 s).
+    let a_file = files[0].clone();
+    if !wait_until(Duration::from_secs(30), || {
+        procs::read_records(&[a_file.as_path()]).is_ok_and(|h| !h.is_empty())
+    })
+    .await
+    {
+        return Err(format!("{name}: rust-1 never handled an event"));
+    }
+    let term_at = Instant::now();
+    a.terminate()?;
+    tokio::time::sleep(Duration::from_millis(300)).await; // inside the grace period
+    ctx.node.close_all_connections().await?;
+    let closed_after = term_at.elapsed();
+    let at_close = procs::read_records(&[a_file.as_path()])?.len();
+    let code = a.wait_exit(Duration::from_secs(15)).await?;
+    let exited_in = term_at.elapsed();
+    let at_exit = procs::read_records(&[a_file.as_path()])?.len();
+    report.note(format!(
+        "rust-1 SIGTERMed with a backlog; connections closed {closed_after:.2?} later; it exited {code:?} after {exited_in:.2?}, handling {} events between the close and its exit",
+        at_exit - at_close
+    ));
+    report.check(code == Some(0), || {
+        format!(
+            "rust-1 exited with {code:?} after SIGTERM; its log:\n{}",
+            a.log()
+        )
+    });
+    // It may finish what it held at the close (at most its prefetch, 10), nothing more.
+    report.check(at_exit - at_close <= 10, || {
+        format!(
+            "rust-1 handled {} events after the close: it took new deliveries while draining",
+            at_exit - at_close
+        )
+    });
+    report.check(exited_in < Duration::from_secs(10), || {
+        format!("rust-1 took {exited_in:?} to exit (grace 5 s)")
+    });
+    let restarted = a
+        .log()
+        .lines()
+        .filter(|l| l.contains("shutting down: no consumer"))
+        .count();
+    // rust-2 takes the rest of the backlog, and what rust-1 left unacked.
+    spec.handle_ms = 5;
+    spec.record = Some(files[1].clone());
+    let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
+    let reconnected = a
+        .log()
+        .lines()
+        .any(|l| l.contains("connected to the broker") && l.contains("generation=2"));
+    report.note(format!(
+        "rust-1 reconnected during its grace period: {reconnected}; consumers it did not start again there: {restarted}"
+    ));
+    report.check(!reconnected || restarted > 0, || {
+        "rust-1 reconnected while draining and started its consumers again".to_owned()
+    });
+    report.check(reconnected, || {
+        "rust-1 did not reconnect within its grace period: the scenario tested nothing".to_owned()
+    });
+    report.sent = backlog;
+    report.hung = stats.hung;
+    report.max_latency = stats.max_latency;
+    report.errors = stats.errors.values().sum();
+    settle_events(
+        &mut report,
+        &stats.confirmed,
+        &files,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let failed = queue_depth(&ctx.node.url, &format!("{svc}.{}.failed", spec.tick)).await?;
+    report.note(format!(
+        "dead-lettered (failed queue): {}",
+        failed.unwrap_or(0)
+    ));
+    report.check(failed.unwrap_or(0) == 0, || {
+        format!("{} healthy events were dead-lettered", failed.unwrap_or(0))
+    });
+    report.check(b.pid().is_some(), || "rust-2 exited".to_owned());
+    report.check_common();
+    m.close().await;
+    b.stop().await;
     Ok(report)
 }

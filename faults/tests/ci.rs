@@ -59,3 +59,18 @@ async fn s7_registry_restart() {
 async fn s8_python_replica_restart() {
     run("8-python-replica-restart").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s9_broker_kill9() {
+    run("9-broker-kill9").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s10_resource_alarm() {
+    run("10-resource-alarm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_close_during_sigterm() {
+    run("11-close-during-sigterm").await;
+}

@@ -77,7 +77,7 @@ Examples:
   kontiki completions fish > ~/.config/fish/completions/kontiki.fish")]
     Completions(CompletionsArgs),
 
-    /// Write the manual pages (roff): kontiki.1 and one kontiki-<command>.1 per command
+    /// Write the manual pages (roff): `kontiki.1` and one `kontiki-COMMAND.1` per command
     #[command(after_help = "\
 Example:
   kontiki man --out /usr/local/share/man/man1 && man kontiki-call")]

@@ -56,6 +56,37 @@ pub(crate) fn pattern_warnings(pattern: &str) -> Vec<String> {
         .collect()
 }
 
+/// Connects to the first broker of `--amqp-url` (a comma-separated list for a cluster) that
+/// answers; the error names the last one tried.
+async fn connect_first(broker: &Broker) -> Result<Connection, Failure> {
+    let urls: Vec<&str> = broker.url.split(',').map(str::trim).collect();
+    let mut failure = None;
+    for url in urls {
+        let props = ConnectionProperties::default().with_connection_name("kontiki listen".into());
+        match tokio::time::timeout(broker.connect_timeout, Connection::connect(url, props)).await {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(e)) => {
+                failure = Some(amqp_failure(
+                    &format!("could not connect to the broker at {}", redact(url)),
+                    e,
+                ));
+            }
+            Err(_) => {
+                failure = Some(Failure::new(
+                    Exit::Connection,
+                    "CONNECTION_FAILED",
+                    format_args!(
+                        "connecting to the broker at {} timed out after {:?}",
+                        redact(url),
+                        broker.connect_timeout
+                    ),
+                ));
+            }
+        }
+    }
+    Err(failure.unwrap_or_else(|| Failure::usage("no broker URL given")))
+}
+
 /// Taps until `--count` events were printed, the reader closed stdout, or Ctrl-C.
 pub(crate) async fn listen(broker: &Broker, args: ListenArgs) -> Result<(), Failure> {
     let pattern = ShortString::try_new(args.pattern.as_str())
@@ -63,32 +94,7 @@ pub(crate) async fn listen(broker: &Broker, args: ListenArgs) -> Result<(), Fail
     for warning in pattern_warnings(&args.pattern) {
         eprintln!("warning: {warning}");
     }
-    let props = ConnectionProperties::default().with_connection_name("kontiki listen".into());
-    let conn = match tokio::time::timeout(
-        broker.connect_timeout,
-        Connection::connect(&broker.url, props),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            return Err(amqp_failure(
-                &format!("could not connect to the broker at {}", redact(&broker.url)),
-                e,
-            ));
-        }
-        Err(_) => {
-            return Err(Failure::new(
-                Exit::Connection,
-                "CONNECTION_FAILED",
-                format_args!(
-                    "connecting to the broker at {} timed out after {:?}",
-                    redact(&broker.url),
-                    broker.connect_timeout
-                ),
-            ));
-        }
-    };
+    let conn = connect_first(broker).await?;
     let ch = conn
         .create_channel()
         .await

@@ -55,6 +55,19 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// Also looks for imports in `dir` (after the importing file's own directory, then in the
+    /// order added), so several repositories can share contracts.
+    pub fn include(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.include_dirs.push(dir.into());
+        self
+    }
+
+    /// Sets every import search directory at once (see [`Builder::include`]).
+    pub fn include_dirs(mut self, dirs: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.opts.include_dirs = dirs.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Writes into `dir` instead of `OUT_DIR`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.opts.out = Some(dir.into());
@@ -138,7 +151,10 @@ pub struct Output {
 pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
     let mut models = Vec::new();
     for f in files {
-        models.push(kontiki_idl::load(f.as_ref())?);
+        models.push(kontiki_idl::load_with_includes(
+            f.as_ref(),
+            &opts.include_dirs,
+        )?);
     }
     let mut packages: BTreeMap<String, (&Model, &Package)> = BTreeMap::new();
     let mut inputs = Vec::new();
@@ -208,7 +224,16 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
 /// The OpenAPI documents of one service of `file` (identifier or wire name), by HTTP API
 /// version; empty when the service has no versioned, documented route.
 pub fn openapi(file: impl AsRef<Path>, service: &str) -> Result<BTreeMap<String, String>> {
-    let model = kontiki_idl::load(file.as_ref())?;
+    openapi_with_includes(file, service, &[])
+}
+
+/// Like [`openapi`], with import search directories (see [`Builder::include`]).
+pub fn openapi_with_includes(
+    file: impl AsRef<Path>,
+    service: &str,
+    include_dirs: &[PathBuf],
+) -> Result<BTreeMap<String, String>> {
+    let model = kontiki_idl::load_with_includes(file.as_ref(), include_dirs)?;
     let root = model.root_package().ok_or_else(|| Error::UnknownService {
         name: service.to_owned(),
         known: Vec::new(),
@@ -254,5 +279,41 @@ mod tests {
         assert_eq!(display_path("../idl/a.kontiki"), "idl/a.kontiki");
         assert_eq!(display_path("./idl/a.kontiki"), "idl/a.kontiki");
         assert_eq!(display_path("/x/y/a.kontiki"), "a.kontiki");
+    }
+
+    #[test]
+    fn builder_include_finds_shared_contracts() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        let app = dir.path().join("app");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(
+            shared.join("common.kontiki"),
+            "package common;\n/// An id.\ntype Id = uuid;\n",
+        )
+        .unwrap();
+        let orders = app.join("orders.kontiki");
+        std::fs::write(
+            &orders,
+            "package orders;\nimport \"common.kontiki\";\nservice Orders {\n    rpc get(id: common.Id) -> string;\n}\n",
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let without = configure()
+            .out_dir(&out)
+            .emit_rerun_if_changed(false)
+            .compile(&[&orders]);
+        assert!(
+            matches!(&without, Err(Error::Idl(e)) if e.diagnostics()[0].code == kontiki_idl::Code::MissingImport),
+            "{without:?}"
+        );
+        let builder = configure()
+            .out_dir(&out)
+            .emit_rerun_if_changed(false)
+            .include(&shared);
+        assert_eq!(builder.opts().include_dirs, vec![shared.clone()]);
+        builder.compile(&[&orders]).unwrap();
+        assert!(out.join("common.rs").is_file() && out.join("orders.rs").is_file());
     }
 }

@@ -1,24 +1,43 @@
-//! The `kontiki-codegen` command line.
+//! The `kontiki-codegen` command line: a thin clap layer over one module per subcommand
+//! (`cli/`).
 //!
 //! ```text
 //! kontiki-codegen check idl/*.kontiki
 //! kontiki-codegen generate idl/*.kontiki --out generated/src --lib
 //! kontiki-codegen generate idl/*.kontiki --out generated/src --lib --check
 //! kontiki-codegen openapi idl/http_simple.kontiki --service HttpSimple
+//! kontiki-codegen fmt --check idl/*.kontiki
+//! kontiki-codegen lint idl/*.kontiki --format json
+//! kontiki-codegen -I ../shared-contracts check orders.kontiki
 //! ```
 
-use std::io::IsTerminal;
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use cli::Format;
 use kontiki_codegen::{Error, Opts};
-use miette::{GraphicalReportHandler, GraphicalTheme};
 
-/// Generates typed Rust servers, clients and OpenAPI documents from `.kontiki` contracts.
+/// Generates typed Rust servers, clients and OpenAPI documents from `.kontiki` contracts, and
+/// formats and lints them.
 #[derive(Debug, Parser)]
 #[command(name = "kontiki-codegen", version, about)]
-enum Cli {
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Also look for imports in DIR (after the importing file's directory; repeat the flag,
+    /// searched in order; give every `-I` on the same side of the subcommand).
+    #[arg(short = 'I', long = "include", value_name = "DIR", global = true)]
+    include: Vec<PathBuf>,
+    /// How diagnostics are printed: `human` (stderr) or `json` (an array on stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
     /// Checks contracts: exit 0 with a summary when every file is valid, exit 1 with every
     /// diagnostic otherwise.
     Check {
@@ -50,33 +69,69 @@ enum Cli {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Rewrites files in the canonical layout (comments kept); exit 1 on a syntax error.
+    Fmt {
+        /// `.kontiki` files to format (imports are not followed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Writes nothing; names the files that would change and exits 1 if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Reports style and hygiene problems (rules in `kontiki_idl::lint`), configured by the
+    /// `[lint]` table of the nearest `kontiki.toml`; exit 1 on an error-severity finding.
+    Lint {
+        /// `.kontiki` files to lint (each must check).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The configuration file, instead of the nearest `kontiki.toml` above the first file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse() {
-        Cli::Check { files } => check(&files),
-        Cli::Generate { files, opts, check } => report(generate(&files, &opts, check)),
-        Cli::Openapi {
+    let cli = Cli::parse();
+    let include = cli.include;
+    let format = cli.format;
+    match cli.command {
+        Command::Check { files } => cli::check::run(&files, &include, format),
+        Command::Generate {
+            files,
+            mut opts,
+            check,
+        } => {
+            opts.include_dirs = include;
+            report(cli::generate::run(&files, &opts, check), format)
+        }
+        Command::Openapi {
             file,
             service,
             version,
-        } => report(openapi(&file, &service, version.as_deref())),
+        } => report(
+            cli::openapi::run(&file, &service, version.as_deref(), &include),
+            format,
+        ),
+        Command::Fmt { files, check } => cli::fmt::run(&files, check, format),
+        Command::Lint {
+            files,
+            config,
+            deny_warnings,
+        } => cli::lint::run(&files, &include, config.as_deref(), deny_warnings, format),
     }
 }
 
-fn handler() -> GraphicalReportHandler {
-    if std::io::stderr().is_terminal() {
-        GraphicalReportHandler::new_themed(GraphicalTheme::unicode())
-    } else {
-        kontiki_idl::diagnostic::plain_handler()
-    }
-}
-
-fn report(result: Result<(), Error>) -> ExitCode {
+fn report(result: Result<(), Error>, format: Format) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Idl(e)) => {
-            eprint!("{}", e.render_with(&handler()));
+            match format {
+                Format::Json => cli::print_json(&e.to_json()),
+                Format::Human => eprint!("{}", e.render_with(&cli::handler())),
+            }
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -84,120 +139,6 @@ fn report(result: Result<(), Error>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn generate(files: &[PathBuf], opts: &Opts, check: bool) -> Result<(), Error> {
-    let Some(out) = &opts.out else {
-        return Err(Error::NoOutDir);
-    };
-    let output = kontiki_codegen::generate(files, opts)?;
-    let n = output.files.names().count();
-    if check {
-        output.files.check(out)?;
-        println!(
-            "ok: {n} generated files in {} are up to date",
-            out.display()
-        );
-    } else {
-        let written = output.files.write(out)?;
-        println!(
-            "ok: {n} files generated in {}, {written} changed",
-            out.display()
-        );
-    }
-    Ok(())
-}
-
-fn openapi(file: &PathBuf, service: &str, version: Option<&str>) -> Result<(), Error> {
-    let docs = kontiki_codegen::openapi(file, service)?;
-    let versions: Vec<&str> = docs.keys().map(String::as_str).collect();
-    let chosen = match version {
-        Some(v) => docs.get(v),
-        None if docs.len() == 1 => docs.values().next(),
-        None => None,
-    };
-    match chosen {
-        Some(json) => {
-            print!("{json}");
-            Ok(())
-        }
-        None => Err(Error::UnknownVersion {
-            service: service.to_owned(),
-            asked: version.map(str::to_owned),
-            versions: versions.iter().map(|v| (*v).to_owned()).collect(),
-        }),
-    }
-}
-
-fn check(files: &[PathBuf]) -> ExitCode {
-    let handler = handler();
-    let mut errors = 0usize;
-    let mut bad_files = 0usize;
-    let mut counts = Counts::default();
-    for file in files {
-        match kontiki_idl::load(file) {
-            Ok(model) => {
-                if let Some(root) = model.root_package() {
-                    counts.add(root);
-                }
-            }
-            Err(e) => {
-                errors += e.diagnostics().len();
-                bad_files += 1;
-                eprint!("{}", e.render_with(&handler));
-            }
-        }
-    }
-    if errors > 0 {
-        eprintln!(
-            "error: {errors} problem{} in {bad_files} of {} file{} checked",
-            plural(errors),
-            files.len(),
-            plural(files.len())
-        );
-        return ExitCode::FAILURE;
-    }
-    println!(
-        "ok: {} file{} checked: {} service{}, {} rpc{}, {} event handler{}, {} http route{}, {} task{}",
-        files.len(),
-        plural(files.len()),
-        counts.services,
-        plural(counts.services),
-        counts.rpcs,
-        plural(counts.rpcs),
-        counts.handlers,
-        plural(counts.handlers),
-        counts.routes,
-        plural(counts.routes),
-        counts.tasks,
-        plural(counts.tasks),
-    );
-    ExitCode::SUCCESS
-}
-
-#[derive(Default)]
-struct Counts {
-    services: usize,
-    rpcs: usize,
-    handlers: usize,
-    routes: usize,
-    tasks: usize,
-}
-
-impl Counts {
-    fn add(&mut self, pkg: &kontiki_idl::model::Package) {
-        for s in &pkg.services {
-            self.services += 1;
-            self.rpcs += s.rpcs.len();
-            self.handlers += s.handlers.len();
-            self.routes += s.routes.len();
-            self.tasks += s.tasks.len();
-        }
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]
@@ -214,11 +155,37 @@ mod tests {
     fn check_takes_files() {
         let cli =
             Cli::try_parse_from(["kontiki-codegen", "check", "a.kontiki", "b.kontiki"]).unwrap();
-        let Cli::Check { files } = cli else {
-            panic!("expected check, got {cli:?}")
+        let Command::Check { files } = cli.command else {
+            panic!("expected check")
         };
         assert_eq!(files.len(), 2);
         assert!(Cli::try_parse_from(["kontiki-codegen", "check"]).is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "kontiki-codegen",
+            "lint",
+            "a.kontiki",
+            "-I",
+            "shared",
+            "--format",
+            "json",
+            "--include",
+            "more",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.include,
+            vec![PathBuf::from("shared"), PathBuf::from("more")]
+        );
+        assert_eq!(cli.format, Format::Json);
+        assert!(matches!(cli.command, Command::Lint { .. }));
+        let cli =
+            Cli::try_parse_from(["kontiki-codegen", "-I", "shared", "check", "a.kontiki"]).unwrap();
+        assert_eq!(cli.include, vec![PathBuf::from("shared")]);
+        assert_eq!(cli.format, Format::Human);
     }
 
     #[test]
@@ -235,8 +202,8 @@ mod tests {
             "--check",
         ])
         .unwrap();
-        let Cli::Generate { files, opts, check } = cli else {
-            panic!("expected generate, got {cli:?}")
+        let Command::Generate { files, opts, check } = cli.command else {
+            panic!("expected generate")
         };
         assert_eq!(files, vec![PathBuf::from("a.kontiki")]);
         assert_eq!(opts.out, Some(PathBuf::from("gen")));

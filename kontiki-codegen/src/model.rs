@@ -197,6 +197,7 @@ pub(crate) struct TaskView {
     /// A `rt::Schedule` expression.
     pub(crate) schedule_expr: String,
     pub(crate) immediate: bool,
+    pub(crate) time_zone: Option<String>,
     pub(crate) docs: Vec<String>,
     pub(crate) schedule: String,
 }
@@ -494,6 +495,7 @@ impl Cx<'_> {
                     convention: conversion_name(&t.name),
                     schedule_expr: schedule_expr(&t.schedule),
                     immediate: t.immediate,
+                    time_zone: t.time_zone.clone(),
                     docs: docs(&t.docs),
                     schedule: schedule_text(&t.schedule, t.immediate),
                 })

@@ -22,6 +22,10 @@ pub struct Opts {
     /// Also write `lib.rs` declaring one module per package (for a crate of generated code).
     #[cfg_attr(feature = "cli", arg(long))]
     pub lib: bool,
+    /// Directories searched, in order, for an import not found next to the importing file
+    /// (the CLI's global `-I DIR`).
+    #[cfg_attr(feature = "cli", arg(skip))]
+    pub include_dirs: Vec<PathBuf>,
 }
 
 impl Opts {

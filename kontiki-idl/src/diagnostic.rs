@@ -77,6 +77,29 @@ codes! {
     InvalidDefault => "kontiki::idl::invalid_default",
     /// A type alias that refers to itself.
     AliasCycle => "kontiki::idl::alias_cycle",
+    /// Lint: a name not in the case its kind uses.
+    LintNaming => "kontiki::lint::naming",
+    /// Lint: a public declaration without a `///` doc comment.
+    LintMissingDocs => "kontiki::lint::missing-docs",
+    /// Lint: an import nothing in the file uses.
+    LintUnusedImport => "kontiki::lint::unused-import",
+    /// Lint: a type nothing in the file uses.
+    LintUnusedType => "kontiki::lint::unused-type",
+    /// Lint: an error code no method raises.
+    LintUnusedError => "kontiki::lint::unused-error",
+    /// Lint: an HTTP route without `version`.
+    LintUnversionedRoute => "kontiki::lint::unversioned-route",
+    /// Lint: a cron task without `time_zone`.
+    LintCronTimeZone => "kontiki::lint::cron-time-zone",
+    /// Lint: a lint configuration or `kontiki:allow` naming no rule.
+    LintConfig => "kontiki::lint::config",
+}
+
+impl Code {
+    /// For a lint code, the rule id (`missing-docs`); `None` for a checker code.
+    pub fn lint_rule(self) -> Option<&'static str> {
+        self.as_str().strip_prefix("kontiki::lint::")
+    }
 }
 
 impl fmt::Display for Code {
@@ -110,6 +133,91 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// Other places involved.
     pub notes: Vec<Note>,
+    /// How serious: checker diagnostics are errors; lint rules choose.
+    pub severity: Severity,
+}
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Shown, never fails a command.
+    Info,
+    /// Fails `lint` only when asked (`--deny-warnings`).
+    Warning,
+    /// Fails the command.
+    #[default]
+    Error,
+}
+
+impl Severity {
+    /// `info`, `warning` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// One position in a file, 1-based, columns in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub col: usize,
+}
+
+/// The machine-readable form of a [`Diagnostic`] (`--format json`): one shape for every
+/// subcommand. `file`, `line`, `col` and `end` are `null` for a diagnostic without a place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JsonDiagnostic {
+    /// Stable code, such as `kontiki::idl::unknown_type` or `kontiki::lint::missing-docs`.
+    pub code: String,
+    /// `error`, `warning` or `info`.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+    /// The file, as named on the command line or in an import.
+    pub file: Option<String>,
+    /// Line of the start, from 1.
+    pub line: Option<usize>,
+    /// Column of the start, from 1.
+    pub col: Option<usize>,
+    /// Where it ends (exclusive).
+    pub end: Option<Position>,
+    /// How to fix it, when known.
+    pub hint: Option<String>,
+}
+
+impl JsonDiagnostic {
+    /// The JSON view of `diag`, positions resolved in `sources`.
+    pub fn new(diag: &Diagnostic, sources: &SourceMap) -> Self {
+        let place = diag.span.and_then(|span| {
+            let file = sources.get(span.file)?;
+            let pos = |offset: u32| {
+                let offset = (offset as usize).min(file.text.len());
+                let before = file.text.get(..offset).unwrap_or("");
+                let line = before.matches('\n').count() + 1;
+                let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+                let col = before.get(line_start..).map_or(0, |t| t.chars().count()) + 1;
+                Position { line, col }
+            };
+            Some((file.name.clone(), pos(span.start), pos(span.end)))
+        });
+        JsonDiagnostic {
+            code: diag.code.as_str().to_owned(),
+            severity: diag.severity,
+            message: diag.message.clone(),
+            file: place.as_ref().map(|p| p.0.clone()),
+            line: place.as_ref().map(|p| p.1.line),
+            col: place.as_ref().map(|p| p.1.col),
+            end: place.as_ref().map(|p| p.2),
+            hint: diag.help.clone(),
+        }
+    }
 }
 
 impl Diagnostic {
@@ -122,6 +230,7 @@ impl Diagnostic {
             label: None,
             help: None,
             notes: Vec::new(),
+            severity: Severity::Error,
         }
     }
 
@@ -134,12 +243,19 @@ impl Diagnostic {
             label: None,
             help: None,
             notes: Vec::new(),
+            severity: Severity::Error,
         }
     }
 
     /// Sets the label under the caret.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the severity.
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
         self
     }
 
@@ -229,6 +345,7 @@ pub fn render_one(
 #[derive(Debug)]
 struct Report {
     code: Code,
+    severity: Severity,
     message: String,
     source: Option<NamedSource<String>>,
     labels: Vec<LabeledSpan>,
@@ -273,6 +390,7 @@ impl Report {
         }
         Report {
             code: diag.code,
+            severity: diag.severity,
             message,
             source,
             labels,
@@ -292,6 +410,14 @@ impl std::error::Error for Report {}
 impl miette::Diagnostic for Report {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Info => miette::Severity::Advice,
+            Severity::Warning => miette::Severity::Warning,
+            Severity::Error => miette::Severity::Error,
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use miette::GraphicalReportHandler;
 
-use crate::diagnostic::{Diagnostic, plain_handler, render_one};
+use crate::diagnostic::{Diagnostic, Severity, plain_handler, render_one};
 use crate::span::SourceMap;
 
 /// `Result` with this crate's [`Error`].
@@ -21,7 +21,9 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(diagnostics: Vec<Diagnostic>, sources: SourceMap) -> Self {
+    /// Diagnostics (sorted here) and the sources they point into.
+    pub fn new(mut diagnostics: Vec<Diagnostic>, sources: SourceMap) -> Self {
+        crate::diagnostic::sort(&mut diagnostics);
         Error {
             diagnostics,
             sources,
@@ -31,6 +33,14 @@ impl Error {
     /// The diagnostics, sorted by file and position.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
+    }
+
+    /// Every diagnostic in the machine-readable shape of `--format json`.
+    pub fn to_json(&self) -> Vec<crate::diagnostic::JsonDiagnostic> {
+        self.diagnostics
+            .iter()
+            .map(|d| crate::diagnostic::JsonDiagnostic::new(d, &self.sources))
+            .collect()
     }
 
     /// The files the diagnostics point into.
@@ -45,8 +55,31 @@ impl Error {
             out.push_str(&render_one(d, &self.sources, handler));
             out.push('\n');
         }
+        let count = |sev| {
+            self.diagnostics
+                .iter()
+                .filter(|d| d.severity == sev)
+                .count()
+        };
+        let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
         let n = self.diagnostics.len();
-        out.push_str(&format!("{n} error{}\n", if n == 1 { "" } else { "s" }));
+        if errors == n {
+            out.push_str(&format!("{n} error{}\n", if n == 1 { "" } else { "s" }));
+        } else {
+            let others = n - errors - warnings;
+            out.push_str(&format!(
+                "{errors} error{}, {warnings} warning{}",
+                if errors == 1 { "" } else { "s" },
+                if warnings == 1 { "" } else { "s" },
+            ));
+            if others > 0 {
+                out.push_str(&format!(
+                    ", {others} note{}",
+                    if others == 1 { "" } else { "s" }
+                ));
+            }
+            out.push('\n');
+        }
         out
     }
 

@@ -5,15 +5,18 @@ pub mod ast;
 mod check;
 pub mod diagnostic;
 mod error;
+pub mod fmt;
+mod lex;
+pub mod lint;
 mod load;
 pub mod model;
 mod parser;
 pub mod span;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use check::names::{RESERVED_HEADERS, SESSION_OPEN_RPC};
-pub use diagnostic::{Code, Diagnostic, Note};
+pub use diagnostic::{Code, Diagnostic, JsonDiagnostic, Note, Severity};
 pub use error::{Error, Result};
 pub use model::Model;
 pub use span::{FileId, SourceMap, Span};
@@ -49,11 +52,22 @@ pub fn parse_file(path: impl AsRef<Path>) -> Result<ast::File> {
 /// }
 /// ```
 pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-    load::load_path(path.as_ref())
+    load::load_path(path.as_ref(), &[])
+}
+
+/// Like [`load`], and an import not found next to the importing file is looked up in each of
+/// `include_dirs`, in order (so several repositories can share contracts).
+pub fn load_with_includes(path: impl AsRef<Path>, include_dirs: &[PathBuf]) -> Result<Model> {
+    load::load_path(path.as_ref(), include_dirs)
 }
 
 /// Like [`load`], for text already in memory; `name` is used in diagnostics, and imports are
 /// read relative to its directory.
 pub fn load_str(name: &str, text: &str) -> Result<Model> {
-    load::load_text(name, text)
+    load::load_text(name, text, &[])
+}
+
+/// Like [`load_str`], with include directories as in [`load_with_includes`].
+pub fn load_str_with_includes(name: &str, text: &str, include_dirs: &[PathBuf]) -> Result<Model> {
+    load::load_text(name, text, include_dirs)
 }

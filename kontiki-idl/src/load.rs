@@ -31,11 +31,16 @@ struct Loader {
     files: Vec<Loaded>,
     state: HashMap<PathBuf, State>,
     stack: Vec<(PathBuf, String)>,
+    /// Directories searched for an import that is not found next to the importing file.
+    include: Vec<PathBuf>,
 }
 
 /// Loads `path` and everything it imports, then checks it all.
-pub(crate) fn load_path(path: &Path) -> Result<Model, Error> {
-    let mut loader = Loader::default();
+pub(crate) fn load_path(path: &Path, include: &[PathBuf]) -> Result<Model, Error> {
+    let mut loader = Loader {
+        include: include.to_vec(),
+        ..Loader::default()
+    };
     let name = normalize(path).display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -51,8 +56,11 @@ pub(crate) fn load_path(path: &Path) -> Result<Model, Error> {
 }
 
 /// Loads text named `name`; its imports are read relative to `name`'s directory.
-pub(crate) fn load_text(name: &str, text: &str) -> Result<Model, Error> {
-    let mut loader = Loader::default();
+pub(crate) fn load_text(name: &str, text: &str, include: &[PathBuf]) -> Result<Model, Error> {
+    let mut loader = Loader {
+        include: include.to_vec(),
+        ..Loader::default()
+    };
     let path = PathBuf::from(name);
     let key = canonical(&path);
     loader.visit(name.to_string(), path, key, text.to_string());
@@ -112,8 +120,14 @@ impl Loader {
         let mut ok = true;
         for imp in &file.imports {
             let rel = Path::new(&imp.path.value);
-            let target = dir.join(rel);
-            let target_name = normalize(&name_dir.join(rel)).display().to_string();
+            let mut target = dir.join(rel);
+            let mut target_name = normalize(&name_dir.join(rel)).display().to_string();
+            if !target.exists()
+                && let Some(inc) = self.include.iter().find(|inc| inc.join(rel).is_file())
+            {
+                target = inc.join(rel);
+                target_name = normalize(&target).display().to_string();
+            }
             let Ok(target_key) = std::fs::canonicalize(&target) else {
                 self.missing_import(imp, &target, &target_name);
                 ok = false;
@@ -194,7 +208,10 @@ impl Loader {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         let help = did_you_mean(&file_name, candidates.iter().map(String::as_str))
-            .unwrap_or_else(|| "import paths are relative to the importing file".to_string());
+            .unwrap_or_else(|| {
+                "import paths are relative to the importing file, then to each include directory (`-I DIR`)"
+                    .to_string()
+            });
         self.diags.push(
             Diagnostic::new(
                 Code::MissingImport,

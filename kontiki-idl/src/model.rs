@@ -593,6 +593,10 @@ pub struct Task {
     pub schedule: Schedule,
     /// Run once at start (default true for intervals, false for cron).
     pub immediate: bool,
+    /// The IANA time zone cron schedules are read in (`[time_zone = "Europe/Paris"]`);
+    /// `None`: UTC, as the runtime defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Where it is declared.
     #[serde(skip)]
     pub span: Span,

@@ -45,7 +45,7 @@ fn each_check_has_a_failing_input() {
         seen.extend(err.diagnostics().iter().map(|d| d.code));
     }
     for code in Code::ALL {
-        if *code == Code::Io {
+        if *code == Code::Io || code.lint_rule().is_some() {
             continue;
         }
         assert!(

@@ -224,8 +224,15 @@ fn echo_service(name: &str) -> BenchResult<Service> {
 }
 
 async fn start_service(url: &str, name: &str, prefetch: u16) -> BenchResult<RunningService> {
+    // KONTIKI_BENCH_METRICS=off: the same service with `kontiki.metrics.enabled: false`, for
+    // the metrics-cost comparison of `make bench` (run in a process of its own, so no
+    // recorder is installed at all).
+    let metrics = match std::env::var("KONTIKI_BENCH_METRICS").as_deref() {
+        Ok("off") => "  metrics:\n    enabled: false\n",
+        _ => "",
+    };
     let yaml = format!(
-        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n"
+        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
     );
     let config = Config::from_yaml_str("bench.yaml", &yaml).map_err(|e| format!("config: {e}"))?;
     echo_service(name)?

@@ -130,14 +130,50 @@ pub async fn run_with(service: Service, version: &str, args: Args) -> ExitCode {
 }
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `info`).
+///
+/// `KONTIKI_LOG_FORMAT=json` writes one JSON object a line instead (for log shippers): the
+/// level, target, message and fields, and the fields of the current handler span (`service`,
+/// `instance_id`, `method` or `handler`, `flow_id`, …) under `span`. Colour only on a terminal
+/// and never with `NO_COLOR`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LogFormat::from_env() {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .try_init(),
+    };
+}
+
+/// The log line format `KONTIKI_LOG_FORMAT` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn from_env() -> LogFormat {
+        match std::env::var("KONTIKI_LOG_FORMAT") {
+            Ok(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Ok(v) if !v.is_empty() && !v.eq_ignore_ascii_case("text") => {
+                eprintln!("warning: KONTIKI_LOG_FORMAT={v:?} is not `json` or `text`; using text");
+                LogFormat::Text
+            }
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 #[cfg(test)]

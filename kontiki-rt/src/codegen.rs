@@ -19,16 +19,18 @@ pub use serde;
 pub use serde_json;
 pub use uuid;
 
-pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
-pub use crate::event::{Event, EventEntrypoint, EventMode};
+pub use crate::clients::messenger::{CallOptions, Messenger, PublishOptions, Session};
+pub use crate::clients::registry::Health;
+pub use crate::entrypoints::event::{Event, EventEntrypoint, EventMode};
 #[cfg(feature = "http")]
-pub use crate::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method};
-pub use crate::messenger::{CallOptions, Messenger, PublishOptions, Session};
-pub use crate::registry::Health;
-pub use crate::rpc::{Call, HandlerError, RpcEntrypoint};
-pub use crate::service::{Context, Service, ServiceBuilder};
-pub use crate::task::{Schedule, TaskEntrypoint, TaskRun};
-pub use crate::wire::RequestBody;
+pub use crate::entrypoints::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method};
+pub use crate::entrypoints::rpc::{Call, RpcEntrypoint};
+pub use crate::entrypoints::task::{Schedule, TaskEntrypoint, TaskRun};
+pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
+pub use crate::handler::Context;
+pub use crate::handler::HandlerError;
+pub use crate::service::{Service, ServiceBuilder};
+pub use crate::transport::wire::RequestBody;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -89,6 +89,21 @@ pub enum Error {
         /// The routing key used.
         routing_key: String,
     },
+    /// The broker did not confirm a published message within the wait (for example while a
+    /// resource alarm blocks publishing connections); the message may or may not have been
+    /// routed.
+    #[error(
+        "the broker did not confirm the message published to {exchange} with routing key \
+         {routing_key} within {waited:?} (is publishing blocked by a resource alarm?)"
+    )]
+    PublishTimeout {
+        /// The exchange published to.
+        exchange: String,
+        /// The routing key used.
+        routing_key: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// A payload could not be encoded as JSON.
     #[error("could not encode the payload as JSON: {0}")]
     Encode(#[source] serde_json::Error),
@@ -312,6 +327,9 @@ impl RpcError<RemoteError> {
 
 /// Hides the password of an AMQP URL for logs and errors.
 pub(crate) fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -6,43 +6,53 @@
 //! | Feature | Default | Adds |
 //! |---|---|---|
 //! | `http` | on | HTTP entrypoints (Kontiki's `@http`) on axum, OpenAPI documents and a vendored Swagger UI: `kontiki_rt::http`, `ServiceBuilder::http`, `ServiceBuilder::openapi` |
+//! | `memory` | off | the `memory://` transport: an AMQP broker inside the process (crate `kontiki-memory`), re-exported as `kontiki_rt::memory` |
+//! | `testing` | off | `kontiki_rt::testing`: `TestBed`, recordings, fakes and taps for tests of services (implies `memory`) |
+//!
+//! ## Layout
+//!
+//! `transport` (connection, wire format, flow ids, TLS) ← `clients` (messenger, failed
+//! messages, registry client) ← `handler` (handler errors, panics, the per-call context) ←
+//! `entrypoints` (rpc, event, queue, task, http) ← `service` (builder, lifecycle, serving) ←
+//! `cli`. `observe` is the hook the test harness plugs into. docs/ARCHITECTURE.md has the map.
 
-mod amqp;
 pub mod cli;
+mod clients;
 #[doc(hidden)]
 pub mod codegen;
 pub mod config;
+mod entrypoints;
 mod error;
-pub mod event;
-mod failed;
-pub mod flow;
-#[cfg(feature = "http")]
-pub mod http;
-pub mod memory;
-mod messenger;
-pub mod queue;
-mod registry;
-pub mod rpc;
+mod handler;
+pub(crate) mod observe;
 mod service;
-pub mod task;
+#[cfg(feature = "testing")]
 pub mod testing;
-mod tls;
-pub mod wire;
+mod transport;
 
+// The public paths of the modules that moved into the groups above.
+#[cfg(feature = "http")]
+pub use entrypoints::http;
+pub use entrypoints::{event, queue, rpc, task};
+#[cfg(feature = "memory")]
+pub use kontiki_memory as memory;
+pub use transport::{flow, wire};
+
+pub use clients::failed::{FailedMessage, FailedMessages};
+pub use clients::messenger::{
+    CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session,
+};
+pub use clients::registry::Health;
 /// Types that generated traits use in their signatures (Kontiki's `bytes`, `datetime` and the
 /// `include_headers` map).
 pub use codegen::{Bytes, DateTime, Headers};
 pub use config::{Config, ConfigError, Settings, get_parameter};
 pub use error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use event::{Event, EventEntrypoint, EventMode};
-pub use failed::{FailedMessage, FailedMessages};
+pub use handler::{Container, Context, Delegate, HandlerError};
 #[cfg(feature = "http")]
 pub use http::{FieldError, HttpError, HttpRequest, HttpResponse, HttpRoute};
-pub use messenger::{CallOptions, Identity, Messenger, MessengerBuilder, PublishOptions, Session};
 pub use queue::{ExchangeType, QueueEntrypoint, RawMessage};
-pub use registry::Health;
-pub use rpc::{Call, HandlerError, RpcEntrypoint};
-pub use service::{
-    Container, Context, Delegate, RunningService, Service, ServiceBuilder, shutdown_signal,
-};
+pub use rpc::{Call, RpcEntrypoint};
+pub use service::{RunningService, Service, ServiceBuilder, shutdown_signal};
 pub use task::{Schedule, TaskEntrypoint, TaskRun};

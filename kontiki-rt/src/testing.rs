@@ -46,13 +46,17 @@
 //! # Ok(()) }
 //! ```
 
+use crate::clients::messenger::Identity;
+use crate::clients::messenger::Messenger;
+use crate::config::Config;
+use crate::entrypoints::queue::{QueueEntrypoint, RawMessage};
+use crate::entrypoints::rpc::{Call, RpcEntrypoint};
 use crate::error::Result;
-use crate::messenger::Messenger;
-use crate::queue::{QueueEntrypoint, RawMessage};
-use crate::rpc::{Call, HandlerError, RpcEntrypoint};
+use crate::error::RpcError;
+use crate::handler::HandlerError;
+use crate::observe::{EventSettled, Observer};
 use crate::service::{RunningService, Service};
-use crate::wire::{self, Envelope, ErrorType};
-use crate::{Config, Identity, RpcError};
+use crate::transport::wire::{self, Envelope, ErrorType};
 use lapin::types::FieldTable;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -169,7 +173,7 @@ struct Log {
 
 /// Collects what one service handles and sends. Only services run under [`TestBed`] have one.
 #[derive(Debug)]
-pub(crate) struct Observer {
+pub(crate) struct Recorder {
     log: watch::Sender<Log>,
 }
 
@@ -182,7 +186,7 @@ fn flow_id(headers: Option<&FieldTable>) -> Option<String> {
     wire::header_text(headers, "flow_id").map(str::to_owned)
 }
 
-impl Observer {
+impl Recorder {
     fn new() -> Self {
         Self {
             log: watch::Sender::new(Log::default()),
@@ -191,127 +195,6 @@ impl Observer {
 
     fn push_handled(&self, record: Handled) {
         self.log.send_modify(|log| log.handled.push(record));
-    }
-
-    pub(crate) fn record_rpc(
-        &self,
-        method: &str,
-        body: &[u8],
-        headers: Option<&FieldTable>,
-        envelope: &Envelope,
-    ) {
-        let outcome = match envelope.error_type {
-            _ if envelope.success => Outcome::Ok,
-            ErrorType::Client => Outcome::ClientError {
-                code: envelope.error_code.clone().unwrap_or_default(),
-                message: envelope.message.clone().unwrap_or_default(),
-            },
-            ErrorType::Server | ErrorType::None => Outcome::Error {
-                message: envelope.message.clone().unwrap_or_default(),
-            },
-        };
-        self.push_handled(Handled {
-            kind: Kind::Rpc,
-            entrypoint: method.to_owned(),
-            event_type: None,
-            body: body_json(body),
-            flow_id: flow_id(headers),
-            redelivered: false,
-            outcome,
-        });
-    }
-
-    pub(crate) fn record_event(
-        &self,
-        handler: &str,
-        event_type: &str,
-        body: &[u8],
-        headers: Option<&FieldTable>,
-        redelivered: bool,
-        outcome: &crate::event::Outcome,
-    ) {
-        let outcome = match outcome {
-            crate::event::Outcome::Ack => Outcome::Ok,
-            crate::event::Outcome::Reject { requeue: true } => Outcome::Retried,
-            crate::event::Outcome::Reject { requeue: false } => Outcome::Rejected,
-        };
-        self.push_handled(Handled {
-            kind: Kind::Event,
-            entrypoint: handler.to_owned(),
-            event_type: Some(event_type.to_owned()),
-            body: body_json(body),
-            flow_id: flow_id(headers),
-            redelivered,
-            outcome,
-        });
-    }
-
-    pub(crate) fn record_task<P>(
-        &self,
-        name: &str,
-        flow_id: &str,
-        result: &std::result::Result<std::result::Result<(), HandlerError>, P>,
-    ) {
-        let outcome = match result {
-            Ok(Ok(())) => Outcome::Ok,
-            Ok(Err(e)) => Outcome::Error {
-                message: e.to_string(),
-            },
-            Err(_) => Outcome::Error {
-                message: "the task panicked".to_owned(),
-            },
-        };
-        self.push_handled(Handled {
-            kind: Kind::Task,
-            entrypoint: name.to_owned(),
-            event_type: None,
-            body: Value::Null,
-            flow_id: Some(flow_id.to_owned()),
-            redelivered: false,
-            outcome,
-        });
-    }
-
-    pub(crate) fn record_publish(
-        &self,
-        event_type: &str,
-        routing_key: &str,
-        body: &[u8],
-        headers: &Map<String, Value>,
-    ) {
-        let record = Published {
-            event_type: event_type.to_owned(),
-            routing_key: routing_key.to_owned(),
-            payload: body_json(body),
-            headers: headers.clone(),
-        };
-        self.log.send_modify(|log| log.published.push(record));
-    }
-
-    pub(crate) fn record_call(
-        &self,
-        service: &str,
-        method: &str,
-        request: Value,
-        result: &std::result::Result<Value, RpcError>,
-    ) {
-        let result = match result {
-            Ok(v) => Ok(v.clone()),
-            Err(e) => Err(CallFailure {
-                code: e
-                    .client_code()
-                    .or_else(|| e.remote_code())
-                    .map(str::to_owned),
-                message: e.to_string(),
-            }),
-        };
-        let record = OutboundCall {
-            service: service.to_owned(),
-            method: method.to_owned(),
-            request,
-            result,
-        };
-        self.log.send_modify(|log| log.calls.push(record));
     }
 
     /// Waits until `ready` holds for the log, or `timeout` passes.
@@ -346,6 +229,119 @@ impl Observer {
                 })
             }
         }
+    }
+}
+
+impl Observer for Recorder {
+    fn rpc_handled(
+        &self,
+        method: &str,
+        body: &[u8],
+        headers: Option<&FieldTable>,
+        envelope: &Envelope,
+    ) {
+        let outcome = match envelope.error_type {
+            _ if envelope.success => Outcome::Ok,
+            ErrorType::Client => Outcome::ClientError {
+                code: envelope.error_code.clone().unwrap_or_default(),
+                message: envelope.message.clone().unwrap_or_default(),
+            },
+            ErrorType::Server | ErrorType::None => Outcome::Error {
+                message: envelope.message.clone().unwrap_or_default(),
+            },
+        };
+        self.push_handled(Handled {
+            kind: Kind::Rpc,
+            entrypoint: method.to_owned(),
+            event_type: None,
+            body: body_json(body),
+            flow_id: flow_id(headers),
+            redelivered: false,
+            outcome,
+        });
+    }
+
+    fn event_handled(
+        &self,
+        handler: &str,
+        event_type: &str,
+        body: &[u8],
+        headers: Option<&FieldTable>,
+        redelivered: bool,
+        settled: EventSettled,
+    ) {
+        let outcome = match settled {
+            EventSettled::Acked => Outcome::Ok,
+            EventSettled::Requeued => Outcome::Retried,
+            EventSettled::Rejected => Outcome::Rejected,
+        };
+        self.push_handled(Handled {
+            kind: Kind::Event,
+            entrypoint: handler.to_owned(),
+            event_type: Some(event_type.to_owned()),
+            body: body_json(body),
+            flow_id: flow_id(headers),
+            redelivered,
+            outcome,
+        });
+    }
+
+    fn task_ran(&self, name: &str, flow_id: &str, result: std::result::Result<(), String>) {
+        let outcome = match result {
+            Ok(()) => Outcome::Ok,
+            Err(message) => Outcome::Error { message },
+        };
+        self.push_handled(Handled {
+            kind: Kind::Task,
+            entrypoint: name.to_owned(),
+            event_type: None,
+            body: Value::Null,
+            flow_id: Some(flow_id.to_owned()),
+            redelivered: false,
+            outcome,
+        });
+    }
+
+    fn published(
+        &self,
+        event_type: &str,
+        routing_key: &str,
+        body: &[u8],
+        headers: &Map<String, Value>,
+    ) {
+        let record = Published {
+            event_type: event_type.to_owned(),
+            routing_key: routing_key.to_owned(),
+            payload: body_json(body),
+            headers: headers.clone(),
+        };
+        self.log.send_modify(|log| log.published.push(record));
+    }
+
+    fn called(
+        &self,
+        service: &str,
+        method: &str,
+        request: Value,
+        result: &std::result::Result<Value, RpcError>,
+    ) {
+        let result = match result {
+            Ok(v) => Ok(v.clone()),
+            Err(e) => Err(CallFailure {
+                code: e
+                    .client_code()
+                    .or_else(|| e.remote_code())
+                    .map(str::to_owned),
+                message: e.to_string(),
+            }),
+        };
+        let record = OutboundCall {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            request,
+            result,
+        };
+        self.log.send_modify(|log| log.calls.push(record));
     }
 }
 
@@ -445,7 +441,7 @@ impl TestBed {
 
     /// Starts `service` with `config` (build it with [`TestBed::config_with`]).
     pub async fn start_with(&self, service: Service, config: Config) -> Result<ServiceUnderTest> {
-        let observer = Arc::new(Observer::new());
+        let observer = Arc::new(Recorder::new());
         let running = service
             .with_observer(observer.clone())
             .start(config)
@@ -516,7 +512,7 @@ impl TestBed {
 #[derive(Debug)]
 pub struct ServiceUnderTest {
     running: RunningService,
-    observer: Arc<Observer>,
+    observer: Arc<Recorder>,
     wait_timeout: Duration,
 }
 

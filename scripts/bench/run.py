@@ -48,6 +48,8 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
 PROFILE = os.environ.get("BENCH_PROFILE", "bench")
 CONCURRENCY = [1, 16, 64]
+# kontiki-rs with `kontiki.metrics.enabled: false` (the metrics-cost comparison).
+METRICS_OFF = "kontiki-rs, metrics off"
 
 if QUICK:
     SIZES = dict(rs_calls1=200, rs_callsN=1000, py_calls1=100, py_callsN=500, warmup=50,
@@ -164,9 +166,11 @@ class _Watchdog:
         self.t.cancel()
 
 
-def run_json(argv, what):
-    """Runs a command; returns its stdout. Dies with its stderr when it fails."""
-    p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_json(argv, what, env=None):
+    """Runs a command (with `env` added to the environment); returns its stdout. Dies with its
+    stderr when it fails."""
+    p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, **(env or {})})
     if p.returncode != 0:
         die(f"{what} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     return p.stdout
@@ -204,6 +208,16 @@ def rpc_round(exes, py, py_svc, tmp, rnd):
             out[(name, r["concurrency"])] = dict(
                 per_s=r["calls_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
                 cpu_us_per_op=r["cpu_us_per_call"], errors=r["errors"])
+        # The same service with `kontiki.metrics.enabled: false`, in a process of its own.
+        run_json([exes["rpc"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+                  "--concurrency", ",".join(map(str, CONCURRENCY)),
+                  "--calls1", str(SIZES["rs_calls1"]), "--callsN", str(SIZES["rs_callsN"]),
+                  "--warmup", str(SIZES["warmup"]), "--json", str(path)], "rpc bench (metrics off)",
+                 env={"KONTIKI_BENCH_METRICS": "off"})
+        for r in json.loads(path.read_text())["results"]:
+            out[(METRICS_OFF, r["concurrency"])] = dict(
+                per_s=r["calls_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+                cpu_us_per_op=r["cpu_us_per_call"], errors=r["errors"])
 
     def python():
         text = run_json([py, "scripts/bench/py_client.py", "--url", URL, "--service", py_svc[0],
@@ -232,6 +246,14 @@ def events_round(exes, py, py_svc, tmp, rnd):
             name = {"kontiki-rs": "kontiki-rs", "raw-lapin": "raw lapin"}[r["contender"]]
             out[name] = dict(per_s=r["events_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
                              cpu_us_per_op=r["cpu_us_per_event"], errors=r["errors"])
+        run_json([exes["events"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+                  "--events", str(SIZES["events"]), "--warmup", str(SIZES["ev_warmup"]),
+                  "--json", str(path)], "events bench (metrics off)",
+                 env={"KONTIKI_BENCH_METRICS": "off"})
+        for r in json.loads(path.read_text())["results"]:
+            out[METRICS_OFF] = dict(per_s=r["events_per_s"], p50_us=r["p50_us"],
+                                    p99_us=r["p99_us"], cpu_us_per_op=r["cpu_us_per_event"],
+                                    errors=r["errors"])
 
     def python():
         text = run_json([py, "scripts/bench/py_client.py", "--url", URL, "--service", py_svc[0],
@@ -393,7 +415,7 @@ def report(res, meta):
         w("| c | contender | calls/s | p50 µs | p99 µs | CPU µs/call |")
         w("|---:|---|---:|---:|---:|---:|")
         for c in CONCURRENCY:
-            for name in ("kontiki-rs", "raw lapin", "Python Kontiki"):
+            for name in ("kontiki-rs", METRICS_OFF, "raw lapin", "Python Kontiki"):
                 k = (name, c)
                 g = lambda f: med([r[k][f] for r in rounds if k in r])  # noqa: E731
                 w(f"| {c} | {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} | "
@@ -410,6 +432,17 @@ def report(res, meta):
               f"{ratio(paired(rounds, rs, pyk, 'p50_us'))} | "
               f"{ratio(paired(rounds, rs, pyk, 'cpu_us_per_op'))} |")
         w("")
+        w("Metrics cost (kontiki-rs with metrics on / with `kontiki.metrics.enabled: false`, "
+          "each in a process of its own, same round):")
+        w("")
+        w("| c | calls/s | p50 | CPU/call |")
+        w("|---:|---:|---:|---:|")
+        for c in CONCURRENCY:
+            on, off = ("kontiki-rs", c), (METRICS_OFF, c)
+            w(f"| {c} | {ratio(paired(rounds, on, off, 'per_s'))} | "
+              f"{ratio(paired(rounds, on, off, 'p50_us'))} | "
+              f"{ratio(paired(rounds, on, off, 'cpu_us_per_op'))} |")
+        w("")
     if "events" in res:
         rounds = res["events"]
         w(f"### Events (publish → handle, {SIZES['events']:,} events, 64 publishers, persistent, "
@@ -417,14 +450,14 @@ def report(res, meta):
         w("")
         w("| contender | events/s | p50 µs | p99 µs | CPU µs/event |")
         w("|---|---:|---:|---:|---:|")
-        for name in ("kontiki-rs", "raw lapin", "Python Kontiki"):
+        for name in ("kontiki-rs", METRICS_OFF, "raw lapin", "Python Kontiki"):
             g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
             w(f"| {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} | {fmt(g('p99_us'))} | "
               f"{fmt(g('cpu_us_per_op'), 1)} |")
         w("")
         w("| ratio | events/s | p50 | CPU/event |")
         w("|---|---:|---:|---:|")
-        for b in ("raw lapin", "Python Kontiki"):
+        for b in (METRICS_OFF, "raw lapin", "Python Kontiki"):
             w(f"| kontiki-rs / {b} | {ratio(paired(rounds, 'kontiki-rs', b, 'per_s'))} | "
               f"{ratio(paired(rounds, 'kontiki-rs', b, 'p50_us'))} | "
               f"{ratio(paired(rounds, 'kontiki-rs', b, 'cpu_us_per_op'))} |")
@@ -509,7 +542,7 @@ def main():
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
                                  "--example", "idle_service", "--example", "http_demo"]))
     if "codegen" in ONLY:
-        exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse"]))
+        exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse", "--bench", "toolchain"]))
         exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
     if "http" in ONLY and not shutil.which("wrk"):
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
@@ -551,7 +584,8 @@ def main():
     if "codegen" in ONLY:
         log("codegen")
         res["codegen"] = [run_json([exes["parse"]], "IDL parse bench").strip().splitlines()[-1],
-                          run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1]]
+                          run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1],
+                          run_json([exes["toolchain"]], "fmt/lint bench").strip().splitlines()[-1]]
     meta = dict(
         started=started.strftime("%Y-%m-%d %H:%M"),
         finished=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),

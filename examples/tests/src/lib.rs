@@ -174,12 +174,19 @@ impl Example {
             instance_id: String::new(),
         };
         let started = example.wait_for_line("service started").await;
-        example.instance_id = started
-            .split("instance_id=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no instance_id in {started:?}"))
-            .to_owned();
+        // A text line has `instance_id=…`; a JSON line (KONTIKI_LOG_FORMAT=json) a field.
+        let json_id = serde_json::from_str::<Value>(&started)
+            .ok()
+            .and_then(|v| v["fields"]["instance_id"].as_str().map(str::to_owned));
+        example.instance_id = json_id
+            .or_else(|| {
+                started
+                    .split("instance_id=")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no instance_id in {started:?}"));
         example
     }
 

@@ -85,6 +85,40 @@ async fn compute_api_doubles_and_processes_things() {
     assert_eq!(svc.stop().await, Some(0), "a graceful stop exits 0");
 }
 
+/// `KONTIKI_LOG_FORMAT=json`: one JSON object a line, and a handler's line carries the
+/// service, the instance and the flow id of the call in its span.
+#[tokio::test]
+async fn compute_api_logs_json_lines_with_the_flow() {
+    use kontiki_generated::compute::compute_api::ComputeApiClient;
+    let svc = Example::start("compute-api", &[("KONTIKI_LOG_FORMAT", "json")]).await;
+    let flow = marker("flow");
+    let client = ComputeApiClient::new(messenger().await);
+    let doubled = client
+        .compute_with(
+            CallOptions::default()
+                .instance(&svc.instance_id)
+                .flow_id(&flow),
+            8,
+        )
+        .await
+        .unwrap();
+    assert_eq!(doubled, 16);
+    let line = svc.wait_for_line("compute(8) -> 16").await;
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], json!("INFO"), "{v}");
+    assert_eq!(v["fields"]["message"], json!("compute(8) -> 16"), "{v}");
+    assert_eq!(v["span"]["service"], json!("compute-api"), "{v}");
+    assert_eq!(v["span"]["instance_id"], json!(svc.instance_id), "{v}");
+    assert_eq!(v["span"]["flow_id"], json!(flow), "{v}");
+    for l in svc.log().lines() {
+        assert!(
+            serde_json::from_str::<Value>(l).is_ok(),
+            "every line is JSON, not {l:?}"
+        );
+    }
+    assert_eq!(svc.stop().await, Some(0));
+}
+
 #[tokio::test]
 async fn rpc_service_returns_its_declared_error() {
     use rpc_service::idl::rpc_service::{RpcExampleClientError, RpcServiceClient};

@@ -867,7 +867,21 @@ impl<'u, 'a> Cx<'u, 'a> {
     }
 
     fn task(&self, t: &ast::Task, diags: &mut Vec<Diagnostic>) -> model::Task {
-        let opts = Options::new(&t.options, &["immediate"], "a task", diags);
+        let opts = Options::new(&t.options, &["immediate", "time_zone"], "a task", diags);
+        let time_zone = opts.string("time_zone", diags);
+        if let (Some(tz), Some(span)) = (&time_zone, opts.span("time_zone"))
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidOption,
+                    span,
+                    format!("unknown time zone `{tz}`"),
+                )
+                .with_label("not an IANA time zone")
+                .with_help("use an IANA name such as `UTC` or `Europe/Paris`"),
+            );
+        }
         let (schedule, default_immediate) = match &t.schedule {
             ast::Schedule::Every(d) => (
                 model::Schedule::Interval {
@@ -886,6 +900,7 @@ impl<'u, 'a> Cx<'u, 'a> {
             docs: t.docs.clone(),
             schedule,
             immediate: opts.flag("immediate", diags).unwrap_or(default_immediate),
+            time_zone,
             span: t.span,
         }
     }

@@ -103,21 +103,14 @@ pub(crate) struct CronError {
     pub(crate) len: usize,
 }
 
-const FIELDS: [(&str, u32, u32); 5] = [
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-];
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-/// Validates a 5-field cron expression: `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`,
-/// lists `a,b`, month names `JAN`-`DEC` and day names `SUN`-`SAT`.
+/// Validates a cron expression with the parser the runtime schedules tasks with (croner:
+/// 5 fields, no seconds, no year; `@daily`, `L`, `W`, `#` and names as croner takes them), so
+/// the checker accepts exactly what the runtime runs. On an error, points at the first field
+/// that fails on its own.
 pub(crate) fn validate_cron(expr: &str) -> Result<(), CronError> {
+    let Err(e) = parse_cron(expr) else {
+        return Ok(());
+    };
     let mut fields = Vec::new();
     let mut start = None;
     for (i, c) in expr.char_indices() {
@@ -133,89 +126,40 @@ pub(crate) fn validate_cron(expr: &str) -> Result<(), CronError> {
     if let Some(s) = start {
         fields.push((s, &expr[s..]));
     }
+    let whole = CronError {
+        message: e.to_string(),
+        offset: 0,
+        len: expr.len(),
+    };
     if fields.len() != 5 {
         return Err(CronError {
             message: format!("expected 5 fields, found {}", fields.len()),
-            offset: 0,
-            len: expr.len(),
+            ..whole
         });
     }
-    for (idx, (offset, field)) in fields.into_iter().enumerate() {
-        let (name, min, max) = FIELDS[idx];
-        let names: &[&str] = match idx {
-            3 => &MONTHS,
-            4 => &DAYS,
-            _ => &[],
-        };
-        let base = if idx == 3 { 1 } else { 0 };
-        validate_field(field, name, min, max, names, base).map_err(|message| CronError {
-            message,
-            offset,
-            len: field.len(),
-        })?;
+    for (k, (offset, field)) in fields.iter().enumerate() {
+        let mut alone = ["*"; 5];
+        alone[k] = field;
+        if let Err(e) = parse_cron(&alone.join(" ")) {
+            return Err(CronError {
+                message: format!("{} field `{field}`: {e}", FIELD_NAMES[k]),
+                offset: *offset,
+                len: field.len(),
+            });
+        }
     }
-    Ok(())
+    Err(whole)
 }
 
-fn validate_field(
-    field: &str,
-    name: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-    base: u32,
-) -> Result<(), String> {
-    for item in field.split(',') {
-        if item.is_empty() {
-            return Err(format!("empty item in the {name} field"));
-        }
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
-            None => (item, None),
-        };
-        if let Some(step) = step {
-            let n: u32 = step
-                .parse()
-                .map_err(|_| format!("step `{step}` in the {name} field is not a number"))?;
-            if n == 0 || n > max {
-                return Err(format!(
-                    "step `{step}` in the {name} field must be between 1 and {max}"
-                ));
-            }
-        }
-        if range == "*" {
-            continue;
-        }
-        let value = |s: &str| -> Result<u32, String> {
-            if let Ok(n) = s.parse::<u32>() {
-                if n < min || n > max {
-                    return Err(format!(
-                        "{n} is out of range for the {name} field ({min}-{max})"
-                    ));
-                }
-                return Ok(n);
-            }
-            let upper = s.to_ascii_uppercase();
-            names
-                .iter()
-                .position(|n| *n == upper)
-                .and_then(|p| u32::try_from(p).ok())
-                .map(|p| p + base)
-                .ok_or_else(|| format!("`{s}` is not valid in the {name} field"))
-        };
-        match range.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (value(a)?, value(b)?);
-                if a > b {
-                    return Err(format!("range {a}-{b} in the {name} field goes backwards"));
-                }
-            }
-            None => {
-                value(range)?;
-            }
-        }
-    }
-    Ok(())
+const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
+
+/// The runtime's cron parser (`kontiki_rt::task::parse_cron` builds the same one).
+fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expr)
 }
 
 #[cfg(test)]
@@ -242,6 +186,15 @@ mod tests {
             "*/15 0-23/2 1,15 JAN-jun MON-FRI",
             "59 23 31 12 7",
             "0 0 1 * sun",
+            // Accepted by the runtime's parser; the old hand-written checker rejected these.
+            "@daily",
+            "@hourly",
+            "0 0 L * *",
+            "0 12 * * MON#2",
+            "0 12 * * 5L",
+            "0 9 15W * *",
+            // croner skips the empty list entry; the runtime runs it, so it is valid.
+            "1,,2 * * * *",
         ] {
             assert_eq!(validate_cron(ok), Ok(()), "{ok}");
         }
@@ -260,7 +213,6 @@ mod tests {
             "*/0 * * * *",
             "5-1 * * * *",
             "* * * FOO *",
-            "1,,2 * * * *",
             "",
         ] {
             assert!(validate_cron(bad).is_err(), "{bad}");

@@ -60,16 +60,20 @@ impl AsRef<[u8]> for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::wire::bytes_to_json(&self.0).serialize(s)
+        crate::transport::wire::bytes_to_json(&self.0).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        crate::wire::bytes_from_json(&v).map(Bytes).ok_or_else(|| {
-            D::Error::custom("expected Kontiki bytes {\"__bytes__\": true, \"data\": \"<base64>\"}")
-        })
+        crate::transport::wire::bytes_from_json(&v)
+            .map(Bytes)
+            .ok_or_else(|| {
+                D::Error::custom(
+                    "expected Kontiki bytes {\"__bytes__\": true, \"data\": \"<base64>\"}",
+                )
+            })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Helpers generated HTTP routes use: typed path and query parameters through serde (so
 //! enums, UUIDs and dates work like numbers and strings), JSON responses, mapped errors.
 
-use crate::http::{FieldError, HttpError, HttpRequest, HttpResponse, StatusCode};
+use crate::entrypoints::http::{FieldError, HttpError, HttpRequest, HttpResponse, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

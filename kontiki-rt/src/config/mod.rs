@@ -85,8 +85,8 @@ use serde_json::{Map, Value};
 
 pub use self::error::ConfigError;
 pub use self::settings::{
-    AmqpSettings, DocumentationSettings, HeartbeatSettings, HttpSettings, RegistrationSettings,
-    Settings, ShutdownSettings, TlsSettings,
+    AmqpSettings, DocumentationSettings, HeartbeatSettings, HttpSettings, MetricsSettings,
+    RegistrationSettings, Settings, ShutdownSettings, TlsSettings,
 };
 
 use self::load::Origins;

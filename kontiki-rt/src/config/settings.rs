@@ -30,6 +30,8 @@ pub struct Settings {
     pub heartbeat: HeartbeatSettings,
     /// `kontiki.http.*`.
     pub http: HttpSettings,
+    /// `kontiki.metrics.*`. A kontiki-rs addition.
+    pub metrics: MetricsSettings,
     /// The top-level `public` mapping, sent to the registry as `config`; `None` unless it is a
     /// non-empty mapping.
     pub public: Option<Map<String, Value>>,
@@ -39,7 +41,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AmqpSettings {
-    /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`.
+    /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`. Several brokers
+    /// (the nodes of a cluster) as a YAML list or one comma-separated string: they are kept
+    /// here comma-separated, and the runtime connects to the first that answers.
     pub url: String,
     /// `kontiki.amqp.required`, default `true`: fail at startup when the broker is unreachable;
     /// `false` connects in the background.
@@ -184,6 +188,31 @@ impl Default for HttpSettings {
     }
 }
 
+/// `kontiki.metrics.*`: Prometheus metrics and the health endpoints. A kontiki-rs addition.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MetricsSettings {
+    /// `kontiki.metrics.enabled`, default `true`: record metrics and serve `GET /metrics`
+    /// (with the `metrics` cargo feature).
+    pub enabled: bool,
+    /// `kontiki.metrics.address`, default `127.0.0.1`: where the metrics listener binds.
+    pub address: String,
+    /// `kontiki.metrics.port`: a listener of its own for `/metrics`, `/live` and `/ready`
+    /// (0 picks a free port). Without it they are served on the HTTP port, when the service
+    /// has HTTP routes.
+    pub port: Option<u16>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: "127.0.0.1".to_owned(),
+            port: None,
+        }
+    }
+}
+
 /// `kontiki.http.documentation.*`: the OpenAPI/Swagger routes.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -252,6 +281,10 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.http.documentation.path_template",
     "kontiki.http.documentation.title",
     "kontiki.http.documentation.description",
+    "kontiki.metrics",
+    "kontiki.metrics.enabled",
+    "kontiki.metrics.address",
+    "kontiki.metrics.port",
 ];
 
 impl Settings {
@@ -329,6 +362,16 @@ impl Settings {
             )?,
         };
         let http = read_http(&read, &defaults.http)?;
+        let metrics = MetricsSettings {
+            enabled: read.bool("kontiki.metrics.enabled", defaults.metrics.enabled)?,
+            address: read
+                .string("kontiki.metrics.address")?
+                .unwrap_or_else(|| defaults.metrics.address.clone()),
+            port: match read.raw("kontiki.metrics.port")? {
+                None => None,
+                Some(_) => Some(read.integer("kontiki.metrics.port", 0u16, 0)?),
+            },
+        };
 
         let mut amqp = amqp;
         if amqp.disable {
@@ -359,6 +402,7 @@ impl Settings {
             registration,
             heartbeat,
             http,
+            metrics,
             public,
         })
     }
@@ -389,7 +433,7 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
     }
     Ok(AmqpSettings {
         url: read
-            .string("kontiki.amqp.url")?
+            .url_list("kontiki.amqp.url")?
             .unwrap_or_else(|| defaults.url.clone()),
         required: read.bool("kontiki.amqp.required", defaults.required)?,
         disable: read.bool("kontiki.amqp.disable", defaults.disable)?,
@@ -493,6 +537,36 @@ impl Reader<'_> {
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(other) => Err(self.config.wrong_type(path, "a string", other)),
         }
+    }
+
+    /// A broker URL or a list of them (a YAML sequence, or one string with commas), as one
+    /// comma-separated string.
+    fn url_list(&self, path: &str) -> Result<Option<String>, ConfigError> {
+        let list = match self.raw(path)? {
+            None => return Ok(None),
+            Some(Value::String(text)) => {
+                text.split(',').map(str::trim).map(str::to_owned).collect()
+            }
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.trim().to_owned()),
+                    other => Err(self.config.wrong_type(path, "a list of URL strings", other)),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(self
+                    .config
+                    .wrong_type(path, "a URL or a list of URLs", other));
+            }
+        };
+        if list.is_empty() || list.iter().any(String::is_empty) {
+            return Err(self.config.invalid(
+                path,
+                "an empty broker URL (a list needs at least one, none empty)".to_owned(),
+            ));
+        }
+        Ok(Some(list.join(",")))
     }
 
     fn mapping(&self, path: &str) -> Result<Option<&Map<String, Value>>, ConfigError> {

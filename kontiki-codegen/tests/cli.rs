@@ -1,0 +1,162 @@
+//! The `kontiki-codegen` binary: exit codes and output of `fmt`, `lint`, `check`, `-I` and
+//! `--format json`, run as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kontiki-codegen"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const MESSY: &str = "package demo ;\n/// A point.\nstruct Point{x:i32 , y:i32}\n";
+
+#[test]
+fn fmt_check_names_files_and_fmt_fixes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.kontiki"), MESSY).unwrap();
+    let out = run(dir.path(), &["fmt", "--check", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("would reformat a.kontiki"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.kontiki")).unwrap(),
+        MESSY
+    );
+
+    let out = run(dir.path(), &["fmt", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.kontiki")).unwrap(),
+        "package demo;\n/// A point.\nstruct Point {\n    x: i32,\n    y: i32,\n}\n"
+    );
+    let out = run(dir.path(), &["fmt", "--check", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn fmt_reports_syntax_errors_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.kontiki"), "package demo;\nstruct {").unwrap();
+    let out = run(dir.path(), &["fmt", "--format", "json", "bad.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &diags[0];
+    assert_eq!(d["code"], "kontiki::idl::syntax");
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["file"], "bad.kontiki");
+    assert_eq!((d["line"].as_u64(), d["col"].as_u64()), (Some(2), Some(8)));
+    assert!(d["end"]["line"].is_u64() && d.get("hint").is_some());
+}
+
+const LINTY: &str = "package demo;\n\n/// A point.\nstruct Point {\n    /// X.\n    x: i32,\n}\n";
+
+#[test]
+fn lint_exit_codes_follow_severity_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.kontiki"), LINTY).unwrap();
+    // One warning (`unused-type`): exit 0, or 1 with --deny-warnings.
+    let out = run(dir.path(), &["lint", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stderr).contains("kontiki::lint::unused-type"));
+    let out = run(dir.path(), &["lint", "--deny-warnings", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    std::fs::write(
+        dir.path().join("kontiki.toml"),
+        "[lint]\nseverity = { unused-type = \"error\" }\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["lint", "--format", "json", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diags[0]["code"], "kontiki::lint::unused-type");
+    assert_eq!(diags[0]["severity"], "error");
+    assert_eq!(diags[0]["line"], 4);
+
+    std::fs::write(
+        dir.path().join("kontiki.toml"),
+        "[lint]\ndisable = [\"unused-type\"]\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["lint", "--deny-warnings", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("lint-clean"));
+
+    std::fs::write(
+        dir.path().join("kontiki.toml"),
+        "[lint]\ndisable = [\"nope\"]\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["lint", "a.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no lint rule `nope`"), "{out:?}");
+}
+
+#[test]
+fn include_dirs_find_shared_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(
+        shared.join("common.kontiki"),
+        "package common;\n/// An id.\ntype Id = uuid;\n",
+    )
+    .unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(
+        app.join("orders.kontiki"),
+        "package orders;\nimport \"common.kontiki\";\n/// S.\nservice Orders {\n    /// Get.\n    rpc get(id: common.Id) -> string;\n}\n",
+    )
+    .unwrap();
+    let out = run(&app, &["check", "orders.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("-I DIR"), "{out:?}");
+    let out = run(&app, &["-I", "../shared", "check", "orders.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(&app, &["lint", "orders.kontiki", "-I", "../shared"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let gen_dir = dir.path().join("gen");
+    let out = run(
+        &app,
+        &[
+            "generate",
+            "orders.kontiki",
+            "--out",
+            gen_dir.to_str().unwrap(),
+            "-I",
+            "../shared",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(gen_dir.join("common.rs").is_file());
+}
+
+#[test]
+fn check_errors_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.kontiki"),
+        "package demo;\nstruct A {\n    x: Nope,\n}\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["check", "a.kontiki", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diags[0]["code"], "kontiki::idl::unknown_type");
+    assert_eq!(
+        (diags[0]["line"].as_u64(), diags[0]["col"].as_u64()),
+        (Some(3), Some(8))
+    );
+    assert_eq!(diags[0]["end"]["col"], 12);
+}

@@ -1,0 +1,231 @@
+//! The [`Messenger`]: calls RPCs and publishes events, inside a service or stand-alone. This
+//! file holds the handle and its connection; calls, publishing and sessions sit beside it.
+
+mod call;
+mod headers;
+mod options;
+mod publish;
+mod session;
+
+pub use options::{CallOptions, Identity, PublishOptions};
+pub use session::Session;
+
+use call::ReplyHook;
+
+use crate::error::Result;
+use crate::observe::Observer;
+use crate::transport::connection::{Connector, ConnectorOptions};
+use crate::transport::wire::{self};
+use futures_util::future::BoxFuture;
+use lapin::types::FieldTable;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub(super) enum ReplyMsg {
+    Body(Vec<u8>),
+    ConnectionLost,
+}
+
+pub(super) struct Pending {
+    tx: oneshot::Sender<ReplyMsg>,
+    generation: u64,
+}
+
+pub(super) struct Inner {
+    connector: Connector,
+    /// Request queues seen to exist, and when (see `check_route`).
+    routes: Mutex<HashMap<String, std::time::Instant>>,
+    /// Route checks in flight: concurrent calls to a route not yet seen share one check.
+    probes: Mutex<HashMap<String, futures_util::future::Shared<BoxFuture<'static, Option<bool>>>>>,
+    identity: Identity,
+    /// `service_name`, `instance_id`, `host`, built once.
+    identity_headers: FieldTable,
+    rpc_timeout: Duration,
+    pending: Mutex<HashMap<String, Pending>>,
+    owns_connection: bool,
+    /// Set by [`crate::testing`]: records what this Messenger publishes and calls.
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    /// Record calls and publishes in the metrics (`kontiki.metrics.enabled`).
+    metrics: std::sync::atomic::AtomicBool,
+    /// The metric handles of its calls and publishes, registered on first use.
+    metric_handles: crate::observe::metrics::MessengerMetrics,
+}
+
+/// Publishes events and calls RPCs over one connection.
+///
+/// Cloning is cheap; clones share the connection and the reply consumer. Many concurrent calls
+/// are multiplexed by correlation id on one channel.
+#[derive(Clone)]
+pub struct Messenger {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Messenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messenger")
+            .field("service_name", &self.inner.identity.service_name)
+            .field("instance_id", &self.inner.identity.instance_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a stand-alone [`Messenger`].
+#[derive(Debug, Clone)]
+pub struct MessengerBuilder {
+    url: String,
+    client_name: String,
+    rpc_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl MessengerBuilder {
+    /// The client name; headers say `kontiki-standalone-<name>` (default `client`).
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = name.into();
+        self
+    }
+
+    /// The default RPC timeout (10 s).
+    pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take (10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects; fails after the connect timeout. Reconnects by itself afterwards.
+    pub async fn connect(self) -> Result<Messenger> {
+        let identity = Identity::new(format!("kontiki-standalone-{}", self.client_name));
+        let connector = Connector::new(ConnectorOptions {
+            url: self.url,
+            connection_name: format!("{} {}", identity.service_name, identity.instance_id),
+            connect_timeout: self.connect_timeout,
+            prefetch: 0,
+            tls: None,
+        });
+        let messenger =
+            Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
+        connector.start_required().await?;
+        Ok(messenger)
+    }
+}
+
+impl Messenger {
+    /// A stand-alone Messenger connected to `url` (Kontiki's `Messenger(standalone=True)`).
+    pub async fn connect(url: impl Into<String>) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// Options for a stand-alone Messenger.
+    pub fn builder(url: impl Into<String>) -> MessengerBuilder {
+        MessengerBuilder {
+            url: url.into(),
+            client_name: "client".to_owned(),
+            rpc_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A Messenger on an existing connector; its reply consumer starts with every connection.
+    pub(crate) fn on_connector(
+        connector: Connector,
+        identity: Identity,
+        rpc_timeout: Duration,
+        owns_connection: bool,
+    ) -> Self {
+        let mut identity_headers = FieldTable::default();
+        identity_headers.insert(
+            "service_name".into(),
+            wire::header_str(identity.service_name.as_bytes()),
+        );
+        identity_headers.insert(
+            "instance_id".into(),
+            wire::header_str(identity.instance_id.as_bytes()),
+        );
+        identity_headers.insert("host".into(), wire::header_str(identity.host.as_bytes()));
+        let inner = Arc::new(Inner {
+            connector: connector.clone(),
+            routes: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
+            identity_headers,
+            identity,
+            rpc_timeout,
+            pending: Mutex::new(HashMap::new()),
+            owns_connection,
+            observer: std::sync::OnceLock::new(),
+            metrics: std::sync::atomic::AtomicBool::new(true),
+            metric_handles: crate::observe::metrics::MessengerMetrics::default(),
+        });
+        connector.add_hook(Arc::new(ReplyHook {
+            inner: Arc::downgrade(&inner),
+        }));
+        Self { inner }
+    }
+
+    /// Who this Messenger says it is.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The default RPC timeout.
+    pub fn rpc_timeout(&self) -> Duration {
+        self.inner.rpc_timeout
+    }
+
+    /// Whether this Messenger records metrics (a service's follows `kontiki.metrics.enabled`).
+    pub(crate) fn set_metrics(&self, on: bool) {
+        self.inner
+            .metrics
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn metrics_on(&self) -> bool {
+        self.inner
+            .metrics
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes `observer` see what this Messenger publishes and calls. A second observer is
+    /// ignored.
+    pub(crate) fn observe(&self, observer: Arc<dyn Observer>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    fn base_headers(&self) -> FieldTable {
+        // The identity headers are the same for every message: clone the prebuilt table.
+        let mut h = self.inner.identity_headers.clone();
+        h.insert("timestamp".into(), wire::header_str(wire::timestamp_now()));
+        h
+    }
+
+    /// Whether the connection is up (and its hooks, consumers included, ran on it).
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(
+            self.inner.connector.state(),
+            crate::transport::connection::State::Up(link) if !link.is_broken()
+        )
+    }
+
+    /// A channel on the side connection, for operations that may fail with a channel error.
+    pub(crate) async fn side_channel(&self) -> Result<lapin::Channel> {
+        self.inner.connector.side_channel().await
+    }
+
+    /// Closes the connection when this Messenger owns it (stand-alone); a service's Messenger
+    /// closes with the service.
+    pub async fn close(&self) {
+        if self.inner.owns_connection {
+            self.inner.connector.close().await;
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,419 @@
+//! The server: routes into an axum router, the layer that gives every request its flow, the
+//! listener, and the graceful drain at shutdown.
+
+use super::response::{InternalError, json_error};
+use super::routing::{shape_of, try_route};
+use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
+use crate::error::{Error, Result};
+use crate::handler::panic_message;
+use crate::handler::{Container, Context};
+use crate::transport::flow::{self, EntrypointKind, FlowContext};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts as _, RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use futures_util::FutureExt as _;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// The response header that carries the request's flow id (protocol §4).
+pub(crate) const FLOW_ID_HEADER: HeaderName = HeaderName::from_static("flow_id");
+
+/// The flow id the layer gave the request, for the route's handler scope.
+#[derive(Debug, Clone)]
+struct RequestFlow(Arc<str>);
+
+/// Checks a route path: starts with `/`, parameters are whole segments (`{id}`, `{*rest}` last).
+pub(crate) fn check_path(path: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::Definition(format!("http path {path:?}: {why}")));
+    if !path.starts_with('/') {
+        return bad("must start with `/`");
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.starts_with(':') || seg.starts_with('*') {
+            return bad("parameters are written `{name}` (axum 0.8), not `:name` or `*name`");
+        }
+        let Some(inner) = seg.strip_prefix('{') else {
+            if seg.contains(['{', '}']) {
+                return bad("a parameter must be a whole segment, `/{name}/`");
+            }
+            continue;
+        };
+        let Some(name) = inner.strip_suffix('}') else {
+            return bad("a parameter must be a whole segment, `/{name}/`");
+        };
+        let (name, catch_all) = match name.strip_prefix('*') {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return bad("a parameter name is letters, digits and `_`");
+        }
+        if catch_all && i + 1 != segments.len() {
+            return bad("`{*name}` must be the last segment");
+        }
+    }
+    Ok(())
+}
+
+/// What every request of one route needs.
+struct Route {
+    handler: Arc<Handler>,
+    /// `GET /items/{id}`: the flow's operation.
+    operation: Arc<str>,
+    /// The handler's name, for logs.
+    name: Arc<str>,
+    has_params: bool,
+    context: Context,
+    max_body: usize,
+}
+
+/// A running HTTP server.
+#[derive(Debug)]
+pub(crate) struct HttpServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// The address it listens on.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections; requests in flight go on.
+    pub(crate) fn stop_accepting(&self) {
+        self.stop.cancel();
+    }
+
+    /// Stops accepting and waits until in-flight requests finished, at most until `deadline`.
+    pub(crate) async fn drain(mut self, deadline: tokio::time::Instant) {
+        self.stop.cancel();
+        if tokio::time::timeout_at(deadline, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; the HTTP server stops with requests still running");
+            self.task.abort();
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts the server when the service has routes and `kontiki.http.disable` is false.
+pub(crate) async fn start(
+    defs: &HttpDefs,
+    container: &Arc<Container>,
+) -> Result<Option<HttpServer>> {
+    let settings = &container.settings().http;
+    if defs.routes.is_empty() {
+        return Ok(None);
+    }
+    if settings.disable {
+        tracing::info!(
+            routes = defs.routes.len(),
+            "HTTP is disabled (kontiki.http.disable): routes are not served"
+        );
+        return Ok(None);
+    }
+    let router = build_router(defs, container)?;
+    let address = format!("{}:{}", settings.address, settings.port);
+    let listener = tokio::net::TcpListener::bind((settings.address.as_str(), settings.port))
+        .await
+        .map_err(|source| Error::HttpBind {
+            address: address.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::HttpBind { address, source })?;
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { signal.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    tracing::info!(address = %addr, routes = defs.routes.len(), "HTTP listening");
+    Ok(Some(HttpServer { addr, stop, task }))
+}
+
+fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
+    let settings = &container.settings().http;
+    let context = Context::new(container.clone());
+    let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
+    let mut shapes: BTreeMap<String, String> = BTreeMap::new();
+    let mut methods = std::collections::BTreeSet::new();
+    for r in &defs.routes {
+        let path = match &r.path {
+            RoutePath::Literal(p) => p.clone(),
+            RoutePath::Config(key) => {
+                let p = container.config().string(key)?;
+                check_path(&p).map_err(|e| match e {
+                    Error::Definition(m) => Error::Definition(format!("{m} (from `{key}`)")),
+                    other => other,
+                })?;
+                p
+            }
+        };
+        let shape = shape_of(&path);
+        if let Some(other) = shapes.get(&shape)
+            && *other != path
+        {
+            return Err(Error::Definition(format!(
+                "http paths {other:?} and {path:?} match the same requests"
+            )));
+        }
+        shapes.insert(shape, path.clone());
+        let filter = MethodFilter::try_from(r.method.clone())
+            .map_err(|e| Error::Definition(format!("http route `{} {path}`: {e}", r.method)))?;
+        let operation: Arc<str> = Arc::from(format!("{} {path}", r.method));
+        let route = Arc::new(Route {
+            handler: r.handler.clone(),
+            name: r
+                .name
+                .as_deref()
+                .map_or_else(|| operation.clone(), Arc::from),
+            operation,
+            has_params: path.contains('{'),
+            context: context.clone(),
+            max_body: settings.max_body_bytes,
+        });
+        // A method given twice on one path (config paths are only known here) would make
+        // axum panic.
+        if !methods.insert((r.method.to_string(), path.clone())) {
+            return Err(Error::Definition(format!(
+                "http route `{} {path}` is declared twice",
+                r.method
+            )));
+        }
+        let entry = by_path.entry(path).or_default();
+        *entry = std::mem::take(entry).on(filter, move |req: Request| serve(route.clone(), req));
+    }
+    let mut router = Router::new();
+    for (path, method_router) in by_path {
+        router = try_route(router, &path, method_router)?;
+    }
+    if settings.documentation.enabled {
+        router = docs::add_routes(router, &defs.documents, &settings.documentation, &shapes)?;
+    }
+    // /metrics, /live and /ready, unless the service declares a route of the same path.
+    router = router.merge(super::ops::routes(container, &|p| shapes.contains_key(p)));
+    let service: Arc<str> = Arc::from(&*container.identity().service_name);
+    Ok(router
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
+        .method_not_allowed_fallback(|| async {
+            json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
+        .layer(middleware::from_fn_with_state(service, flow_layer)))
+}
+
+/// Gives each request a new flow id (HTTP always starts a flow), a tracing span, the `flow_id`
+/// response header (on every response: handlers', 404, 405, 413), and logs internal errors once.
+async fn flow_layer(State(service): State<Arc<str>>, mut req: Request, next: Next) -> Response {
+    let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
+    req.extensions_mut().insert(RequestFlow(flow_id.clone()));
+    let span = tracing::info_span!(
+        "http",
+        service = %service,
+        method = %req.method(),
+        path = %req.uri().path(),
+        route = tracing::field::Empty,
+        flow_id = %flow_id,
+    );
+    let mut res = next.run(req).instrument(span.clone()).await;
+    if let Ok(v) = HeaderValue::from_str(&flow_id) {
+        res.headers_mut().insert(FLOW_ID_HEADER, v);
+    }
+    let status = res.status().as_u16();
+    match res.extensions_mut().remove::<InternalError>() {
+        Some(InternalError(e)) => span.in_scope(|| {
+            tracing::error!(status, error = %ErrorChain(&**e), "http handler failed");
+        }),
+        None => span.in_scope(|| tracing::debug!(status, "http request served")),
+    }
+    res
+}
+
+/// An error with its sources: `a: b: c`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
+async fn serve(route: Arc<Route>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let res = serve_route(&route, req).await;
+    let container = route.context.container();
+    if container.settings().metrics.enabled {
+        crate::observe::metrics::http_served(
+            &container.identity().service_name,
+            &route.operation,
+            res.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    res
+}
+
+async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
+    tracing::Span::current().record("route", &*route.name);
+    let flow_id = req
+        .extensions()
+        .get::<RequestFlow>()
+        .map(|f| f.0.clone())
+        .unwrap_or_else(|| Arc::from(crate::transport::wire::new_flow_id()));
+    let (mut parts, body) = req.into_parts();
+    let path_params = if route.has_params {
+        match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(params) => params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            Err(rejection) => return HttpError::BadRequest(rejection.body_text()).into_response(),
+        }
+    } else {
+        BTreeMap::new()
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let body = match read_body(body, &parts.headers, route.max_body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let request = HttpRequest {
+        method: parts.method,
+        path_params,
+        query,
+        headers: parts.headers,
+        body,
+        context: route.context.clone(),
+    };
+    let scope = FlowContext {
+        flow_id,
+        inbound_hop_id: None,
+        entrypoint: EntrypointKind::Http,
+        operation: route.operation.clone(),
+    };
+    let report_scope = scope.clone();
+    let handler = route.handler.clone();
+    // The call itself is inside too: a handler may panic before returning its future.
+    let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
+    let (res, exception_type) = match flow::scope(scope, run).await {
+        Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
+        Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
+        Err(panic) => (
+            HttpError::internal(format!(
+                "the handler of `{}` panicked: {}",
+                route.operation,
+                panic_message(&panic)
+            ))
+            .into_response(),
+            "Panic",
+        ),
+    };
+    // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
+    // are answers, not failures. (The layer logs them.)
+    if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        route.context.container().report_uncaught(
+            &report_scope,
+            exception_type,
+            &ErrorChain(&***e).to_string(),
+        );
+    }
+    res
+}
+
+/// The body, at most `limit` bytes: 413 over it.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::mapped(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            too_large()
+        } else {
+            HttpError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked() {
+        for ok in [
+            "/",
+            "/items",
+            "/items/{id}",
+            "/a/{b}/c/{d_2}",
+            "/files/{*rest}",
+        ] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "items",
+            "/items/:id",
+            "/files/*rest",
+            "/items/{id",
+            "/items/x{id}",
+            "/items/{}",
+            "/items/{a-b}",
+            "/files/{*rest}/more",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shapes_erase_parameter_names() {
+        assert_eq!(shape_of("/a/{x}/b"), shape_of("/a/{y}/b"));
+        assert_ne!(shape_of("/a/{x}"), shape_of("/a/{*x}"));
+        assert_ne!(shape_of("/a/{x}"), shape_of("/a/x"));
+    }
+}

@@ -1,0 +1,556 @@
+//! Prometheus metrics: what every entrypoint and client records, through the `metrics` facade,
+//! and the process-wide exporter that renders them for `GET /metrics`.
+//!
+//! Names start with `kontiki_`, carry their unit (`_seconds`) and counters end in `_total`.
+//! Labels are bounded: service, method, handler, event type, route, task and outcome (an
+//! outcome is `ok`, a declared error code, or one of a few fixed words), never an id or a
+//! user value. Without the `metrics` cargo feature every function here is empty; with it and
+//! `kontiki.metrics.enabled: false` no exporter is installed and the facade drops everything.
+
+use std::time::Duration;
+
+/// The histogram buckets of every `_seconds` metric: 0.5 ms to 10 s.
+#[cfg(feature = "metrics")]
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide exporter, installed by the first service that starts with metrics on.
+#[cfg(feature = "metrics")]
+static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls return the same
+/// answer). `false` when another recorder was installed first: then kontiki-rt's metrics go to
+/// that one and `/metrics` says so.
+pub(crate) fn install() -> bool {
+    #[cfg(feature = "metrics")]
+    {
+        HANDLE
+            .get_or_init(|| {
+                let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()),
+                        BUCKETS,
+                    );
+                let recorder = match builder {
+                    Ok(b) => b.build_recorder(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics: could not configure the exporter");
+                        return None;
+                    }
+                };
+                let handle = recorder.handle();
+                if let Err(e) = metrics::set_global_recorder(recorder) {
+                    tracing::warn!(error = %e, "metrics: another recorder is installed; /metrics stays empty");
+                    return None;
+                }
+                describe();
+                // Histograms keep their samples until upkeep folds them into buckets.
+                let upkeep = handle.clone();
+                std::thread::Builder::new()
+                    .name("kontiki-metrics-upkeep".to_owned())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(Duration::from_secs(5));
+                            upkeep.run_upkeep();
+                        }
+                    })
+                    .map_err(|e| tracing::warn!(error = %e, "metrics: no upkeep thread"))
+                    .ok();
+                Some(handle)
+            })
+            .is_some()
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        false
+    }
+}
+
+/// The HELP text and unit of every metric (Prometheus tools want both).
+#[cfg(feature = "metrics")]
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "kontiki_rpc_server_requests_total",
+        Unit::Count,
+        "RPC requests a service answered, by method and outcome (ok, a declared error code, internal)"
+    );
+    describe_histogram!(
+        "kontiki_rpc_server_duration_seconds",
+        Unit::Seconds,
+        "Time from taking an RPC request to acking it, reply sent"
+    );
+    describe_gauge!(
+        "kontiki_rpc_server_in_flight",
+        Unit::Count,
+        "RPC requests being handled now"
+    );
+    describe_counter!(
+        "kontiki_rpc_client_calls_total",
+        Unit::Count,
+        "Calls made through a Messenger, by called service, method and outcome (ok, error code, internal, timeout, unknown_service, connection_lost, error)"
+    );
+    describe_histogram!(
+        "kontiki_rpc_client_duration_seconds",
+        Unit::Seconds,
+        "Time a caller waited for a call's reply"
+    );
+    describe_counter!(
+        "kontiki_event_handled_total",
+        Unit::Count,
+        "Event deliveries settled, by handler, event type and outcome (ok, retried, dead_lettered)"
+    );
+    describe_histogram!(
+        "kontiki_event_handle_duration_seconds",
+        Unit::Seconds,
+        "Time an event handler took, settlement included"
+    );
+    describe_counter!(
+        "kontiki_event_redelivered_total",
+        Unit::Count,
+        "Event deliveries the broker marked redelivered"
+    );
+    describe_gauge!(
+        "kontiki_event_in_flight",
+        Unit::Count,
+        "Event deliveries being handled now"
+    );
+    describe_counter!(
+        "kontiki_events_published_total",
+        Unit::Count,
+        "Events published, by event type and outcome (confirmed, unroutable, failed)"
+    );
+    describe_counter!(
+        "kontiki_task_runs_total",
+        Unit::Count,
+        "Periodic task runs, by task and outcome (ok, error)"
+    );
+    describe_histogram!(
+        "kontiki_task_duration_seconds",
+        Unit::Seconds,
+        "Time a periodic task run took"
+    );
+    describe_counter!(
+        "kontiki_http_requests_total",
+        Unit::Count,
+        "HTTP requests answered by a declared route, by route template and status"
+    );
+    describe_histogram!(
+        "kontiki_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request of a declared route"
+    );
+    describe_counter!(
+        "kontiki_connection_reconnects_total",
+        Unit::Count,
+        "Broker connections made again after a loss"
+    );
+}
+
+/// The exposition text (Prometheus text format 0.0.4), or `None` when no exporter of ours is
+/// installed.
+#[cfg(feature = "http")]
+pub(crate) fn render() -> Option<String> {
+    #[cfg(feature = "metrics")]
+    {
+        HANDLE.get().and_then(Option::as_ref).map(|h| {
+            h.run_upkeep();
+            h.render()
+        })
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        None
+    }
+}
+
+/// The outcome label of an RPC reply envelope: `ok`, the client error code, or `internal`.
+#[cfg(feature = "metrics")]
+fn rpc_outcome(envelope: &crate::transport::wire::Envelope) -> &str {
+    use crate::transport::wire::ErrorType;
+    match envelope.error_type {
+        _ if envelope.success => "ok",
+        ErrorType::Client => envelope.error_code.as_deref().unwrap_or("client_error"),
+        ErrorType::Server | ErrorType::None => "internal",
+    }
+}
+
+/// One task run: `kontiki_task_runs_total{outcome=ok|error}` and
+/// `kontiki_task_duration_seconds`.
+pub(crate) fn task_ran(service: &str, task: &str, ok: bool, elapsed: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let outcome = if ok { "ok" } else { "error" };
+        let labels = [
+            ("service", service.to_owned()),
+            ("task", task.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        metrics::counter!("kontiki_task_runs_total", &labels).increment(1);
+        metrics::histogram!("kontiki_task_duration_seconds", &labels[..2])
+            .record(elapsed.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (service, task, ok, elapsed);
+}
+
+/// The outcome label of a call as its caller saw it.
+#[cfg(feature = "metrics")]
+fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &str {
+    use crate::error::RpcError;
+    match result {
+        Ok(_) => "ok",
+        Err(e) => match e {
+            RpcError::Timeout { .. } => "timeout",
+            RpcError::UnknownService { .. } => "unknown_service",
+            RpcError::ConnectionLost { .. } => "connection_lost",
+            _ => e
+                .client_code()
+                .or_else(|| e.remote_code())
+                .unwrap_or("error"),
+        },
+    }
+}
+
+/// One HTTP request answered: `kontiki_http_requests_total{route, status}` and
+/// `kontiki_http_request_duration_seconds{route}`. `route` is the declared path template
+/// (`GET /items/{id}`), never the requested path.
+#[cfg(feature = "http")]
+pub(crate) fn http_served(service: &str, route: &str, status: u16, elapsed: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let labels = [
+            ("service", service.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!("kontiki_http_requests_total", &labels).increment(1);
+        metrics::histogram!("kontiki_http_request_duration_seconds", &labels[..2])
+            .record(elapsed.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (service, route, status, elapsed);
+}
+
+/// The handles of one RPC method's server-side metrics, registered once when the service
+/// starts, so answering a request only bumps atomics (an error code's counter is registered on
+/// its first use).
+#[derive(Debug)]
+pub(crate) struct RpcServerMetrics {
+    #[cfg(feature = "metrics")]
+    handles: Option<RpcHandles>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct RpcHandles {
+    labels: [(&'static str, String); 2],
+    ok: metrics::Counter,
+    internal: metrics::Counter,
+    codes: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
+    duration: metrics::Histogram,
+    in_flight: metrics::Gauge,
+}
+
+impl RpcServerMetrics {
+    /// Registers the handles, or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, method: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("method", method.to_owned()),
+                ];
+                let with = |outcome: &str| {
+                    let mut l = labels.to_vec();
+                    l.push(("outcome", outcome.to_owned()));
+                    metrics::counter!("kontiki_rpc_server_requests_total", &l)
+                };
+                RpcHandles {
+                    ok: with("ok"),
+                    internal: with("internal"),
+                    codes: std::sync::Mutex::new(Vec::new()),
+                    duration: metrics::histogram!("kontiki_rpc_server_duration_seconds", &labels),
+                    in_flight: metrics::gauge!("kontiki_rpc_server_in_flight", &labels),
+                    labels,
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, method);
+            Self {}
+        }
+    }
+
+    /// A request is being handled.
+    pub(crate) fn started(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.increment(1.0);
+        }
+    }
+
+    /// The request was answered with `envelope` after `elapsed`.
+    pub(crate) fn answered(&self, envelope: &crate::transport::wire::Envelope, elapsed: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.decrement(1.0);
+            h.duration.record(elapsed.as_secs_f64());
+            match rpc_outcome(envelope) {
+                "ok" => h.ok.increment(1),
+                "internal" => h.internal.increment(1),
+                code => {
+                    let mut codes = h
+                        .codes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some((_, c)) = codes.iter().find(|(c, _)| c == code) {
+                        c.increment(1);
+                    } else {
+                        let mut l = h.labels.to_vec();
+                        l.push(("outcome", code.to_owned()));
+                        let c = metrics::counter!("kontiki_rpc_server_requests_total", &l);
+                        c.increment(1);
+                        codes.push((code.to_owned(), c));
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (envelope, elapsed);
+    }
+}
+
+/// The handles of one event route's metrics (handler and event type), registered once.
+#[derive(Debug)]
+pub(crate) struct EventMetrics {
+    #[cfg(feature = "metrics")]
+    handles: Option<EventHandles>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct EventHandles {
+    ok: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    redelivered: metrics::Counter,
+    duration: metrics::Histogram,
+    in_flight: metrics::Gauge,
+}
+
+impl EventMetrics {
+    /// Registers the handles, or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, handler: &str, event_type: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("handler", handler.to_owned()),
+                    ("event_type", event_type.to_owned()),
+                ];
+                let with = |outcome: &str| {
+                    let mut l = labels.to_vec();
+                    l.push(("outcome", outcome.to_owned()));
+                    metrics::counter!("kontiki_event_handled_total", &l)
+                };
+                EventHandles {
+                    ok: with("ok"),
+                    retried: with("retried"),
+                    dead_lettered: with("dead_lettered"),
+                    redelivered: metrics::counter!("kontiki_event_redelivered_total", &labels),
+                    duration: metrics::histogram!("kontiki_event_handle_duration_seconds", &labels),
+                    in_flight: metrics::gauge!(
+                        "kontiki_event_in_flight",
+                        "service" => service.to_owned(),
+                        "handler" => handler.to_owned()
+                    ),
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, handler, event_type);
+            Self {}
+        }
+    }
+
+    /// A delivery is being handled.
+    pub(crate) fn started(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.increment(1.0);
+        }
+    }
+
+    /// The delivery was settled after `elapsed`.
+    pub(crate) fn settled(
+        &self,
+        settled: super::EventSettled,
+        redelivered: bool,
+        elapsed: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.in_flight.decrement(1.0);
+            h.duration.record(elapsed.as_secs_f64());
+            match settled {
+                super::EventSettled::Acked => h.ok.increment(1),
+                super::EventSettled::Requeued => h.retried.increment(1),
+                super::EventSettled::Rejected => h.dead_lettered.increment(1),
+            }
+            if redelivered {
+                h.redelivered.increment(1);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (settled, redelivered, elapsed);
+    }
+}
+
+/// The handles of a Messenger's client-side metrics, registered on the first call to each
+/// (service, method) and the first publish of each event type; later calls only bump atomics.
+#[derive(Debug, Default)]
+pub(crate) struct MessengerMetrics {
+    #[cfg(feature = "metrics")]
+    calls: std::sync::RwLock<
+        std::collections::HashMap<
+            String,
+            std::collections::HashMap<String, std::sync::Arc<CallHandles>>,
+        >,
+    >,
+    #[cfg(feature = "metrics")]
+    publishes: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<PublishHandles>>>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct CallHandles {
+    labels: [(&'static str, String); 3],
+    ok: metrics::Counter,
+    others: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
+    duration: metrics::Histogram,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct PublishHandles {
+    confirmed: metrics::Counter,
+    unroutable: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl MessengerMetrics {
+    /// A call by `service` to `target.method` ended with `result` after `elapsed`.
+    pub(crate) fn called(
+        &self,
+        service: &str,
+        target: &str,
+        method: &str,
+        result: &Result<serde_json::Value, crate::error::RpcError>,
+        elapsed: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        {
+            let cached = self
+                .calls
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(target)
+                .and_then(|m| m.get(method))
+                .cloned();
+            let h = cached.unwrap_or_else(|| {
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("target_service", target.to_owned()),
+                    ("method", method.to_owned()),
+                ];
+                let mut ok = labels.to_vec();
+                ok.push(("outcome", "ok".to_owned()));
+                let h = std::sync::Arc::new(CallHandles {
+                    ok: metrics::counter!("kontiki_rpc_client_calls_total", &ok),
+                    others: std::sync::Mutex::new(Vec::new()),
+                    duration: metrics::histogram!("kontiki_rpc_client_duration_seconds", &labels),
+                    labels,
+                });
+                self.calls
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(target.to_owned())
+                    .or_default()
+                    .entry(method.to_owned())
+                    .or_insert(h)
+                    .clone()
+            });
+            h.duration.record(elapsed.as_secs_f64());
+            match call_outcome(result) {
+                "ok" => h.ok.increment(1),
+                outcome => {
+                    let mut others = h
+                        .others
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some((_, c)) = others.iter().find(|(o, _)| o == outcome) {
+                        c.increment(1);
+                    } else {
+                        let mut l = h.labels.to_vec();
+                        l.push(("outcome", outcome.to_owned()));
+                        let c = metrics::counter!("kontiki_rpc_client_calls_total", &l);
+                        c.increment(1);
+                        others.push((outcome.to_owned(), c));
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (service, target, method, result, elapsed);
+    }
+
+    /// A publish by `service` of `event_type` ended: `confirmed`, `unroutable` or `failed`.
+    pub(crate) fn published(&self, service: &str, event_type: &str, outcome: &'static str) {
+        #[cfg(feature = "metrics")]
+        {
+            let cached = self
+                .publishes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(event_type)
+                .cloned();
+            let h = cached.unwrap_or_else(|| {
+                let with = |o: &'static str| {
+                    metrics::counter!(
+                        "kontiki_events_published_total",
+                        "service" => service.to_owned(),
+                        "event_type" => event_type.to_owned(),
+                        "outcome" => o,
+                    )
+                };
+                let h = std::sync::Arc::new(PublishHandles {
+                    confirmed: with("confirmed"),
+                    unroutable: with("unroutable"),
+                    failed: with("failed"),
+                });
+                self.publishes
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(event_type.to_owned())
+                    .or_insert(h)
+                    .clone()
+            });
+            match outcome {
+                "confirmed" => h.confirmed.increment(1),
+                "unroutable" => h.unroutable.increment(1),
+                _ => h.failed.increment(1),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (service, event_type, outcome);
+    }
+}

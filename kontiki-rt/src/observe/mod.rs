@@ -1,0 +1,59 @@
+//! The observation hook: a service reports each message it handled and each event and call it
+//! sent to an [`Observer`]. The test harness plugs in here (and metrics can); nothing else does.
+
+pub(crate) mod metrics;
+
+use crate::error::RpcError;
+use crate::transport::wire::Envelope;
+use lapin::types::FieldTable;
+use serde_json::{Map, Value};
+
+/// How an event delivery was settled, as an observer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventSettled {
+    /// Acked: the handler succeeded.
+    Acked,
+    /// Rejected with requeue: the delivery is tried again.
+    Requeued,
+    /// Rejected without requeue: dead-lettered or dropped.
+    Rejected,
+}
+
+/// Receives what a service handles and sends. Every method is called on the handling task,
+/// after the outcome is known, so an implementation must be quick and must not block.
+pub(crate) trait Observer: Send + Sync + std::fmt::Debug {
+    /// An RPC request was answered with `envelope`.
+    fn rpc_handled(
+        &self,
+        method: &str,
+        body: &[u8],
+        headers: Option<&FieldTable>,
+        envelope: &Envelope,
+    );
+
+    /// An event delivery was settled.
+    fn event_handled(
+        &self,
+        handler: &str,
+        event_type: &str,
+        body: &[u8],
+        headers: Option<&FieldTable>,
+        redelivered: bool,
+        settled: EventSettled,
+    );
+
+    /// A task run ended: `Ok(())`, or the error's text (a panic included).
+    fn task_ran(&self, task: &str, flow_id: &str, result: Result<(), String>);
+
+    /// An event was published (after the broker confirmed it).
+    fn published(
+        &self,
+        event_type: &str,
+        routing_key: &str,
+        body: &[u8],
+        headers: &Map<String, Value>,
+    );
+
+    /// A call to another service ended.
+    fn called(&self, service: &str, method: &str, request: Value, result: &Result<Value, RpcError>);
+}

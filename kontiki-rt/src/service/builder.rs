@@ -1,0 +1,177 @@
+//! The [`ServiceBuilder`]: entrypoints, delegates, HTTP routes and OpenAPI documents added one
+//! by one, checked once in `build`.
+
+use super::Service;
+use crate::clients::registry::{self, Health};
+use crate::entrypoints::event::{EventEntrypoint, EventSource};
+use crate::entrypoints::rpc::RpcEntrypoint;
+use crate::entrypoints::task::{self, Clock, TaskEntrypoint};
+use crate::error::{Error, Result};
+use crate::handler::Delegate;
+use crate::transport::wire;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Builds a [`Service`].
+#[derive(Debug)]
+pub struct ServiceBuilder {
+    pub(super) service: Service,
+}
+
+impl ServiceBuilder {
+    /// The service version, reported to the registry (default `1.0.0`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.service.version = version.into();
+        self
+    }
+
+    /// Adds an RPC entrypoint.
+    pub fn rpc(mut self, ep: RpcEntrypoint) -> Self {
+        self.service.rpcs.push(ep);
+        self
+    }
+
+    /// Adds an event handler.
+    pub fn event(mut self, ep: EventEntrypoint) -> Self {
+        self.service.events.push(ep);
+        self
+    }
+
+    /// Adds a periodic task.
+    pub fn task(mut self, ep: TaskEntrypoint) -> Self {
+        self.service.tasks.push(ep);
+        self
+    }
+
+    /// Adds a plain queue consumer (a queue that is not an RPC or event entrypoint).
+    pub fn queue(mut self, ep: crate::entrypoints::queue::QueueEntrypoint) -> Self {
+        self.service.queues.push(ep);
+        self
+    }
+
+    /// Replaces the clock tasks are scheduled by (tests drive cron schedules with
+    /// [`TokioClock`](crate::entrypoints::task::TokioClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.service.clock = clock;
+        self
+    }
+
+    /// The degraded check, run before every heartbeat to the registry (Kontiki's
+    /// `@degraded_on`; async here).
+    pub fn health_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Health> + Send + 'static,
+    {
+        self.service.health = Some(registry::health_check(check));
+        self
+    }
+
+    /// Adds an HTTP route (Kontiki's `@http`).
+    #[cfg(feature = "http")]
+    pub fn http(mut self, route: crate::entrypoints::http::HttpRoute) -> Self {
+        self.service.http.routes.push(route);
+        self
+    }
+
+    /// Serves `document_json`, the OpenAPI document of API version `version`, with a Swagger
+    /// UI (`kontiki.http.documentation.*`).
+    #[cfg(feature = "http")]
+    pub fn openapi(mut self, version: impl Into<String>, document_json: impl Into<String>) -> Self {
+        self.service
+            .http
+            .documents
+            .push((version.into(), document_json.into()));
+        self
+    }
+
+    /// Adds a delegate; keep a clone of the `Arc` to use it from handlers.
+    pub fn delegate<D: Delegate>(mut self, delegate: Arc<D>) -> Self {
+        self.service.delegates.push(delegate);
+        self
+    }
+
+    /// Checks the definition: names usable on the wire, no duplicates.
+    pub fn build(self) -> Result<Service> {
+        let s = &self.service;
+        check_word(&s.name, "service name")?;
+        #[cfg(feature = "http")]
+        s.http.check()?;
+        let mut seen = BTreeSet::new();
+        for ep in &s.rpcs {
+            check_word(&ep.name, "rpc name")?;
+            if ep.name == wire::SESSION_OPEN_METHOD {
+                return Err(Error::Definition(format!(
+                    "`{}` is Kontiki's internal session RPC",
+                    ep.name
+                )));
+            }
+            if !seen.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "rpc `{}` is declared twice",
+                    ep.name
+                )));
+            }
+        }
+        let mut tasks = BTreeSet::new();
+        for ep in &s.tasks {
+            if !tasks.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "task `{}` is declared twice",
+                    ep.name
+                )));
+            }
+            task::check(ep)?;
+        }
+        let mut handlers = BTreeSet::new();
+        for ep in &s.events {
+            if !handlers.insert(ep.name.as_str()) {
+                return Err(Error::Definition(format!(
+                    "event handler `{}` is declared twice",
+                    ep.name
+                )));
+            }
+            if ep.max_attempts == Some(0) {
+                return Err(Error::Definition(format!(
+                    "event handler `{}`: max_attempts must be at least 1",
+                    ep.name
+                )));
+            }
+            if let EventSource::Types(types) = &ep.source {
+                if types.is_empty() {
+                    return Err(Error::Definition(format!(
+                        "event handler `{}` handles no event type",
+                        ep.name
+                    )));
+                }
+                for t in types {
+                    check_word(t, "event type")?;
+                }
+            }
+        }
+        Ok(self.service)
+    }
+}
+
+pub(super) fn check_word(name: &str, what: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: format!("a {what} {reason}"),
+        })
+    };
+    if name.is_empty() {
+        return bad("may not be empty");
+    }
+    if name.contains(['*', '#']) {
+        return bad("may not contain `*` or `#` (they are AMQP topic wildcards)");
+    }
+    if name.split('.').any(str::is_empty) {
+        return bad("may not have empty dot-separated words");
+    }
+    if name.len() > 200 {
+        return bad("must be shorter than 200 bytes (it is part of queue names)");
+    }
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! A service's life: [`Service::start`] sets delegates up, connects, declares and consumes;
+//! [`RunningService::shutdown`] drains in-flight work and stops delegates; signals end it.
+
+use super::Service;
+use super::builder::check_word;
+use super::serve::{ServeHook, ServeState, catalogue, lock, plan_event_queues};
+use crate::clients::messenger::{Identity, Messenger};
+use crate::clients::registry::{Registration, RegistryClient, RegistryHook};
+use crate::config::{Config, Settings};
+use crate::entrypoints::rpc::{self, RpcEntrypoint};
+use crate::entrypoints::task::{self};
+use crate::error::{Error, Result};
+use crate::handler::{Container, Context, DynDelegate};
+use crate::observe::metrics::RpcServerMetrics;
+use crate::transport::connection::{Connector, ConnectorOptions};
+use crate::transport::wire;
+use lapin::options::BasicCancelOptions;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+impl Service {
+    /// Sets up delegates, connects, declares the topology, consumes, and starts delegates.
+    pub async fn start(self, config: Config) -> Result<RunningService> {
+        let settings = Settings::from_config(&config)?;
+        let name = settings
+            .service_name
+            .clone()
+            .unwrap_or_else(|| self.name.clone());
+        check_word(&name, "service name")?;
+        let identity = Identity::new(name.as_str());
+        let tls = crate::transport::tls::TlsFiles::load(&settings.amqp.tls)?;
+        let connector = Connector::new(ConnectorOptions {
+            url: crate::transport::tls::tls_url(&settings.amqp.url, tls.is_some()),
+            connection_name: format!("{name} {}", identity.instance_id),
+            connect_timeout: settings.amqp.connect_timeout,
+            prefetch: settings.amqp.max_pending_messages,
+            tls,
+        });
+        let messenger = Messenger::on_connector(
+            connector.clone(),
+            identity.clone(),
+            settings.amqp.rpc_timeout,
+            false,
+        );
+        if let Some(observer) = &self.observer {
+            messenger.observe(observer.clone());
+        }
+        messenger.set_metrics(settings.metrics.enabled);
+        let container = Arc::new(Container {
+            config,
+            settings,
+            identity,
+            version: self.version,
+            messenger,
+            registry: std::sync::OnceLock::new(),
+            observer: self.observer.clone(),
+            serving: AtomicBool::new(false),
+        });
+        if container.settings.metrics.enabled {
+            crate::observe::metrics::install();
+        }
+
+        for d in &self.delegates {
+            d.setup(&container)
+                .await
+                .map_err(|source| Error::Delegate {
+                    delegate: d.name().to_owned(),
+                    phase: "setup",
+                    source,
+                })?;
+        }
+
+        let event_queues = plan_event_queues(&self.events, &container)?;
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|t| task::resolve(t, &container.config))
+            .collect::<Result<Vec<_>>>()?;
+        let rpc_metrics = self
+            .rpcs
+            .iter()
+            .map(|ep| {
+                let m = RpcServerMetrics::new(
+                    container.settings.metrics.enabled,
+                    &container.identity.service_name,
+                    &ep.name,
+                );
+                (ep.name.to_string(), m)
+            })
+            .collect();
+        let state = Arc::new(ServeState {
+            container: container.clone(),
+            rpc_metrics,
+            rpcs: self.rpcs.into_iter().map(Arc::new).collect(),
+            event_queues,
+            session_rpc: Arc::new(session_open_entrypoint()),
+            queues: self.queues.into_iter().map(Arc::new).collect(),
+            shutting_down: AtomicBool::new(false),
+            consumers_cancelled: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            consumers: Mutex::new(Vec::new()),
+        });
+        connector.add_hook(Arc::new(ServeHook {
+            state: state.clone(),
+        }));
+        let registration_on = !self.registration_disabled
+            && !container.settings.registration.disable
+            && !container.settings.amqp.disable;
+        if registration_on {
+            let reg = &container.settings.registration;
+            let client = Arc::new(RegistryClient::new(
+                container.messenger.clone(),
+                Registration {
+                    version: container.version.clone(),
+                    group: reg.group.clone(),
+                    heartbeat_interval: container.settings.heartbeat.interval,
+                    delay: reg.delay,
+                    report_uncaught: reg.report_uncaught_exceptions,
+                    entrypoints: catalogue(&state, &tasks, {
+                        #[cfg(feature = "http")]
+                        {
+                            self.http.catalogue(&container)
+                        }
+                        #[cfg(not(feature = "http"))]
+                        {
+                            Vec::new()
+                        }
+                    }),
+                    public: container.settings.public.clone(),
+                },
+                self.health.clone(),
+            ));
+            let _ = container.registry.set(client.clone());
+            connector.add_hook(Arc::new(RegistryHook { client }));
+        }
+        if container.settings.amqp.disable {
+            // `kontiki.amqp.disable`: no broker at all; the messenger fails at once.
+            tracing::info!("AMQP is disabled (kontiki.amqp.disable): no RPC, no events");
+            connector.close().await;
+        } else if container.settings.amqp.required {
+            connector.start_required().await?;
+        } else {
+            connector.start_background();
+        }
+        #[cfg(feature = "http")]
+        let http = crate::entrypoints::http::start(&self.http, &container).await?;
+        #[cfg(feature = "http")]
+        let ops = crate::entrypoints::http::ops::start(&container).await?;
+        tracing::info!(
+            service = %container.identity.service_name,
+            instance_id = %container.identity.instance_id,
+            version = %container.version,
+            registration = if self.registration_disabled || container.settings.registration.disable { "disabled" } else { "enabled" },
+            "service started"
+        );
+
+        if let Some(client) = container.registry.get() {
+            state.tracker.spawn(client.clone().run(state.stop.clone()));
+        }
+        for t in tasks {
+            tracing::debug!(task = t.name(), "starting task loop");
+            state.tracker.spawn(task::run_loop(
+                t,
+                Context::new(container.clone()),
+                self.clock.clone(),
+                state.stop.clone(),
+            ));
+        }
+
+        for d in &self.delegates {
+            d.start(&container)
+                .await
+                .map_err(|source| Error::Delegate {
+                    delegate: d.name().to_owned(),
+                    phase: "start",
+                    source,
+                })?;
+        }
+        container.serving.store(true, Ordering::SeqCst);
+        Ok(RunningService {
+            state,
+            connector,
+            delegates: self.delegates,
+            #[cfg(feature = "http")]
+            http,
+            #[cfg(feature = "http")]
+            ops,
+        })
+    }
+}
+
+fn session_open_entrypoint() -> RpcEntrypoint {
+    RpcEntrypoint::new(wire::SESSION_OPEN_METHOD, |call: rpc::Call| async move {
+        let iid = call.context.container().identity().instance_id.to_string();
+        Ok(Value::Array(vec![
+            Value::String(iid),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        ]))
+    })
+}
+
+/// A started service.
+pub struct RunningService {
+    state: Arc<ServeState>,
+    connector: Connector,
+    delegates: Vec<Arc<dyn DynDelegate>>,
+    #[cfg(feature = "http")]
+    http: Option<crate::entrypoints::http::HttpServer>,
+    /// The `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`).
+    #[cfg(feature = "http")]
+    ops: Option<crate::entrypoints::http::ops::OpsServer>,
+}
+
+impl std::fmt::Debug for RunningService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningService")
+            .field("identity", &self.state.container.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningService {
+    /// The service's name, instance id and host.
+    pub fn identity(&self) -> &Identity {
+        &self.state.container.identity
+    }
+
+    /// The service's messenger.
+    pub fn messenger(&self) -> &Messenger {
+        &self.state.container.messenger
+    }
+
+    /// The container (config, settings).
+    pub fn container(&self) -> &Container {
+        &self.state.container
+    }
+
+    /// The address the HTTP server listens on, when it runs.
+    #[cfg(feature = "http")]
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http
+            .as_ref()
+            .map(crate::entrypoints::http::HttpServer::local_addr)
+    }
+
+    /// The address of the `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`),
+    /// when one runs.
+    #[cfg(feature = "http")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ops
+            .as_ref()
+            .map(crate::entrypoints::http::ops::OpsServer::local_addr)
+    }
+
+    /// Graceful shutdown: stop accepting (consumers cancelled; what arrives before the broker
+    /// confirms the cancellation is handled, deliveries that arrive after it go back to the
+    /// queue), drain in-flight handlers within `kontiki.shutdown.grace_seconds`,
+    /// stop delegates, close. Unfinished deliveries are requeued by the broker.
+    pub async fn shutdown(self) {
+        let state = &self.state;
+        state.shutting_down.store(true, Ordering::SeqCst);
+        state.container.serving.store(false, Ordering::SeqCst);
+        #[cfg(feature = "http")]
+        if let Some(http) = &self.http {
+            http.stop_accepting();
+        }
+        state.stop.cancel();
+        let consumers: Vec<_> = std::mem::take(&mut *lock(&state.consumers));
+        for (link, tag) in consumers {
+            if !link.is_broken() {
+                // Bounded: a broker that does not answer must not eat the grace period.
+                let cancel = link
+                    .consume
+                    .basic_cancel(tag, BasicCancelOptions::default());
+                if tokio::time::timeout(CANCEL_TIMEOUT, cancel).await.is_err() {
+                    tracing::warn!("basic.cancel not confirmed within {CANCEL_TIMEOUT:?}");
+                }
+            }
+        }
+        state.consumers_cancelled.store(true, Ordering::SeqCst);
+        if let Some(registry) = state.container.registry.get() {
+            registry.unregister().await;
+        }
+        state.tracker.close();
+        let grace = state.container.settings.shutdown.grace;
+        #[cfg(feature = "http")]
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout(grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?grace, in_flight = state.tracker.len(), "grace period over; closing with handlers still running (their messages are requeued)");
+        }
+        #[cfg(feature = "http")]
+        if let Some(http) = self.http {
+            http.drain(deadline).await;
+        }
+        for d in self.delegates.iter().rev() {
+            if let Err(e) = d.stop(&state.container).await {
+                tracing::warn!(delegate = d.name(), error = %e, "delegate stop failed");
+            }
+        }
+        self.connector.close().await;
+        tracing::info!(service = %state.container.identity.service_name, "service stopped");
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The longest the cancellation of one consumer may take at shutdown.
+const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -1,0 +1,604 @@
+//! The serve hook: on every (re)connection it declares the topology exactly as Kontiki 2.3.2
+//! does, starts the consumers, and dispatches each delivery to its RPC, event or queue handler.
+
+use super::builder::check_word;
+use crate::entrypoints::event::{self, EventEntrypoint, EventMode, EventSource, Outcome};
+use crate::entrypoints::rpc::{self, RpcEntrypoint};
+use crate::entrypoints::task::{self};
+use crate::error::{Error, Result};
+use crate::handler::{Container, Context};
+use crate::observe::metrics::{EventMetrics, RpcServerMetrics};
+use crate::transport::connection::{Hook, Link};
+use crate::transport::wire;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+pub(super) struct ServeState {
+    pub(super) container: Arc<Container>,
+    pub(super) rpcs: Vec<Arc<RpcEntrypoint>>,
+    pub(super) session_rpc: Arc<RpcEntrypoint>,
+    pub(super) event_queues: Vec<Arc<EventQueue>>,
+    pub(super) queues: Vec<Arc<crate::entrypoints::queue::QueueEntrypoint>>,
+    pub(super) shutting_down: AtomicBool,
+    /// Set once the broker confirmed the cancellation of every consumer at shutdown: from then
+    /// on a delivery still in the client's buffer goes back to the queue. Before that, a
+    /// requeued delivery would come straight back to this same consumer (its prefetch slot is
+    /// free again) and, on a quorum queue, every such round trip counts as a delivery
+    /// attempt, until `x-delivery-limit` dead-letters a message nobody failed on.
+    pub(super) consumers_cancelled: AtomicBool,
+    /// Cancelled at shutdown: task loops stop starting runs.
+    pub(super) stop: CancellationToken,
+    pub(super) tracker: TaskTracker,
+    /// Consumer tags on the current link, to cancel at shutdown.
+    pub(super) consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
+    /// Each RPC method's metric handles, by method name.
+    pub(super) rpc_metrics: std::collections::HashMap<String, RpcServerMetrics>,
+}
+
+/// Declares the topology and starts the consumers on every new connection.
+pub(super) struct ServeHook {
+    pub(super) state: Arc<ServeState>,
+}
+
+impl ServeHook {
+    /// Consumes `queue` on the consumer channel, remembering the tag for shutdown.
+    async fn start_consumer(
+        &self,
+        link: &Arc<Link>,
+        queue: ShortString,
+        dispatch: Dispatch,
+    ) -> Result<()> {
+        // A reconnection during the shutdown grace period declares the topology again but
+        // takes no new deliveries: the instance is draining, not serving.
+        if self.state.shutting_down.load(Ordering::SeqCst) {
+            tracing::info!(%queue, "shutting down: no consumer on the new connection");
+            return Ok(());
+        }
+        let consumer = link
+            .consume
+            .basic_consume(
+                queue.clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| Error::Amqp {
+                operation: format!("consume {queue}"),
+                source,
+            })?;
+        lock(&self.state.consumers).push((link.clone(), consumer.tag()));
+        tokio::spawn(consume(
+            self.state.clone(),
+            dispatch,
+            link.clone(),
+            consumer,
+        ));
+        Ok(())
+    }
+}
+
+impl Hook for ServeHook {
+    fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let ch = &link.consume;
+            let svc = self.state.container.identity.service_name.clone();
+            let iid = self.state.container.identity.instance_id.clone();
+            let amqp = |operation: String| move |source| Error::Amqp { operation, source };
+            for ex in [wire::EVENT_EXCHANGE, wire::RPC_EXCHANGE] {
+                ch.exchange_declare(
+                    ex.into(),
+                    ExchangeKind::Topic,
+                    ExchangeDeclareOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp(format!("declare exchange {ex}")))?;
+            }
+            let mut eps: Vec<Arc<RpcEntrypoint>> = vec![self.state.session_rpc.clone()];
+            eps.extend(self.state.rpcs.iter().cloned());
+            for ep in eps {
+                let shared = wire::rpc_queue(&svc, &ep.name);
+                let own = wire::rpc_instance_queue(&svc, &ep.name, &iid);
+                let durable = QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                };
+                let exclusive = QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                };
+                for (queue, options, key) in [
+                    (shared, durable, wire::rpc_routing_key(&svc, &ep.name, None)),
+                    (
+                        own,
+                        exclusive,
+                        wire::rpc_routing_key(&svc, &ep.name, Some(&iid)),
+                    ),
+                ] {
+                    let q =
+                        ShortString::try_new(queue.as_str()).map_err(|_| Error::InvalidName {
+                            name: queue.clone(),
+                            reason: "a queue name may have at most 255 bytes".to_owned(),
+                        })?;
+                    ch.queue_declare(q.clone(), options, FieldTable::default())
+                        .await
+                        .map_err(amqp(format!("declare queue {queue}")))?;
+                    ch.queue_bind(
+                        q.clone(),
+                        wire::RPC_EXCHANGE.into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("bind queue {queue} to {key}")))?;
+                    self.start_consumer(link, q.clone(), Dispatch::Rpc(ep.clone()))
+                        .await?;
+                }
+            }
+            if self
+                .state
+                .event_queues
+                .iter()
+                .any(|q| matches!(q.kind, EventQueueKind::Competing { .. }))
+            {
+                ch.exchange_declare(
+                    wire::FAILED_EXCHANGE.into(),
+                    ExchangeKind::Direct,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp(format!("declare exchange {}", wire::FAILED_EXCHANGE)))?;
+            }
+            for plan in &self.state.event_queues {
+                let q = short(&plan.queue)?;
+                let (options, args) = match &plan.kind {
+                    EventQueueKind::Competing { args, failed_queue } => {
+                        let fq = short(failed_queue)?;
+                        ch.queue_declare(
+                            fq.clone(),
+                            QueueDeclareOptions {
+                                durable: true,
+                                ..Default::default()
+                            },
+                            event::failed_queue_args(),
+                        )
+                        .await
+                        .map_err(amqp(format!("declare queue {failed_queue}")))?;
+                        ch.queue_bind(
+                            fq.clone(),
+                            wire::FAILED_EXCHANGE.into(),
+                            fq,
+                            QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(amqp(format!("bind queue {failed_queue}")))?;
+                        let durable = QueueDeclareOptions {
+                            durable: true,
+                            ..Default::default()
+                        };
+                        (durable, args.clone())
+                    }
+                    EventQueueKind::Instance => {
+                        let exclusive = QueueDeclareOptions {
+                            exclusive: true,
+                            auto_delete: true,
+                            ..Default::default()
+                        };
+                        (exclusive, FieldTable::default())
+                    }
+                };
+                ch.queue_declare(q.clone(), options, args)
+                    .await
+                    .map_err(amqp(format!("declare queue {}", plan.queue)))?;
+                for route in &plan.routes {
+                    ch.queue_bind(
+                        q.clone(),
+                        wire::EVENT_EXCHANGE.into(),
+                        short(&route.binding_key)?,
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!(
+                        "bind queue {} to {}",
+                        plan.queue, route.binding_key
+                    )))?;
+                }
+                self.start_consumer(link, q, Dispatch::Events(plan.clone()))
+                    .await?;
+            }
+            for ep in &self.state.queues {
+                let q = crate::entrypoints::queue::declare(ch, ep).await?;
+                self.start_consumer(link, q, Dispatch::Queue(ep.clone()))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn down(&self, generation: u64) {
+        lock(&self.state.consumers).retain(|(link, _)| link.generation > generation);
+    }
+}
+
+/// What a consumer hands its deliveries to.
+#[derive(Clone)]
+enum Dispatch {
+    Rpc(Arc<RpcEntrypoint>),
+    Events(Arc<EventQueue>),
+    Queue(Arc<crate::entrypoints::queue::QueueEntrypoint>),
+}
+
+async fn consume(
+    state: Arc<ServeState>,
+    dispatch: Dispatch,
+    link: Arc<Link>,
+    mut consumer: lapin::Consumer,
+) {
+    while let Some(delivery) = consumer.next().await {
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, queue = %consumer.queue(), "consumer stream error");
+                break;
+            }
+        };
+        if state.consumers_cancelled.load(Ordering::SeqCst) {
+            // Stop accepting: back to the queue for another instance. Only once the broker
+            // confirmed the cancel, so that it cannot hand the message straight back here.
+            let _ = delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await;
+            continue;
+        }
+        let state2 = state.clone();
+        let link = link.clone();
+        match &dispatch {
+            Dispatch::Rpc(ep) => {
+                let ep = ep.clone();
+                state
+                    .tracker
+                    .spawn(async move { handle_rpc(state2, ep, link, delivery).await });
+            }
+            Dispatch::Events(queue) => {
+                let queue = queue.clone();
+                state
+                    .tracker
+                    .spawn(async move { handle_event(state2, queue, delivery).await });
+            }
+            Dispatch::Queue(ep) => {
+                let ep = ep.clone();
+                let context = Context::new(state2.container.clone());
+                state
+                    .tracker
+                    .spawn(crate::entrypoints::queue::handle(ep, context, delivery));
+            }
+        }
+    }
+    if !state.shutting_down.load(Ordering::SeqCst) && !link.is_broken() {
+        tracing::warn!(queue = %consumer.queue(), "consumer ended unexpectedly; reconnecting");
+        link.mark_broken();
+    }
+}
+
+async fn handle_rpc(
+    state: Arc<ServeState>,
+    ep: Arc<RpcEntrypoint>,
+    link: Arc<Link>,
+    delivery: Delivery,
+) {
+    let props = &delivery.properties;
+    let headers = props.headers().as_ref();
+    let correlation_id = props
+        .correlation_id()
+        .as_ref()
+        .map(|c| c.as_str().to_owned());
+    let span = tracing::info_span!(
+        "rpc",
+        service = %state.container.identity.service_name,
+        instance_id = %state.container.identity.instance_id,
+        method = %ep.name,
+        correlation_id = correlation_id.as_deref().unwrap_or(""),
+        flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
+    );
+    async {
+        let metrics = state.rpc_metrics.get(&*ep.name);
+        let started = std::time::Instant::now();
+        if let Some(m) = metrics {
+            m.started();
+        }
+        let context = Context::new(state.container.clone());
+        let envelope = rpc::serve(&ep, &delivery.data, headers, context).await;
+        if let Some(reply_to) = props.reply_to() {
+            let mut reply_props = BasicProperties::default().with_delivery_mode(1);
+            if let Some(cid) = props.correlation_id() {
+                reply_props = reply_props.with_correlation_id(cid.clone());
+            }
+            let body = envelope.to_bytes();
+            if let Err(e) = link
+                .reply
+                .basic_publish(
+                    "".into(),
+                    reply_to.clone(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    reply_props,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not send the reply");
+            }
+        }
+        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+            tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
+        }
+        if let Some(m) = metrics {
+            m.answered(&envelope, started.elapsed());
+        }
+        if let Some(observer) = state.container.observer() {
+            observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The entrypoint catalogue of the register body (protocol §5.6): events, then RPCs, then
+/// HTTP routes, then tasks; by handler name within a kind; one entry per event type.
+pub(super) fn catalogue(
+    state: &ServeState,
+    tasks: &[task::ResolvedTask],
+    mut http: Vec<(String, Value)>,
+) -> Vec<Value> {
+    let max_attempts_default = state.container.settings.amqp.max_attempts;
+    let mut events: Vec<(String, String, Value)> = Vec::new();
+    for plan in &state.event_queues {
+        for route in &plan.routes {
+            let mut entry = serde_json::Map::new();
+            entry.insert("type".into(), Value::from("event"));
+            entry.insert("name".into(), Value::from(route.event_type.as_str()));
+            entry.insert("handler".into(), Value::from(route.ep.name.as_str()));
+            entry.insert("mode".into(), Value::from(route.ep.mode.as_str()));
+            if route.ep.mode == EventMode::Competing {
+                let attempts = route.ep.max_attempts.unwrap_or(max_attempts_default);
+                entry.insert("max_attempts".into(), Value::from(attempts));
+            }
+            events.push((
+                route.ep.name.clone(),
+                route.event_type.clone(),
+                Value::Object(entry),
+            ));
+        }
+    }
+    events.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut rpcs: Vec<(String, Value)> = state
+        .rpcs
+        .iter()
+        .map(|ep| {
+            let entry = serde_json::json!({"type": "rpc", "name": ep.name, "handler": ep.name});
+            (ep.name.clone(), entry)
+        })
+        .collect();
+    rpcs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut task_entries: Vec<(String, Value)> = tasks
+        .iter()
+        .map(|t| {
+            let entry = serde_json::json!({"type": "task", "handler": t.name(), "schedule": t.catalogue_schedule()});
+            (t.name().to_owned(), entry)
+        })
+        .collect();
+    task_entries.sort_by(|a, b| a.0.cmp(&b.0));
+    events
+        .into_iter()
+        .map(|e| e.2)
+        .chain(rpcs.into_iter().map(|e| e.1))
+        .chain({
+            http.sort_by(|a, b| a.0.cmp(&b.0));
+            http.into_iter().map(|e| e.1)
+        })
+        .chain(task_entries.into_iter().map(|e| e.1))
+        .collect()
+}
+
+fn short(name: &str) -> Result<ShortString> {
+    ShortString::try_new(name).map_err(|_| Error::InvalidName {
+        name: name.to_owned(),
+        reason: "AMQP names may have at most 255 bytes".to_owned(),
+    })
+}
+
+/// One event queue of the service and the handlers its deliveries go to.
+pub(super) struct EventQueue {
+    queue: String,
+    kind: EventQueueKind,
+    routes: Vec<EventRoute>,
+}
+
+pub(super) enum EventQueueKind {
+    Competing {
+        args: FieldTable,
+        failed_queue: String,
+    },
+    /// Per-instance, exclusive, auto-delete (broadcast and in-session).
+    Instance,
+}
+
+pub(super) struct EventRoute {
+    binding_key: String,
+    event_type: String,
+    ep: Arc<EventEntrypoint>,
+    metrics: EventMetrics,
+}
+
+/// Resolves event types (config keys too) into the queues Kontiki would declare.
+pub(super) fn plan_event_queues(
+    events: &[EventEntrypoint],
+    container: &Container,
+) -> Result<Vec<Arc<EventQueue>>> {
+    let svc = &*container.identity.service_name;
+    let iid = &*container.identity.instance_id;
+    let mut plans: Vec<EventQueue> = Vec::new();
+    for ep in events {
+        let ep_arc = Arc::new(ep.clone());
+        let types = match &ep.source {
+            EventSource::Types(t) => t.clone(),
+            EventSource::Config(key) => container.config.event_types(key)?,
+        };
+        for event_type in types {
+            check_word(&event_type, "event type")?;
+            let (queue, binding_key, kind) = match ep.mode {
+                EventMode::Competing => {
+                    let attempts = ep
+                        .max_attempts
+                        .unwrap_or(container.settings.amqp.max_attempts);
+                    (
+                        event::competing_queue(svc, &event_type),
+                        event_type.clone(),
+                        EventQueueKind::Competing {
+                            args: event::competing_queue_args(svc, &event_type, attempts),
+                            failed_queue: event::failed_queue(svc, &event_type),
+                        },
+                    )
+                }
+                EventMode::Broadcast => (
+                    event::instance_queue(svc, &event_type, iid),
+                    event_type.clone(),
+                    EventQueueKind::Instance,
+                ),
+                EventMode::InSession => (
+                    event::instance_queue(svc, &event_type, iid),
+                    format!("{event_type}.{iid}"),
+                    EventQueueKind::Instance,
+                ),
+            };
+            let route = EventRoute {
+                metrics: EventMetrics::new(
+                    container.settings.metrics.enabled,
+                    &container.identity.service_name,
+                    &ep_arc.name,
+                    &event_type,
+                ),
+                binding_key,
+                event_type,
+                ep: ep_arc.clone(),
+            };
+            match plans.iter_mut().find(|p| p.queue == queue) {
+                Some(plan) => {
+                    if let Some(other) = plan
+                        .routes
+                        .iter()
+                        .find(|r| r.binding_key == route.binding_key)
+                    {
+                        return Err(Error::Definition(format!(
+                            "event `{}` is handled twice in {} mode (by `{}` and `{}`)",
+                            route.event_type,
+                            ep.mode.as_str(),
+                            other.ep.name,
+                            ep.name
+                        )));
+                    }
+                    plan.routes.push(route);
+                }
+                None => plans.push(EventQueue {
+                    queue,
+                    kind,
+                    routes: vec![route],
+                }),
+            }
+        }
+    }
+    Ok(plans.into_iter().map(Arc::new).collect())
+}
+
+async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: Delivery) {
+    let headers = delivery.properties.headers().as_ref();
+    let key = delivery.routing_key.as_str();
+    let Some(route) = queue
+        .routes
+        .iter()
+        .find(|r| r.binding_key == key)
+        .or_else(|| queue.routes.first())
+    else {
+        return;
+    };
+    let span = tracing::info_span!(
+        "event",
+        service = %state.container.identity.service_name,
+        instance_id = %state.container.identity.instance_id,
+        handler = %route.ep.name,
+        event_type = %route.event_type,
+        flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
+    );
+    async {
+        let started = std::time::Instant::now();
+        route.metrics.started();
+        let context = Context::new(state.container.clone());
+        let outcome = event::serve(
+            &route.ep,
+            &route.event_type,
+            &delivery.data,
+            headers,
+            delivery.redelivered,
+            context,
+        )
+        .await;
+        let result = match outcome {
+            Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+            Outcome::Reject { requeue } => {
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue })
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
+        }
+        route
+            .metrics
+            .settled(outcome.settled(), delivery.redelivered, started.elapsed());
+        if let Some(observer) = state.container.observer() {
+            observer.event_handled(
+                &route.ep.name,
+                &route.event_type,
+                &delivery.data,
+                headers,
+                delivery.redelivered,
+                outcome.settled(),
+            );
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Locks `m`, taking the data of a poisoned lock (a panicking handler never leaves it half
+/// written).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,606 @@
+//! What crosses the wire, exactly as Kontiki 2.3.2 writes it: names, envelopes, ids, headers.
+//!
+//! Everything here is pure data conversion; no I/O. The protocol reference is
+//! `kontiki-protocol.md` §1–§4 (shared with the Python package).
+
+use base64::Engine as _;
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Topic exchange for events; routing key = event type. Non-durable, as Kontiki declares it.
+pub const EVENT_EXCHANGE: &str = "event_exchange";
+/// Topic exchange for RPC requests; routing key `{service}.{method}[.{instance_id}]`.
+pub const RPC_EXCHANGE: &str = "rpc_exchange";
+/// Direct, durable exchange that competing event queues dead-letter into.
+pub const FAILED_EXCHANGE: &str = "kontiki.failed";
+/// Topic exchange carrying registration, heartbeats and reports to the registry.
+pub const REGISTRY_ADMIN_EXCHANGE: &str = "registry_admin_exchange";
+/// The internal RPC every Kontiki service answers to open a session.
+pub const SESSION_OPEN_METHOD: &str = "___kontiki__internal_session_open__";
+/// The Kontiki version kontiki-rs speaks and reports to the registry.
+pub const KONTIKI_VERSION: &str = "2.3.2";
+
+/// Header names Kontiki writes itself; user headers may not use them (`kontiki.utils.RESERVED_HEADERS`).
+pub const RESERVED_HEADERS: [&str; 14] = [
+    "entrypoint",
+    "event_type",
+    "flow_id",
+    "hop_id",
+    "host",
+    "instance_id",
+    "operation",
+    "parent_hop_id",
+    "remote_method",
+    "reply_to",
+    "rpc_service",
+    "service_name",
+    "session_id",
+    "timestamp",
+];
+
+/// The reserved names among `keys`, sorted; empty when none is reserved.
+pub fn reserved_header_names<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut found: Vec<String> = keys
+        .into_iter()
+        .filter(|k| RESERVED_HEADERS.contains(k))
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Routing key of an RPC request: `{service}.{method}` or `{service}.{method}.{instance_id}`.
+pub fn rpc_routing_key(service: &str, method: &str, instance_id: Option<&str>) -> String {
+    match instance_id {
+        Some(iid) => format!("{service}.{method}.{iid}"),
+        None => format!("{service}.{method}"),
+    }
+}
+
+/// Name of the shared RPC queue of a method: `{service}.{method}.queue`.
+pub fn rpc_queue(service: &str, method: &str) -> String {
+    format!("{service}.{method}.queue")
+}
+
+/// Name of the per-instance RPC queue of a method: `{service}.{method}.{instance_id}.queue`.
+pub fn rpc_instance_queue(service: &str, method: &str, instance_id: &str) -> String {
+    format!("{service}.{method}.{instance_id}.queue")
+}
+
+/// A new flow id: 12 lowercase hex characters, like Python's `secrets.token_hex(6)`.
+pub fn new_flow_id() -> String {
+    random_hex(6)
+}
+
+/// A new hop id: 16 lowercase hex characters (one per outbound message).
+pub fn new_hop_id() -> String {
+    random_hex(8)
+}
+
+/// `n` random bytes as lowercase hex.
+pub(crate) fn random_hex(n: usize) -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(n * 2);
+    for b in &bytes[..n.min(16)] {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()` writes it:
+/// `2026-11-29T04:19:50.580576+00:00`, without the fraction when the microseconds are 0.
+pub fn timestamp_now() -> String {
+    format_timestamp(chrono::Utc::now())
+}
+
+/// Formats a UTC time the way Python's `isoformat()` does. Written digit by digit: it runs
+/// for every message sent, and chrono's format strings cost more than the rest of the headers.
+pub fn format_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    use std::fmt::Write as _;
+    let micros = t.nanosecond() / 1000 % 1_000_000;
+    let mut out = String::with_capacity(32);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+    }
+    out.push_str("+00:00");
+    out
+}
+
+/// Kind of error in an RPC reply envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ErrorType {
+    /// Success.
+    None,
+    /// The caller's fault (`rpc_error(code, message)`).
+    Client,
+    /// The server's fault (an exception in the handler).
+    Server,
+}
+
+/// The `RpcReturn` envelope of a reply (protocol §2.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Always `true`; marks the object as an envelope.
+    #[serde(rename = "__rpcreturn__")]
+    pub rpcreturn: bool,
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The result, `null` on errors.
+    #[serde(default)]
+    pub result: Value,
+    /// The error message, `null` on success.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `NONE`, `CLIENT` or `SERVER`.
+    #[serde(default = "error_type_none")]
+    pub error_type: ErrorType,
+    /// The error code, `null` on success.
+    #[serde(default)]
+    pub error_code: Option<String>,
+}
+
+fn error_type_none() -> ErrorType {
+    ErrorType::None
+}
+
+impl Envelope {
+    /// A success envelope around `result`.
+    pub fn success(result: Value) -> Self {
+        Self {
+            rpcreturn: true,
+            success: true,
+            result,
+            message: None,
+            error_type: ErrorType::None,
+            error_code: None,
+        }
+    }
+
+    /// A client error (`rpc_error(code, message)`).
+    pub fn client_error(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::error(ErrorType::Client, code.into(), message.into())
+    }
+
+    /// A server error; Kontiki's code for it is `INTERNAL_ERROR`.
+    pub fn server_error(message: impl Into<String>) -> Self {
+        Self::error(
+            ErrorType::Server,
+            "INTERNAL_ERROR".to_owned(),
+            message.into(),
+        )
+    }
+
+    fn error(error_type: ErrorType, code: String, message: String) -> Self {
+        Self {
+            rpcreturn: true,
+            success: false,
+            result: Value::Null,
+            message: Some(message),
+            error_type,
+            error_code: Some(code),
+        }
+    }
+
+    /// The envelope as the JSON bytes Kontiki sends (field order as Python writes it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of JSON values cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// What a reply body means to a caller (protocol §2.3, "How the Python client reads the reply").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The call succeeded with this result.
+    Success(Value),
+    /// A client error with its code and message.
+    ClientError {
+        /// The error code, if the server sent one.
+        code: Option<String>,
+        /// The message, if any.
+        message: Option<String>,
+    },
+    /// A server error with its code and message.
+    ServerError {
+        /// The error code, if the server sent one (Kontiki: `INTERNAL_ERROR`).
+        code: Option<String>,
+        /// The message, if any.
+        message: Option<String>,
+    },
+}
+
+/// Why a reply body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyDecodeError {
+    /// The body is not JSON.
+    #[error("reply body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// An envelope without `success`, or with an unknown `error_type`.
+    #[error("reply envelope is malformed: {0}")]
+    BadEnvelope(String),
+}
+
+/// Reads a reply body: an envelope, or (as the Python client accepts) a bare JSON value.
+pub fn decode_reply(body: &[u8]) -> Result<Reply, ReplyDecodeError> {
+    let value: Value = serde_json::from_slice(body).map_err(ReplyDecodeError::NotJson)?;
+    let Value::Object(mut obj) = value else {
+        return Ok(Reply::Success(value));
+    };
+    if obj.get("__rpcreturn__") != Some(&Value::Bool(true)) {
+        return Ok(Reply::Success(Value::Object(obj)));
+    }
+    let success = match obj.get("success") {
+        Some(Value::Bool(b)) => *b,
+        other => {
+            return Err(ReplyDecodeError::BadEnvelope(format!(
+                "`success` must be a boolean, found {}",
+                other.map_or_else(|| "nothing".to_owned(), Value::to_string)
+            )));
+        }
+    };
+    let error_type = match obj.get("error_type") {
+        None | Some(Value::Null) => ErrorType::None,
+        Some(Value::String(s)) if s == "NONE" => ErrorType::None,
+        Some(Value::String(s)) if s == "CLIENT" => ErrorType::Client,
+        Some(Value::String(s)) if s == "SERVER" => ErrorType::Server,
+        Some(other) => {
+            return Err(ReplyDecodeError::BadEnvelope(format!(
+                "unknown `error_type` {other}"
+            )));
+        }
+    };
+    let text = |v: Option<Value>| match v {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => None,
+        Some(other) => Some(other.to_string()),
+    };
+    if success {
+        return Ok(Reply::Success(obj.remove("result").unwrap_or(Value::Null)));
+    }
+    let code = text(obj.remove("error_code"));
+    let message = text(obj.remove("message"));
+    Ok(match error_type {
+        ErrorType::Client => Reply::ClientError { code, message },
+        ErrorType::None | ErrorType::Server => Reply::ServerError { code, message },
+    })
+}
+
+/// An RPC request body `{"args": [...], "kwargs": {...}}`; missing keys default to empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestBody {
+    /// Positional arguments.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+}
+
+/// Why a request body was refused; the text goes back to the caller as `INVALID_REQUEST`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct RequestDecodeError(pub String);
+
+/// Reads a request body, with a precise reason when it is not `{"args": [...], "kwargs": {...}}`.
+pub fn decode_request(body: &[u8]) -> Result<RequestBody, RequestDecodeError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| RequestDecodeError(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(RequestDecodeError(format!(
+            "request body must be a JSON object {{\"args\": [...], \"kwargs\": {{...}}}}, found {}",
+            json_kind(&value)
+        )));
+    };
+    let args = match obj.remove("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(RequestDecodeError(format!(
+                "`args` must be a JSON array, found {}",
+                json_kind(&other)
+            )));
+        }
+    };
+    let kwargs = match obj.remove("kwargs") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(RequestDecodeError(format!(
+                "`kwargs` must be a JSON object, found {}",
+                json_kind(&other)
+            )));
+        }
+    };
+    Ok(RequestBody { args, kwargs })
+}
+
+/// A short name for the kind of a JSON value, for error messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Kontiki's encoding of bytes: `{"__bytes__": true, "data": "<base64>"}`.
+pub fn bytes_to_json(data: &[u8]) -> Value {
+    let mut m = Map::with_capacity(2);
+    m.insert("__bytes__".to_owned(), Value::Bool(true));
+    m.insert(
+        "data".to_owned(),
+        Value::String(base64::engine::general_purpose::STANDARD.encode(data)),
+    );
+    Value::Object(m)
+}
+
+/// Reads Kontiki's bytes encoding; `None` when `v` is not one.
+pub fn bytes_from_json(v: &Value) -> Option<Vec<u8>> {
+    let obj = v.as_object()?;
+    if obj.get("__bytes__") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let data = obj.get("data")?.as_str()?;
+    base64::engine::general_purpose::STANDARD.decode(data).ok()
+}
+
+/// A string header value as Kontiki writes it: an AMQP long string (`S`).
+pub fn header_str(s: impl Into<Vec<u8>>) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+/// A header key; `None` when longer than AMQP's 255-byte limit.
+pub fn header_key(k: &str) -> Option<ShortString> {
+    ShortString::try_new(k).ok()
+}
+
+/// Converts a JSON value to the AMQP type Python's pamqp would write for the same Python value.
+pub fn json_to_amqp(v: &Value) -> AMQPValue {
+    match v {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                // pamqp's `table_integer`: b, s, u, I, i, l by range.
+                if let Ok(x) = i8::try_from(i) {
+                    AMQPValue::ShortShortInt(x)
+                } else if let Ok(x) = i16::try_from(i) {
+                    AMQPValue::ShortInt(x)
+                } else if let Ok(x) = u16::try_from(i) {
+                    AMQPValue::ShortUInt(x)
+                } else if let Ok(x) = i32::try_from(i) {
+                    AMQPValue::LongInt(x)
+                } else if let Ok(x) = u32::try_from(i) {
+                    AMQPValue::LongUInt(x)
+                } else {
+                    AMQPValue::LongLongInt(i)
+                }
+            } else if let Some(u) = n.as_u64() {
+                // Larger than i64::MAX: AMQP has no wider integer; keep the text.
+                header_str(u.to_string())
+            } else {
+                AMQPValue::Double(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => header_str(s.as_bytes()),
+        Value::Array(items) => AMQPValue::FieldArray(FieldArray::from(
+            items.iter().map(json_to_amqp).collect::<Vec<_>>(),
+        )),
+        Value::Object(m) => AMQPValue::FieldTable(json_map_to_table(m)),
+    }
+}
+
+/// Converts a JSON object to an AMQP table; keys over 255 bytes are left out.
+pub fn json_map_to_table(m: &Map<String, Value>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in m {
+        if let Some(key) = header_key(k) {
+            t.insert(key, json_to_amqp(v));
+        }
+    }
+    t
+}
+
+/// Converts an AMQP value to JSON the way Kontiki hands headers to a Python handler: long
+/// strings as text (bytes that are not UTF-8 in Kontiki's `__bytes__` form), void as `null`.
+pub fn amqp_to_json(v: &AMQPValue) -> Value {
+    match v {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(x) => Value::from(*x),
+        AMQPValue::ShortShortUInt(x) => Value::from(*x),
+        AMQPValue::ShortInt(x) => Value::from(*x),
+        AMQPValue::ShortUInt(x) => Value::from(*x),
+        AMQPValue::LongInt(x) => Value::from(*x),
+        AMQPValue::LongUInt(x) => Value::from(*x),
+        AMQPValue::LongLongInt(x) => Value::from(*x),
+        AMQPValue::Float(x) => {
+            serde_json::Number::from_f64(f64::from(*x)).map_or(Value::Null, Value::Number)
+        }
+        AMQPValue::Double(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        AMQPValue::DecimalValue(d) => {
+            let v = f64::from(d.value) / 10f64.powi(i32::from(d.scale));
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+        }
+        AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
+        AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => bytes_to_json(s.as_bytes()),
+        },
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
+        AMQPValue::Timestamp(t) => Value::from(*t),
+        AMQPValue::FieldTable(t) => Value::Object(table_to_json(t)),
+        AMQPValue::ByteArray(b) => bytes_to_json(b.as_slice()),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
+/// Converts an AMQP table to a JSON object.
+pub fn table_to_json(t: &FieldTable) -> Map<String, Value> {
+    t.inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json(v)))
+        .collect()
+}
+
+/// A header as text: long and short strings (UTF-8 only); anything else is `None`.
+pub fn header_text<'a>(headers: Option<&'a FieldTable>, key: &str) -> Option<&'a str> {
+    match headers?.inner().get(key)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Name of a competing queue: `{service}.{event}.queue`.
+pub fn competing_queue(service: &str, event: &str) -> String {
+    format!("{service}.{event}.queue")
+}
+
+/// Name of a failed-message queue: `{service}.{event}.failed` (also its routing key).
+pub fn failed_queue(service: &str, event: &str) -> String {
+    format!("{service}.{event}.failed")
+}
+
+/// Name of a per-instance event queue (broadcast and in-session):
+/// `{service}.{event}.{instance_id}.queue`.
+pub fn instance_queue(service: &str, event: &str, instance_id: &str) -> String {
+    format!("{service}.{event}.{instance_id}.queue")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelopes_are_written_as_kontiki_writes_them() {
+        assert_eq!(
+            String::from_utf8(Envelope::success(json!(42)).to_bytes()).unwrap(),
+            r#"{"__rpcreturn__":true,"success":true,"result":42,"message":null,"error_type":"NONE","error_code":null}"#
+        );
+        assert_eq!(
+            String::from_utf8(Envelope::client_error("NOT_FOUND", "no such thing").to_bytes())
+                .unwrap(),
+            r#"{"__rpcreturn__":true,"success":false,"result":null,"message":"no such thing","error_type":"CLIENT","error_code":"NOT_FOUND"}"#
+        );
+    }
+
+    #[test]
+    fn replies_decode_like_the_python_client() {
+        assert_eq!(decode_reply(b"42").unwrap(), Reply::Success(json!(42)));
+        assert_eq!(
+            decode_reply(br#"{"a":1}"#).unwrap(),
+            Reply::Success(json!({"a": 1}))
+        );
+        assert_eq!(
+            decode_reply(br#"{"__rpcreturn__":true,"success":false}"#).unwrap(),
+            Reply::ServerError {
+                code: None,
+                message: None
+            }
+        );
+        assert_eq!(
+            decode_reply(br#"{"__rpcreturn__":true,"success":false,"error_type":"CLIENT"}"#)
+                .unwrap(),
+            Reply::ClientError {
+                code: None,
+                message: None
+            }
+        );
+        assert!(
+            decode_reply(br#"{"__rpcreturn__":true,"success":false,"error_type":"FOO"}"#).is_err()
+        );
+        assert!(decode_reply(b"<<<").is_err());
+        assert!(decode_reply(br#"{"__rpcreturn__":true}"#).is_err());
+    }
+
+    #[test]
+    fn requests_are_checked_with_precise_reasons() {
+        assert_eq!(decode_request(b"{}").unwrap(), RequestBody::default());
+        assert_eq!(
+            decode_request(b"[1]").unwrap_err().0,
+            r#"request body must be a JSON object {"args": [...], "kwargs": {...}}, found an array"#
+        );
+        assert_eq!(
+            decode_request(br#"{"args": 1}"#).unwrap_err().0,
+            "`args` must be a JSON array, found a number"
+        );
+        assert!(
+            decode_request(b"\xff")
+                .unwrap_err()
+                .0
+                .starts_with("request body is not valid JSON")
+        );
+    }
+
+    #[test]
+    fn ids_have_kontiki_shapes() {
+        let f = new_flow_id();
+        assert_eq!(f.len(), 12);
+        assert!(
+            f.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(new_hop_id().len(), 16);
+        assert_ne!(new_hop_id(), new_hop_id());
+    }
+
+    #[test]
+    fn timestamps_match_python_isoformat() {
+        use chrono::TimeZone as _;
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 29, 4, 19, 50)
+            .unwrap();
+        assert_eq!(format_timestamp(t), "2026-11-29T04:19:50+00:00");
+        let t = t + chrono::Duration::microseconds(580_576);
+        assert_eq!(format_timestamp(t), "2026-11-29T04:19:50.580576+00:00");
+    }
+
+    #[test]
+    fn bytes_round_trip_in_kontiki_form() {
+        let v = bytes_to_json(&[0, 1, 104, 105]);
+        assert_eq!(v, json!({"__bytes__": true, "data": "AAFoaQ=="}));
+        assert_eq!(bytes_from_json(&v).unwrap(), vec![0, 1, 104, 105]);
+    }
+
+    #[test]
+    fn headers_convert_both_ways() {
+        let m = json!({"tenant": "t1", "num": 5, "big": 70000, "flag": true, "none": null});
+        let t = json_map_to_table(m.as_object().unwrap());
+        assert!(matches!(
+            t.inner().get("num"),
+            Some(AMQPValue::ShortShortInt(5))
+        ));
+        assert!(matches!(
+            t.inner().get("big"),
+            Some(AMQPValue::LongInt(70000))
+        ));
+        assert!(matches!(
+            t.inner().get("tenant"),
+            Some(AMQPValue::LongString(_))
+        ));
+        assert_eq!(Value::Object(table_to_json(&t)), m);
+        assert_eq!(
+            reserved_header_names(["x", "flow_id", "host"]),
+            vec!["flow_id", "host"]
+        );
+    }
+}
