@@ -157,11 +157,7 @@ impl Converter<'_> {
         }
     }
 
-    fn number(
-        &self,
-        number: &serde_norway::Number,
-        path: &[String],
-    ) -> Result<Value, ConfigError> {
+    fn number(&self, number: &serde_norway::Number, path: &[String]) -> Result<Value, ConfigError> {
         if let Some(unsigned) = number.as_u64() {
             return Ok(Value::from(unsigned));
         }
