@@ -88,7 +88,9 @@ fn rustls_error(e: &lapin::Error) -> Option<&rustls::Error> {
 /// What a TLS failure means, in words; `None` when `e` is not a TLS failure.
 fn tls_reason(e: &lapin::Error, tls: Option<&TlsFiles>) -> Option<String> {
     use rustls::{AlertDescription as Alert, CertificateError as Cert, Error as Tls};
-    let r = rustls_error(e)?;
+    let Some(r) = rustls_error(e) else {
+        return closed_in_handshake(e, tls?);
+    };
     let ca = match tls.and_then(|t| t.ca_path.as_ref()) {
         Some(p) => format!("the configured CA {}", p.display()),
         None => "the system's trusted roots (no CA file is configured: \
@@ -139,6 +141,35 @@ fn tls_reason(e: &lapin::Error, tls: Option<&TlsFiles>) -> Option<String> {
             format!("the server did not answer in TLS ({r}): is this the broker's amqps port?")
         }
         _ => format!("the TLS handshake failed ({r})"),
+    })
+}
+
+/// A TLS connection the broker closed while connecting. With TLS 1.3 the broker judges the
+/// client certificate after the client finished its handshake, and it may close the socket
+/// before the client reads its alert: then all there is is a reset, which says what it may mean.
+fn closed_in_handshake(e: &lapin::Error, tls: &TlsFiles) -> Option<String> {
+    use std::io::ErrorKind as Io;
+    let lapin::ErrorKind::IOError(io) = e.kind() else {
+        return None;
+    };
+    if !matches!(
+        io.kind(),
+        Io::ConnectionReset | Io::UnexpectedEof | Io::BrokenPipe | Io::ConnectionAborted
+    ) {
+        return None;
+    }
+    Some(match &tls.cert_path {
+        Some(cert) => format!(
+            "the broker closed the connection during the TLS handshake ({io}): it may have \
+             refused the client certificate {} (it must be signed by a CA the broker trusts)",
+            cert.display()
+        ),
+        None => format!(
+            "the broker closed the connection during the TLS handshake ({io}): it may require a \
+             client certificate (mutual TLS), and none is configured \
+             (`kontiki.amqp.tls.client_cert` and `client_key`, `kontiki --tls-cert` and \
+             `--tls-key`)"
+        ),
     })
 }
 
@@ -228,9 +259,28 @@ mod tests {
 
     #[test]
     fn other_connection_errors_stay_connect_errors() {
-        let refused: lapin::Error =
-            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
-        let e = connect_error("amqp://h/%2f".to_owned(), refused, None);
+        let refused = || -> lapin::Error {
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()
+        };
+        let e = connect_error("amqp://h/%2f".to_owned(), refused(), None);
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        let e = connect_error("amqps://h/%2f".to_owned(), refused(), Some(&files(true)));
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_reset_in_the_tls_handshake_names_the_client_certificate() {
+        let reset =
+            || -> lapin::Error { std::io::Error::from(std::io::ErrorKind::ConnectionReset).into() };
+        let e = connect_error("amqps://h/%2f".to_owned(), reset(), Some(&files(true))).to_string();
+        assert!(
+            e.contains("it may have refused the client certificate /etc/kontiki/client.pem"),
+            "{e}"
+        );
+        let e = connect_error("amqps://h/%2f".to_owned(), reset(), Some(&files(false))).to_string();
+        assert!(e.contains("it may require a client certificate"), "{e}");
+        // Without TLS a reset is only a reset.
+        let e = connect_error("amqp://h/%2f".to_owned(), reset(), None);
         assert!(matches!(e, Error::Connect { .. }), "{e:?}");
     }
 
