@@ -2,11 +2,14 @@
 //! private CA, a server certificate for `localhost` only, client certificates from the private
 //! CA and from another one): a service and the stand-alone Messenger over `amqps://` with the
 //! same `kontiki.amqp.tls` settings, mutual TLS, and the errors for a wrong CA, a wrong host
-//! name, a refused client certificate and a port that does not speak TLS.
+//! name, a refused client certificate and a port that does not speak TLS; and Python Kontiki
+//! 2.3.2 on the same node, reading the same `kontiki.amqp.tls` config.
 //!
 //! The node's address comes from `KONTIKI_TLS_AMQP_URL` / `KONTIKI_TLS_CERTS` (`scripts/test.sh`
 //! sets them); without them the tests start the node themselves with the script, and fail with
 //! the script's advice when they cannot.
+
+mod support;
 
 use kontiki_rt::config::TlsSettings;
 use kontiki_rt::{Call, Config, Error, Messenger, RpcEntrypoint, Service, Settings};
@@ -14,6 +17,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// Where the TLS node is: its amqps URL (host `localhost`) and the certificate directory.
 struct Node {
@@ -247,7 +251,8 @@ async fn tls_mutual_with_the_client_certificate() {
 }
 
 /// A client certificate from another CA: the broker refuses it, and the error says so and names
-/// the certificate file.
+/// the certificate file. With TLS 1.3 the broker may close the socket before the client reads
+/// its `unknown ca` alert; the error then says the broker may have refused that certificate.
 #[tokio::test]
 async fn tls_client_certificate_from_another_ca_is_refused() {
     let node = node();
@@ -259,15 +264,12 @@ async fn tls_client_certificate_from_another_ca_is_refused() {
     .await;
     let text = e.to_string();
     assert!(matches!(e, Error::Tls { .. }), "{e:?}");
-    let cert = node.cert("other-client.pem");
-    assert!(
-        text.contains(&format!(
-            "the broker refused the client certificate {}",
-            cert.display()
-        )),
-        "{text}"
+    let cert = node.cert("other-client.pem").display().to_string();
+    let alert = format!(
+        "the broker refused the client certificate {cert} (received fatal alert: UnknownCA)"
     );
-    assert!(text.contains("UnknownCA"), "{text}");
+    let reset = format!("it may have refused the client certificate {cert}");
+    assert!(text.contains(&alert) || text.contains(&reset), "{text}");
 }
 
 /// A CA that did not sign the server certificate: the error says the server certificate is not
@@ -363,4 +365,142 @@ async fn tls_without_a_ca_file_uses_the_system_roots() {
             && text.contains("kontiki.amqp.tls.ca_cert"),
         "{text}"
     );
+}
+
+/// Reads the child's stdout until a line starting with `READY` (at most 60 s); returns it.
+async fn py_ready(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    what: &str,
+) -> String {
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not print READY within 60 s"))
+        .expect("read stdout")
+        .unwrap_or_else(|| {
+            panic!("{what} exited before READY (rerun with KONTIKI_TEST_PY_LOGS=1 to see its log)")
+        });
+    assert!(line.starts_with("READY"), "{what} printed {line:?}");
+    line
+}
+
+fn py_stderr() -> std::process::Stdio {
+    if std::env::var_os("KONTIKI_TEST_PY_LOGS").is_some() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
+}
+
+/// Python Kontiki 2.3.2 on the TLS node, mutual TLS both ways: its `proto_svc.py` service reads
+/// `kontiki.amqp.tls` from the very config file a Rust Messenger is built from, and the Rust
+/// Messenger calls it; a Python stand-alone client (aio-pika's `amqps://...?cafile=&certfile=
+/// &keyfile=`) calls a Rust service that runs with the same settings.
+#[tokio::test]
+async fn tls_python_kontiki_interoperates() {
+    use std::io::Write as _;
+    let node = node();
+    let py_name = unique("tls-py");
+    let amqp = amqp_yaml(
+        &node,
+        &node.url,
+        "ca.pem",
+        Some(("client.pem", "client.key")),
+    );
+    let mut file = tempfile::NamedTempFile::new().expect("temp config");
+    write!(
+        file,
+        "kontiki:\n  service_name: {py_name}\n{amqp}  registration:\n    disable: true\n  \
+         shutdown:\n    grace_seconds: 2\n"
+    )
+    .expect("write config");
+
+    // Python service, Rust client.
+    let py_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py");
+    let mut child = tokio::process::Command::new(support::py::python())
+        .arg(py_dir.join("proto_svc.py"))
+        .arg("--config")
+        .arg(file.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(py_stderr())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn proto_svc.py");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    py_ready(&mut lines, "proto_svc.py over amqps").await;
+    let settings = Settings::from_config(&Config::load(&[file.path()]).expect("load the config"))
+        .expect("settings");
+    let m = Messenger::builder_from_settings(&settings.amqp)
+        .client_name("tls-py-test")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("the Messenger did not connect over amqps: {e}"));
+    let r = m
+        .call(
+            &py_name,
+            "echo",
+            vec![json!("over tls")],
+            Default::default(),
+        )
+        .await
+        .expect("call the Python service over amqps");
+    assert_eq!(r, json!({"args": ["over tls"], "kwargs": {}}), "{r}");
+    m.close().await;
+    let _ = child.kill().await;
+
+    // Rust service, Python client.
+    let rs_name = unique("tls-rs");
+    let running = doubler(&rs_name)
+        .start(service_config(&rs_name, &amqp))
+        .await
+        .unwrap_or_else(|e| panic!("the service did not start over amqps: {e}"));
+    let url = format!(
+        "{}?cafile={}&certfile={}&keyfile={}",
+        node.url,
+        node.cert("ca.pem").display(),
+        node.cert("client.pem").display(),
+        node.cert("client.key").display()
+    );
+    let mut probe = tokio::process::Command::new(support::py::python())
+        .arg(py_dir.join("probe.py"))
+        .arg("--url")
+        .arg(&url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(py_stderr())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn probe.py");
+    let mut stdin = probe.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(probe.stdout.take().expect("stdout")).lines();
+    py_ready(&mut lines, "probe.py over amqps").await;
+    let cmd =
+        json!({"op": "call", "service": rs_name, "method": "double", "args": [21], "kwargs": {}});
+    stdin
+        .write_all(format!("{cmd}\n").as_bytes())
+        .await
+        .expect("write to probe");
+    stdin.flush().await.expect("flush probe");
+    let out = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("probe answers within 60 s")
+        .expect("read probe")
+        .expect("probe exited");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("probe prints JSON");
+    assert_eq!(r["result"], json!(42), "{r}");
+    let _ = probe.kill().await;
+    running.shutdown().await;
+    delete_queue(&node, &kontiki_rt::wire::rpc_queue(&rs_name, "double")).await;
+    for method in [
+        "echo",
+        "types",
+        "model_arg",
+        "client_err",
+        "boom",
+        "slow",
+        "hdrs",
+        "hdrs_raw",
+    ] {
+        delete_queue(&node, &kontiki_rt::wire::rpc_queue(&py_name, method)).await;
+    }
 }
