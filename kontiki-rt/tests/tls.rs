@@ -504,3 +504,83 @@ async fn tls_python_kontiki_interoperates() {
         delete_queue(&node, &kontiki_rt::wire::rpc_queue(&py_name, method)).await;
     }
 }
+
+/// The ports and node of the second TLS node, which requires client certificates
+/// (`TLS_REQUIRE_CLIENT_CERT=1`): 5684 plain, 5685 amqps, its own CA under
+/// `target/tls-broker-mtls`. The test starts it and stops it.
+const MTLS_NODE_ENV: [(&str, &str); 4] = [
+    ("TLS_NODE", "kontiki-tls-mtls@localhost"),
+    ("TLS_PLAIN_PORT", "5684"),
+    ("TLS_PORT", "5685"),
+    ("TLS_REQUIRE_CLIENT_CERT", "1"),
+];
+
+fn mtls_script(cmd: &str) -> std::process::Output {
+    let root = repo_root();
+    std::process::Command::new("bash")
+        .arg(root.join("scripts/tls-broker.sh"))
+        .arg(cmd)
+        .envs(MTLS_NODE_ENV)
+        .env("TLS_BROKER_DIR", root.join("target/tls-broker-mtls"))
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/tls-broker.sh {cmd}: {e}"))
+}
+
+/// Stops the node requiring client certificates when the test ends, passed or not.
+struct StopMtlsNode;
+
+impl Drop for StopMtlsNode {
+    fn drop(&mut self) {
+        let out = mtls_script("stop");
+        if !out.status.success() {
+            eprintln!(
+                "could not stop the TLS node requiring client certificates: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// A broker that requires client certificates (`fail_if_no_peer_cert`): a client without one
+/// is refused and told that a client certificate is required (or, when the broker closes the
+/// socket before the alert is read, that it may require one); with the private CA's client
+/// certificate the same settings connect.
+#[tokio::test]
+async fn tls_broker_requiring_client_certificates_refuses_a_client_without_one() {
+    let out = mtls_script("start");
+    assert!(
+        out.status.success(),
+        "could not start a second TLS node (TLS_REQUIRE_CLIENT_CERT=1, ports 5684/5685) with \
+         scripts/tls-broker.sh; it needs rabbitmq-server, openssl and root or password-less \
+         sudo. The script said:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _stop = StopMtlsNode;
+    let url = String::from_utf8_lossy(&mtls_script("url").stdout)
+        .trim()
+        .to_owned();
+    assert!(url.contains(":5685/"), "{url}");
+    let certs = repo_root().join("target/tls-broker-mtls/certs");
+
+    let e = connect_error(&url, TlsSettings::with_ca_cert(certs.join("ca.pem"))).await;
+    let text = e.to_string();
+    eprintln!("without a client certificate: {text}");
+    assert!(matches!(e, Error::Tls { .. }), "{e:?}");
+    assert!(
+        text.contains(
+            "the broker requires a client certificate (mutual TLS) and none is configured"
+        ) || text
+            .contains("it may require a client certificate (mutual TLS), and none is configured"),
+        "{text}"
+    );
+
+    let m = Messenger::builder(url.as_str())
+        .tls(
+            TlsSettings::with_ca_cert(certs.join("ca.pem"))
+                .client_identity(certs.join("client.pem"), certs.join("client.key")),
+        )
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("mutual TLS on the node requiring client certificates: {e}"));
+    m.close().await;
+}
