@@ -8,7 +8,8 @@
 # 3. checks that generated/ is fresh;
 # 4. runs the interop tests against the real Python Kontiki (a venv under target/);
 # 5. runs cargo deny (scripts/deny.sh) and starts a TLS RabbitMQ node of its own
-#    (scripts/tls-broker.sh, amqps on localhost:5675) for the TLS tests, stopped at the end;
+#    (scripts/tls-broker.sh, amqps on localhost:5675) for the TLS tests, stopped at the end
+#    (kontiki-rt/tests/tls.rs starts a second one requiring client certificates, on 5685);
 # 6. prints a summary and exits non-zero on any failure.
 #
 # Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
@@ -186,6 +187,9 @@ else
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
 bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
+# The node requiring client certificates that kontiki-rt/tests/tls.rs starts and stops itself
+# (stopped here too in case the test was killed before it could).
+TLS_NODE=kontiki-tls-mtls@localhost bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
 bash "$ROOT/scripts/broker.sh" crash-stop >/dev/null 2>&1 || true
 
 summary
