@@ -102,8 +102,28 @@ async fn tls_service(node: &Node, name: &str, register: bool) -> kontiki_rt::Run
         .unwrap_or_else(|e| panic!("the test service did not start over amqps: {e}"))
 }
 
-/// Deletes the RPC queue a test service leaves (durable), over amqps.
-async fn delete_queue(node: &Node, queue: &str) {
+/// Deletes the queues whose names start with one of `prefixes` (the test's service names):
+/// the TLS node lists its queues (`rabbitmqctl list_queues` through the script), the deletes go
+/// over amqps with [`kontiki_rt::connect_lapin`].
+async fn delete_queues_of(node: &Node, prefixes: &[&str]) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"source "$1" && tls_ctl -q list_queues name"#)
+        .arg("bash")
+        .arg(repo_root().join("scripts/tls-broker.sh"))
+        .output()
+        .expect("rabbitmqctl list_queues on the TLS node");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl list_queues on the TLS node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|name| prefixes.iter().any(|p| name.starts_with(p)))
+        .collect();
     let conn = kontiki_rt::connect_lapin(
         &node.url,
         "kontiki tls test cleanup",
@@ -111,11 +131,14 @@ async fn delete_queue(node: &Node, queue: &str) {
         Duration::from_secs(10),
     )
     .await
-    .expect("connect over amqps for the cleanup");
-    let ch = conn.create_channel().await.expect("channel");
-    ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
-        .await
-        .expect("delete the test queue");
+    .expect("connect_lapin over amqps for the cleanup");
+    for name in names {
+        // A channel each: a queue another connection holds exclusively closes the channel.
+        let ch = conn.create_channel().await.expect("channel");
+        let _ = ch
+            .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+    }
     let _ = conn.close(200, "cleanup".into()).await;
 }
 
@@ -171,7 +194,7 @@ async fn tls_cli_call_with_options_and_with_a_config_file() {
     assert_eq!(run.ok(), "10");
 
     running.shutdown().await;
-    delete_queue(&node, &kontiki_rt::wire::rpc_queue(&name, "double")).await;
+    delete_queues_of(&node, &[&name]).await;
 }
 
 /// `kontiki listen` (its own lapin connection) and `kontiki publish` over amqps.
@@ -277,5 +300,10 @@ async fn tls_registry_lists_a_service_over_amqps() {
 
     running.shutdown().await;
     registry.shutdown().await;
-    delete_queue(&node, &kontiki_rt::wire::rpc_queue(&name, "double")).await;
+    // The registry's queues too: no other test runs a registry on the TLS node.
+    delete_queues_of(
+        &node,
+        &[&name, "ServiceRegistry.", "registry.", "event_tracker."],
+    )
+    .await;
 }

@@ -136,9 +136,28 @@ fn doubler(name: &str) -> Service {
         .expect("valid service")
 }
 
-/// Deletes the RPC queue a test service leaves (durable), over amqps with
-/// [`kontiki_rt::connect_lapin`].
-async fn delete_queue(node: &Node, queue: &str) {
+/// Deletes the queues whose names start with one of `prefixes` (the test's service names):
+/// the TLS node lists its queues (`rabbitmqctl list_queues` through the script), the deletes go
+/// over amqps with [`kontiki_rt::connect_lapin`].
+async fn delete_queues_of(node: &Node, prefixes: &[&str]) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"source "$1" && tls_ctl -q list_queues name"#)
+        .arg("bash")
+        .arg(repo_root().join("scripts/tls-broker.sh"))
+        .output()
+        .expect("rabbitmqctl list_queues on the TLS node");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl list_queues on the TLS node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|name| prefixes.iter().any(|p| name.starts_with(p)))
+        .collect();
     let conn = kontiki_rt::connect_lapin(
         &node.url,
         "kontiki tls test cleanup",
@@ -147,10 +166,13 @@ async fn delete_queue(node: &Node, queue: &str) {
     )
     .await
     .expect("connect_lapin over amqps for the cleanup");
-    let ch = conn.create_channel().await.expect("channel");
-    ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
-        .await
-        .expect("delete the test queue");
+    for name in names {
+        // A channel each: a queue another connection holds exclusively closes the channel.
+        let ch = conn.create_channel().await.expect("channel");
+        let _ = ch
+            .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+    }
     let _ = conn.close(200, "cleanup".into()).await;
 }
 
@@ -197,7 +219,7 @@ async fn tls_service_answers_a_messenger_built_from_the_same_settings() {
     assert_eq!(r, json!(42));
     m.close().await;
     running.shutdown().await;
-    delete_queue(&node, &kontiki_rt::wire::rpc_queue(&name, "double")).await;
+    delete_queues_of(&node, &[&name]).await;
 }
 
 /// `kontiki.amqp.tls.enabled` turns an `amqp://` URL into `amqps://` (the port as written).
@@ -490,19 +512,7 @@ async fn tls_python_kontiki_interoperates() {
     assert_eq!(r["result"], json!(42), "{r}");
     let _ = probe.kill().await;
     running.shutdown().await;
-    delete_queue(&node, &kontiki_rt::wire::rpc_queue(&rs_name, "double")).await;
-    for method in [
-        "echo",
-        "types",
-        "model_arg",
-        "client_err",
-        "boom",
-        "slow",
-        "hdrs",
-        "hdrs_raw",
-    ] {
-        delete_queue(&node, &kontiki_rt::wire::rpc_queue(&py_name, method)).await;
-    }
+    delete_queues_of(&node, &[&py_name, &rs_name]).await;
 }
 
 /// The ports and node of the second TLS node, which requires client certificates
