@@ -176,6 +176,7 @@ fn closed_in_handshake(e: &lapin::Error, tls: &TlsFiles) -> Option<String> {
 /// With TLS enabled, an `amqp://` URL becomes `amqps://` (the port stays as written).
 pub(crate) fn tls_url(url: &str, tls: bool) -> String {
     url.split(',')
+        .map(str::trim)
         .map(|u| match u.strip_prefix("amqp://") {
             Some(rest) if tls => format!("amqps://{rest}"),
             _ => u.to_owned(),
@@ -193,6 +194,10 @@ mod tests {
         assert_eq!(tls_url("amqp://h:5671/%2f", true), "amqps://h:5671/%2f");
         assert_eq!(tls_url("amqp://h/%2f", false), "amqp://h/%2f");
         assert_eq!(tls_url("amqps://h/%2f", true), "amqps://h/%2f");
+        assert_eq!(
+            tls_url("amqp://a/%2f, amqp://b/%2f", true),
+            "amqps://a/%2f,amqps://b/%2f"
+        );
     }
 
     /// A lapin error as a failed rustls handshake gives it.
