@@ -63,7 +63,9 @@ fn node() -> Node {
     let root = repo_root();
     let script = root.join("scripts/tls-broker.sh");
     std::fs::create_dir_all(root.join("target")).expect("target dir");
+    // -o: the node the script starts must not inherit the lock, or it holds it for its life.
     let out = std::process::Command::new("flock")
+        .arg("-o")
         .arg(root.join("target/tls-broker.lock"))
         .arg("bash")
         .arg(&script)
