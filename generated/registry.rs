@@ -339,7 +339,8 @@ pub mod service_registry {
             >,
         > + ::core::marker::Send;
 
-        /// Peeks at the failed queue `{service_name}.{name}.failed`.
+        /// Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
+        /// read` or `manage`).
         ///
         /// RPC `list_failed_messages`.
         fn list_failed_messages(
@@ -355,7 +356,8 @@ pub mod service_registry {
             >,
         > + ::core::marker::Send;
 
-        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`.
+        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`
+        /// (needs `registry.failed_messages: manage`).
         ///
         /// RPC `replay_failed_messages`.
         fn replay_failed_messages(
@@ -368,7 +370,7 @@ pub mod service_registry {
             Output = ::core::result::Result<super::Replayed, ReplayFailedMessagesError>,
         > + ::core::marker::Send;
 
-        /// Removes up to `count` failed messages.
+        /// Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
         ///
         /// RPC `drop_failed_messages`.
         fn drop_failed_messages(
@@ -683,6 +685,13 @@ pub mod service_registry {
             /// The message for the caller.
             message: ::std::string::String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
+            /// The message for the caller.
+            message: ::std::string::String,
+        },
         /// The server failed: sent as `INTERNAL_ERROR` with the error's text.
         Internal(rt::BoxError),
     }
@@ -697,6 +706,15 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: ::std::borrow::ToOwned::to_owned(
+                    "Not allowed by the registry's configuration",
+                ),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
             Self::Internal(::core::convert::Into::into(error))
@@ -706,6 +724,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -715,6 +734,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -735,6 +757,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -747,6 +770,13 @@ pub mod service_registry {
         ///
         /// Sent as client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
+            /// The message for the caller.
+            message: ::std::string::String,
+        },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
             /// The message for the caller.
             message: ::std::string::String,
         },
@@ -764,6 +794,15 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: ::std::borrow::ToOwned::to_owned(
+                    "Not allowed by the registry's configuration",
+                ),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
             Self::Internal(::core::convert::Into::into(error))
@@ -773,6 +812,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -782,6 +822,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -802,6 +845,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -814,6 +858,13 @@ pub mod service_registry {
         ///
         /// Sent as client error `ENTRYPOINT_UNAVAILABLE`.
         EntrypointUnavailable {
+            /// The message for the caller.
+            message: ::std::string::String,
+        },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Sent as client error `FORBIDDEN`.
+        Forbidden {
             /// The message for the caller.
             message: ::std::string::String,
         },
@@ -831,6 +882,15 @@ pub mod service_registry {
             }
         }
 
+        /// `FORBIDDEN` with the contract's message, "Not allowed by the registry's configuration".
+        pub fn forbidden() -> Self {
+            Self::Forbidden {
+                message: ::std::borrow::ToOwned::to_owned(
+                    "Not allowed by the registry's configuration",
+                ),
+            }
+        }
+
         /// An internal error.
         pub fn internal(error: impl ::core::convert::Into<rt::BoxError>) -> Self {
             Self::Internal(::core::convert::Into::into(error))
@@ -840,6 +900,7 @@ pub mod service_registry {
         pub fn code(&self) -> &'static str {
             match self {
                 Self::EntrypointUnavailable { .. } => "ENTRYPOINT_UNAVAILABLE",
+                Self::Forbidden { .. } => "FORBIDDEN",
                 Self::Internal(_) => "INTERNAL_ERROR",
             }
         }
@@ -849,6 +910,9 @@ pub mod service_registry {
             match self {
                 Self::EntrypointUnavailable { message } => {
                     rt::HandlerError::client("ENTRYPOINT_UNAVAILABLE", message)
+                }
+                Self::Forbidden { message } => {
+                    rt::HandlerError::client("FORBIDDEN", message)
                 }
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
@@ -869,6 +933,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -1920,6 +1985,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: ::std::string::String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: ::std::string::String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -1931,6 +2003,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { .. } => {
                     ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
                 }
+                Self::Forbidden { .. } => ::core::option::Option::Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -1941,6 +2014,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                ::core::option::Option::Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -1955,6 +2033,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -1977,6 +2056,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: ::std::string::String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: ::std::string::String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -1988,6 +2074,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { .. } => {
                     ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
                 }
+                Self::Forbidden { .. } => ::core::option::Option::Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -1998,6 +2085,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                ::core::option::Option::Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -2012,6 +2104,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -2034,6 +2127,13 @@ pub mod service_registry {
             /// The message the server sent.
             message: ::std::string::String,
         },
+        /// The registry's configuration (`registry.failed_messages`) does not allow this operation.
+        ///
+        /// Client error `FORBIDDEN`.
+        Forbidden {
+            /// The message the server sent.
+            message: ::std::string::String,
+        },
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
     }
@@ -2045,6 +2145,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { .. } => {
                     ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE")
                 }
+                Self::Forbidden { .. } => ::core::option::Option::Some("FORBIDDEN"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2055,6 +2156,11 @@ pub mod service_registry {
             match error.code.as_deref() {
                 ::core::option::Option::Some("ENTRYPOINT_UNAVAILABLE") => {
                     Self::EntrypointUnavailable {
+                        message: rt::remote_message(&error),
+                    }
+                }
+                ::core::option::Option::Some("FORBIDDEN") => {
+                    Self::Forbidden {
                         message: rt::remote_message(&error),
                     }
                 }
@@ -2069,6 +2175,7 @@ pub mod service_registry {
                 Self::EntrypointUnavailable { message } => {
                     ::core::write!(f, "ENTRYPOINT_UNAVAILABLE: {message}")
                 }
+                Self::Forbidden { message } => ::core::write!(f, "FORBIDDEN: {message}"),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -2348,7 +2455,8 @@ pub mod service_registry {
                 .await
         }
 
-        /// Peeks at the failed queue `{service_name}.{name}.failed`.
+        /// Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
+        /// read` or `manage`).
         ///
         /// Calls RPC `list_failed_messages`.
         pub async fn list_failed_messages(
@@ -2399,7 +2507,8 @@ pub mod service_registry {
                 .await
         }
 
-        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`.
+        /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`
+        /// (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `replay_failed_messages`.
         pub async fn replay_failed_messages(
@@ -2450,7 +2559,7 @@ pub mod service_registry {
                 .await
         }
 
-        /// Removes up to `count` failed messages.
+        /// Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `drop_failed_messages`.
         pub async fn drop_failed_messages(

@@ -7,7 +7,10 @@
 # 2. runs cargo fmt --check, clippy -D warnings, the tests and rustdoc -D warnings;
 # 3. checks that generated/ is fresh;
 # 4. runs the interop tests against the real Python Kontiki (a venv under target/);
-# 5. prints a summary and exits non-zero on any failure.
+# 5. runs cargo deny (scripts/deny.sh) and starts a TLS RabbitMQ node of its own
+#    (scripts/tls-broker.sh, amqps on localhost:5675) for the TLS tests, stopped at the end
+#    (kontiki-rt/tests/tls.rs starts a second one requiring client certificates, on 5685);
+# 6. prints a summary and exits non-zero on any failure.
 #
 # Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
 # after all others, one at a time. The fault-injection suite (faults/, package kontiki-faults)
@@ -129,6 +132,16 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
   fi
 fi
 
+# Supply chain: licences, duplicates, bans and sources always; advisories when the RustSec
+# advisory database can be fetched (scripts/deny.sh says which ran and why).
+step "cargo deny (supply chain)" bash "$ROOT/scripts/deny.sh"
+
+# The TLS node (scripts/tls-broker.sh: a private CA, amqps on localhost:5675) for the TLS tests,
+# proved with openssl first; stopped at the end. KONTIKI_TLS_* tell the tests where it is.
+if step "TLS broker node (amqps :5675)" bash "$ROOT/scripts/tls-broker.sh" start; then
+  step "TLS handshakes (CA, host name, client certificates)" bash "$ROOT/scripts/tls-broker.sh" check
+  eval "$(bash "$ROOT/scripts/tls-broker.sh" env)"
+fi
 # promtool (Debian's prometheus package) validates the /metrics exposition in the tests.
 step "promtool (metrics exposition checks)" ensure_apt_tool promtool prometheus
 
@@ -178,6 +191,10 @@ else
   step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked -- --test-threads 1
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
+bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
+# The node requiring client certificates that kontiki-rt/tests/tls.rs starts and stops itself
+# (stopped here too in case the test was killed before it could).
+TLS_NODE=kontiki-tls-mtls@localhost bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
 bash "$ROOT/scripts/broker.sh" crash-stop >/dev/null 2>&1 || true
 
 summary

@@ -23,13 +23,35 @@ pub(crate) struct Cli {
     )]
     pub(crate) amqp_url: Option<String>,
 
-    /// A Kontiki YAML config file to read `kontiki.amqp.url` and `kontiki.amqp.rpc.timeout`
-    /// from; repeat to merge several, as services do
+    /// A Kontiki YAML config file to read `kontiki.amqp.url`, `kontiki.amqp.tls` and
+    /// `kontiki.amqp.rpc.timeout` from; repeat to merge several, as services do
     #[arg(long = "config", global = true, value_name = "FILE")]
     pub(crate) config: Vec<PathBuf>,
 
+    /// TLS options; they override `kontiki.amqp.tls` of the --config files.
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// TLS to the broker, like `kontiki.amqp.tls`: any of these turns TLS on (`amqp://` becomes
+/// `amqps://`).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TlsArgs {
+    /// Verify the broker's certificate against this CA bundle (PEM) instead of the system's
+    /// trusted roots; turns TLS on
+    #[arg(long, global = true, value_name = "FILE", env = "KONTIKI_TLS_CA")]
+    pub(crate) tls_ca: Option<PathBuf>,
+
+    /// Present this client certificate (PEM) for mutual TLS; needs --tls-key
+    #[arg(long, global = true, value_name = "FILE", env = "KONTIKI_TLS_CERT")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, global = true, value_name = "FILE", env = "KONTIKI_TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -300,5 +322,22 @@ mod tests {
         let cli = parse(&["services", "--amqp-url", "amqp://h/v", "--config", "a.yaml"]).unwrap();
         assert_eq!(cli.amqp_url.as_deref(), Some("amqp://h/v"));
         assert_eq!(cli.config, vec![PathBuf::from("a.yaml")]);
+    }
+
+    #[test]
+    fn tls_options_are_global() {
+        let cli = parse(&[
+            "services",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "c.key",
+        ])
+        .unwrap();
+        assert_eq!(cli.tls.tls_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cli.tls.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(cli.tls.tls_key, Some(PathBuf::from("c.key")));
     }
 }

@@ -72,9 +72,10 @@ impl Failure {
     /// An error of a local runtime operation (connecting, publishing).
     pub(crate) fn from_error(e: &Error) -> Failure {
         match e {
-            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::NotConnected { .. } => {
-                Failure::new(Exit::Connection, "CONNECTION_FAILED", e)
-            }
+            Error::Connect { .. }
+            | Error::Tls { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::NotConnected { .. } => Failure::new(Exit::Connection, "CONNECTION_FAILED", e),
             Error::Closed => Failure::new(Exit::Connection, "CONNECTION_LOST", e),
             Error::Unroutable { .. } => Failure::new(Exit::Unroutable, "UNROUTABLE", e),
             Error::Config(_) => Failure::new(Exit::Usage, "CONFIG_ERROR", e),

@@ -15,7 +15,7 @@ use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{FieldTable, ShortString};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ExchangeKind};
 use serde_json::{Map, Value};
 
 /// The headers a line shows by name; every other one is an extra, shown as a JSON object.
@@ -57,34 +57,16 @@ pub(crate) fn pattern_warnings(pattern: &str) -> Vec<String> {
 }
 
 /// Connects to the first broker of `--amqp-url` (a comma-separated list for a cluster) that
-/// answers; the error names the last one tried.
+/// answers, with the TLS options; the error names the last one tried.
 async fn connect_first(broker: &Broker) -> Result<Connection, Failure> {
-    let urls: Vec<&str> = broker.url.split(',').map(str::trim).collect();
-    let mut failure = None;
-    for url in urls {
-        let props = ConnectionProperties::default().with_connection_name("kontiki listen".into());
-        match tokio::time::timeout(broker.connect_timeout, Connection::connect(url, props)).await {
-            Ok(Ok(c)) => return Ok(c),
-            Ok(Err(e)) => {
-                failure = Some(amqp_failure(
-                    &format!("could not connect to the broker at {}", redact(url)),
-                    e,
-                ));
-            }
-            Err(_) => {
-                failure = Some(Failure::new(
-                    Exit::Connection,
-                    "CONNECTION_FAILED",
-                    format_args!(
-                        "connecting to the broker at {} timed out after {:?}",
-                        redact(url),
-                        broker.connect_timeout
-                    ),
-                ));
-            }
-        }
-    }
-    Err(failure.unwrap_or_else(|| Failure::usage("no broker URL given")))
+    kontiki_rt::connect_lapin(
+        &broker.url,
+        "kontiki listen",
+        &broker.tls,
+        broker.connect_timeout,
+    )
+    .await
+    .map_err(|e| Failure::from_error(&e))
 }
 
 /// Taps until `--count` events were printed, the reader closed stdout, or Ctrl-C.
@@ -289,20 +271,6 @@ impl Event {
     }
 }
 
-/// The URL with its password hidden.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,14 +338,5 @@ mod tests {
         let j = e.to_json();
         assert_eq!(j["event_type"], json!("proto.chained"));
         assert_eq!(j["payload"]["__bytes__"], json!(true));
-    }
-
-    #[test]
-    fn urls_lose_their_password() {
-        assert_eq!(
-            redact("amqp://guest:secret@h:5672/v"),
-            "amqp://guest:***@h:5672/v"
-        );
-        assert_eq!(redact("amqp://h/v"), "amqp://h/v");
     }
 }

@@ -50,7 +50,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Man(a) => return docs::man(a),
         _ => {}
     }
-    let broker = conn::Broker::resolve(cli.amqp_url, &cli.config)?;
+    let broker = conn::Broker::resolve(cli.amqp_url, &cli.config, &cli.tls)?;
     match cli.command {
         Command::Call(a) => rpc::call(&broker, a).await,
         Command::Publish(a) => rpc::publish(&broker, a).await,

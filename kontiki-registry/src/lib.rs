@@ -86,6 +86,64 @@ pub struct RegistrySettings {
     /// `registry.register_again_grace_seconds` (default 2): heartbeats of unknown instances
     /// received this soon after start are ignored (Kontiki: 15 s).
     pub register_again_grace: Duration,
+    /// `registry.failed_messages` (default `off`): what callers may do with the failed queues.
+    pub failed_messages: FailedMessagesAccess,
+}
+
+/// What the registry lets any caller do with the services' failed queues
+/// (`registry.failed_messages`). Failed messages carry the bodies and headers of real traffic,
+/// and replay or drop changes state, so the default is `off`: the registry then answers
+/// `list_failed_messages`, `replay_failed_messages` and `drop_failed_messages` with client
+/// error `FORBIDDEN`. Every broker user that may publish to `rpc_exchange` can call the
+/// registry, so turn this on only where those users are trusted (see docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailedMessagesAccess {
+    /// `off`: no listing, no replay, no drop.
+    #[default]
+    Off,
+    /// `read`: `list_failed_messages` only.
+    Read,
+    /// `manage`: list, replay and drop.
+    Manage,
+}
+
+impl FailedMessagesAccess {
+    /// Reads the config value: `off`, `read` or `manage`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "off" => Some(Self::Off),
+            "read" => Some(Self::Read),
+            "manage" => Some(Self::Manage),
+            _ => None,
+        }
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Read => "read",
+            Self::Manage => "manage",
+        }
+    }
+
+    fn allows(self, wanted: Self) -> Result<(), Forbidden> {
+        let rank = |a: Self| match a {
+            Self::Off => 0,
+            Self::Read => 1,
+            Self::Manage => 2,
+        };
+        if rank(self) >= rank(wanted) {
+            Ok(())
+        } else {
+            Err(Forbidden(format!(
+                "registry.failed_messages is {}; this operation needs {}",
+                self.as_str(),
+                wanted.as_str()
+            )))
+        }
+    }
 }
 
 impl Default for RegistrySettings {
@@ -101,6 +159,7 @@ impl Default for RegistrySettings {
             expire_after: Some(Duration::from_secs(3600)),
             register_again_grace: Duration::from_secs(2),
             max_instances: 10_000,
+            failed_messages: FailedMessagesAccess::Off,
         }
     }
 }
@@ -120,6 +179,14 @@ impl RegistrySettings {
             1.0,
         )?;
         let grace = seconds(config, "registry.register_again_grace_seconds", 2.0, 1.0)?;
+        let access: String = config.get_or("registry.failed_messages", "off".to_owned())?;
+        let failed_messages = FailedMessagesAccess::parse(&access).ok_or_else(|| {
+            kontiki_rt::ConfigError::InvalidValue {
+                path: "registry.failed_messages".to_owned(),
+                message: format!("must be one of off, read, manage, found {access:?}"),
+                files: Vec::new(),
+            }
+        })?;
         Ok(Self {
             tracker_disabled: config.get_or("activity_tracker.disable", false)?,
             ttl,
@@ -137,6 +204,7 @@ impl RegistrySettings {
             expire_after: seconds(config, "registry.expire_after_seconds", 3600.0, 1.0)?,
             register_again_grace: grace.unwrap_or(Duration::ZERO),
             max_instances: config.get_or("registry.max_instances", d.max_instances)?,
+            failed_messages,
         })
     }
 }
@@ -352,6 +420,9 @@ fn parse_status(status: &str) -> Option<InstanceStatus> {
 
 /// Why a failed-message RPC cannot go ahead.
 struct Unavailable(String);
+
+/// A failed-queue operation the configuration does not allow (client error `FORBIDDEN`).
+struct Forbidden(String);
 
 impl Registry {
     /// A registry with `settings`.
@@ -930,6 +1001,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         limit: i64,
     ) -> Result<FailedMessages, ListFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Read)
+            .map_err(|Forbidden(message)| ListFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| ListFailedMessagesError::EntrypointUnavailable { message },
@@ -951,6 +1026,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         count_: i64,
     ) -> Result<Replayed, ReplayFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Manage)
+            .map_err(|Forbidden(message)| ReplayFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| ReplayFailedMessagesError::EntrypointUnavailable { message },
@@ -971,6 +1050,10 @@ impl service_registry::ServiceRegistry for Registry {
         name: String,
         count_: i64,
     ) -> Result<Dropped, DropFailedMessagesError> {
+        self.settings
+            .failed_messages
+            .allows(FailedMessagesAccess::Manage)
+            .map_err(|Forbidden(message)| DropFailedMessagesError::Forbidden { message })?;
         self.check_competing(&service_name, &name)
             .map_err(
                 |Unavailable(message)| DropFailedMessagesError::EntrypointUnavailable { message },
@@ -1226,6 +1309,43 @@ mod tests {
     }
 
     #[test]
+    fn failed_messages_access_is_off_by_default_and_ranked() {
+        let d = RegistrySettings::from_config(&Config::empty()).unwrap();
+        assert_eq!(d.failed_messages, FailedMessagesAccess::Off);
+        let read = Config::from_yaml_str("r.yaml", "registry:\n  failed_messages: read\n").unwrap();
+        let read = RegistrySettings::from_config(&read)
+            .unwrap()
+            .failed_messages;
+        assert_eq!(read, FailedMessagesAccess::Read);
+        assert!(read.allows(FailedMessagesAccess::Read).is_ok());
+        let Err(Forbidden(message)) = read.allows(FailedMessagesAccess::Manage) else {
+            panic!("read must not allow manage");
+        };
+        assert_eq!(
+            message,
+            "registry.failed_messages is read; this operation needs manage"
+        );
+        assert!(
+            FailedMessagesAccess::Manage
+                .allows(FailedMessagesAccess::Manage)
+                .is_ok()
+        );
+        assert!(
+            FailedMessagesAccess::Off
+                .allows(FailedMessagesAccess::Read)
+                .is_err()
+        );
+        let bad = Config::from_yaml_str("r.yaml", "registry:\n  failed_messages: all\n").unwrap();
+        let err = RegistrySettings::from_config(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "`registry.failed_messages` must be one of off, read, manage, found \"all\""
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn competing_check_needs_a_live_declaring_instance() {
         let r = Registry::new(RegistrySettings::default());
         {
@@ -1254,5 +1374,97 @@ mod tests {
         );
         assert_eq!(r.live_instances("svc"), vec!["i1".to_owned()]);
         assert!(r.services(Some(InstanceStatus::Down)).is_empty());
+    }
+}
+
+/// The registry's message bodies come from any broker user: whatever bytes or JSON arrive, the
+/// decoding never panics (the fuzzing of issue 18, run by the test command).
+#[cfg(test)]
+mod fuzz_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        // Up to 16 levels deep: lists and objects inside each other.
+        leaf.prop_recursive(16, 64, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A register / heartbeat body: the keys the registry reads, each with any JSON value.
+    fn body() -> impl Strategy<Value = Map<String, Value>> {
+        let key = prop_oneof![
+            Just("service_name"),
+            Just("instance_id"),
+            Just("group"),
+            Just("entrypoints"),
+            Just("pid"),
+            Just("host"),
+            Just("service_version"),
+            Just("kontiki_version"),
+            Just("heartbeat_interval"),
+            Just("config"),
+            Just("status"),
+            Just("reason"),
+        ];
+        prop::collection::btree_map(key, json_value(), 0..12)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    fn decode(bytes: &[u8]) {
+        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(bytes) {
+            let _ = registration_from(&m);
+            let _ = text(m.get("status")).as_deref().map(parse_status);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn registration_bodies_never_panic(m in body()) {
+            let reg = registration_from(&m);
+            // A registration exists exactly when both ids are non-empty strings.
+            let id = |k: &str| text(m.get(k)).is_some_and(|s| !s.is_empty());
+            prop_assert_eq!(reg.is_some(), id("service_name") && id("instance_id"));
+            decode(&serde_json::to_vec(&Value::Object(m)).unwrap());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..128)) {
+            decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_refused_or_read_without_overflow() {
+        // serde_json stops at 128 levels: a deeper body is an error, not a stack overflow.
+        let deep = format!(
+            "{{\"service_name\":\"s\",\"instance_id\":\"i\",\"config\":{}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(serde_json::from_slice::<Value>(deep.as_bytes()).is_err());
+        decode(deep.as_bytes());
+        let nested = format!(
+            "{{\"service_name\":\"s\",\"instance_id\":\"i\",\"config\":{{\"a\":{}1{}}}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(nested.as_bytes()) else {
+            panic!("100 levels must parse");
+        };
+        assert!(registration_from(&m).is_some());
     }
 }

@@ -21,6 +21,20 @@ pub enum Error {
         #[source]
         source: lapin::Error,
     },
+    /// The TLS handshake with the broker failed: the server certificate is not trusted by the
+    /// configured CA or does not match the URL's host name, the broker refused the client
+    /// certificate, or the port does not speak TLS. `reason` says which, naming the files.
+    #[error("TLS with the broker at {url} failed: {reason}")]
+    Tls {
+        /// The broker URL, password hidden.
+        url: String,
+        /// What went wrong, in words, with the CA or certificate file concerned (boxed: it keeps
+        /// the error small).
+        reason: Box<str>,
+        /// What lapin reported (the TLS library's error inside).
+        #[source]
+        source: lapin::Error,
+    },
     /// Connecting took longer than the connect timeout.
     #[error("connecting to the broker at {url} timed out after {timeout:?}")]
     ConnectTimeout {

@@ -57,3 +57,4 @@ pub use queue::{ExchangeType, QueueEntrypoint, RawMessage};
 pub use rpc::{Call, RpcEntrypoint};
 pub use service::{RunningService, Service, ServiceBuilder, shutdown_signal};
 pub use task::{Schedule, TaskEntrypoint, TaskRun};
+pub use transport::connection::connect_lapin;

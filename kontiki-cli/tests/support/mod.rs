@@ -668,10 +668,11 @@ pub(crate) struct RustRegistry {
 }
 
 impl RustRegistry {
-    /// Starts `ServiceRegistry` (HTTP off) after emptying the timeline backlog of the vhost.
+    /// Starts `ServiceRegistry` (HTTP off, failed-queue operations allowed:
+    /// `registry.failed_messages: manage`) after emptying the timeline backlog of the vhost.
     pub(crate) async fn start() -> RustRegistry {
         let yaml = format!(
-            "kontiki:\n  amqp:\n    url: \"{}\"\n  http:\n    disable: true\n  shutdown:\n    grace_seconds: 2\nregistry:\n  register_again_grace_seconds: 0.5\n",
+            "kontiki:\n  amqp:\n    url: \"{}\"\n  http:\n    disable: true\n  shutdown:\n    grace_seconds: 2\nregistry:\n  register_again_grace_seconds: 0.5\n  failed_messages: manage\n",
             amqp_url()
         );
         purge_timeline_backlog().await;

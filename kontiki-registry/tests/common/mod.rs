@@ -35,11 +35,22 @@ pub(crate) struct RustRegistry {
 }
 
 impl RustRegistry {
-    /// Starts `ServiceRegistry` with HTTP on a free local port and `extra_yaml` (top-level
-    /// keys).
+    /// Starts `ServiceRegistry` with HTTP on a free local port, the failed-queue operations
+    /// allowed (`registry.failed_messages: manage`) and `extra_yaml` (top-level keys).
     pub(crate) async fn start(extra_yaml: &str) -> RustRegistry {
+        Self::start_with_access("manage", extra_yaml).await
+    }
+
+    /// [`RustRegistry::start`] with `registry.failed_messages: <access>` (`off`, `read`,
+    /// `manage`; an empty string leaves the key out, so the default applies).
+    pub(crate) async fn start_with_access(access: &str, extra_yaml: &str) -> RustRegistry {
+        let access = if access.is_empty() {
+            String::new()
+        } else {
+            format!("  failed_messages: {access}\n")
+        };
         let yaml = format!(
-            "kontiki:\n  amqp:\n    url: \"{}\"\n  http:\n    address: 127.0.0.1\n    port: 0\n  shutdown:\n    grace_seconds: 2\nregistry:\n  register_again_grace_seconds: 0.5\n{extra_yaml}",
+            "kontiki:\n  amqp:\n    url: \"{}\"\n  http:\n    address: 127.0.0.1\n    port: 0\n  shutdown:\n    grace_seconds: 2\nregistry:\n  register_again_grace_seconds: 0.5\n{access}{extra_yaml}",
             amqp_url()
         );
         purge_timeline_backlog().await;

@@ -95,11 +95,11 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Reads `text` as an unquoted (plain) YAML 1.2 scalar, as serde_yaml_ng resolves one:
+/// Reads `text` as an unquoted (plain) YAML 1.2 scalar, as serde_norway resolves one:
 /// `null`/`~` → null, `true`/`false` → bool, decimal/`0x`/`0o`/`0b` integers, floats
 /// (including `.inf`/`.nan`), anything else → string. The empty text stays an empty string.
-pub(super) fn plain_scalar(text: &str) -> serde_yaml_ng::Value {
-    use serde_yaml_ng::Value;
+pub(super) fn plain_scalar(text: &str) -> serde_norway::Value {
+    use serde_norway::Value;
     match text {
         "" => return Value::String(String::new()),
         "null" | "Null" | "NULL" | "~" => return Value::Null,
@@ -125,8 +125,8 @@ fn digits_with_leading_zero(text: &str) -> bool {
     unsigned.len() > 1 && unsigned.starts_with('0') && unsigned.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// An integer in YAML 1.2 core syntax, as serde_yaml_ng reads it.
-fn parse_int(text: &str) -> Option<serde_yaml_ng::Value> {
+/// An integer in YAML 1.2 core syntax, as serde_norway reads it.
+fn parse_int(text: &str) -> Option<serde_norway::Value> {
     let (negative, unsigned) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
@@ -149,13 +149,13 @@ fn parse_int(text: &str) -> Option<serde_yaml_ng::Value> {
     }
     let magnitude = u64::from_str_radix(digits, radix).ok()?;
     if !negative {
-        return Some(serde_yaml_ng::Value::Number(magnitude.into()));
+        return Some(serde_norway::Value::Number(magnitude.into()));
     }
     let value = 0_i64.checked_sub_unsigned(magnitude)?;
-    Some(serde_yaml_ng::Value::Number(value.into()))
+    Some(serde_norway::Value::Number(value.into()))
 }
 
-/// A float in YAML 1.2 core syntax, as serde_yaml_ng reads it.
+/// A float in YAML 1.2 core syntax, as serde_norway reads it.
 fn parse_float(text: &str) -> Option<f64> {
     let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
     match unsigned {
@@ -183,7 +183,7 @@ fn parse_float(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_yaml_ng::Value;
+    use serde_norway::Value;
 
     fn env(name: &str) -> Option<String> {
         match name {

@@ -36,7 +36,7 @@ pub enum ConfigError {
         message: String,
         /// The parser's error.
         #[source]
-        source: serde_yaml_ng::Error,
+        source: serde_norway::Error,
     },
 
     /// The top level of a file (or of an in-code value) is not a mapping.
@@ -138,12 +138,12 @@ impl ConfigError {
     }
 
     /// Builds a [`ConfigError::Yaml`] from a parser error, splitting off its location.
-    pub(super) fn yaml(path: &Path, source: serde_yaml_ng::Error) -> Self {
+    pub(super) fn yaml(path: &Path, source: serde_norway::Error) -> Self {
         let location = source.location();
         Self::Yaml {
             path: path.to_path_buf(),
-            line: location.as_ref().map(serde_yaml_ng::Location::line),
-            column: location.as_ref().map(serde_yaml_ng::Location::column),
+            line: location.as_ref().map(serde_norway::Location::line),
+            column: location.as_ref().map(serde_norway::Location::column),
             message: strip_locations(&source.to_string()),
             source,
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use serde_yaml_ng::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 use super::ConfigError;
 use super::env::{self, SubstError, Substituted};
@@ -22,7 +22,7 @@ pub(super) fn parse_document(
     env: Env<'_>,
 ) -> Result<Map<String, Value>, ConfigError> {
     let mut yaml: Yaml =
-        serde_yaml_ng::from_str(text).map_err(|err| ConfigError::yaml(file, err))?;
+        serde_norway::from_str(text).map_err(|err| ConfigError::yaml(file, err))?;
     yaml.apply_merge()
         .map_err(|err| ConfigError::yaml(file, err))?;
     let yaml = match yaml {
@@ -81,7 +81,7 @@ impl Converter<'_> {
 
     fn mapping(
         &self,
-        mapping: serde_yaml_ng::Mapping,
+        mapping: serde_norway::Mapping,
         path: &mut Vec<String>,
     ) -> Result<Map<String, Value>, ConfigError> {
         let mut out = Map::new();
@@ -157,11 +157,7 @@ impl Converter<'_> {
         }
     }
 
-    fn number(
-        &self,
-        number: &serde_yaml_ng::Number,
-        path: &[String],
-    ) -> Result<Value, ConfigError> {
+    fn number(&self, number: &serde_norway::Number, path: &[String]) -> Result<Value, ConfigError> {
         if let Some(unsigned) = number.as_u64() {
             return Ok(Value::from(unsigned));
         }

@@ -57,7 +57,7 @@
 //!   converted to their text: `1` → `"1"`, `true` → `"true"`, `~` → `"null"`; a list or mapping
 //!   used as a key is an error, and so are two keys of one mapping that become equal (`1` and
 //!   `"1"`). YAML merge keys (`<<: *anchor`) are applied.
-//! * Scalars follow YAML 1.2 (serde_yaml_ng): `yes`/`no`/`on`/`off` are strings, unlike PyYAML.
+//! * Scalars follow YAML 1.2 (serde_norway): `yes`/`no`/`on`/`off` are strings, unlike PyYAML.
 //!   `.inf` and `.nan` cannot be stored in JSON and are rejected with
 //!   [`ConfigError::InvalidValue`].
 //! * YAML tags: Nameko's `!env_var` is accepted and ignored (substitution happens anyway) and

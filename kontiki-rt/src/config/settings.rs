@@ -124,6 +124,27 @@ pub struct TlsSettings {
     pub client_key: Option<PathBuf>,
 }
 
+impl TlsSettings {
+    /// TLS on, the server verified against the CA bundle `ca_cert` (PEM), as
+    /// `kontiki.amqp.tls: {enabled: true, ca_cert: ...}` says.
+    pub fn with_ca_cert(ca_cert: impl Into<PathBuf>) -> Self {
+        Self {
+            enabled: true,
+            ca_cert: Some(ca_cert.into()),
+            client_cert: None,
+            client_key: None,
+        }
+    }
+
+    /// Presents the client certificate `cert` with its private key `key` (PEM, PKCS#8) for
+    /// mutual TLS (`client_cert`, `client_key`).
+    pub fn client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some(cert.into());
+        self.client_key = Some(key.into());
+        self
+    }
+}
+
 /// `kontiki.shutdown.*`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

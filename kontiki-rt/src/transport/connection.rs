@@ -329,6 +329,28 @@ fn resolve_memory_url(url: &str) -> Result<String> {
     }
 }
 
+/// Opens a bare lapin connection to the first broker of `url` (a comma-separated list for a
+/// cluster) that answers, with the TLS of `tls` (as [`crate::MessengerBuilder::tls`] takes it)
+/// and the same errors as services and Messengers ([`Error::Tls`] says why a TLS handshake
+/// failed). For tools that speak AMQP directly beside the runtime, such as `kontiki listen`;
+/// nothing recovers the connection when it is lost.
+pub async fn connect_lapin(
+    url: &str,
+    connection_name: &str,
+    tls: &crate::config::TlsSettings,
+    connect_timeout: Duration,
+) -> Result<Connection> {
+    let tls = crate::transport::tls::TlsFiles::load(tls)?;
+    let opts = ConnectorOptions {
+        url: crate::transport::tls::tls_url(url, tls.is_some()),
+        connection_name: connection_name.to_owned(),
+        connect_timeout,
+        prefetch: 0,
+        tls,
+    };
+    open_connection(&opts, connection_name).await
+}
+
 /// Opens one connection named `name` to the broker of `opts` (an in-process broker for
 /// `memory://`), with TLS when configured, bounded by the connect timeout.
 async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connection> {
@@ -406,7 +428,11 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
             url,
             timeout: opts.connect_timeout,
         }),
-        Ok(Err(source)) => Err(Error::Connect { url, source }),
+        Ok(Err(source)) => Err(crate::transport::tls::connect_error(
+            url,
+            source,
+            opts.tls.as_ref(),
+        )),
         Ok(Ok(conn)) => Ok(conn),
     }
 }

@@ -12,6 +12,7 @@ pub use session::Session;
 
 use call::ReplyHook;
 
+use crate::config::{AmqpSettings, TlsSettings};
 use crate::error::{Error, Result};
 use crate::observe::Observer;
 use crate::transport::connection::{Connector, ConnectorOptions};
@@ -80,6 +81,7 @@ pub struct MessengerBuilder {
     client_name: String,
     rpc_timeout: Duration,
     connect_timeout: Duration,
+    tls: TlsSettings,
 }
 
 impl MessengerBuilder {
@@ -101,15 +103,26 @@ impl MessengerBuilder {
         self
     }
 
+    /// TLS to the broker, as `kontiki.amqp.tls` gives it to a service: with
+    /// [`TlsSettings::enabled`], an `amqp://` URL becomes `amqps://`, the server certificate
+    /// is verified against `ca_cert` (and the URL's host name), and `client_cert` /
+    /// `client_key` are presented for mutual TLS. Off by default; an `amqps://` URL without
+    /// it verifies against the system's trusted roots.
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// Connects; fails after the connect timeout. Reconnects by itself afterwards.
     pub async fn connect(self) -> Result<Messenger> {
         let identity = Identity::new(format!("kontiki-standalone-{}", self.client_name));
+        let tls = crate::transport::tls::TlsFiles::load(&self.tls)?;
         let connector = Connector::new(ConnectorOptions {
-            url: self.url,
+            url: crate::transport::tls::tls_url(&self.url, tls.is_some()),
             connection_name: format!("{} {}", identity.service_name, identity.instance_id),
             connect_timeout: self.connect_timeout,
             prefetch: 0,
-            tls: None,
+            tls,
         });
         let messenger =
             Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
@@ -131,7 +144,31 @@ impl Messenger {
             client_name: "client".to_owned(),
             rpc_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            tls: TlsSettings::default(),
         }
+    }
+
+    /// Options for a stand-alone Messenger from the `kontiki.amqp.*` settings a service reads:
+    /// the broker URL (list), `tls`, `rpc.timeout` and `connect_timeout`. So a script loads the
+    /// same config files as the services and connects the same way:
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use kontiki_rt::{Config, Messenger, Settings};
+    ///
+    /// let settings = Settings::from_config(&Config::load(&["config.yaml"])?)?;
+    /// let messenger = Messenger::builder_from_settings(&settings.amqp)
+    ///     .client_name("nightly-report")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_from_settings(amqp: &AmqpSettings) -> MessengerBuilder {
+        Self::builder(amqp.url.as_str())
+            .rpc_timeout(amqp.rpc_timeout)
+            .connect_timeout(amqp.connect_timeout)
+            .tls(amqp.tls.clone())
     }
 
     /// A Messenger on an existing connector; its reply consumer starts with every connection.
