@@ -116,13 +116,20 @@ async def main():
         if args.flow is not None:
             await show(app, pilot, "flows")
             table = app.query_one("#flows_table", DataTable)
-            for i, row in enumerate(rows(app, "flows_table")):
-                if any(args.flow[:12] in c for c in row):
-                    table.focus()
-                    table.move_cursor(row=i)
-                    await pilot.pause(1.0)
+            # Other traffic on the vhost adds flows and the table can reorder under the cursor:
+            # move it to the flow's row again until the hops shown are that flow's (bounded).
+            hops = []
+            for _ in range(20):
+                for i, row in enumerate(rows(app, "flows_table")):
+                    if any(args.flow[:12] in c for c in row):
+                        table.focus()
+                        table.move_cursor(row=i)
+                        break
+                await pilot.pause(0.5)
+                hops = rows(app, "hops_table")
+                if len(hops) >= 3 and any("chain" in c for row in hops for c in row):
                     break
-            result["hops_table"] = rows(app, "hops_table")
+            result["hops_table"] = hops
         if args.log:
             text, ok = await wait_logs(app, pilot, args.log, deadline)
             result["log_text"] = text[-4000:]
