@@ -21,6 +21,9 @@ fn short_name(prefix: &str) -> String {
 
 #[tokio::test]
 async fn kontiki_tui_reads_the_rust_registry() {
+    // A vhost of its own: the TUI's Flows tab lists every flow the registry saw, and other
+    // tests' traffic (hundreds of calls) would push the chained flow out of reach.
+    let _vhost = common::support::use_own_vhost(&format!("kontiki-tui-{}", std::process::id()));
     let m = common::messenger().await;
     let _registry = RustRegistry::start("").await;
 

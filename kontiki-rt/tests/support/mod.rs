@@ -5,10 +5,50 @@ pub(crate) mod py;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The broker every test talks to: `KONTIKI_AMQP_URL`, or the local default.
+/// A vhost of this test binary's own, set by [`use_own_vhost`]: `amqp_url` then points there.
+static OWN_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The broker every test talks to: `KONTIKI_AMQP_URL`, or the local default (or this binary's
+/// own vhost on it, after [`use_own_vhost`]).
 pub(crate) fn amqp_url() -> String {
+    if let Some(url) = OWN_URL.get() {
+        return url.clone();
+    }
     std::env::var("KONTIKI_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Deletes the vhost [`use_own_vhost`] made, when dropped.
+pub(crate) struct OwnVhost(String);
+
+impl Drop for OwnVhost {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| rabbitmqctl(&["-q", "delete_vhost", &self.0]));
+    }
+}
+
+/// Makes a vhost `name` on the test broker (rabbitmqctl) and points [`amqp_url`] at it for the
+/// rest of this test binary, for a test that must see no other test's traffic (a registry
+/// whose timeline records every message of its vhost). Call it once, first.
+pub(crate) fn use_own_vhost(name: &str) -> OwnVhost {
+    rabbitmqctl(&["-q", "add_vhost", name]);
+    rabbitmqctl(&[
+        "-q",
+        "set_permissions",
+        "-p",
+        name,
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let base = amqp_url();
+    let root = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => &base[..i],
+        _ => base.as_str(),
+    };
+    let _ = OWN_URL.set(format!("{root}/{name}"));
+    OwnVhost(name.to_owned())
 }
 
 /// The message a broker test fails with when no broker answers. Broker tests never skip.
