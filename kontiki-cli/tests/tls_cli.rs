@@ -9,6 +9,8 @@
 //! the script's advice when they cannot.
 
 mod support;
+#[path = "../../kontiki-rt/tests/support/tls_node.rs"]
+mod tls_node;
 
 use serde_json::{Value, json};
 use std::io::Write as _;
@@ -38,46 +40,10 @@ impl Node {
 }
 
 /// The TLS node, started with `scripts/tls-broker.sh start` when the environment does not name
-/// one (under `flock`, since nextest runs each test in a process of its own).
+/// one (`support/tls_node.rs`).
 fn node() -> Node {
-    if let (Ok(url), Ok(certs)) = (
-        std::env::var("KONTIKI_TLS_AMQP_URL"),
-        std::env::var("KONTIKI_TLS_CERTS"),
-    ) {
-        return Node {
-            url,
-            certs: certs.into(),
-        };
-    }
-    let root = repo_root();
-    let script = root.join("scripts/tls-broker.sh");
-    std::fs::create_dir_all(root.join("target")).expect("target dir");
-    // -o: the node the script starts must not inherit the lock, or it holds it for its life.
-    let out = std::process::Command::new("flock")
-        .arg("-o")
-        .arg(root.join("target/tls-broker.lock"))
-        .arg("bash")
-        .arg(&script)
-        .arg("start")
-        .output()
-        .expect("run flock bash scripts/tls-broker.sh start (is util-linux's flock installed?)");
-    assert!(
-        out.status.success(),
-        "KONTIKI_TLS_AMQP_URL / KONTIKI_TLS_CERTS are not set and `scripts/tls-broker.sh start` \
-         failed, so there is no TLS node for these tests. Run `scripts/test.sh`, or \
-         `scripts/tls-broker.sh start && eval \"$(scripts/tls-broker.sh env)\"` (it needs \
-         rabbitmq-server, openssl and root or password-less sudo). The script said:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("url")
-        .output()
-        .expect("scripts/tls-broker.sh url");
-    Node {
-        url: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        certs: root.join("target/tls-broker/certs"),
-    }
+    let (url, certs) = tls_node::locate(&repo_root());
+    Node { url, certs }
 }
 
 /// A Rust service on the TLS node: `double(x)` → `2x`; registers with the registry when asked.
