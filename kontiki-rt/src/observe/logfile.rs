@@ -167,6 +167,10 @@ where
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
+        // No file open: nothing will read the ids, so a handler span costs no allocation here.
+        if !ANY_OPEN.load(Ordering::Acquire) {
+            return;
+        }
         let mut ids = SpanIds::default();
         attrs.record(&mut ids);
         if (ids.flow_id.is_some() || ids.instance_id.is_some())
@@ -182,6 +186,9 @@ where
         values: &tracing::span::Record<'_>,
         ctx: Context<'_, S>,
     ) {
+        if !ANY_OPEN.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             let mut ids = ext.get_mut::<SpanIds>().cloned().unwrap_or_default();
