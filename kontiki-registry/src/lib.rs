@@ -1184,41 +1184,13 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use std::process::ExitCode;
-    kontiki_rt::cli::init_tracing();
-    let args = match kontiki_rt::cli::parse_args(name, description, env!("CARGO_PKG_VERSION"), argv)
-    {
-        Ok(a) => a,
-        Err(e) => e.exit(),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: could not start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let started = async {
-            let config = kontiki_rt::Config::load(&args.config)?;
-            let (_, service) = build(&config)?;
-            Ok::<_, kontiki_rt::BoxError>(service.start(config).await?)
-        };
-        let running = match started.await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        kontiki_rt::shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        running.shutdown().await;
-        ExitCode::SUCCESS
-    })
+    kontiki_rt::cli::run_configured_main(
+        name,
+        description,
+        env!("CARGO_PKG_VERSION"),
+        argv,
+        |config| Ok(build(config)?.1),
+    )
 }
 
 /// Loads the registry's settings from `config` and builds the service.

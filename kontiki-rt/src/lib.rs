@@ -16,6 +16,7 @@
 //! `entrypoints` (rpc, event, queue, task, http) ← `service` (builder, lifecycle, serving) ←
 //! `cli`. `observe` is the hook the test harness plugs into. docs/ARCHITECTURE.md has the map.
 
+#[cfg(feature = "cli")]
 pub mod cli;
 mod clients;
 #[doc(hidden)]
@@ -36,6 +37,7 @@ pub use entrypoints::http;
 pub use entrypoints::{event, queue, rpc, task};
 #[cfg(feature = "memory")]
 pub use kontiki_memory as memory;
+pub use observe::logfile::KontikiLogLayer;
 pub use observe::logfile::file_name as log_file_name;
 pub use transport::{flow, wire};
 

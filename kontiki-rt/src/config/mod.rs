@@ -97,12 +97,23 @@ use self::load::Origins;
 /// [`Config::from_value`] (in code), then read it with [`Config::get`], the `use_config`
 /// helpers ([`Config::event_types`], [`Config::duration`], [`Config::string`]) or
 /// [`Settings::from_config`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output hides secrets as [`Config::redacted`] does.
+#[derive(Clone, PartialEq)]
 pub struct Config {
     /// Always a `Value::Object`.
     root: Value,
     files: Vec<PathBuf>,
     origins: Origins,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("files", &self.files)
+            .field("root", &self.redacted())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -255,6 +266,14 @@ impl Config {
     /// The whole merged document (always a JSON object).
     pub fn root(&self) -> &Value {
         &self.root
+    }
+
+    /// The merged document with its secrets hidden, for printing (`--print-config`) and
+    /// `Debug`: the password of every URL (`amqp://user:***@host`), and the whole value of
+    /// every key whose name says it holds a secret (`password`, `passwd`, `secret`, `token`,
+    /// `api_key`, `apikey`, `private_key`, `credentials`, in any case, as part of the name).
+    pub fn redacted(&self) -> Value {
+        redact_value(&self.root)
     }
 
     /// The raw value at a dotted path (`null` included), or `None` when it is missing or the
@@ -526,5 +545,42 @@ fn last_segment(path: &str) -> &str {
 impl Default for Config {
     fn default() -> Self {
         Config::empty()
+    }
+}
+
+/// Whether a config key names a secret whose whole value must not be shown.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "private_key",
+        "credentials",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+fn redact_value(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) && !v.is_null() {
+                        Value::String("***".to_owned())
+                    } else {
+                        redact_value(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact_value).collect()),
+        Value::String(s) if s.contains("://") => Value::String(crate::error::redact_url(s)),
+        other => other.clone(),
     }
 }

@@ -7,8 +7,7 @@
 //! ```
 //!
 //! (`%(asctime)s - %(short_instance_id)s - %(levelname)s - %(flow_id)-19s - %(message)s`,
-//! protocol §4.) The [`KontikiLogLayer`] is part of the subscriber
-//! [`init_tracing`](crate::cli::init_tracing) installs; it writes nothing until a service with
+//! protocol §4.) The [`KontikiLogLayer`] writes nothing until a service with
 //! `logging.directory` starts ([`open`]). A line goes to the file of the instance whose handler
 //! span it was logged in (several services in one process each get their own file), else to
 //! the first file opened. Lines at INFO and above, as Kontiki's `kontiki` logger.
@@ -153,9 +152,23 @@ impl Visit for Message {
     }
 }
 
-/// The tracing layer that writes Kontiki log files (see the module docs).
+/// The tracing layer that writes Kontiki's log files (`logging.directory`, for kontiki-tui).
+///
+/// [`cli::init_tracing`](crate::cli::init_tracing) (feature `cli`) installs it; an
+/// application with a subscriber of its own adds it there:
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let subscriber = tracing_subscriber::registry().with(kontiki_rt::KontikiLogLayer);
+/// let _ = tracing::subscriber::set_global_default(subscriber);
+/// ```
+///
+/// It writes nothing until a service with `logging.directory` starts; then each line at INFO
+/// and above goes to the file of the instance whose handler span logged it, else to the
+/// first file opened.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KontikiLogLayer;
+pub struct KontikiLogLayer;
 
 impl<S> Layer<S> for KontikiLogLayer
 where

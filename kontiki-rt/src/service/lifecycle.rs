@@ -22,6 +22,34 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 impl Service {
+    /// Checks `config` for this service without connecting or starting anything (what
+    /// `--check-config` runs): every `kontiki.*` key, the service name, the TLS files, and the
+    /// event types, schedules and HTTP paths the service reads from config. Delegates are not
+    /// set up: their `setup` may need the broker or other resources, so errors only they find
+    /// still show at start.
+    pub fn check_config(&self, config: &Config) -> Result<()> {
+        let settings = Settings::from_config(config)?;
+        let name = settings
+            .service_name
+            .clone()
+            .unwrap_or_else(|| self.name.clone());
+        check_word(&name, "service name")?;
+        crate::transport::tls::TlsFiles::load(&settings.amqp.tls)?;
+        for ep in &self.events {
+            if let crate::entrypoints::event::EventSource::Config(key) = &ep.source {
+                for event_type in config.event_types(key)? {
+                    check_word(&event_type, "event type")?;
+                }
+            }
+        }
+        for t in &self.tasks {
+            task::resolve(t, config)?;
+        }
+        #[cfg(feature = "http")]
+        self.http.check_config(config)?;
+        Ok(())
+    }
+
     /// Sets up delegates, connects, declares the topology, consumes, and starts delegates.
     pub async fn start(self, config: Config) -> Result<RunningService> {
         let settings = Settings::from_config(&config)?;
@@ -158,7 +186,7 @@ impl Service {
             connector.start_background();
         }
         #[cfg(feature = "http")]
-        let http = crate::entrypoints::http::start(&self.http, &container).await?;
+        let (http, http_router) = crate::entrypoints::http::start(&self.http, &container).await?;
         #[cfg(feature = "http")]
         let ops = crate::entrypoints::http::ops::start(&container).await?;
         tracing::info!(
@@ -199,6 +227,8 @@ impl Service {
             #[cfg(feature = "http")]
             http,
             #[cfg(feature = "http")]
+            http_router,
+            #[cfg(feature = "http")]
             ops,
         })
     }
@@ -221,6 +251,8 @@ pub struct RunningService {
     delegates: Vec<Arc<dyn DynDelegate>>,
     #[cfg(feature = "http")]
     http: Option<crate::entrypoints::http::HttpServer>,
+    #[cfg(feature = "http")]
+    http_router: Option<axum::Router>,
     /// The `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`).
     #[cfg(feature = "http")]
     ops: Option<crate::entrypoints::http::ops::OpsServer>,
@@ -256,6 +288,26 @@ impl RunningService {
         self.http
             .as_ref()
             .map(crate::entrypoints::http::HttpServer::local_addr)
+    }
+
+    /// The service's HTTP routes as an axum [`Router`](axum::Router), to mount into an
+    /// application's own router (`app.merge(..)` or `app.nest("/svc", ..)`): with the
+    /// service's layers, flow ids, OpenAPI documents and `/metrics`, `/live`, `/ready`, as the
+    /// service serves them. Set `kontiki.http.disable: true` so that the service does not also
+    /// listen itself. `None` when the service declares no route.
+    ///
+    /// ```no_run
+    /// # async fn demo(running: kontiki_rt::RunningService) -> std::io::Result<()> {
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "the application's own page" }))
+    ///     .merge(running.http_router().unwrap_or_default());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, app).await
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_router(&self) -> Option<axum::Router> {
+        self.http_router.clone()
     }
 
     /// The address of the `kontiki.metrics.port` listener (`/metrics`, `/live`, `/ready`),

@@ -1,19 +1,23 @@
 //! The documentation routes: each version's OpenAPI document and a Swagger UI whose assets the
 //! service serves itself (vendored by `utoipa-swagger-ui`, so a machine without internet access
-//! shows a working page).
+//! shows a working page). Without the `swagger-ui` feature only the documents are served.
 
-use super::response::json_error;
 use crate::config::DocumentationSettings;
 use crate::error::{Error, Result};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use serde_json::Value;
-use std::sync::Arc;
-use utoipa_swagger_ui::Config as SwaggerConfig;
+#[cfg(feature = "swagger-ui")]
+use {
+    super::response::json_error,
+    axum::extract::Path,
+    axum::http::StatusCode,
+    axum::response::{IntoResponse, Redirect, Response},
+    std::sync::Arc,
+    utoipa_swagger_ui::Config as SwaggerConfig,
+};
 
 /// Checks that `version` can be put into a path.
 pub(super) fn check_version(version: &str) -> Result<()> {
@@ -87,11 +91,6 @@ pub(super) fn add_routes(
             }
         }
         let body = document_bytes(version, json, settings)?;
-        let config = Arc::new(
-            SwaggerConfig::new([json_path.clone()])
-                // The validator badge would fetch from validator.swagger.io: stay offline.
-                .validator_url("none"),
-        );
         let json_route = get(move || {
             let body = body.clone();
             async move {
@@ -104,37 +103,50 @@ pub(super) fn add_routes(
                 )
             }
         });
-        // Kontiki's address of the page is `<ui>/swagger`; `<ui>` redirects there. Relative
-        // asset paths resolve the same from `<ui>/` and `<ui>/swagger`.
-        let swagger = format!("{ui}/swagger");
-        let index_config = config.clone();
         router = super::routing::try_route(router, &json_path, json_route)?;
-        router = super::routing::try_route(
-            router,
-            &ui,
-            get(move || {
-                let to = swagger.clone();
-                async move { Redirect::to(&to) }
-            }),
-        )?;
-        router = super::routing::try_route(
-            router,
-            &format!("{ui}/"),
-            get(move || {
-                let config = index_config.clone();
-                async move { asset("", config) }
-            }),
-        )?;
-        router = super::routing::try_route(
-            router,
-            &format!("{ui}/{{*file}}"),
-            get(move |Path(file): Path<String>| {
-                let config = config.clone();
-                async move { asset(&file, config) }
-            }),
-        )?;
+        #[cfg(feature = "swagger-ui")]
+        {
+            router = add_ui_routes(router, &ui, &json_path)?;
+        }
     }
     Ok(router)
+}
+
+/// The Swagger UI of one document: `<ui>` redirects to `<ui>/swagger`, Kontiki's address of the
+/// page; relative asset paths resolve the same from `<ui>/` and `<ui>/swagger`.
+#[cfg(feature = "swagger-ui")]
+fn add_ui_routes(mut router: Router, ui: &str, json_path: &str) -> Result<Router> {
+    let config = Arc::new(
+        SwaggerConfig::new([json_path.to_owned()])
+            // The validator badge would fetch from validator.swagger.io: stay offline.
+            .validator_url("none"),
+    );
+    let swagger = format!("{ui}/swagger");
+    let index_config = config.clone();
+    router = super::routing::try_route(
+        router,
+        ui,
+        get(move || {
+            let to = swagger.clone();
+            async move { Redirect::to(&to) }
+        }),
+    )?;
+    router = super::routing::try_route(
+        router,
+        &format!("{ui}/"),
+        get(move || {
+            let config = index_config.clone();
+            async move { asset("", config) }
+        }),
+    )?;
+    super::routing::try_route(
+        router,
+        &format!("{ui}/{{*file}}"),
+        get(move |Path(file): Path<String>| {
+            let config = config.clone();
+            async move { asset(&file, config) }
+        }),
+    )
 }
 
 /// The document as served: as given, or with `info.title` / `info.description` from config.
@@ -163,6 +175,7 @@ fn document_bytes(version: &str, json: &str, settings: &DocumentationSettings) -
 }
 
 /// One Swagger UI file; `swagger` (Kontiki's page name) and `` are the page itself.
+#[cfg(feature = "swagger-ui")]
 fn asset(file: &str, config: Arc<SwaggerConfig<'static>>) -> Response {
     let file = if file == "swagger" { "" } else { file };
     match utoipa_swagger_ui::serve(file, config) {

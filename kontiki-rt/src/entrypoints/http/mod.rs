@@ -222,6 +222,22 @@ impl HttpDefs {
             .collect()
     }
 
+    /// Checks the paths read from config (`HttpRoute::from_config`): present, strings, valid.
+    pub(crate) fn check_config(&self, config: &crate::Config) -> crate::Result<()> {
+        for route in &self.routes {
+            if let RoutePath::Config(key) = &route.path {
+                let path = config.string(key)?;
+                server::check_path(&path).map_err(|e| match e {
+                    crate::Error::Definition(m) => {
+                        crate::Error::Definition(format!("{m} (from `{key}`)"))
+                    }
+                    other => other,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what needs no config: literal paths, duplicates, documents are JSON objects.
     pub(crate) fn check(&self) -> crate::Result<()> {
         let mut seen = std::collections::BTreeSet::new();

@@ -116,22 +116,25 @@ impl Drop for HttpServer {
 }
 
 /// Starts the server when the service has routes and `kontiki.http.disable` is false.
+/// Builds the service's router and, unless `kontiki.http.disable`, serves it. The router is
+/// returned either way ([`RunningService::http_router`](crate::RunningService::http_router)).
 pub(crate) async fn start(
     defs: &HttpDefs,
     container: &Arc<Container>,
-) -> Result<Option<HttpServer>> {
+) -> Result<(Option<HttpServer>, Option<Router>)> {
     let settings = &container.settings().http;
     if defs.routes.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
+    let router = build_router(defs, container)?;
     if settings.disable {
         tracing::info!(
             routes = defs.routes.len(),
-            "HTTP is disabled (kontiki.http.disable): routes are not served"
+            "HTTP is disabled (kontiki.http.disable): the routes are served only where the \
+             application mounts RunningService::http_router"
         );
-        return Ok(None);
+        return Ok((None, Some(router)));
     }
-    let router = build_router(defs, container)?;
     let address = format!("{}:{}", settings.address, settings.port);
     let listener = tokio::net::TcpListener::bind((settings.address.as_str(), settings.port))
         .await
@@ -144,15 +147,16 @@ pub(crate) async fn start(
         .map_err(|source| Error::HttpBind { address, source })?;
     let stop = CancellationToken::new();
     let signal = stop.clone();
+    let served = router.clone();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router)
+        let serve = axum::serve(listener, served)
             .with_graceful_shutdown(async move { signal.cancelled().await });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "the HTTP server failed");
         }
     });
     tracing::info!(address = %addr, routes = defs.routes.len(), "HTTP listening");
-    Ok(Some(HttpServer { addr, stop, task }))
+    Ok((Some(HttpServer { addr, stop, task }), Some(router)))
 }
 
 fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
