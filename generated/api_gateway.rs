@@ -348,3 +348,7 @@ pub mod api_gateway {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `api_gateway::ApiGatewayClient` as well as `api_gateway::api_gateway::ApiGatewayClient`.
+pub use self::api_gateway::*;

@@ -366,3 +366,7 @@ pub mod billing {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `billing::BillingClient` as well as `billing::billing::BillingClient`.
+pub use self::billing::*;

@@ -2371,3 +2371,7 @@ pub mod features {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `features::FeaturesClient` as well as `features::features::FeaturesClient`.
+pub use self::features::*;

@@ -877,3 +877,7 @@ pub mod http_simple {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `http_simple::HttpSimpleClient` as well as `http_simple::http_simple::HttpSimpleClient`.
+pub use self::http_simple::*;

@@ -1063,3 +1063,7 @@ pub mod proto_svc {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `proto_svc::ProtoSvcClient` as well as `proto_svc::proto_svc::ProtoSvcClient`.
+pub use self::proto_svc::*;

@@ -351,3 +351,7 @@ pub mod rpc_service {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `rpc_service::RpcServiceClient` as well as `rpc_service::rpc_service::RpcServiceClient`.
+pub use self::rpc_service::*;

@@ -216,3 +216,7 @@ pub mod task_service {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `task_service::TaskServiceClient` as well as `task_service::task_service::TaskServiceClient`.
+pub use self::task_service::*;

@@ -207,3 +207,7 @@ pub mod user_events {
         }
     }
 }
+
+/// The service of the same name as its package, also reachable one level up:
+/// `user_events::UserEventsClient` as well as `user_events::user_events::UserEventsClient`.
+pub use self::user_events::*;

@@ -17,3 +17,19 @@ if ! cargo run --quiet --locked -p kontiki-codegen -- \
   fi
   exit 1
 fi
+
+# Each example folder builds on its own, so it holds the contracts it imports as copies
+# (idl/<name>.kontiki is a link to the one real file). The copies must not drift.
+for copy in examples/*/*.kontiki; do
+  canon="idl/$(basename "$copy")"
+  [[ "$(readlink -f "$canon")" == "$(readlink -f "$copy")" ]] && continue
+  if ! cmp -s "$copy" "$canon"; then
+    if [[ ${#mode[@]} -eq 0 ]]; then
+      cp "$canon" "$copy"
+      echo "check-generated: copied $canon to $copy"
+    else
+      echo "check-generated: $copy differs from $canon; run scripts/check-generated.sh --fix" >&2
+      exit 1
+    fi
+  fi
+done

@@ -1,6 +1,6 @@
-//! Generates the Rust of `idl/rpc_service.kontiki` into `OUT_DIR`; `src/lib.rs` pulls it in
-//! with `kontiki_rt::include_idl!("rpc_service")`.
+//! Generates the Rust of `rpc_service.kontiki` (this example's contract) into
+//! `OUT_DIR`; `src/lib.rs` pulls it in with `kontiki_rt::include_idl!`.
 
 fn main() -> Result<(), kontiki_codegen::Error> {
-    kontiki_codegen::compile(&["../../idl/rpc_service.kontiki"])
+    kontiki_codegen::compile(&["rpc_service.kontiki"])
 }

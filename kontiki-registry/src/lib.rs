@@ -16,12 +16,12 @@
 //! `register_again` is sent after a short, configurable grace instead of 15 s.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-use chrono::{DateTime, SubsecRound as _, Utc};
-use kontiki_generated::registry::{
+use crate::registry::{
     Dropped, ExceptionRecord, FailedMessages, InstanceDeregistered, InstanceInfo,
     InstanceRegistered, InstanceStatus, Registration, Replayed, Services, StatusChanged,
     TimelineEntry, service_registry,
 };
+use chrono::{DateTime, SubsecRound as _, Utc};
 use kontiki_rt::{
     Config, Context, ExchangeType, HandlerError, Messenger, QueueEntrypoint, RawMessage, Service,
 };
@@ -37,7 +37,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use kontiki_generated::registry;
+/// `registry.kontiki`, the registry's contract (types, the `ServiceRegistry` service), generated
+/// by `build.rs`.
+pub mod registry {
+    kontiki_rt::include_idl!("registry");
+}
 
 /// Exchange the services send register / heartbeat / ... messages to.
 pub const ADMIN_EXCHANGE: &str = "registry_admin_exchange";

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             api_gateway::DESCRIPTION,
-            kontiki_generated::api_gateway::api_gateway::VERSION,
+            api_gateway::api_gateway::api_gateway::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

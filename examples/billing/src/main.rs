@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             billing::DESCRIPTION,
-            kontiki_generated::billing::billing::VERSION,
+            billing::billing::billing::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             broadcast::DESCRIPTION,
-            kontiki_generated::broadcast::cache_service::VERSION,
+            broadcast::broadcast::cache_service::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             compute_api::DESCRIPTION,
-            kontiki_generated::compute::compute_api::VERSION,
+            compute_api::compute::compute_api::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

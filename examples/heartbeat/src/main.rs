@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             heartbeat::DESCRIPTION,
-            kontiki_generated::heartbeat::heartbeat_service::VERSION,
+            heartbeat::heartbeat::heartbeat_service::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

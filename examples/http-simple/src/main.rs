@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             http_simple::DESCRIPTION,
-            kontiki_generated::http_simple::http_simple::VERSION,
+            http_simple::http_simple::http_simple::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             session::DESCRIPTION,
-            kontiki_generated::session::session_service::VERSION,
+            session::session::session_service::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

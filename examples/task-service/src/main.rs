@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             task_service::DESCRIPTION,
-            kontiki_generated::task_service::task_service::VERSION,
+            task_service::task_service::task_service::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

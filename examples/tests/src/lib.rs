@@ -142,8 +142,20 @@ impl Example {
     /// `KONTIKI_AMQP_URL`) with extra environment variables, and waits until it logs
     /// `service started`.
     pub async fn start(name: &str, env: &[(&str, &str)]) -> Example {
-        let mut cmd = tokio::process::Command::new(example_bin(name));
-        for file in config_files(name) {
+        Example::start_binary(name, &example_bin(name), &config_files(name), env).await
+    }
+
+    /// Starts the service binary `bin` with `--config` for each of `configs`, the broker from
+    /// `KONTIKI_AMQP_URL` and extra environment variables, and waits until it logs
+    /// `service started`.
+    pub async fn start_binary(
+        name: &str,
+        bin: &Path,
+        configs: &[PathBuf],
+        env: &[(&str, &str)],
+    ) -> Example {
+        let mut cmd = tokio::process::Command::new(bin);
+        for file in configs {
             cmd.arg("--config").arg(file);
         }
         cmd.env("KONTIKI_AMQP_URL", amqp_url())

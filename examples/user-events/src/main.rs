@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         Ok(service) => kontiki_rt::cli::run(
             service,
             user_events::DESCRIPTION,
-            kontiki_generated::user_events::user_events::VERSION,
+            user_events::user_events::user_events::VERSION,
         ),
         Err(e) => {
             eprintln!("error: {e}");

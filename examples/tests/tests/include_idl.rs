@@ -14,7 +14,10 @@ fn build_script_output_is_usable_and_matches_the_cli() {
     let _: compute::ThingProcessed =
         serde_json::from_value(serde_json::json!({"payload": 1})).unwrap();
     let from_build = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/compute.rs")).unwrap();
-    let checked_in =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/compute.rs")).unwrap();
+    let checked_in = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../generated/compute.rs"
+    ))
+    .unwrap();
     assert_eq!(from_build, checked_in);
 }

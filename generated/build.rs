@@ -1,6 +1,0 @@
-//! Exercises the build-script flow on one contract: `tests/include_idl.rs` pulls the result in
-//! with `kontiki_rt::include_idl!` and compares it with the checked-in files.
-
-fn main() -> Result<(), kontiki_codegen::Error> {
-    kontiki_codegen::compile(&["../idl/compute.kontiki"])
-}
