@@ -70,7 +70,7 @@ fuzz:
 	bash scripts/fuzz.sh
 # The examples of examples/: `make run-<name>` runs one with the shared config files and its own
 # (examples/<name>/README.md says what it prints). KONTIKI_AMQP_URL picks the broker.
-EXAMPLES := compute-api rpc-service api-gateway billing user-events http-simple task-service broadcast session heartbeat
+EXAMPLES := compute-api rpc-service api-gateway billing user-events http-simple task-service broadcast session heartbeat tenant-api orders-worker
 RUN_EXAMPLES := $(addprefix run-,$(EXAMPLES))
 # lapin logs a WARN for every message the broker returns as unroutable (an event nobody
 # subscribes to yet, a registry message with no registry running); RUST_LOG overrides this.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use kontiki_generated::rpc_service::rpc_service::{
+use kontiki_generated::rpc_service::{
     RpcExampleClientError, RpcExampleError, RpcService, RpcServiceClient, RpcServiceServer,
 };
 use kontiki_rt::{Context, Messenger, RpcError};

@@ -31,6 +31,8 @@ pub const EXAMPLES: &[&str] = &[
     "broadcast",
     "session",
     "heartbeat",
+    "tenant-api",
+    "orders-worker",
 ];
 
 /// How long a test waits for a process to start, a log line or a message.
@@ -244,6 +246,33 @@ impl Example {
         }
     }
 
+    /// Waits (at most [`WAIT`]) until `n` log lines contain `needle`.
+    pub async fn wait_for_lines(&self, needle: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notified = self.lines.changed.notified();
+            let seen = self
+                .lines
+                .lines
+                .lock()
+                .expect("lines lock")
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if seen >= n {
+                return;
+            }
+            let closed = self.lines.closed.load(std::sync::atomic::Ordering::SeqCst);
+            if closed || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "{} logged {needle:?} {seen} times, not {n}; its log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+        }
+    }
+
     /// The HTTP address from the `HTTP listening` line.
     pub async fn http_addr(&self) -> String {
         let line = self.wait_for_line("HTTP listening").await;
@@ -385,4 +414,61 @@ pub fn example_client(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Builds binary `bin` of the crate at `dir` (a folder outside the workspace) with the
+/// workspace's lock file and target directory, and returns its path. The crate's `Cargo.toml`
+/// must already point at the kontiki-rs crates (see [`point_at_checkout`]).
+pub fn build_outside(dir: &Path, bin: &str) -> PathBuf {
+    let root = repo_root();
+    assert!(
+        !dir.starts_with(&root),
+        "{} must live outside the workspace",
+        dir.display()
+    );
+    // The workspace's lock file: the same dependency versions, nothing fetched.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--bin", bin])
+        .current_dir(dir)
+        // The shared target directory keeps the build to the crates that differ.
+        .env("CARGO_TARGET_DIR", root.join("target"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || key == "CARGO_MANIFEST_DIR" || key == "CARGO_CRATE_NAME"
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let out = build.output().expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "{} does not build:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root.join("target/debug").join(bin)
+}
+
+/// Rewrites a `Cargo.toml` so that its kontiki-rs dependencies (given by version, or by a
+/// relative path into this repository) come from this checkout, by absolute path.
+pub fn point_at_checkout(manifest: &str) -> String {
+    let root = repo_root();
+    let mut out = manifest.to_owned();
+    for krate in ["kontiki-rt", "kontiki-codegen"] {
+        let path = format!("path = {:?}", root.join(krate));
+        out = out
+            .replace(&format!("path = \"../../{krate}\""), &path)
+            .replace(
+                &format!("{krate} = \"0.1\""),
+                &format!("{krate} = {{ {path}, version = \"0.1\" }}"),
+            )
+            .replace(
+                &format!("{krate} = {{ version = \"0.1\""),
+                &format!("{krate} = {{ {path}, version = \"0.1\""),
+            );
+    }
+    out
 }

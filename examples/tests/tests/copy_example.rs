@@ -44,45 +44,14 @@ async fn api_gateway_copied_out_of_the_repository_builds_and_runs() {
         !manifest.contains(".workspace = true") && !manifest.contains("workspace = true"),
         "the example must not inherit from the workspace:\n{manifest}"
     );
-    let manifest = manifest
-        .replace(
-            "path = \"../../kontiki-rt\"",
-            &format!("path = {:?}", root.join("kontiki-rt")),
-        )
-        .replace(
-            "path = \"../../kontiki-codegen\"",
-            &format!("path = {:?}", root.join("kontiki-codegen")),
-        )
+    let manifest = examples_tests::point_at_checkout(&manifest)
         .replace("name = \"api-gateway\"", "name = \"my-gateway\"");
     assert!(
         !manifest.contains("../"),
         "a relative path is left:\n{manifest}"
     );
     std::fs::write(copy.join("Cargo.toml"), manifest).expect("write Cargo.toml");
-    // The workspace's lock file, so the copy builds with the same dependency versions (and
-    // offline); the shared target directory keeps the build to the crates that differ.
-    std::fs::copy(root.join("Cargo.lock"), copy.join("Cargo.lock")).expect("copy Cargo.lock");
-
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = std::process::Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--bin", "my-gateway"])
-        .current_dir(&copy)
-        .env("CARGO_TARGET_DIR", root.join("target"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_PKG_") || key == "CARGO_MANIFEST_DIR" || key == "CARGO_CRATE_NAME"
-        {
-            build.env_remove(key.as_ref());
-        }
-    }
-    let out = build.output().expect("run cargo build in the copy");
-    assert!(
-        out.status.success(),
-        "the copied example does not build:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = root.join("target/debug/my-gateway");
+    let bin = examples_tests::build_outside(&copy, "my-gateway");
 
     // The copy calls rpc-service (the repository's example) as the original does.
     let _upstream = Example::start("rpc-service", &[]).await;
