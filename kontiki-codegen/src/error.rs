@@ -44,6 +44,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An AsyncAPI document could not be encoded.
+    #[error("could not encode the AsyncAPI document `{file}`: {source}")]
+    AsyncApi {
+        /// The output file.
+        file: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Two contracts declare the same package differently.
     #[error("package `{0}` is declared differently by two of the files given")]
     PackageConflict(String),
