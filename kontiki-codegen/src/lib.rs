@@ -143,7 +143,8 @@ impl Builder {
 #[non_exhaustive]
 pub struct Output {
     /// The files, by path relative to the output directory: `<package>.rs`,
-    /// `openapi/<service wire name>.<version>.json`, and `lib.rs` when asked for.
+    /// `openapi/<service wire name>.<version>.json`, and `lib.rs` when asked for ([`generate`]);
+    /// `asyncapi/<service wire name>.<version>.json` ([`generate_asyncapi`]).
     pub files: Files,
     /// Every `.kontiki` file read (the inputs and their imports).
     pub inputs: Vec<PathBuf>,
