@@ -11,8 +11,9 @@ mod support;
 use std::time::Duration;
 
 use kontiki_idl::model::{EventMode, Model, Service, TypeRef};
+use kontiki_rt::http::{HttpResponse, Method, StatusCode};
 use kontiki_rt::task::Schedule;
-use kontiki_rt::{Call, EventEntrypoint, RpcEntrypoint, TaskEntrypoint};
+use kontiki_rt::{Call, EventEntrypoint, HttpRoute, RpcEntrypoint, TaskEntrypoint};
 use serde_json::{Value, json};
 use support::{PyRegistry, PyService, RustRegistry, eventually, kontiki, unique};
 
@@ -104,9 +105,24 @@ async fn describe_registry_rust_and_python_services() {
             EventEntrypoint::new("on_flush", ["describe.flush"], |_| async { Ok(()) })
                 .mode(kontiki_rt::EventMode::Broadcast),
         )
+        .event(
+            EventEntrypoint::new("on_step", ["describe.step"], |_| async { Ok(()) })
+                .mode(kontiki_rt::EventMode::InSession),
+        )
+        .http(
+            HttpRoute::new(Method::GET, "/hello/{who}", |_r| async {
+                Ok(HttpResponse::empty(StatusCode::OK))
+            })
+            .name("hello"),
+        )
         .task(TaskEntrypoint::new(
             "sweep",
             Schedule::Every(Duration::from_secs(300)),
+            |_| async { Ok(()) },
+        ))
+        .task(TaskEntrypoint::new(
+            "nightly",
+            Schedule::Cron("0 3 * * MON-FRI".into()),
             |_| async { Ok(()) },
         ))
         .build()
@@ -145,6 +161,12 @@ async fn describe_registry_rust_and_python_services() {
                 vec!["describe.flush".to_owned()]
             ),
             (
+                "on_step".to_owned(),
+                EventMode::InSession,
+                3,
+                vec!["describe.step".to_owned()]
+            ),
+            (
                 "on_thing".to_owned(),
                 EventMode::Competing,
                 5,
@@ -155,9 +177,20 @@ async fn describe_registry_rust_and_python_services() {
     );
     let emits: Vec<&str> = svc.emits.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(emits, ["describe.announced"], "{text}");
-    assert_eq!(svc.tasks.len(), 1, "{text}");
-    assert_eq!(svc.tasks[0].name, "sweep");
-    assert!(text.contains("every 5m;"), "{text}");
+    let tasks: Vec<&str> = svc.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tasks, ["nightly", "sweep"], "{text}");
+    assert!(text.contains("task sweep every 5m;"), "{text}");
+    // kontiki-rt registers croner's form of the pattern.
+    assert!(
+        text.contains("task nightly cron \"0 3 * * 1-5\";"),
+        "{text}"
+    );
+    // The route, its path parameter a `string` placeholder.
+    assert_eq!(svc.routes.len(), 1, "{text}");
+    assert!(
+        text.contains("http hello GET \"/hello/{who}\" (who: string);"),
+        "{text}"
+    );
     // Every payload is the documented placeholder, and the header says so.
     assert!(pkg.events.iter().all(|e| e.payload == TypeRef::Json));
     assert!(
