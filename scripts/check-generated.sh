@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails when generated/ is not exactly what kontiki-codegen makes from idl/ now.
+# Fails when generated/ is not exactly what kontiki-codegen makes from idl/ now: the Rust and
+# OpenAPI files (`generate`) and the AsyncAPI documents in generated/asyncapi/ (`asyncapi`).
 #
 #   scripts/check-generated.sh            # check (CI, scripts/test.sh)
 #   scripts/check-generated.sh --fix      # regenerate generated/ in place
@@ -11,7 +12,9 @@ if [[ "${1:-}" == "--fix" ]]; then
   mode=()
 fi
 if ! cargo run --quiet --locked -p kontiki-codegen -- \
-    generate idl/*.kontiki --out generated --lib "${mode[@]}"; then
+    generate idl/*.kontiki --out generated --lib "${mode[@]}" ||
+  ! cargo run --quiet --locked -p kontiki-codegen -- \
+    asyncapi idl/*.kontiki --out generated "${mode[@]}"; then
   if [[ ${#mode[@]} -gt 0 ]]; then
     echo "check-generated: generated/ is stale; run scripts/check-generated.sh --fix and commit the result" >&2
   fi

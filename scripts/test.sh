@@ -5,7 +5,7 @@
 #
 # 1. makes sure a RabbitMQ answers at KONTIKI_AMQP_URL (starts or installs one when it may);
 # 2. runs cargo fmt --check, clippy -D warnings, the tests and rustdoc -D warnings;
-# 3. checks that generated/ is fresh;
+# 3. checks that generated/ is fresh and that its AsyncAPI documents pass the AsyncAPI parser;
 # 4. runs the interop tests against the real Python Kontiki (a venv under target/);
 # 5. runs cargo deny (scripts/deny.sh) and starts a TLS RabbitMQ node of its own
 #    (scripts/tls-broker.sh, amqps on localhost:5675) for the TLS tests, stopped at the end
@@ -118,6 +118,10 @@ step "kontiki-rt module layers" python3 "$ROOT/scripts/check-module-cycles.py" k
 if [[ -x "$ROOT/scripts/check-generated.sh" ]]; then
   step "generated/ is fresh" "$ROOT/scripts/check-generated.sh"
 fi
+
+# The AsyncAPI document of every service of idl/, checked by the real AsyncAPI parser
+# (@asyncapi/parser from npm, installed under target/node/asyncapi).
+step "AsyncAPI documents valid (@asyncapi/parser)" "$ROOT/scripts/asyncapi-validate.sh"
 
 # Contracts in idl/ stay formatted and lint-clean (kontiki-idl/tests/{fmt,lint}.rs check the
 # same through the library; this runs the CLI users run).

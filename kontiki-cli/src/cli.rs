@@ -91,6 +91,16 @@ Example:
     #[command(subcommand)]
     Failed(FailedCommand),
 
+    /// Print a running service's contract as `.kontiki` text, from what the registry knows
+    #[command(after_help = "\
+The registry knows names, modes and schedules but no types: payloads and results are `json`,
+RPCs have no parameters, path parameters are `string`; the header comment lists every
+placeholder. The output checks with kontiki-codegen and is formatted.
+
+Example:
+  kontiki describe proto-svc > proto_svc.kontiki && kontiki-codegen check proto_svc.kontiki")]
+    Describe(DescribeArgs),
+
     /// Print the shell completion script for SHELL on stdout
     #[command(after_help = "\
 Examples:
@@ -210,6 +220,18 @@ pub(crate) struct ServicesArgs {
     /// Print the registry's answer as JSON
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `kontiki describe`.
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// The service name, as `kontiki services` lists it
+    pub(crate) service: String,
+
+    /// Do not read the registry's timeline (which gives `emits` and the RPCs the service
+    /// called)
+    #[arg(long)]
+    pub(crate) no_timeline: bool,
 }
 
 /// `kontiki failed ...`.

@@ -4,6 +4,7 @@
 mod args;
 mod cli;
 mod conn;
+mod describe;
 mod docs;
 mod exit;
 mod listen;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Listen(a) => listen::listen(&broker, a).await,
         Command::Services(a) => registry::services(&broker, a).await,
         Command::Failed(c) => registry::failed(&broker, c).await,
+        Command::Describe(a) => describe::describe(&broker, a).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
     }

@@ -13,7 +13,11 @@ use serde_json::{Map, Value, json};
 const REGISTRY: &str = "ServiceRegistry";
 
 /// Calls a registry RPC with keyword arguments (kontiki-tui's form, which both registries take).
-async fn registry_call(m: &Messenger, method: &str, kwargs: Value) -> Result<Value, Failure> {
+pub(crate) async fn registry_call(
+    m: &Messenger,
+    method: &str,
+    kwargs: Value,
+) -> Result<Value, Failure> {
     let kwargs = match kwargs {
         Value::Object(map) => map,
         _ => Map::new(),

@@ -44,6 +44,15 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An AsyncAPI document could not be encoded.
+    #[error("could not encode the AsyncAPI document `{file}`: {source}")]
+    AsyncApi {
+        /// The output file.
+        file: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Two contracts declare the same package differently.
     #[error("package `{0}` is declared differently by two of the files given")]
     PackageConflict(String),
@@ -80,7 +89,7 @@ pub enum Error {
     #[error("no output directory: call `out_dir(..)` or run from a build script (OUT_DIR)")]
     NoOutDir,
     /// `--check` found files that differ from what would be generated.
-    #[error("{} generated file{} out of date in {}: {}\nregenerate with `kontiki-codegen generate`", stale.len(), if stale.len() == 1 { " is" } else { "s are" }, dir.display(), stale.join(", "))]
+    #[error("{} generated file{} out of date in {}: {}\nregenerate: run the same command without `--check`", stale.len(), if stale.len() == 1 { " is" } else { "s are" }, dir.display(), stale.join(", "))]
     Stale {
         /// The directory checked.
         dir: PathBuf,

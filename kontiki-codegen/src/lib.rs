@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod asyncapi;
 mod error;
 mod files;
 mod model;
@@ -8,6 +9,7 @@ mod openapi;
 mod opts;
 mod render;
 mod rust;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -141,7 +143,8 @@ impl Builder {
 #[non_exhaustive]
 pub struct Output {
     /// The files, by path relative to the output directory: `<package>.rs`,
-    /// `openapi/<service wire name>.<version>.json`, and `lib.rs` when asked for.
+    /// `openapi/<service wire name>.<version>.json`, and `lib.rs` when asked for ([`generate`]);
+    /// `asyncapi/<service wire name>.<version>.json` ([`generate_asyncapi`]).
     pub files: Files,
     /// Every `.kontiki` file read (the inputs and their imports).
     pub inputs: Vec<PathBuf>,
@@ -156,25 +159,7 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
             &opts.include_dirs,
         )?);
     }
-    let mut packages: BTreeMap<String, (&Model, &Package)> = BTreeMap::new();
-    let mut inputs = Vec::new();
-    for model in &models {
-        for pkg in &model.packages {
-            let path = PathBuf::from(&pkg.file);
-            if !inputs.contains(&path) {
-                inputs.push(path);
-            }
-            match packages.get(&pkg.name) {
-                Some((_, seen)) if seen.file != pkg.file => {
-                    return Err(Error::PackageConflict(pkg.name.clone()));
-                }
-                Some(_) => {}
-                None => {
-                    packages.insert(pkg.name.clone(), (model, pkg));
-                }
-            }
-        }
-    }
+    let (packages, inputs) = packages(&models)?;
 
     let env = render::environment()?;
     let mut out = Files::default();
@@ -217,6 +202,56 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
             "lib.rs",
             rust::lib(&env, minijinja::Value::from(lib_packages), &sources)?,
         );
+    }
+    Ok(Output { files: out, inputs })
+}
+
+/// Packages by name, with the model they were loaded in.
+type PackageMap<'m> = BTreeMap<String, (&'m Model, &'m Package)>;
+
+/// The packages of `models` by name (a package imported by several files once), and every
+/// file read; two different files declaring one package are an error.
+fn packages(models: &[Model]) -> Result<(PackageMap<'_>, Vec<PathBuf>)> {
+    let mut packages = PackageMap::new();
+    let mut inputs = Vec::new();
+    for model in models {
+        for pkg in &model.packages {
+            let path = PathBuf::from(&pkg.file);
+            if !inputs.contains(&path) {
+                inputs.push(path);
+            }
+            match packages.get(&pkg.name) {
+                Some((_, seen)) if seen.file != pkg.file => {
+                    return Err(Error::PackageConflict(pkg.name.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    packages.insert(pkg.name.clone(), (model, pkg));
+                }
+            }
+        }
+    }
+    Ok((packages, inputs))
+}
+
+/// Generates the AsyncAPI 3.0 documents of the services of `files` and everything they import
+/// (`asyncapi/<service wire name>.<version>.json`, the version `1.0.0` when the service declares
+/// none), in memory. Of `opts`, only the service selection and the import directories apply.
+pub fn generate_asyncapi(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
+    let mut models = Vec::new();
+    for f in files {
+        models.push(kontiki_idl::load_with_includes(
+            f.as_ref(),
+            &opts.include_dirs,
+        )?);
+    }
+    let (packages, inputs) = packages(&models)?;
+    let mut out = Files::default();
+    for (model, pkg) in packages.values() {
+        for service in pkg.services.iter().filter(|s| opts.wants_service(s)) {
+            let doc = asyncapi::document(model, pkg, service)?;
+            out.insert(doc.file, doc.json);
+        }
     }
     Ok(Output { files: out, inputs })
 }

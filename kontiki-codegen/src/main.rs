@@ -6,6 +6,7 @@
 //! kontiki-codegen generate idl/*.kontiki --out generated/src --lib
 //! kontiki-codegen generate idl/*.kontiki --out generated/src --lib --check
 //! kontiki-codegen openapi idl/http_simple.kontiki --service HttpSimple
+//! kontiki-codegen asyncapi idl/*.kontiki --out generated
 //! kontiki-codegen fmt --check idl/*.kontiki
 //! kontiki-codegen lint idl/*.kontiki --format json
 //! kontiki-codegen -I ../shared-contracts check orders.kontiki
@@ -20,8 +21,8 @@ use clap::{Parser, Subcommand};
 use cli::Format;
 use kontiki_codegen::{Error, Opts};
 
-/// Generates typed Rust servers, clients and OpenAPI documents from `.kontiki` contracts, and
-/// formats and lints them.
+/// Generates typed Rust servers, clients, OpenAPI and AsyncAPI documents from `.kontiki`
+/// contracts, and formats and lints them.
 #[derive(Debug, Parser)]
 #[command(name = "kontiki-codegen", version, about)]
 struct Cli {
@@ -69,6 +70,23 @@ enum Command {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Writes the AsyncAPI 3.0 document of each service (`asyncapi/<service>.<version>.json`)
+    /// into `--out`: its RPCs, events, queues and AMQP bindings.
+    Asyncapi {
+        /// `.kontiki` files, with their imports.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Directory to write to (the documents go to its `asyncapi/`).
+        #[arg(long, value_name = "DIR", required = true)]
+        out: PathBuf,
+        /// Only these services (identifier or wire name; repeat the flag); all by default.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Writes nothing; exits 1 when the documents in `--out` differ from what would be
+        /// generated (missing, changed or extra `.json` files in `asyncapi/`).
+        #[arg(long)]
+        check: bool,
+    },
     /// Rewrites files in the canonical layout (comments kept); exit 1 on a syntax error.
     Fmt {
         /// `.kontiki` files to format (imports are not followed).
@@ -115,6 +133,18 @@ fn main() -> ExitCode {
             cli::openapi::run(&file, &service, version.as_deref(), &include),
             format,
         ),
+        Command::Asyncapi {
+            files,
+            out,
+            services,
+            check,
+        } => {
+            let mut opts = Opts::default();
+            opts.out = Some(out);
+            opts.services = services;
+            opts.include_dirs = include;
+            report(cli::asyncapi::run(&files, &opts, check), format)
+        }
         Command::Fmt { files, check } => cli::fmt::run(&files, check, format),
         Command::Lint {
             files,

@@ -160,3 +160,58 @@ fn check_errors_as_json() {
     );
     assert_eq!(diags[0]["end"]["col"], 12);
 }
+
+#[test]
+fn asyncapi_writes_checks_and_reports_stale_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("svc.kontiki"),
+        "package svc;\n/// A thing.\nevent thing.done: string;\nservice Svc {\n    name = \"svc\";\n    version = \"2.0.0\";\n    rpc ping() -> string;\n    on_event on_done(thing.done);\n}\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["asyncapi", "svc.kontiki", "--out", "gen"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "ok: 1 AsyncAPI document generated in gen, 1 changed\n"
+    );
+    let file = dir.path().join("gen/asyncapi/svc.2.0.0.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(
+        doc["channels"]["queues.thing.done"]["address"],
+        "svc.thing.done.queue"
+    );
+
+    let out = run(
+        dir.path(),
+        &["asyncapi", "svc.kontiki", "--out", "gen", "--check"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::write(dir.path().join("gen/asyncapi/old.json"), "{}").unwrap();
+    std::fs::write(&file, "{}").unwrap();
+    let out = run(
+        dir.path(),
+        &["asyncapi", "svc.kontiki", "--out", "gen", "--check"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("asyncapi/svc.2.0.0.json (differs)")
+            && err.contains("asyncapi/old.json (not generated)"),
+        "{err}"
+    );
+
+    // `--out` is required; a contract that does not check is reported.
+    let out = run(dir.path(), &["asyncapi", "svc.kontiki"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    std::fs::write(
+        dir.path().join("bad.kontiki"),
+        "package bad;\nservice B { rpc x() -> Nope; }\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["asyncapi", "bad.kontiki", "--out", "gen"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("Nope"), "{out:?}");
+}

@@ -21,8 +21,74 @@ use tokio::process::{Child, Command};
 
 /// The broker every test talks to: `KONTIKI_AMQP_URL`, or the local default.
 pub(crate) fn amqp_url() -> String {
+    if let Some(url) = OWN_URL.get() {
+        return url.clone();
+    }
     std::env::var("KONTIKI_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A vhost of this test binary's own, set by [`use_own_vhost`]: `amqp_url` then points there.
+static OWN_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Deletes the vhost [`use_own_vhost`] made, when dropped.
+pub(crate) struct OwnVhost(String);
+
+impl Drop for OwnVhost {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| rabbitmqctl(&["-q", "delete_vhost", &self.0]));
+    }
+}
+
+/// Makes a vhost `name` on the test broker (rabbitmqctl) and points [`amqp_url`] (and so the
+/// `kontiki` runs, services and registries of the test) at it for the rest of this test
+/// binary: for a test whose registry must see no other test's services. Call it once, first.
+pub(crate) fn use_own_vhost(name: &str) -> OwnVhost {
+    rabbitmqctl(&["-q", "add_vhost", name]);
+    rabbitmqctl(&[
+        "-q",
+        "set_permissions",
+        "-p",
+        name,
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    let base = std::env::var("KONTIKI_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let root = match (base.find("://"), base.rfind('/')) {
+        (Some(scheme), Some(i)) if i > scheme + 2 => &base[..i],
+        _ => base.as_str(),
+    };
+    let _ = OWN_URL.set(format!("{root}/{name}"));
+    OwnVhost(name.to_owned())
+}
+
+/// Runs `rabbitmqctl ARGS` on the test broker's node (`KONTIKI_RABBITMQCTL_NODE` names another).
+pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
+    let bin = ["/usr/sbin/rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("rabbitmqctl");
+    let node: Vec<String> = match std::env::var("KONTIKI_RABBITMQCTL_NODE") {
+        Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
+        _ => Vec::new(),
+    };
+    let out = std::process::Command::new(bin)
+        .args(&node)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {bin}: {e}; this test needs rabbitmqctl to make its vhost")
+        });
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The message a broker test fails with when no broker answers. Broker tests never skip.

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share.
 
+pub(crate) mod asyncapi;
 pub(crate) mod check;
 pub(crate) mod fmt;
 pub(crate) mod generate;
