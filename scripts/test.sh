@@ -108,9 +108,13 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked 
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 # kontiki-rt's features: the crate builds without any, and with each optional one alone.
 step "kontiki-rt without default features" cargo check -p kontiki-rt --no-default-features --locked
-step "kontiki-rt features memory, testing alone" bash -c \
-  'cargo check -q -p kontiki-rt --no-default-features --features memory --locked &&
-   cargo check -q -p kontiki-rt --no-default-features --features testing --locked'
+step "kontiki-rt each feature alone (http, metrics, swagger-ui, cli, memory, testing)" bash -c \
+  'for f in http metrics swagger-ui cli memory testing; do
+     cargo check -q -p kontiki-rt --no-default-features --features "$f" --locked || { echo "feature $f alone does not build"; exit 1; }
+   done'
+# The kontiki CLI is a client: it builds without kontiki-rt's server features.
+step "kontiki-cli without kontiki-rt's HTTP server" bash -c \
+  '! cargo tree -q -p kontiki-cli -e normal --locked --prefix none | grep -qE "^(axum|utoipa-swagger-ui|metrics-exporter-prometheus) "'
 # kontiki-rt's files import each other one way only (docs/ARCHITECTURE.md).
 step "kontiki-rt module layers" python3 "$ROOT/scripts/check-module-cycles.py" kontiki-rt/src \
   --layers config,error,transport,observe,clients,handler,entrypoints,service,cli,testing
@@ -187,6 +191,10 @@ bench_smoke() {
   tail -n 1 "$LOG_DIR/bench-smoke.err"
 }
 step "bench harness smoke (BENCH_QUICK=1)" bench_smoke
+# `cargo install --path` of kontiki, kontiki-codegen and kontiki-registry from a fresh clone.
+step "cargo install --path (fresh clone, three binaries)" bash "$ROOT/scripts/install-check.sh"
+# The Dockerfiles of the registry and of compute-api: built with a Docker daemon, else linted.
+step "Dockerfiles (built, or linted without a Docker daemon)" bash "$ROOT/scripts/dockerfile-check.sh"
 
 # The fault-injection suite at CI scale (`make faults` runs it at full scale).
 if have_nextest; then
