@@ -85,3 +85,68 @@ async fn layers_guard_the_routes_and_leave_the_ops_routes_open() {
     assert_eq!(live.status(), 200);
     running.shutdown().await;
 }
+
+/// `RunningService::http_router`: with `kontiki.http.disable` the service does not listen, and
+/// its routes (with their layers, flow ids and ops routes) serve from the application's own
+/// axum server next to the application's routes.
+#[tokio::test]
+async fn the_service_routes_mount_into_an_application_router() {
+    let config = Config::from_yaml_str(
+        "mounted.yaml",
+        "kontiki:\n  amqp:\n    disable: true\n  http:\n    disable: true\n",
+    )
+    .expect("config");
+    let running = Service::builder("mounted")
+        .http(HttpRoute::new(
+            Method::POST,
+            "/items/{id}",
+            |r: HttpRequest| async move {
+                let id: u32 = r.path_param("id")?;
+                let body: serde_json::Value = r.json_body()?;
+                Ok(HttpResponse::json(
+                    StatusCode::CREATED,
+                    &json!({"id": id, "body": body}),
+                ))
+            },
+        ))
+        .http_layer(middleware::from_fn(require_token))
+        .build()
+        .expect("service")
+        .start(config)
+        .await
+        .expect("start");
+    assert_eq!(running.http_addr(), None, "kontiki.http.disable: no listener");
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the application" }))
+        .merge(running.http_router().expect("the service has routes"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+
+    let own = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(own.text().await.unwrap(), "the application");
+
+    let created = http
+        .post(format!("{base}/items/7"))
+        .header("authorization", "Bearer s3cret")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("flow_id"));
+    assert_eq!(
+        created.json::<serde_json::Value>().await.unwrap(),
+        json!({"id": 7, "body": {"name": "x"}})
+    );
+    let refused = http.post(format!("{base}/items/7")).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the service's layer still guards it");
+    let live = http.get(format!("{base}/live")).send().await.unwrap();
+    assert_eq!(live.status(), 200, "the ops routes come along");
+
+    server.abort();
+    running.shutdown().await;
+}
