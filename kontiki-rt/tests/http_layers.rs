@@ -115,7 +115,11 @@ async fn the_service_routes_mount_into_an_application_router() {
         .start(config)
         .await
         .expect("start");
-    assert_eq!(running.http_addr(), None, "kontiki.http.disable: no listener");
+    assert_eq!(
+        running.http_addr(),
+        None,
+        "kontiki.http.disable: no listener"
+    );
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "the application" }))
         .merge(running.http_router().expect("the service has routes"));

@@ -40,7 +40,8 @@ pub struct Settings {
 }
 
 /// `kontiki.amqp.*`.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` hides the password of `url`.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AmqpSettings {
     /// `kontiki.amqp.url`, default `amqp://guest:guest@localhost:5672/%2f`. Several brokers
@@ -82,6 +83,25 @@ pub struct AmqpSettings {
     /// `kontiki.amqp.rpc.dedup_capacity`, default 10000 (at least 1): at most this many
     /// requests are remembered (replies over 64 KiB are not kept).
     pub rpc_dedup_capacity: usize,
+}
+
+impl std::fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSettings")
+            .field("url", &crate::error::redact_url(&self.url))
+            .field("required", &self.required)
+            .field("disable", &self.disable)
+            .field("rpc_timeout", &self.rpc_timeout)
+            .field("max_pending_messages", &self.max_pending_messages)
+            .field("max_attempts", &self.max_attempts)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("expose_internal_errors", &self.expose_internal_errors)
+            .field("rpc_dedup_window", &self.rpc_dedup_window)
+            .field("rpc_dedup_capacity", &self.rpc_dedup_capacity)
+            .finish()
+    }
 }
 
 impl AmqpSettings {
