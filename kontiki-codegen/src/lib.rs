@@ -6,6 +6,7 @@ mod files;
 mod model;
 mod openapi;
 mod opts;
+mod python;
 mod render;
 mod rust;
 
@@ -219,6 +220,63 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
         );
     }
     Ok(Output { files: out, inputs })
+}
+
+/// Generates the typed Python package for `files` and everything they import, in memory: one
+/// module per package (`<package>.py`), `__init__.py`, `_kontiki.py` (the runtime helpers the
+/// modules share) and `py.typed`, for Python Kontiki 2.3.2 and pydantic v2.
+///
+/// `opts.services` selects services as for Rust; `client_only`, `server_only` and `lib` do not
+/// apply (a Python module always has both sides).
+pub fn generate_python(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
+    let (models, sources) = load(files, opts)?;
+    let (packages, inputs) = packages(&models)?;
+    let env = render::environment()?;
+    let files = python::generate(&env, &packages, opts, &sources)?;
+    Ok(Output { files, inputs })
+}
+
+type PackageMap<'m> = BTreeMap<String, (&'m Model, &'m Package)>;
+
+fn load(files: &[impl AsRef<Path>], opts: &Opts) -> Result<(Vec<Model>, Vec<String>)> {
+    let mut models = Vec::new();
+    for f in files {
+        models.push(kontiki_idl::load_with_includes(
+            f.as_ref(),
+            &opts.include_dirs,
+        )?);
+    }
+    let mut sources: Vec<String> = files
+        .iter()
+        .map(|f| display_path(&f.as_ref().display().to_string()))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    Ok((models, sources))
+}
+
+/// Every package of `models` by name, and the files read; one name from two files is an error.
+fn packages(models: &[Model]) -> Result<(PackageMap<'_>, Vec<PathBuf>)> {
+    let mut packages: PackageMap<'_> = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for model in models {
+        for pkg in &model.packages {
+            let path = PathBuf::from(&pkg.file);
+            if !inputs.contains(&path) {
+                inputs.push(path);
+            }
+            match packages.get(&pkg.name) {
+                Some((_, seen)) if seen.file != pkg.file => {
+                    return Err(Error::PackageConflict(pkg.name.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    packages.insert(pkg.name.clone(), (model, pkg));
+                }
+            }
+        }
+    }
+    Ok((packages, inputs))
 }
 
 /// The OpenAPI documents of one service of `file` (identifier or wire name), by HTTP API
