@@ -131,6 +131,11 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
     export KONTIKI_PY
   fi
 fi
+# The Python package generated from idl/ (and the interop scripts built on it) type-check
+# strictly; the cache stays under target/.
+if [[ -n "${KONTIKI_PY:-}" ]]; then
+  step "generated/python: mypy --strict" bash -c "cd '$ROOT' && MYPYPATH=generated/python '$KONTIKI_PY' -m mypy --strict --cache-dir target/mypy-cache generated/python/kontiki_generated examples/tests/py"
+fi
 
 # Supply chain: licences, duplicates, bans and sources always; advisories when the RustSec
 # advisory database can be fetched (scripts/deny.sh says which ran and why).

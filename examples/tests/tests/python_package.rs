@@ -1,0 +1,513 @@
+//! The generated Python package (`generated/python/kontiki_generated`, from
+//! `kontiki-codegen python`) against Rust over RabbitMQ, with the real Python Kontiki 2.3.2:
+//!
+//! - its typed clients call the Rust example services (and a Rust `proto-svc` for every special
+//!   wire type and kind of error); each declared error code arrives as its exception class;
+//! - Python services built on its base classes (`py/typed_service.py`) are called by the
+//!   generated Rust clients;
+//! - events go both ways: a typed Python publisher to the Rust compute-api, and a Rust
+//!   publication to a typed Python handler whose typed publisher answers.
+//!
+//! Python is `KONTIKI_PY` (scripts/test.sh sets it), else the venv scripts/python-env.sh makes;
+//! without it the tests fail saying so, they never skip.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use examples_tests::{Tap, WAIT, amqp_url, messenger, no_broker, repo_root};
+use kontiki_generated::compute::compute_api::ComputeApiClient;
+use kontiki_generated::proto_svc::proto_svc::{
+    BoomError, ClientErrClientError, ClientErrError, EchoError, ModelArgError, ProtoSvc,
+    ProtoSvcClient, ProtoSvcServer, RetNoneError, TypesError,
+};
+use kontiki_generated::proto_svc::{Echoed, Item, ModelArg, Types};
+use kontiki_rt::codegen::{Bytes, Context, DateTime, Uuid};
+use kontiki_rt::{Config, RpcError, RunningService, Service};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// A service name no other test or earlier run uses.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}-{n}-{}", std::process::id(), &rand[..8])
+}
+
+/// A config for a test service; `extra` is appended as is (indent it to extend `kontiki:`).
+fn config(service_name: &str, extra: &str) -> Config {
+    let yaml = format!(
+        "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n    rpc:\n      timeout: 10\n  shutdown:\n    grace_seconds: 5\n  registration:\n    disable: true\n  http:\n    address: 127.0.0.1\n    port: 0\n{extra}",
+        amqp_url()
+    );
+    Config::from_yaml_str("test.yaml", &yaml).expect("test config")
+}
+
+async fn start(service: kontiki_rt::Result<Service>, name: &str, extra: &str) -> RunningService {
+    service
+        .expect("build the service")
+        .start(config(name, extra))
+        .await
+        .unwrap_or_else(|e| panic!("start {name}: {}", no_broker(e)))
+}
+
+/// The venv's python: `KONTIKI_PY`, else made (or reused) by scripts/python-env.sh.
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("KONTIKI_PY") {
+        return PathBuf::from(p);
+    }
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/python-env.sh"))
+        .output()
+        .expect("run scripts/python-env.sh");
+    assert!(
+        out.status.success(),
+        "these tests need the Python venv with kontiki==2.3.2 (set KONTIKI_PY or run \
+         scripts/test.sh); scripts/python-env.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}
+
+fn py_script(name: &str) -> PathBuf {
+    repo_root().join("examples/tests/py").join(name)
+}
+
+fn python_command(script: &str) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(py_script(script))
+        .env("PYTHONPATH", repo_root().join("generated/python"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// proto_svc.py's behaviour, in Rust, from the generated trait.
+struct RustProto;
+
+impl ProtoSvc for RustProto {
+    async fn echo(&self, _ctx: Context, text: String, n: i64) -> Result<Echoed, EchoError> {
+        Ok(Echoed {
+            args: vec![json!(text), json!(n)],
+            kwargs: Default::default(),
+        })
+    }
+
+    async fn client_err(&self, _ctx: Context) -> Result<(), ClientErrError> {
+        Err(ClientErrError::not_found())
+    }
+
+    async fn boom(&self, _ctx: Context) -> Result<(), BoomError> {
+        Err(BoomError::internal("kaboom"))
+    }
+
+    async fn ret_none(&self, _ctx: Context) -> Result<(), RetNoneError> {
+        Ok(())
+    }
+
+    async fn types(&self, _ctx: Context) -> Result<Types, TypesError> {
+        Ok(expected_types())
+    }
+
+    async fn model_arg(
+        &self,
+        _ctx: Context,
+        item: Item,
+        other: Option<Item>,
+    ) -> Result<ModelArg, ModelArgError> {
+        let other_type = if other.is_some() { "Item" } else { "NoneType" };
+        Ok(ModelArg {
+            item,
+            item_type: "Item".into(),
+            other,
+            other_type: other_type.into(),
+        })
+    }
+}
+
+/// What proto-svc's `types()` returns, in Rust and in Python.
+fn expected_types() -> Types {
+    Types {
+        dt: "2024-01-02T03:04:05+00:00".parse::<DateTime>().unwrap(),
+        d: "2024-01-02".parse().unwrap(),
+        u: Uuid::from_u128(1),
+        b: Bytes(vec![0, 1, b'h', b'i']),
+        t: vec![1, 2],
+        model: Item {
+            name: "x".into(),
+            qty: 1,
+        },
+        none: Value::Null,
+    }
+}
+
+fn client_error(r: &Value, class: &str, code: &str, message: &str) {
+    assert_eq!(
+        (
+            r["ok"].as_bool(),
+            r["class"].as_str(),
+            r["code"].as_str(),
+            r["message"].as_str(),
+            r["is_rpc_client_error"].as_bool()
+        ),
+        (
+            Some(false),
+            Some(class),
+            Some(code),
+            Some(message),
+            Some(true)
+        ),
+        "{r}"
+    );
+}
+
+fn ok(r: &Value, ty: &str, value: Value) {
+    assert_eq!(
+        (r["ok"].as_bool(), r["type"].as_str(), &r["value"]),
+        (Some(true), Some(ty), &value),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn generated_python_client_calls_the_rust_services() {
+    let rpc_name = unique("py-pkg-rpc");
+    let names = [
+        unique("py-pkg-gateway"),
+        unique("py-pkg-compute"),
+        unique("py-pkg-heartbeat"),
+        unique("py-pkg-billing"),
+        unique("py-pkg-proto"),
+    ];
+    let [
+        gateway_name,
+        compute_name,
+        heartbeat_name,
+        billing_name,
+        proto_name,
+    ] = &names;
+    let rpc = start(rpc_service::service(), &rpc_name, "").await;
+    let gateway = start(
+        api_gateway::service(),
+        gateway_name,
+        &format!("  peers:\n    rpc_service: {rpc_name}\n"),
+    )
+    .await;
+    let compute = start(compute_api::service(), compute_name, "").await;
+    let dir = tempfile::tempdir().expect("a directory for heartbeat's degraded check");
+    let hb = start(
+        heartbeat::service(),
+        heartbeat_name,
+        &format!(
+            "app:\n  heartbeat:\n    required_dir: {}\n",
+            dir.path().display()
+        ),
+    )
+    .await;
+    let bill = start(billing::service(), billing_name, "").await;
+    let proto = start(
+        Ok(ProtoSvcServer::new(RustProto)
+            .service_builder()
+            .build()
+            .expect("build proto-svc")),
+        proto_name,
+        "",
+    )
+    .await;
+    let mut processed = Tap::bind("event_exchange", "thing_processed").await;
+    let event_id = unique("py-pkg-event");
+
+    let out = python_command("typed_client.py")
+        .args(["--url", &amqp_url(), "--rpc", &rpc_name])
+        .args(["--gateway", gateway_name, "--compute", compute_name])
+        .args(["--heartbeat", heartbeat_name, "--billing", billing_name])
+        .args(["--proto", proto_name, "--event-id", &event_id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("typed_client.py finishes within 120 s")
+        .expect("run typed_client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "typed_client.py failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("typed_client.py printed {stdout:?}: {e}"));
+
+    ok(&r["rpc_ok"], "str", json!("ok"));
+    client_error(
+        &r["rpc_bad"],
+        "UserInputError",
+        "USER_INPUT_ERROR",
+        "Invalid feature value",
+    );
+    assert_eq!(
+        r["rpc_except"],
+        json!("caught UserInputError: Invalid feature value")
+    );
+    ok(&r["gateway_ok"], "str", json!("ok"));
+    client_error(
+        &r["gateway_bad"],
+        "UserInputError",
+        "USER_INPUT_ERROR",
+        "Invalid feature value",
+    );
+    ok(&r["compute"], "int", json!(42));
+    ok(&r["ping"], "str", json!("pong"));
+
+    let invoice = &r["invoice"];
+    assert_eq!(
+        (
+            invoice["type"].as_str(),
+            invoice["id_type"].as_str(),
+            invoice["created_at_type"].as_str(),
+            invoice["created_at_aware"].as_bool(),
+            invoice["wire"]["user_id"].as_str()
+        ),
+        (
+            Some("Invoice"),
+            Some("UUID"),
+            Some("datetime"),
+            Some(true),
+            Some("u_py")
+        ),
+        "{invoice}"
+    );
+
+    ok(
+        &r["echo"],
+        "Echoed",
+        json!({"args": ["hi", 2], "kwargs": {}}),
+    );
+    client_error(
+        &r["client_err"],
+        "NotFoundError",
+        "NOT_FOUND",
+        "no such thing",
+    );
+    assert_eq!(
+        (
+            r["boom"]["class"].as_str(),
+            r["boom"]["code"].as_str(),
+            r["boom"]["is_rpc_client_error"].as_bool()
+        ),
+        (Some("RpcServerError"), Some("INTERNAL_ERROR"), Some(false)),
+        "{}",
+        r["boom"]
+    );
+    ok(&r["ret_none"], "NoneType", Value::Null);
+    // The Python model re-encodes to exactly the JSON the Rust service sent.
+    let types = &r["types"];
+    assert_eq!(
+        types["wire"],
+        serde_json::to_value(expected_types()).unwrap(),
+        "{types}"
+    );
+    assert_eq!(types["b"], json!(["bytes", "00016869"]), "{types}");
+    assert_eq!(
+        types["dt"],
+        json!(["datetime", "2024-01-02T03:04:05+00:00"]),
+        "{types}"
+    );
+    assert_eq!(types["d"], json!(["date", "2024-01-02"]), "{types}");
+    assert_eq!(
+        types["u"],
+        json!(["UUID", "00000000-0000-0000-0000-000000000001"]),
+        "{types}"
+    );
+    assert_eq!(types["model"], json!("Item"), "{types}");
+    ok(
+        &r["model_arg"],
+        "ModelArg",
+        json!({"item": {"name": "a", "qty": 2}, "item_type": "Item", "other": null, "other_type": "NoneType"}),
+    );
+    assert_eq!(
+        (
+            r["timeout"]["class"].as_str(),
+            r["timeout"]["code"].as_str()
+        ),
+        (Some("RpcTimeoutError"), Some("RPC_TIMEOUT")),
+        "{}",
+        r["timeout"]
+    );
+    let waited = r["timeout_seconds"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        (0.4..5.0).contains(&waited),
+        "a 0.5 s per-call timeout took {waited} s"
+    );
+
+    // The typed Python publisher's thing_happened reached the Rust compute-api, which answered.
+    assert_eq!(r["published"], json!(event_id));
+    let body = processed
+        .next_matching("thing_processed from the Rust compute-api", |b| {
+            *b == json!({"payload": {"id": event_id}})
+        })
+        .await;
+    assert_eq!(body, json!({"payload": {"id": event_id}}));
+
+    for svc in [proto, bill, hb, compute, gateway, rpc] {
+        svc.shutdown().await;
+    }
+}
+
+/// `py/typed_service.py KIND` under `service_name`; waits for its `READY` line.
+struct PyService {
+    child: Child,
+    _config: tempfile::NamedTempFile,
+}
+
+impl PyService {
+    async fn start(kind: &str, service_name: &str) -> PyService {
+        use std::io::Write as _;
+        let mut file = tempfile::NamedTempFile::new().expect("temp config");
+        write!(
+            file,
+            "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 2\n",
+            amqp_url()
+        )
+        .expect("write config");
+        let mut child = python_command("typed_service.py")
+            .arg(kind)
+            .arg("--config")
+            .arg(file.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn typed_service.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("typed_service.py {kind} did not print READY within 60 s"))
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("typed_service.py {kind} exited before READY"));
+        assert_eq!(line, format!("READY {service_name}"));
+        PyService {
+            child,
+            _config: file,
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}
+
+#[tokio::test]
+async fn generated_rust_client_calls_python_services_on_the_generated_base_classes() {
+    let proto_name = unique("py-pkg-typed-proto");
+    let compute_name = unique("py-pkg-typed-compute");
+    let proto = PyService::start("proto", &proto_name).await;
+    let compute = PyService::start("compute", &compute_name).await;
+    let m = messenger().await;
+
+    let client = ProtoSvcClient::new(m.clone()).with_service_name(&proto_name);
+    let echoed = client.echo("hi", 2).await.unwrap();
+    assert_eq!(echoed.args, vec![json!("hi"), json!(2)]);
+    assert!(echoed.kwargs.is_empty());
+    match client.client_err().await {
+        Err(RpcError::Client {
+            error: ClientErrClientError::NotFound { message },
+            ..
+        }) => assert_eq!(message, "no such thing"),
+        other => panic!("client_err: {other:?}"),
+    }
+    match client.boom().await {
+        Err(RpcError::Server { error, .. }) => {
+            assert_eq!(
+                (error.code.as_deref(), error.message.as_deref()),
+                (Some("INTERNAL_ERROR"), Some("kaboom"))
+            )
+        }
+        other => panic!("boom: {other:?}"),
+    }
+    client.ret_none().await.unwrap();
+    assert_eq!(client.types().await.unwrap(), expected_types());
+    let r = client
+        .model_arg(
+            Item {
+                name: "a".into(),
+                qty: 2,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.item.name.as_str(),
+            r.item.qty,
+            r.other,
+            r.other_type.as_str()
+        ),
+        ("a", 2, None, "NoneType")
+    );
+    let r = client
+        .model_arg(
+            Item {
+                name: "b".into(),
+                qty: 1,
+            },
+            Some(Item {
+                name: "c".into(),
+                qty: 3,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.item_type.as_str(), r.other_type.as_str()),
+        ("Item", "Item")
+    );
+    // Arguments the contract refuses are the caller's fault, as kontiki-rs answers them.
+    match m
+        .call(
+            &proto_name,
+            "echo",
+            vec![json!("hi"), json!("two")],
+            Default::default(),
+        )
+        .await
+    {
+        Err(RpcError::Client { error, .. }) => {
+            assert_eq!(error.code.as_deref(), Some("INVALID_ARGUMENTS"));
+            let message = error.message.unwrap_or_default();
+            assert!(message.starts_with("n: "), "{message}");
+        }
+        other => panic!("echo(\"hi\", \"two\"): {other:?}"),
+    }
+
+    let compute_client = ComputeApiClient::new(m.clone()).with_service_name(&compute_name);
+    assert_eq!(compute_client.compute(21).await.unwrap(), 42);
+
+    // A Rust publication reaches the typed Python handler, whose typed publisher answers.
+    let mut processed = Tap::bind("event_exchange", "thing_processed").await;
+    let event_id = unique("py-pkg-typed-event");
+    m.publish("thing_happened", &json!({"id": event_id}))
+        .await
+        .unwrap();
+    let want = json!({"payload": {"handled_by": "python", "original": {"id": event_id}}});
+    let body = processed
+        .next_matching("thing_processed from the typed Python compute-api", |b| {
+            *b == want
+        })
+        .await;
+    assert_eq!(body, want, "within {WAIT:?}");
+
+    proto.stop().await;
+    compute.stop().await;
+}
