@@ -47,6 +47,8 @@ struct ModuleView {
     typing_names: Vec<&'static str>,
     /// Whether a field default needs `pydantic.Field`.
     uses_pydantic: bool,
+    /// Whether a client or publisher takes `extra_headers: Mapping[...]`.
+    uses_mapping: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -271,6 +273,35 @@ fn tidy(text: &str) -> String {
         out.push('\n');
         prev_opens = line.ends_with(':') && !line.trim_start().starts_with('#');
     }
+    join_empty_brackets(&out)
+}
+
+/// `[` or `{` at the end of a line followed by a line that only closes it: `[]`, `{}`.
+fn join_empty_brackets(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let close = match line.chars().last() {
+            Some('[') => Some(']'),
+            Some('{') => Some('}'),
+            _ => None,
+        };
+        if let (Some(close), Some(next)) = (close, lines.get(i + 1)) {
+            let rest = next.trim_start();
+            if rest.starts_with(close) && rest.len() <= 2 {
+                out.push_str(line);
+                out.push_str(rest);
+                out.push('\n');
+                i += 2;
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        i += 1;
+    }
     out
 }
 
@@ -375,7 +406,12 @@ impl Cx<'_> {
                     .is_some_and(|d| d.starts_with("pydantic."))
             })
         });
+        let uses_mapping = !events.is_empty()
+            || services
+                .iter()
+                .any(|s| !s.rpcs.is_empty() || !s.emits.is_empty());
         ModuleView {
+            uses_mapping,
             typing_names,
             uses_pydantic,
             docs: docs(&self.pkg.docs),
@@ -502,7 +538,7 @@ impl Cx<'_> {
             if let Some(d) = default {
                 extra.insert(0, format!("default={d}"));
             }
-            Some(format!("pydantic.Field({})", extra.join(", ")))
+            Some(field_call(&name, &ann, &extra))
         };
         FieldView {
             name,
@@ -846,6 +882,28 @@ fn collect_packages(ty: &TypeRef, pkg: &str, out: &mut BTreeSet<String>) {
     }
 }
 
+/// `pydantic.Field(args)` for the field `name: ann = ...`, wrapped as black and ruff wrap a
+/// line longer than 88 columns.
+fn field_call(name: &str, ann: &str, args: &[String]) -> String {
+    let joined = args.join(", ");
+    let line = format!("    {name}: {ann} = pydantic.Field({joined})");
+    if line.len() <= LINE {
+        format!("pydantic.Field({joined})")
+    } else if 8 + joined.len() <= LINE {
+        format!("pydantic.Field(\n        {joined}\n    )")
+    } else {
+        let mut out = "pydantic.Field(\n".to_owned();
+        for a in args {
+            out.push_str(&format!("        {a},\n"));
+        }
+        out.push_str("    )");
+        out
+    }
+}
+
+/// The line length the output keeps to where it can (black's and ruff's default).
+const LINE: usize = 88;
+
 /// `lines`, a blank line, `line`.
 fn with_line(mut lines: Vec<String>, line: String) -> Vec<String> {
     if !lines.is_empty() {
@@ -1040,6 +1098,10 @@ mod tests {
         assert_eq!(
             tidy("a\n\n\n\n\nclass B:\n\n    x = 1\n\n\n\n    y = 2\n"),
             "a\n\n\nclass B:\n    x = 1\n\n    y = 2\n"
+        );
+        assert_eq!(
+            tidy("f(\n    [\n    ],\n    {\n    }\n)\n"),
+            "f(\n    [],\n    {}\n)\n"
         );
     }
 }

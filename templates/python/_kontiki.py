@@ -437,7 +437,9 @@ def http_entry(
             try:
                 values.append(decode(body, await request.json()))
             except (ValueError, pydantic.ValidationError):
-                raise web.HTTPUnprocessableEntity(reason="Invalid request body") from None
+                raise web.HTTPUnprocessableEntity(
+                    reason="Invalid request body"
+                ) from None
         try:
             result = await getattr(service, method)(*values)
         except ContractError as e:
@@ -449,7 +451,11 @@ def http_entry(
             return web.Response(status=status)
         return web.json_response(encode(response, result), status=status)
 
-    model = body if isinstance(body, type) and issubclass(body, pydantic.BaseModel) else None
+    model = (
+        body
+        if isinstance(body, type) and issubclass(body, pydantic.BaseModel)
+        else None
+    )
     answer = (
         response
         if isinstance(response, type) and issubclass(response, pydantic.BaseModel)

@@ -64,11 +64,22 @@ async def attempt(coro: Any) -> dict[str, Any]:
 
 async def main() -> None:
     p = argparse.ArgumentParser()
-    for name in ("url", "rpc", "gateway", "compute", "heartbeat", "billing", "proto", "event-id"):
+    for name in (
+        "url",
+        "rpc",
+        "gateway",
+        "compute",
+        "heartbeat",
+        "billing",
+        "proto",
+        "event-id",
+    ):
         p.add_argument(f"--{name}", required=True)
     a = p.parse_args()
     out: dict[str, Any] = {}
-    async with Messenger(amqp_url=a.url, standalone=True, client_name="typed-client") as m:
+    async with Messenger(
+        amqp_url=a.url, standalone=True, client_name="typed-client"
+    ) as m:
         rpc = rpc_service.RpcServiceClient(m, a.rpc)
         out["rpc_ok"] = await attempt(rpc.rpc_example("ok"))
         out["rpc_bad"] = await attempt(rpc.rpc_example("bad_input"))

@@ -78,7 +78,9 @@ class TypedCompute(compute.ComputeApiBase):
 
     async def on_thing(self, payload: object) -> None:
         await self.publisher().thing_processed(
-            compute.ThingProcessed(payload={"handled_by": "python", "original": payload})
+            compute.ThingProcessed(
+                payload={"handled_by": "python", "original": payload}
+            )
         )
 
 

@@ -136,7 +136,6 @@ class BillingBase(abc.ABC):
             _k.Param("user_id", _k.Str, _k.REQUIRED),
         ],
         Invoice,
-        [
-        ],
+        [],
         include_headers=False,
     )

@@ -175,8 +175,7 @@ class ComputeApiBase(abc.ABC):
             _k.Param("x", _k.I64, _k.REQUIRED),
         ],
         _k.I64,
-        [
-        ],
+        [],
         include_headers=False,
     )
 

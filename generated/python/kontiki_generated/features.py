@@ -80,7 +80,9 @@ class Widget(_k.Model):
     birthday: _k.Date | None = None
     """ISO 8601 date."""
 
-    extra: _k.Json = pydantic.Field(default={"a": [1, 2.5, "x", None, True]}, validate_default=True)
+    extra: _k.Json = pydantic.Field(
+        default={"a": [1, 2.5, "x", None, True]}, validate_default=True
+    )
     """Any JSON value."""
 
     type: Kind = pydantic.Field(default="LARGE", validate_default=True)
@@ -404,11 +406,9 @@ class FeaturesBase(abc.ABC):
     _kontiki_rpc_reset = _k.rpc_entry(
         "reset",
         "reset",
-        [
-        ],
+        [],
         None,
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -532,8 +532,7 @@ class FeaturesBase(abc.ABC):
     _kontiki_event_on_configured = _k.event_entry(
         "on_configured",
         "on_configured",
-        {
-        },
+        {},
         source="app.events.widgets",
         use_config=True,
         with_event_type=True,
@@ -560,8 +559,7 @@ class FeaturesBase(abc.ABC):
         "GET",
         "/widgets",
         use_config=False,
-        path_params=[
-        ],
+        path_params=[],
         query=[
             _k.Param("kind", Kind | None, None),
             _k.Param("limit", _k.U32, 50),
@@ -569,8 +567,7 @@ class FeaturesBase(abc.ABC):
         body=None,
         response=list[Widget],
         status=200,
-        errors={
-        },
+        errors={},
         version="v1",
         summary="list widgets",
         description="All widgets, paged.",
@@ -597,10 +594,8 @@ class FeaturesBase(abc.ABC):
         "POST",
         "/widgets",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=Widget,
         response=Widget,
         status=201,
@@ -611,8 +606,7 @@ class FeaturesBase(abc.ABC):
         version="v1",
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -636,18 +630,15 @@ class FeaturesBase(abc.ABC):
         path_params=[
             _k.Param("id", WidgetId, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=Widget,
         response=Widget,
         status=200,
-        errors={
-        },
+        errors={},
         version="v1",
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -671,18 +662,15 @@ class FeaturesBase(abc.ABC):
         path_params=[
             _k.Param("id", WidgetId, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=_k.Json,
         response=None,
         status=200,
-        errors={
-        },
+        errors={},
         version="v1",
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -705,8 +693,7 @@ class FeaturesBase(abc.ABC):
         path_params=[
             _k.Param("id", WidgetId, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=None,
         status=204,
@@ -716,8 +703,7 @@ class FeaturesBase(abc.ABC):
         version="v2",
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -736,20 +722,16 @@ class FeaturesBase(abc.ABC):
         "GET",
         "app.http.ping_path",
         use_config=True,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=_k.Str,
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=True,
     )
 
@@ -768,20 +750,16 @@ class FeaturesBase(abc.ABC):
         "HEAD",
         "/probe",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=None,
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -800,20 +778,16 @@ class FeaturesBase(abc.ABC):
         "OPTIONS",
         "/widgets",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=None,
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 

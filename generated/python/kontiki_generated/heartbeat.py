@@ -81,10 +81,8 @@ class HeartbeatServiceBase(abc.ABC):
     _kontiki_rpc_ping = _k.rpc_entry(
         "ping",
         "ping",
-        [
-        ],
+        [],
         _k.Str,
-        [
-        ],
+        [],
         include_headers=False,
     )

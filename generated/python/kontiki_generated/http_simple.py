@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from . import _kontiki as _k
@@ -132,15 +131,12 @@ class HttpSimpleBase(abc.ABC):
         "GET",
         "/health",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=HelloResponse,
         status=200,
-        errors={
-        },
+        errors={},
         version="v1",
         summary="health check",
         description=None,
@@ -166,10 +162,8 @@ class HttpSimpleBase(abc.ABC):
         "POST",
         "/items",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=NewItem,
         response=Item,
         status=201,
@@ -253,8 +247,7 @@ class HttpSimpleBase(abc.ABC):
         body=None,
         response=list[Item],
         status=200,
-        errors={
-        },
+        errors={},
         version="v1",
         summary=None,
         description=None,

@@ -296,8 +296,7 @@ class ProtoSvcBase(abc.ABC):
             _k.Param("n", _k.I64, _k.REQUIRED),
         ],
         Echoed,
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -314,8 +313,7 @@ class ProtoSvcBase(abc.ABC):
     _kontiki_rpc_client_err = _k.rpc_entry(
         "client_err",
         "client_err",
-        [
-        ],
+        [],
         None,
         [
             NotFoundError,
@@ -332,11 +330,9 @@ class ProtoSvcBase(abc.ABC):
     _kontiki_rpc_boom = _k.rpc_entry(
         "boom",
         "boom",
-        [
-        ],
+        [],
         None,
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -349,11 +345,9 @@ class ProtoSvcBase(abc.ABC):
     _kontiki_rpc_ret_none = _k.rpc_entry(
         "ret_none",
         "ret_none",
-        [
-        ],
+        [],
         None,
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -366,11 +360,9 @@ class ProtoSvcBase(abc.ABC):
     _kontiki_rpc_types = _k.rpc_entry(
         "types",
         "types",
-        [
-        ],
+        [],
         Types,
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -390,7 +382,6 @@ class ProtoSvcBase(abc.ABC):
             _k.Param("other", Item | None, None),
         ],
         ModelArg,
-        [
-        ],
+        [],
         include_headers=False,
     )

@@ -799,8 +799,7 @@ class ServiceRegistryBase(abc.ABC):
             _k.Param("service_name", _k.Str, _k.REQUIRED),
         ],
         list[_k.Str],
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -905,11 +904,9 @@ class ServiceRegistryBase(abc.ABC):
     _kontiki_rpc_get_events = _k.rpc_entry(
         "get_events",
         "get_events",
-        [
-        ],
+        [],
         list[TimelineEntry],
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -929,8 +926,7 @@ class ServiceRegistryBase(abc.ABC):
             _k.Param("value", _k.Str, _k.REQUIRED),
         ],
         list[TimelineEntry],
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -943,11 +939,9 @@ class ServiceRegistryBase(abc.ABC):
     _kontiki_rpc_get_exceptions = _k.rpc_entry(
         "get_exceptions",
         "get_exceptions",
-        [
-        ],
+        [],
         list[ExceptionRecord],
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -967,8 +961,7 @@ class ServiceRegistryBase(abc.ABC):
             _k.Param("value", _k.Str, _k.REQUIRED),
         ],
         list[ExceptionRecord],
-        [
-        ],
+        [],
         include_headers=False,
     )
 
@@ -992,8 +985,7 @@ class ServiceRegistryBase(abc.ABC):
         path_params=[
             _k.Param("service_name", _k.Str, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=None,
         status=200,
@@ -1003,8 +995,7 @@ class ServiceRegistryBase(abc.ABC):
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=True,
     )
 
@@ -1027,18 +1018,15 @@ class ServiceRegistryBase(abc.ABC):
         path_params=[
             _k.Param("service_name", _k.Str, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=list[_k.Str],
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1057,20 +1045,16 @@ class ServiceRegistryBase(abc.ABC):
         "GET",
         "/services",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=Services,
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1093,8 +1077,7 @@ class ServiceRegistryBase(abc.ABC):
         path_params=[
             _k.Param("status", _k.Str, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=Services,
         status=200,
@@ -1104,8 +1087,7 @@ class ServiceRegistryBase(abc.ABC):
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1124,20 +1106,16 @@ class ServiceRegistryBase(abc.ABC):
         "GET",
         "/events",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=list[TimelineEntry],
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1162,18 +1140,15 @@ class ServiceRegistryBase(abc.ABC):
             _k.Param("filter_field", _k.Str, _k.REQUIRED),
             _k.Param("value", _k.Str, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=list[TimelineEntry],
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1192,20 +1167,16 @@ class ServiceRegistryBase(abc.ABC):
         "GET",
         "/exceptions",
         use_config=False,
-        path_params=[
-        ],
-        query=[
-        ],
+        path_params=[],
+        query=[],
         body=None,
         response=list[ExceptionRecord],
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 
@@ -1230,18 +1201,15 @@ class ServiceRegistryBase(abc.ABC):
             _k.Param("filter_field", _k.Str, _k.REQUIRED),
             _k.Param("value", _k.Str, _k.REQUIRED),
         ],
-        query=[
-        ],
+        query=[],
         body=None,
         response=list[ExceptionRecord],
         status=200,
-        errors={
-        },
+        errors={},
         version=None,
         summary=None,
         description=None,
-        tags=[
-        ],
+        tags=[],
         skip_documentation=False,
     )
 

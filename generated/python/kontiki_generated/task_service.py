@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from . import _kontiki as _k
