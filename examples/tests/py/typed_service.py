@@ -3,12 +3,13 @@
 
 Run by examples/tests/tests/python_package.rs with PYTHONPATH=generated/python:
 
-    typed_service.py proto|compute --config FILE
+    typed_service.py proto|compute|http|tasks --config FILE
 
-`proto` implements idl/proto_svc.kontiki (`ProtoSvcBase`), `compute` implements
-idl/compute.kontiki (`ComputeApiBase`): each method is a typed method of the contract, wired to
-Kontiki's decorators by the base class. stdout carries one line, `READY <service_name>`, once
-every consumer is up (a delegate's start() runs after them).
+`proto` implements idl/proto_svc.kontiki (`ProtoSvcBase`), `compute` idl/compute.kontiki,
+`http` idl/http_simple.kontiki, `tasks` idl/task_service.kontiki: each method is a typed method
+of the contract, wired to Kontiki's decorators by the base class. stdout carries
+`READY <service_name> [<http port>]` once every consumer is up (a delegate's start() runs after
+them and after the HTTP server), and `TICK` / `CLEANUP` each time those tasks run.
 """
 
 from __future__ import annotations
@@ -23,13 +24,21 @@ from kontiki.delegate import ServiceDelegate  # type: ignore[import-untyped]
 from kontiki.messaging import Messenger  # type: ignore[import-untyped]
 from kontiki.runner.runner import run_service  # type: ignore[import-untyped]
 
-from kontiki_generated import compute, proto_svc
+from kontiki_generated import compute, http_simple, proto_svc, task_service
 
 
 class Ready(ServiceDelegate):  # type: ignore[misc]
     async def start(self) -> None:
-        sys.stdout.write(f"READY {self.container.service_name}\n")
-        sys.stdout.flush()
+        line = f"READY {self.container.service_name}"
+        server = self.container.http_server
+        if server is not None and server.site is not None:
+            line += f" {server.site._server.sockets[0].getsockname()[1]}"
+        say(line)
+
+
+def say(line: str) -> None:
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
 
 
 class TypedProto(proto_svc.ProtoSvcBase):
@@ -84,7 +93,49 @@ class TypedCompute(compute.ComputeApiBase):
         )
 
 
-SERVICES = {"proto": TypedProto, "compute": TypedCompute}
+class TypedHttp(http_simple.HttpSimpleBase):
+    ready = Ready()
+
+    async def health(self) -> http_simple.HelloResponse:
+        return http_simple.HelloResponse(message="ok")
+
+    async def create_item(self, body: http_simple.NewItem) -> http_simple.Item:
+        if body.name == "taken":
+            raise http_simple.ConflictError()
+        return http_simple.Item(id=1, name=body.name, qty=body.qty)
+
+    async def get_item(self, id: int, deleted: bool) -> http_simple.Item:
+        if id == 404:
+            raise http_simple.NotFoundError(f"no item {id}")
+        return http_simple.Item(id=id, name=f"deleted={deleted}", qty=1)
+
+    async def list_items(
+        self, owner: str, limit: int, order: http_simple.Order, cursor: str | None
+    ) -> list[http_simple.Item]:
+        return [
+            http_simple.Item(id=limit, name=f"{owner}/{order.value}/{cursor}", qty=1)
+        ]
+
+
+class TypedTasks(task_service.TaskServiceBase):
+    ready = Ready()
+
+    async def tick(self) -> None:
+        say("TICK")
+
+    async def nightly_report(self) -> None:
+        say("NIGHTLY")
+
+    async def cleanup(self) -> None:
+        say("CLEANUP")
+
+
+SERVICES = {
+    "proto": TypedProto,
+    "compute": TypedCompute,
+    "http": TypedHttp,
+    "tasks": TypedTasks,
+}
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ use kontiki_generated::proto_svc::{Echoed, Item, ModelArg, Types};
 use kontiki_rt::codegen::{Bytes, Context, DateTime, Uuid};
 use kontiki_rt::{Config, RpcError, RunningService, Service};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 /// A service name no other test or earlier run uses.
 fn unique(prefix: &str) -> String {
@@ -362,16 +362,26 @@ async fn generated_python_client_calls_the_rust_services() {
 /// `py/typed_service.py KIND` under `service_name`; waits for its `READY` line.
 struct PyService {
     child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// What `READY` carried after the service name (the HTTP port).
+    ready: Vec<String>,
+    /// Lines printed before `READY` and not looked at yet.
+    early: Vec<String>,
     _config: tempfile::NamedTempFile,
 }
 
 impl PyService {
     async fn start(kind: &str, service_name: &str) -> PyService {
+        PyService::start_with(kind, service_name, "").await
+    }
+
+    /// With `extra` appended to the config (top-level YAML).
+    async fn start_with(kind: &str, service_name: &str, extra: &str) -> PyService {
         use std::io::Write as _;
         let mut file = tempfile::NamedTempFile::new().expect("temp config");
         write!(
             file,
-            "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 2\n",
+            "kontiki:\n  service_name: {service_name}\n  amqp:\n    url: \"{}\"\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 2\n  http:\n    address: 127.0.0.1\n    port: 0\n{extra}",
             amqp_url()
         )
         .expect("write config");
@@ -384,15 +394,50 @@ impl PyService {
             .spawn()
             .expect("spawn typed_service.py");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("typed_service.py {kind} did not print READY within 60 s"))
-            .expect("read stdout")
-            .unwrap_or_else(|| panic!("typed_service.py {kind} exited before READY"));
-        assert_eq!(line, format!("READY {service_name}"));
+        let mut ready = None;
+        let mut before = Vec::new();
+        while ready.is_none() {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("typed_service.py {kind} did not print READY within 60 s")
+                })
+                .expect("read stdout")
+                .unwrap_or_else(|| panic!("typed_service.py {kind} exited before READY"));
+            match line.strip_prefix("READY ") {
+                Some(rest) => ready = Some(rest.to_owned()),
+                None => before.push(line),
+            }
+        }
+        let ready = ready.unwrap_or_default();
+        let mut words = ready.split_whitespace().map(str::to_owned);
+        assert_eq!(words.next().as_deref(), Some(service_name), "{ready}");
         PyService {
             child,
+            lines,
+            ready: words.collect(),
+            early: before,
             _config: file,
+        }
+    }
+
+    /// Waits (at most 60 s) for the line `want`.
+    async fn wait_line(&mut self, want: &str) {
+        if let Some(i) = self.early.iter().position(|l| l == want) {
+            self.early.remove(i);
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("typed_service.py printed no {want} within 60 s"))
+                .expect("read stdout")
+                .unwrap_or_else(|| panic!("typed_service.py exited before printing {want}"));
+            if line == want {
+                return;
+            }
+            self.early.push(line);
         }
     }
 
@@ -510,4 +555,68 @@ async fn generated_rust_client_calls_python_services_on_the_generated_base_class
 
     proto.stop().await;
     compute.stop().await;
+}
+
+#[tokio::test]
+async fn python_http_routes_and_tasks_on_the_generated_base_classes() {
+    let http = PyService::start("http", &unique("py-pkg-typed-http")).await;
+    let port = http
+        .ready
+        .first()
+        .cloned()
+        .expect("READY carries the HTTP port");
+    let base = format!("http://127.0.0.1:{port}");
+    let web = reqwest::Client::new();
+    let get = |path: &str| web.get(format!("{base}{path}")).send();
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("read the body");
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+        )
+    };
+
+    let r = answer(get("/health").await.unwrap()).await;
+    assert_eq!(r, (200, json!({"message": "ok"})));
+    // The body is validated into NewItem (its declared default filled in), the status is the
+    // route's.
+    let post = |body: Value| web.post(format!("{base}/items")).json(&body).send();
+    let r = answer(post(json!({"name": "n"})).await.unwrap()).await;
+    assert_eq!(r, (201, json!({"id": 1, "name": "n", "qty": 1})));
+    let r = answer(post(json!({"name": "taken"})).await.unwrap()).await;
+    assert_eq!(r, (409, json!({"message": "conflict happened"})));
+    let r = answer(post(json!({"qty": 2})).await.unwrap()).await;
+    assert_eq!(r.0, 422, "{r:?}");
+    // Path and query parameters arrive typed.
+    let r = answer(get("/items/7?deleted=true").await.unwrap()).await;
+    assert_eq!(r, (200, json!({"id": 7, "name": "deleted=True", "qty": 1})));
+    let r = answer(get("/items/7").await.unwrap()).await;
+    assert_eq!(
+        r,
+        (200, json!({"id": 7, "name": "deleted=False", "qty": 1}))
+    );
+    let r = answer(get("/items/404").await.unwrap()).await;
+    assert_eq!(r, (404, json!({"message": "no item 404"})));
+    let r = answer(get("/items/seven").await.unwrap()).await;
+    assert_eq!(r.0, 400, "{r:?}");
+    let r = answer(get("/owners/bob/items?order=desc&cursor=c1").await.unwrap()).await;
+    assert_eq!(
+        r,
+        (200, json!([{"id": 20, "name": "bob/desc/c1", "qty": 1}]))
+    );
+    let r = answer(get("/owners/bob/items?order=sideways").await.unwrap()).await;
+    assert_eq!(r.0, 400, "{r:?}");
+    http.stop().await;
+
+    // Interval tasks run at start (`immediate`), one from config included.
+    let mut tasks = PyService::start_with(
+        "tasks",
+        &unique("py-pkg-typed-tasks"),
+        "app:\n  cleanup:\n    interval: 3600\n",
+    )
+    .await;
+    tasks.wait_line("TICK").await;
+    tasks.wait_line("CLEANUP").await;
+    tasks.stop().await;
 }

@@ -335,7 +335,9 @@ def rpc_entry(
     and returns a declared error code raised as its `ContractError` as a client error."""
     codes = frozenset(e.code for e in errors)
 
-    async def entry(owner: Any, *args: Any, _headers: Any = None, **kwargs: Any) -> Any:
+    async def entry(
+        owner: Any, /, *args: Any, _headers: Any = None, **kwargs: Any
+    ) -> Any:
         service = _service(owner)
         values: list[Any] = []
         try:
@@ -377,7 +379,7 @@ def event_entry(
     """Kontiki's `@on_event` around the typed method `method`, which gets the payload decoded
     as its event type says (and the event type first when it handles several)."""
 
-    async def entry(owner: Any, payload: Any, _headers: Any = None) -> None:
+    async def entry(owner: Any, payload: Any, /, _headers: Any = None) -> None:
         service = _service(owner)
         headers = dict(_headers or {})
         event_type = str(headers.get("event_type", ""))
@@ -424,7 +426,7 @@ def http_entry(
     declared error code answered with its status and `{"message": ...}`."""
     from aiohttp import web
 
-    async def entry(owner: Any, request: Any, **match_info: str) -> Any:
+    async def entry(owner: Any, request: Any, /, **match_info: str) -> Any:
         service = _service(owner)
         values: list[Any] = []
         try:
@@ -498,7 +500,7 @@ def task_entry(
 ) -> Callable[..., Awaitable[None]]:
     """Kontiki's `@task` around the typed method `method`."""
 
-    async def entry(owner: Any) -> None:
+    async def entry(owner: Any, /) -> None:
         await getattr(_service(owner), method)()
 
     fn: Callable[..., Awaitable[None]] = task(
