@@ -19,6 +19,7 @@ import asyncio
 import datetime
 import sys
 import uuid
+from typing import Any, cast
 
 from kontiki.delegate import ServiceDelegate  # type: ignore[import-untyped]
 from kontiki.messaging import Messenger  # type: ignore[import-untyped]
@@ -29,8 +30,9 @@ from kontiki_generated import compute, http_simple, proto_svc, task_service
 
 class Ready(ServiceDelegate):  # type: ignore[misc]
     async def start(self) -> None:
-        line = f"READY {self.container.service_name}"
-        server = self.container.http_server
+        container = cast(Any, self.container)
+        line = f"READY {container.service_name}"
+        server = container.http_server
         if server is not None and server.site is not None:
             line += f" {server.site._server.sockets[0].getsockname()[1]}"
         say(line)

@@ -13,21 +13,44 @@ import asyncio
 import base64
 import binascii
 import datetime as _dt
+import importlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, TypeAlias, cast
 
 import annotated_types
 import pydantic
-from kontiki.messaging import (  # type: ignore[import-untyped]
-    RpcClientError,
-    RpcTimeoutError,
-    on_event,
-    rpc,
-    rpc_error,
-)
-from kontiki.task.task import task  # type: ignore[import-untyped]
-from kontiki.web import http  # type: ignore[import-untyped]
+
+# Kontiki ships no type information: its objects are reached as `Any` here, once, so the
+# generated modules type-check strictly with mypy and pyright alike.
+_messaging: Any = importlib.import_module("kontiki.messaging")
+_publisher: Any = importlib.import_module("kontiki.messaging.publisher.rpc")
+_tasks: Any = importlib.import_module("kontiki.task.task")
+_web: Any = importlib.import_module("kontiki.web")
+
+if TYPE_CHECKING:
+
+    class RpcError(Exception):
+        """Kontiki's `kontiki.messaging.publisher.rpc.RpcError`."""
+
+        method_name: str
+        code: str
+        message: str
+
+        def __init__(self, method_name: str, code: str, message: str) -> None: ...
+
+    class RpcClientError(RpcError):
+        """Kontiki's `RpcClientError`."""
+
+    class RpcTimeoutError(RpcError):
+        """Kontiki's `RpcTimeoutError`."""
+
+        def __init__(self, method_name: str) -> None: ...
+
+else:
+    RpcError = _publisher.RpcError
+    RpcClientError = _messaging.RpcClientError
+    RpcTimeoutError = _messaging.RpcTimeoutError
 
 # -- wire types -------------------------------------------------------------------------------
 
@@ -69,8 +92,9 @@ def _bytes_in(value: object) -> bytes:
         return value
     if isinstance(value, bytearray):
         return bytes(value)
-    if isinstance(value, dict) and value.get("__bytes__") is True:
-        data = value.get("data")
+    if isinstance(value, dict):
+        wire = cast(dict[str, Any], value)
+        data = wire.get("data") if wire.get("__bytes__") is True else None
         if isinstance(data, str):
             try:
                 return base64.b64decode(data, validate=True)
@@ -164,25 +188,23 @@ def decode_text(tp: Any, value: str) -> Any:
 # -- errors -----------------------------------------------------------------------------------
 
 
-class ContractError(RpcClientError):  # type: ignore[misc]
+class ContractError(RpcClientError):
     """An error code of a contract: raised by a generated client when a call returns the
     code, and raised by a service implementation to return it.
 
     A subclass of Kontiki's `RpcClientError`, so `except RpcClientError:` still catches it.
     """
 
-    code: ClassVar[str] = ""
-    """The code on the wire."""
-    default_message: ClassVar[str] = ""
-    """The message the contract declares."""
-    message: str
-    """The message received (or sent)."""
+    CODE: ClassVar[str] = ""
+    """The code on the wire (`code` of an instance, as Kontiki's errors have)."""
+    DEFAULT_MESSAGE: ClassVar[str] = ""
+    """The message the contract declares (`message` of an instance is the one received)."""
 
     def __init__(self, message: str | None = None, *, method_name: str = "") -> None:
         super().__init__(
             method_name,
-            self.code,
-            self.default_message if message is None else message,
+            self.CODE,
+            self.DEFAULT_MESSAGE if message is None else message,
         )
 
 
@@ -333,7 +355,7 @@ def rpc_entry(
     """Kontiki's `@rpc` around the typed method `method`: binds and validates the arguments
     (client error `INVALID_ARGUMENTS` otherwise, as kontiki-rs answers), encodes the result,
     and returns a declared error code raised as its `ContractError` as a client error."""
-    codes = frozenset(e.code for e in errors)
+    codes = frozenset(e.CODE for e in errors)
 
     async def entry(
         owner: Any, /, *args: Any, _headers: Any = None, **kwargs: Any
@@ -345,7 +367,7 @@ def rpc_entry(
                 raw = args[i] if i < len(args) else kwargs.get(p.name)
                 values.append(p.bind(raw))
         except ValueError as e:
-            return rpc_error("INVALID_ARGUMENTS", str(e))
+            return _messaging.rpc_error("INVALID_ARGUMENTS", str(e))
         extra: dict[str, Any] = {}
         if include_headers:
             extra["headers"] = dict(_headers or {})
@@ -353,11 +375,11 @@ def rpc_entry(
             result = await getattr(service, method)(*values, **extra)
         except ContractError as e:
             if e.code in codes:
-                return rpc_error(e.code, e.message)
+                return _messaging.rpc_error(e.code, e.message)
             raise
         return encode(returns, result)
 
-    fn: Callable[..., Awaitable[Any]] = rpc(include_headers=include_headers)(
+    fn: Callable[..., Awaitable[Any]] = _messaging.rpc(include_headers=include_headers)(
         _entrypoint(entry, wire)
     )
     return fn
@@ -390,7 +412,7 @@ def event_entry(
             extra["headers"] = headers
         await getattr(service, method)(*args, **extra)
 
-    fn: Callable[..., Awaitable[None]] = on_event(
+    fn: Callable[..., Awaitable[None]] = _messaging.on_event(
         source,
         use_config,
         # The wrapper reads the event type from the headers.
@@ -464,7 +486,7 @@ def http_entry(
         if isinstance(response, type) and issubclass(response, pydantic.BaseModel)
         else None
     )
-    fn: Callable[..., Awaitable[Any]] = http(
+    fn: Callable[..., Awaitable[Any]] = _web.http(
         path,
         http_method,
         use_config=use_config,
@@ -503,7 +525,7 @@ def task_entry(
     async def entry(owner: Any, /) -> None:
         await getattr(_service(owner), method)()
 
-    fn: Callable[..., Awaitable[None]] = task(
+    fn: Callable[..., Awaitable[None]] = _tasks.task(
         interval, immediate, cron=cron, use_config=use_config
     )(_entrypoint(entry, wire))
     return fn

@@ -133,15 +133,15 @@ Child.model_rebuild()
 class WidgetNotFoundError(_k.ContractError):
     """Declared with a default message only."""
 
-    code: ClassVar[str] = "WIDGET_NOT_FOUND"
-    default_message: ClassVar[str] = "widget not found"
+    CODE: ClassVar[str] = "WIDGET_NOT_FOUND"
+    DEFAULT_MESSAGE: ClassVar[str] = "widget not found"
 
 
 class WidgetConflictError(_k.ContractError):
     """Declared with a default HTTP status."""
 
-    code: ClassVar[str] = "WIDGET_CONFLICT"
-    default_message: ClassVar[str] = "widget exists"
+    CODE: ClassVar[str] = "WIDGET_CONFLICT"
+    DEFAULT_MESSAGE: ClassVar[str] = "widget exists"
 
 
 class EventPublisher:

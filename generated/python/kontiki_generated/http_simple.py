@@ -71,15 +71,15 @@ Item.model_rebuild()
 class ConflictError(_k.ContractError):
     """An item with that name exists already."""
 
-    code: ClassVar[str] = "CONFLICT"
-    default_message: ClassVar[str] = "conflict happened"
+    CODE: ClassVar[str] = "CONFLICT"
+    DEFAULT_MESSAGE: ClassVar[str] = "conflict happened"
 
 
 class NotFoundError(_k.ContractError):
     """No such item."""
 
-    code: ClassVar[str] = "NOT_FOUND"
-    default_message: ClassVar[str] = "not found"
+    CODE: ClassVar[str] = "NOT_FOUND"
+    DEFAULT_MESSAGE: ClassVar[str] = "not found"
 
 
 class HttpSimpleClient:

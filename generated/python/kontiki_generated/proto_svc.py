@@ -93,8 +93,8 @@ ModelArg.model_rebuild()
 class NotFoundError(_k.ContractError):
     """`client_err` always returns it."""
 
-    code: ClassVar[str] = "NOT_FOUND"
-    default_message: ClassVar[str] = "no such thing"
+    CODE: ClassVar[str] = "NOT_FOUND"
+    DEFAULT_MESSAGE: ClassVar[str] = "no such thing"
 
 
 class ProtoSvcClient:

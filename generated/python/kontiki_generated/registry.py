@@ -256,29 +256,29 @@ StatusChanged.model_rebuild()
 class InvalidStatusError(_k.ContractError):
     """`get_services` got a status other than `active`, `degraded` or `down`."""
 
-    code: ClassVar[str] = "INVALID_STATUS"
-    default_message: ClassVar[str] = "Invalid status"
+    CODE: ClassVar[str] = "INVALID_STATUS"
+    DEFAULT_MESSAGE: ClassVar[str] = "Invalid status"
 
 
 class EntrypointUnavailableError(_k.ContractError):
     """No live instance declares the competing event handler named."""
 
-    code: ClassVar[str] = "ENTRYPOINT_UNAVAILABLE"
-    default_message: ClassVar[str] = "No live instance declares this competing event"
+    CODE: ClassVar[str] = "ENTRYPOINT_UNAVAILABLE"
+    DEFAULT_MESSAGE: ClassVar[str] = "No live instance declares this competing event"
 
 
 class ForbiddenError(_k.ContractError):
     """The registry's configuration (`registry.failed_messages`) does not allow this operation."""
 
-    code: ClassVar[str] = "FORBIDDEN"
-    default_message: ClassVar[str] = "Not allowed by the registry's configuration"
+    CODE: ClassVar[str] = "FORBIDDEN"
+    DEFAULT_MESSAGE: ClassVar[str] = "Not allowed by the registry's configuration"
 
 
 class ServiceUnavailableError(_k.ContractError):
     """No instance of the service is active or degraded."""
 
-    code: ClassVar[str] = "SERVICE_UNAVAILABLE"
-    default_message: ClassVar[str] = "Service Unavailable"
+    CODE: ClassVar[str] = "SERVICE_UNAVAILABLE"
+    DEFAULT_MESSAGE: ClassVar[str] = "Service Unavailable"
 
 
 class EventPublisher:

@@ -19,8 +19,8 @@ __all__ = [
 class UserInputError(_k.ContractError):
     """The input was not acceptable."""
 
-    code: ClassVar[str] = "USER_INPUT_ERROR"
-    default_message: ClassVar[str] = "Invalid feature value"
+    CODE: ClassVar[str] = "USER_INPUT_ERROR"
+    DEFAULT_MESSAGE: ClassVar[str] = "Invalid feature value"
 
 
 class RpcServiceClient:
