@@ -1009,8 +1009,25 @@ fn method_name(name: &str) -> String {
     }
 }
 
+/// Parameter names the generated signatures use themselves (the per-call options, `headers`
+/// of `[include_headers]`, an HTTP route's `body`).
+const OWN_PARAMS: &[&str] = &[
+    "self",
+    "timeout",
+    "extra_headers",
+    "instance_id",
+    "flow_id",
+    "headers",
+    "body",
+];
+
 fn param_name(name: &str) -> String {
-    method_name(name)
+    let n = escape(name.to_snake_case());
+    if OWN_PARAMS.contains(&n.as_str()) {
+        format!("{n}_")
+    } else {
+        n
+    }
 }
 
 fn event_method(name: &str) -> String {
@@ -1080,6 +1097,9 @@ mod tests {
         assert_eq!(field_name("model_x"), "model_x_");
         assert_eq!(field_name("type"), "type");
         assert_eq!(method_name("timeout"), "timeout_");
+        assert_eq!(param_name("service_name"), "service_name");
+        assert_eq!(param_name("timeout"), "timeout_");
+        assert_eq!(param_name("from"), "from_");
         assert_eq!(error_class("USER_INPUT_ERROR"), "UserInputError");
         assert_eq!(error_class("NOT_FOUND"), "NotFoundError");
         assert_eq!(event_method("widget.created"), "widget_created");

@@ -502,7 +502,7 @@ class ServiceRegistryClient:
 
     async def list_instances(
         self,
-        service_name_: _k.Str,
+        service_name: _k.Str,
         *,
         timeout: float | None = None,
         extra_headers: Mapping[str, Any] | None = None,
@@ -515,7 +515,7 @@ class ServiceRegistryClient:
             self.service_name,
             "list_instances",
             [
-                _k.encode(_k.Str, service_name_),
+                _k.encode(_k.Str, service_name),
             ],
             {},
             timeout=self.timeout if timeout is None else timeout,
@@ -528,8 +528,8 @@ class ServiceRegistryClient:
 
     async def list_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         limit: _k.I64,
         *,
         timeout: float | None = None,
@@ -549,8 +549,8 @@ class ServiceRegistryClient:
             self.service_name,
             "list_failed_messages",
             [
-                _k.encode(_k.Str, service_name_),
-                _k.encode(_k.Str, name_),
+                _k.encode(_k.Str, service_name),
+                _k.encode(_k.Str, name),
                 _k.encode(_k.I64, limit),
             ],
             {
@@ -567,8 +567,8 @@ class ServiceRegistryClient:
 
     async def replay_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         count: _k.I64,
         *,
         timeout: float | None = None,
@@ -588,8 +588,8 @@ class ServiceRegistryClient:
             self.service_name,
             "replay_failed_messages",
             [
-                _k.encode(_k.Str, service_name_),
-                _k.encode(_k.Str, name_),
+                _k.encode(_k.Str, service_name),
+                _k.encode(_k.Str, name),
                 _k.encode(_k.I64, count),
             ],
             {
@@ -606,8 +606,8 @@ class ServiceRegistryClient:
 
     async def drop_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         count: _k.I64,
         *,
         timeout: float | None = None,
@@ -626,8 +626,8 @@ class ServiceRegistryClient:
             self.service_name,
             "drop_failed_messages",
             [
-                _k.encode(_k.Str, service_name_),
-                _k.encode(_k.Str, name_),
+                _k.encode(_k.Str, service_name),
+                _k.encode(_k.Str, name),
                 _k.encode(_k.I64, count),
             ],
             {
@@ -788,7 +788,7 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def list_instances(
         self,
-        service_name_: _k.Str,
+        service_name: _k.Str,
     ) -> list[_k.Str]:
         """Sorted ids of the active or degraded instances of a service; `[]` if unknown."""
 
@@ -806,8 +806,8 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def list_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         limit: _k.I64,
     ) -> FailedMessages:
         """Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
@@ -837,8 +837,8 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def replay_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         count: _k.I64,
     ) -> Replayed:
         """Republishes up to `count` failed messages on `event_exchange` with routing key `name`
@@ -868,8 +868,8 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def drop_failed_messages(
         self,
-        service_name_: _k.Str,
-        name_: _k.Str,
+        service_name: _k.Str,
+        name: _k.Str,
         count: _k.I64,
     ) -> Dropped:
         """Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
@@ -968,7 +968,7 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def live(
         self,
-        service_name_: _k.Str,
+        service_name: _k.Str,
     ) -> None:
         """200 with an empty body if an instance is active or degraded (or if the name is the
         registry's own), else 503.
@@ -1002,7 +1002,7 @@ class ServiceRegistryBase(abc.ABC):
     @abc.abstractmethod
     async def http_list_instances(
         self,
-        service_name_: _k.Str,
+        service_name: _k.Str,
     ) -> list[_k.Str]:
         """Same as `list_instances`.
 
