@@ -111,8 +111,11 @@ struct ServiceView {
     client_docs: Vec<String>,
     base_docs: Vec<String>,
     publisher_docs: Vec<String>,
+    session_docs: Vec<String>,
     rpcs: Vec<RpcView>,
     emits: Vec<EventView>,
+    /// The events its `in_session` handlers take: what a session handle publishes.
+    session_events: Vec<EventView>,
     handlers: Vec<HandlerView>,
     routes: Vec<RouteView>,
     tasks: Vec<TaskView>,
@@ -383,6 +386,9 @@ impl Cx<'_> {
         }
         for s in &services {
             exports.push(format!("{}Client", s.ident));
+            if !s.session_events.is_empty() {
+                exports.push(format!("{}Session", s.ident));
+            }
             exports.push(format!("{}Base", s.ident));
             if !s.emits.is_empty() {
                 exports.push(format!("{}Publisher", s.ident));
@@ -692,6 +698,10 @@ impl Cx<'_> {
             client_docs,
             base_docs,
             publisher_docs: vec![format!("Publishes the events `{wire}` emits.")],
+            session_docs: vec![format!(
+                "A session with one instance of `{wire}`, from `{}Client.open_session()`.",
+                class_name(&s.name)
+            )],
             rpcs: s.rpcs.iter().map(|r| self.rpc_view(r)).collect(),
             emits: s
                 .emits
@@ -706,10 +716,37 @@ impl Cx<'_> {
                     ),
                 })
                 .collect(),
+            session_events: self.session_events(s),
             handlers: s.handlers.iter().map(|h| self.handler_view(h)).collect(),
             routes: s.routes.iter().map(|r| self.route_view(r)).collect(),
             tasks: s.tasks.iter().map(task_view).collect(),
         }
+    }
+
+    fn session_events(&self, s: &idl::Service) -> Vec<EventView> {
+        let mut out: Vec<EventView> = Vec::new();
+        for h in &s.handlers {
+            if h.mode != idl::EventMode::InSession {
+                continue;
+            }
+            if let EventSource::Events(evs) = &h.source {
+                for e in evs {
+                    let wire = py_str(&e.name);
+                    if !out.iter().any(|v| v.wire == wire) {
+                        out.push(EventView {
+                            method: event_method(&e.name),
+                            wire,
+                            ann: self.ann(&e.payload),
+                            publish_docs: with_line(
+                                self.event_docs(&e.name),
+                                format!("Publishes `{}` to the session's instance.", safe(&e.name)),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn rpc_view(&self, r: &idl::Rpc) -> RpcView {
@@ -990,6 +1027,9 @@ const OWN_NAMES: &[&str] = &[
     "messenger",
     "config",
     "publisher",
+    "open_session",
+    "session",
+    "session_id",
     "service_name",
     "timeout",
     "extra_headers",

@@ -234,6 +234,8 @@ class Messenger(Protocol):
         session_id: str | None = ...,
     ) -> None: ...
 
+    async def open_session(self, service_name: str | None = ...) -> Any: ...
+
 
 async def call(
     messenger: Messenger,

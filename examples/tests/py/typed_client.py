@@ -4,7 +4,7 @@
 Run by examples/tests/tests/python_package.rs with PYTHONPATH=generated/python:
 
     typed_client.py --url URL --rpc NAME --gateway NAME --compute NAME --heartbeat NAME
-                    --billing NAME --proto NAME --event-id ID
+                    --billing NAME --proto NAME --session NAME --event-id ID
 
 It prints one JSON object: what each call returned or raised (exception class, code,
 message), for the Rust test to check. Nothing is asserted here.
@@ -31,6 +31,7 @@ from kontiki_generated import (
     heartbeat,
     proto_svc,
     rpc_service,
+    session,
 )
 
 
@@ -72,6 +73,7 @@ async def main() -> None:
         "heartbeat",
         "billing",
         "proto",
+        "session",
         "event-id",
     ):
         p.add_argument(f"--{name}", required=True)
@@ -133,6 +135,11 @@ async def main() -> None:
         started = time.monotonic()
         out["timeout"] = await attempt(nobody.ret_none(timeout=0.5))
         out["timeout_seconds"] = time.monotonic() - started
+
+        # A session pinned to one instance of session-service, typed steps through it.
+        pinned = await session.SessionServiceClient(m, a.session).open_session()
+        await pinned.session_step(session.Step(seq=7, data=a.event_id))
+        out["session_id"] = pinned.session_id
 
         # A typed event for compute-api, which answers with thing_processed.
         await compute.EventPublisher(m).thing_happened({"id": a.event_id})

@@ -3,13 +3,15 @@
 
 Run by examples/tests/tests/python_package.rs with PYTHONPATH=generated/python:
 
-    typed_service.py proto|compute|http|tasks --config FILE
+    typed_service.py proto|compute|http|tasks|session --config FILE
 
 `proto` implements idl/proto_svc.kontiki (`ProtoSvcBase`), `compute` idl/compute.kontiki,
-`http` idl/http_simple.kontiki, `tasks` idl/task_service.kontiki: each method is a typed method
+`http` idl/http_simple.kontiki, `tasks` idl/task_service.kontiki, `session`
+idl/session.kontiki: each method is a typed method
 of the contract, wired to Kontiki's decorators by the base class. stdout carries
 `READY <service_name> [<http port>]` once every consumer is up (a delegate's start() runs after
-them and after the HTTP server), and `TICK` / `CLEANUP` each time those tasks run.
+them and after the HTTP server), `TICK` / `CLEANUP` each time those tasks run, and
+`STEP <session id> <seq> <data>` for each `session.step` of a session.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from kontiki.delegate import ServiceDelegate  # type: ignore[import-untyped]
 from kontiki.messaging import Messenger  # type: ignore[import-untyped]
 from kontiki.runner.runner import run_service  # type: ignore[import-untyped]
 
-from kontiki_generated import compute, http_simple, proto_svc, task_service
+from kontiki_generated import compute, http_simple, proto_svc, session, task_service
 
 
 class Ready(ServiceDelegate):  # type: ignore[misc]
@@ -132,11 +134,19 @@ class TypedTasks(task_service.TaskServiceBase):
         say("CLEANUP")
 
 
+class TypedSession(session.SessionServiceBase):
+    ready = Ready()
+
+    async def on_step(self, payload: session.Step, *, headers: dict[str, Any]) -> None:
+        say(f"STEP {headers.get('session_id')} {payload.seq} {payload.data}")
+
+
 SERVICES = {
     "proto": TypedProto,
     "compute": TypedCompute,
     "http": TypedHttp,
     "tasks": TypedTasks,
+    "session": TypedSession,
 }
 
 

@@ -23,7 +23,11 @@ use kontiki_generated::proto_svc::proto_svc::{
     ProtoSvcClient, ProtoSvcServer, RetNoneError, TypesError,
 };
 use kontiki_generated::proto_svc::{Echoed, Item, ModelArg, Types};
-use kontiki_rt::codegen::{Bytes, Context, DateTime, Uuid};
+use kontiki_generated::session::Step;
+use kontiki_generated::session::session_service::{
+    SessionService, SessionServiceClient, SessionServiceServer,
+};
+use kontiki_rt::codegen::{Bytes, Context, DateTime, Headers, Uuid};
 use kontiki_rt::{Config, RpcError, RunningService, Service};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
@@ -129,6 +133,26 @@ impl ProtoSvc for RustProto {
     }
 }
 
+/// A session-service that reports each step it handles: (session id header, seq, data).
+struct Steps(tokio::sync::mpsc::UnboundedSender<(String, u32, String)>);
+
+impl SessionService for Steps {
+    async fn on_step(
+        &self,
+        _ctx: Context,
+        headers: Headers,
+        payload: Step,
+    ) -> Result<(), kontiki_rt::BoxError> {
+        let session = headers
+            .get("session_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let _ = self.0.send((session, payload.seq, payload.data));
+        Ok(())
+    }
+}
+
 /// What proto-svc's `types()` returns, in Rust and in Python.
 fn expected_types() -> Types {
     Types {
@@ -190,6 +214,7 @@ async fn generated_python_client_calls_the_rust_services() {
         billing_name,
         proto_name,
     ] = &names;
+    let session_name = unique("py-pkg-session");
     let rpc = start(rpc_service::service(), &rpc_name, "").await;
     let gateway = start(
         api_gateway::service(),
@@ -218,6 +243,16 @@ async fn generated_python_client_calls_the_rust_services() {
         "",
     )
     .await;
+    let (steps_tx, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let sessions = start(
+        Ok(SessionServiceServer::new(Steps(steps_tx))
+            .service_builder()
+            .build()
+            .expect("build session-service")),
+        &session_name,
+        "",
+    )
+    .await;
     let mut processed = Tap::bind("event_exchange", "thing_processed").await;
     let event_id = unique("py-pkg-event");
 
@@ -225,7 +260,8 @@ async fn generated_python_client_calls_the_rust_services() {
         .args(["--url", &amqp_url(), "--rpc", &rpc_name])
         .args(["--gateway", gateway_name, "--compute", compute_name])
         .args(["--heartbeat", heartbeat_name, "--billing", billing_name])
-        .args(["--proto", proto_name, "--event-id", &event_id])
+        .args(["--proto", proto_name, "--session", &session_name])
+        .args(["--event-id", &event_id])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output();
@@ -354,7 +390,21 @@ async fn generated_python_client_calls_the_rust_services() {
         .await;
     assert_eq!(body, json!({"payload": {"id": event_id}}));
 
-    for svc in [proto, bill, hb, compute, gateway, rpc] {
+    // The typed session handle's step reached the pinned Rust instance, with its session id.
+    let step = tokio::time::timeout(WAIT, steps.recv())
+        .await
+        .expect("the session step arrives")
+        .expect("the session service is running");
+    assert_eq!(
+        step,
+        (
+            r["session_id"].as_str().unwrap_or("<none>").to_owned(),
+            7,
+            event_id.clone()
+        )
+    );
+
+    for svc in [sessions, proto, bill, hb, compute, gateway, rpc] {
         svc.shutdown().await;
     }
 }
@@ -367,6 +417,8 @@ struct PyService {
     ready: Vec<String>,
     /// Lines printed before `READY` and not looked at yet.
     early: Vec<String>,
+    /// The service name.
+    name: String,
     _config: tempfile::NamedTempFile,
 }
 
@@ -417,6 +469,7 @@ impl PyService {
             lines,
             ready: words.collect(),
             early: before,
+            name: service_name.to_owned(),
             _config: file,
         }
     }
@@ -535,6 +588,26 @@ async fn generated_rust_client_calls_python_services_on_the_generated_base_class
         }
         other => panic!("echo(\"hi\", \"two\"): {other:?}"),
     }
+
+    // A Rust session with the typed Python session-service: the step reaches its in_session
+    // handler, typed, with the session's headers.
+    let mut sessions = PyService::start("session", &unique("py-pkg-typed-session")).await;
+    let pinned = SessionServiceClient::new(m.clone())
+        .with_service_name(&sessions.name)
+        .open_session()
+        .await
+        .unwrap();
+    pinned
+        .session_step(&Step {
+            seq: 3,
+            data: "three".into(),
+        })
+        .await
+        .unwrap();
+    sessions
+        .wait_line(&format!("STEP {} 3 three", pinned.session().session_id()))
+        .await;
+    sessions.stop().await;
 
     let compute_client = ComputeApiClient::new(m.clone()).with_service_name(&compute_name);
     assert_eq!(compute_client.compute(21).await.unwrap(), 42);

@@ -22,6 +22,7 @@ __all__ = [
     "FeaturesBase",
     "FeaturesClient",
     "FeaturesPublisher",
+    "FeaturesSession",
     "Kind",
     "Labels",
     "Widget",
@@ -234,6 +235,42 @@ class FeaturesPublisher:
         )
 
 
+class FeaturesSession:
+    """A session with one instance of `features-svc`, from `FeaturesClient.open_session()`."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        """Kontiki's `EventSession`."""
+
+    @property
+    def session_id(self) -> str:
+        """The session id (the `session_id` header of its events)."""
+        return str(self.session.session_id)
+
+    @property
+    def instance_id(self) -> str:
+        """The instance the session is pinned to."""
+        return str(self.session.instance_id)
+
+    async def widget_deleted(
+        self,
+        payload: WidgetId,
+        *,
+        extra_headers: Mapping[str, Any] | None = None,
+        flow_id: str | None = None,
+    ) -> None:
+        """An event type written as a string.
+
+        Publishes `widget.deleted` to the session's instance.
+        """
+        await self.session.publish(
+            "widget.deleted",
+            _k.encode(WidgetId, payload),
+            extra_headers=None if extra_headers is None else dict(extra_headers),
+            flow_id=flow_id,
+        )
+
+
 class FeaturesClient:
     """Calls `features-svc`.
 
@@ -345,6 +382,12 @@ class FeaturesClient:
         )
         result: Widget | None = _k.decode(Widget | None, raw)
         return result
+
+    async def open_session(self) -> FeaturesSession:
+        """Opens a session with one instance of the service: events published through the
+        returned handle reach only that instance's `in_session` handlers."""
+        session = await self.messenger.open_session(self.service_name)
+        return FeaturesSession(session)
 
 
 class FeaturesBase(abc.ABC):

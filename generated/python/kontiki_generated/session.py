@@ -13,6 +13,7 @@ __all__ = [
     "EventPublisher",
     "SessionServiceBase",
     "SessionServiceClient",
+    "SessionServiceSession",
     "Step",
 ]
 
@@ -56,6 +57,42 @@ class EventPublisher:
         )
 
 
+class SessionServiceSession:
+    """A session with one instance of `session-service`, from `SessionServiceClient.open_session()`."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        """Kontiki's `EventSession`."""
+
+    @property
+    def session_id(self) -> str:
+        """The session id (the `session_id` header of its events)."""
+        return str(self.session.session_id)
+
+    @property
+    def instance_id(self) -> str:
+        """The instance the session is pinned to."""
+        return str(self.session.instance_id)
+
+    async def session_step(
+        self,
+        payload: Step,
+        *,
+        extra_headers: Mapping[str, Any] | None = None,
+        flow_id: str | None = None,
+    ) -> None:
+        """One step of a multi-message conversation.
+
+        Publishes `session.step` to the session's instance.
+        """
+        await self.session.publish(
+            "session.step",
+            _k.encode(Step, payload),
+            extra_headers=None if extra_headers is None else dict(extra_headers),
+            flow_id=flow_id,
+        )
+
+
 class SessionServiceClient:
     """Calls `session-service`.
 
@@ -76,7 +113,11 @@ class SessionServiceClient:
         self.service_name = service_name
         self.timeout = timeout
 
-    # The contract declares no RPC.
+    async def open_session(self) -> SessionServiceSession:
+        """Opens a session with one instance of the service: events published through the
+        returned handle reach only that instance's `in_session` handlers."""
+        session = await self.messenger.open_session(self.service_name)
+        return SessionServiceSession(session)
 
 
 class SessionServiceBase(abc.ABC):
