@@ -112,13 +112,23 @@ struct ServiceView {
     base_docs: Vec<String>,
     publisher_docs: Vec<String>,
     session_docs: Vec<String>,
+    headers_docs: Vec<String>,
     rpcs: Vec<RpcView>,
     emits: Vec<EventView>,
     /// The events its `in_session` handlers take: what a session handle publishes.
     session_events: Vec<EventView>,
+    /// Its declared extra headers: constant name, header name, docs.
+    headers: Vec<HeaderView>,
     handlers: Vec<HandlerView>,
     routes: Vec<RouteView>,
     tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeaderView {
+    konst: String,
+    name: String,
+    docs: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -388,6 +398,9 @@ impl Cx<'_> {
             exports.push(format!("{}Client", s.ident));
             if !s.session_events.is_empty() {
                 exports.push(format!("{}Session", s.ident));
+            }
+            if !s.headers.is_empty() {
+                exports.push(format!("{}Headers", s.ident));
             }
             exports.push(format!("{}Base", s.ident));
             if !s.emits.is_empty() {
@@ -698,6 +711,9 @@ impl Cx<'_> {
             client_docs,
             base_docs,
             publisher_docs: vec![format!("Publishes the events `{wire}` emits.")],
+            headers_docs: vec![format!(
+                "The extra headers `{wire}` declares: names for `extra_headers=`."
+            )],
             session_docs: vec![format!(
                 "A session with one instance of `{wire}`, from `{}Client.open_session()`.",
                 class_name(&s.name)
@@ -717,6 +733,15 @@ impl Cx<'_> {
                 })
                 .collect(),
             session_events: self.session_events(s),
+            headers: s
+                .headers
+                .iter()
+                .map(|h| HeaderView {
+                    konst: header_const(&h.name),
+                    name: py_str(&h.name),
+                    docs: with_line(docs(&h.docs), format!("Type: `{}`.", self.ann(&h.ty))),
+                })
+                .collect(),
             handlers: s.handlers.iter().map(|h| self.handler_view(h)).collect(),
             routes: s.routes.iter().map(|r| self.route_view(r)).collect(),
             tasks: s.tasks.iter().map(task_view).collect(),
@@ -1079,6 +1104,24 @@ fn event_method(name: &str) -> String {
     }
 }
 
+/// `x-request-id` -> `X_REQUEST_ID`.
+fn header_const(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "H_");
+    }
+    s
+}
+
 /// `USER_INPUT_ERROR` -> `UserInputError`, `NOT_FOUND` -> `NotFoundError`.
 fn error_class(code: &str) -> String {
     let base = code.to_lowercase().to_upper_camel_case();
@@ -1144,6 +1187,8 @@ mod tests {
         assert_eq!(error_class("NOT_FOUND"), "NotFoundError");
         assert_eq!(event_method("widget.created"), "widget_created");
         assert_eq!(event_method("1.x"), "e_1_x");
+        assert_eq!(header_const("x-request-id"), "X_REQUEST_ID");
+        assert_eq!(header_const("1a"), "H_1A");
     }
 
     #[test]

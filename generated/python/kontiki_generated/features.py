@@ -21,6 +21,7 @@ __all__ = [
     "EventPublisher",
     "FeaturesBase",
     "FeaturesClient",
+    "FeaturesHeaders",
     "FeaturesPublisher",
     "FeaturesSession",
     "Kind",
@@ -233,6 +234,22 @@ class FeaturesPublisher:
             extra_headers=extra_headers,
             flow_id=flow_id,
         )
+
+
+class FeaturesHeaders:
+    """The extra headers `features-svc` declares: names for `extra_headers=`."""
+
+    TENANT: ClassVar[str] = "tenant"
+    """A tenant id, passed as an extra header.
+
+    Type: `_k.Str`.
+    """
+
+    X_REQUEST_ID: ClassVar[str] = "x-request-id"
+    """A header whose name is not an identifier.
+
+    Type: `_k.Str | None`.
+    """
 
 
 class FeaturesSession:
