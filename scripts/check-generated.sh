@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when generated/ is not exactly what kontiki-codegen makes from idl/ now: the Rust and
-# OpenAPI files (`generate`) and the AsyncAPI documents in generated/asyncapi/ (`asyncapi`).
+# OpenAPI files (`generate`), the AsyncAPI documents in generated/asyncapi/ (`asyncapi`) and the
+# Python package under generated/python (`python`).
 #
 #   scripts/check-generated.sh            # check (CI, scripts/test.sh)
 #   scripts/check-generated.sh --fix      # regenerate generated/ in place
@@ -36,3 +37,10 @@ for copy in examples/*/*.kontiki; do
     fi
   fi
 done
+if ! cargo run --quiet --locked -p kontiki-codegen -- \
+    python idl/*.kontiki --out generated/python/kontiki_generated "${mode[@]}"; then
+  if [[ ${#mode[@]} -gt 0 ]]; then
+    echo "check-generated: generated/python is stale; run scripts/check-generated.sh --fix and commit the result" >&2
+  fi
+  exit 1
+fi

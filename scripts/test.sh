@@ -139,6 +139,22 @@ if [[ -x "$ROOT/scripts/python-env.sh" ]]; then
     export KONTIKI_PY
   fi
 fi
+# The Python package generated from idl/ (and the interop scripts built on it) type-check
+# strictly; the cache stays under target/.
+if [[ -n "${KONTIKI_PY:-}" ]]; then
+  step "generated/python: mypy --strict" bash -c "cd '$ROOT' && MYPYPATH=generated/python '$KONTIKI_PY' -m mypy --strict --cache-dir target/mypy-cache generated/python/kontiki_generated examples/tests/py"
+fi
+# pyright (the npm package, pinned, installed once under target/) in strict mode over the package.
+if [[ -n "${KONTIKI_PY:-}" ]]; then
+  if command -v npm >/dev/null 2>&1; then
+    step "generated/python: pyright strict" bash -c "cd '$ROOT' &&
+      { [[ -x target/pyright/node_modules/.bin/pyright ]] ||
+        npm install --silent --no-audit --no-fund --prefix target/pyright pyright@1.1.414; } &&
+      target/pyright/node_modules/.bin/pyright -p generated/python --pythonpath '$KONTIKI_PY'"
+  else
+    echo "test.sh: npm not found; pyright over generated/python not run (mypy --strict was)"
+  fi
+fi
 
 # Supply chain: licences, duplicates, bans and sources always; advisories when the RustSec
 # advisory database can be fetched (scripts/deny.sh says which ran and why).

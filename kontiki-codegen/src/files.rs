@@ -119,10 +119,12 @@ impl Files {
     }
 }
 
-/// Whether a file looks like earlier output: Rust with the `@generated` header, or JSON.
+/// Whether a file looks like earlier output: Rust or Python with the `@generated` header, or
+/// JSON.
 fn was_generated(path: &Path) -> bool {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => true,
+        Some("py") => crate::python::was_generated(path),
         Some("rs") => {
             std::fs::read_to_string(path).is_ok_and(|t| t.starts_with(crate::rust::HEADER_START))
         }

@@ -7,6 +7,7 @@ mod files;
 mod model;
 mod openapi;
 mod opts;
+mod python;
 mod render;
 mod rust;
 mod schema;
@@ -152,13 +153,7 @@ pub struct Output {
 
 /// Generates the files for `files` and everything they import, in memory.
 pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
-    let mut models = Vec::new();
-    for f in files {
-        models.push(kontiki_idl::load_with_includes(
-            f.as_ref(),
-            &opts.include_dirs,
-        )?);
-    }
+    let (models, sources) = load(files, opts)?;
     let (packages, inputs) = packages(&models)?;
 
     let env = render::environment()?;
@@ -192,12 +187,6 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
         lib_packages.push(minijinja::context! { name => name, docs => docs });
     }
     if opts.lib {
-        let mut sources: Vec<String> = files
-            .iter()
-            .map(|f| display_path(&f.as_ref().display().to_string()))
-            .collect();
-        sources.sort();
-        sources.dedup();
         out.insert(
             "lib.rs",
             rust::lib(&env, minijinja::Value::from(lib_packages), &sources)?,
@@ -206,13 +195,45 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
     Ok(Output { files: out, inputs })
 }
 
+/// Generates the typed Python package for `files` and everything they import, in memory: one
+/// module per package (`<package>.py`), `__init__.py`, `_kontiki.py` (the runtime helpers the
+/// modules share) and `py.typed`, for Python Kontiki 2.3.2 and pydantic v2.
+///
+/// `opts.services` selects services as for Rust; `client_only`, `server_only` and `lib` do not
+/// apply (a Python module always has both sides).
+pub fn generate_python(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
+    let (models, sources) = load(files, opts)?;
+    let (packages, inputs) = packages(&models)?;
+    let env = render::environment()?;
+    let files = python::generate(&env, &packages, opts, &sources)?;
+    Ok(Output { files, inputs })
+}
+
 /// Packages by name, with the model they were loaded in.
 type PackageMap<'m> = BTreeMap<String, (&'m Model, &'m Package)>;
+
+/// Loads `files` with their imports, and the sorted display paths of `files` (for headers).
+fn load(files: &[impl AsRef<Path>], opts: &Opts) -> Result<(Vec<Model>, Vec<String>)> {
+    let mut models = Vec::new();
+    for f in files {
+        models.push(kontiki_idl::load_with_includes(
+            f.as_ref(),
+            &opts.include_dirs,
+        )?);
+    }
+    let mut sources: Vec<String> = files
+        .iter()
+        .map(|f| display_path(&f.as_ref().display().to_string()))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    Ok((models, sources))
+}
 
 /// The packages of `models` by name (a package imported by several files once), and every
 /// file read; two different files declaring one package are an error.
 fn packages(models: &[Model]) -> Result<(PackageMap<'_>, Vec<PathBuf>)> {
-    let mut packages = PackageMap::new();
+    let mut packages: PackageMap<'_> = BTreeMap::new();
     let mut inputs = Vec::new();
     for model in models {
         for pkg in &model.packages {
@@ -238,13 +259,7 @@ fn packages(models: &[Model]) -> Result<(PackageMap<'_>, Vec<PathBuf>)> {
 /// (`asyncapi/<service wire name>.<version>.json`, the version `1.0.0` when the service declares
 /// none), in memory. Of `opts`, only the service selection and the import directories apply.
 pub fn generate_asyncapi(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
-    let mut models = Vec::new();
-    for f in files {
-        models.push(kontiki_idl::load_with_includes(
-            f.as_ref(),
-            &opts.include_dirs,
-        )?);
-    }
+    let (models, _) = load(files, opts)?;
     let (packages, inputs) = packages(&models)?;
     let mut out = Files::default();
     for (model, pkg) in packages.values() {

@@ -7,6 +7,7 @@
 //! kontiki-codegen generate idl/*.kontiki --out generated/src --lib --check
 //! kontiki-codegen openapi idl/http_simple.kontiki --service HttpSimple
 //! kontiki-codegen asyncapi idl/*.kontiki --out generated
+//! kontiki-codegen python idl/*.kontiki --out generated/python/kontiki_generated
 //! kontiki-codegen fmt --check idl/*.kontiki
 //! kontiki-codegen lint idl/*.kontiki --format json
 //! kontiki-codegen -I ../shared-contracts check orders.kontiki
@@ -56,6 +57,25 @@ enum Command {
         opts: Opts,
         /// Writes nothing; exits 1 when the files in `--out` differ from what would be
         /// generated (missing, changed or extra `.rs`/`.json` files).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Generates a typed Python package for Python Kontiki 2.3.2 into `--out` (the package
+    /// directory): one module per package (pydantic models, error classes, clients,
+    /// publishers, service base classes), `_kontiki.py`, `__init__.py` and `py.typed`.
+    Python {
+        /// `.kontiki` files to generate, with their imports.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The package directory to write (`generated/python/kontiki_generated`).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Generate only these services (identifier or wire name; repeat the flag); all by
+        /// default.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Writes nothing; exits 1 when the files in `--out` differ from what would be
+        /// generated (missing, changed or extra generated `.py` files).
         #[arg(long)]
         check: bool,
     },
@@ -125,6 +145,15 @@ fn main() -> ExitCode {
             opts.include_dirs = include;
             report(cli::generate::run(&files, &opts, check), format)
         }
+        Command::Python {
+            files,
+            out,
+            services,
+            check,
+        } => report(
+            cli::python::run(&files, &out, services, &include, check),
+            format,
+        ),
         Command::Openapi {
             file,
             service,

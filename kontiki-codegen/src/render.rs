@@ -15,6 +15,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/service.rs.jinja"),
     ),
     ("lib.rs.jinja", include_str!("../templates/lib.rs.jinja")),
+    (
+        "package.py.jinja",
+        include_str!("../templates/python/package.py.jinja"),
+    ),
+    (
+        "__init__.py.jinja",
+        include_str!("../templates/python/__init__.py.jinja"),
+    ),
 ];
 
 /// The environment every output is rendered with.
@@ -33,6 +41,7 @@ pub(crate) fn environment() -> Result<Environment<'static>> {
     }
     env.add_filter("doc", doc);
     env.add_filter("rust_str", rust_str);
+    env.add_filter("pydoc", pydoc);
     Ok(env)
 }
 
@@ -63,4 +72,26 @@ fn doc(lines: Vec<String>) -> String {
 /// A Rust string literal.
 fn rust_str(s: String) -> String {
     format!("{s:?}")
+}
+
+/// Doc lines as a Python docstring indented by `indent` spaces (empty without lines).
+fn pydoc(lines: Vec<String>, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    match lines.as_slice() {
+        [] => String::new(),
+        [one] => format!("{pad}\"\"\"{one}\"\"\""),
+        [first, rest @ ..] => {
+            let mut out = format!("{pad}\"\"\"{first}\n");
+            for line in rest {
+                if !line.is_empty() {
+                    out.push_str(&pad);
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+            out.push_str(&pad);
+            out.push_str("\"\"\"");
+            out
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub(crate) mod fmt;
 pub(crate) mod generate;
 pub(crate) mod lint;
 pub(crate) mod openapi;
+pub(crate) mod python;
 
 use std::io::IsTerminal;
 
