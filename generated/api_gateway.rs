@@ -3,9 +3,9 @@
 /// Front door for clients; forwards to `rpc-service`.
 ///
 /// Generated for service `ApiGateway` (wire name `api-gateway`).
-/// Implement [`ApiGateway`](api_gateway::ApiGateway) and register it with
-/// [`ApiGatewayServer`](api_gateway::ApiGatewayServer);
-/// call it with [`ApiGatewayClient`](api_gateway::ApiGatewayClient).
+/// Implement [`ApiGateway`] and register it with
+/// [`ApiGatewayServer`];
+/// call it with [`ApiGatewayClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

@@ -21,9 +21,9 @@ pub struct Invoice {
 /// Creates invoices.
 ///
 /// Generated for service `Billing` (wire name `billing`).
-/// Implement [`Billing`](billing::Billing) and register it with
-/// [`BillingServer`](billing::BillingServer);
-/// call it with [`BillingClient`](billing::BillingClient).
+/// Implement [`Billing`] and register it with
+/// [`BillingServer`];
+/// call it with [`BillingClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

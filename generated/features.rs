@@ -203,9 +203,9 @@ impl Child {
 /// Exercises every entrypoint kind and option.
 ///
 /// Generated for service `Features` (wire name `features-svc`).
-/// Implement [`Features`](features::Features) and register it with
-/// [`FeaturesServer`](features::FeaturesServer);
-/// call it with [`FeaturesClient`](features::FeaturesClient).
+/// Implement [`Features`] and register it with
+/// [`FeaturesServer`];
+/// call it with [`FeaturesClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

@@ -91,9 +91,9 @@ impl Order {
 /// A small HTTP service.
 ///
 /// Generated for service `HttpSimple` (wire name `http-simple`).
-/// Implement [`HttpSimple`](http_simple::HttpSimple) and register it with
-/// [`HttpSimpleServer`](http_simple::HttpSimpleServer);
-/// call it with [`HttpSimpleClient`](http_simple::HttpSimpleClient).
+/// Implement [`HttpSimple`] and register it with
+/// [`HttpSimpleServer`];
+/// call it with [`HttpSimpleClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

@@ -93,9 +93,9 @@ pub struct ModelArg {
 /// The interop rig's Python service.
 ///
 /// Generated for service `ProtoSvc` (wire name `proto-svc`).
-/// Implement [`ProtoSvc`](proto_svc::ProtoSvc) and register it with
-/// [`ProtoSvcServer`](proto_svc::ProtoSvcServer);
-/// call it with [`ProtoSvcClient`](proto_svc::ProtoSvcClient).
+/// Implement [`ProtoSvc`] and register it with
+/// [`ProtoSvcServer`];
+/// call it with [`ProtoSvcClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

@@ -3,9 +3,9 @@
 /// Answers `rpc_example`.
 ///
 /// Generated for service `RpcService` (wire name `rpc-service`).
-/// Implement [`RpcService`](rpc_service::RpcService) and register it with
-/// [`RpcServiceServer`](rpc_service::RpcServiceServer);
-/// call it with [`RpcServiceClient`](rpc_service::RpcServiceClient).
+/// Implement [`RpcService`] and register it with
+/// [`RpcServiceServer`];
+/// call it with [`RpcServiceClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

@@ -3,9 +3,9 @@
 /// Runs periodic work.
 ///
 /// Generated for service `TaskService` (wire name `task-service`).
-/// Implement [`TaskService`](task_service::TaskService) and register it with
-/// [`TaskServiceServer`](task_service::TaskServiceServer);
-/// call it with [`TaskServiceClient`](task_service::TaskServiceClient).
+/// Implement [`TaskService`] and register it with
+/// [`TaskServiceServer`];
+/// call it with [`TaskServiceClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

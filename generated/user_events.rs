@@ -17,9 +17,9 @@ pub struct UserCreated {
 /// Reacts to new users.
 ///
 /// Generated for service `UserEvents` (wire name `user-events`).
-/// Implement [`UserEvents`](user_events::UserEvents) and register it with
-/// [`UserEventsServer`](user_events::UserEventsServer);
-/// call it with [`UserEventsClient`](user_events::UserEventsClient).
+/// Implement [`UserEvents`] and register it with
+/// [`UserEventsServer`];
+/// call it with [`UserEventsClient`].
 #[allow(clippy::module_inception, reason = "the service is named like its package")]
 #[allow(
     clippy::deprecated_cfg_attr,

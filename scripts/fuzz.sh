@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz`: runs every cargo-fuzz target of fuzz/ for FUZZ_SECONDS (default 60) each.
 #
-#   FUZZ_SECONDS=300 scripts/fuzz.sh            all four targets
+#   FUZZ_SECONDS=300 scripts/fuzz.sh            all six targets
 #   FUZZ_TARGETS="idl_check config_merge" scripts/fuzz.sh
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-idl_check rpc_request event_payload config_merge}"
+TARGETS="${FUZZ_TARGETS:-idl_check rpc_request event_payload config_merge header_tables registry_body}"
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -392,17 +392,57 @@ fn registration_from(body: &Map<String, Value>) -> Option<Registration> {
 }
 
 fn parse_body(msg: &RawMessage) -> Result<Map<String, Value>, HandlerError> {
-    match serde_json::from_slice::<Value>(&msg.body) {
+    parse_body_bytes(&msg.routing_key, &msg.body)
+}
+
+fn parse_body_bytes(routing_key: &str, body: &[u8]) -> Result<Map<String, Value>, HandlerError> {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(HandlerError::server(format!(
-            "{}: expected a JSON object, got {other}",
-            msg.routing_key
+            "{routing_key}: expected a JSON object, got {other}"
         ))),
         Err(e) => Err(HandlerError::server(format!(
-            "{}: body is not JSON: {e}",
-            msg.routing_key
+            "{routing_key}: body is not JSON: {e}"
         ))),
     }
+}
+
+/// What the registry reads from an intake message (`registry.register`, `registry.heartbeat`,
+/// `registry.unregister`, `registry.exception`, `registry.context`), without the state it then
+/// changes: the decoding the `registry_body` fuzz target (`fuzz/`) and its replay test drive.
+/// `Err` carries the error the intake handler would fail the message with.
+#[doc(hidden)]
+pub fn decode_intake(routing_key: &str, body: &[u8]) -> Result<(), String> {
+    let body = parse_body_bytes(routing_key, body).map_err(|e| e.to_string())?;
+    match routing_key {
+        "registry.register" => {
+            let reg = registration_from(&body)
+                .ok_or("registry.register without service_name / instance_id")?;
+            let instance = Instance {
+                metadata: reg,
+                last_heartbeat: Some(now_utc()),
+                last_seen: Some(Instant::now()),
+                registered_at: Instant::now(),
+                degraded: false,
+                reason: None,
+                tracked: InstanceStatus::Down,
+            };
+            let _ = instance.status(Instant::now());
+            let _ = instance.live(Instant::now());
+        }
+        "registry.heartbeat" | "registry.unregister" => {
+            let _ = text(body.get("service_name"));
+            let _ = text(body.get("instance_id"));
+            let _ = body.get("degraded").and_then(Value::as_bool);
+            let _ = text(body.get("status")).as_deref().map(parse_status);
+        }
+        "registry.exception" => {
+            let _: ExceptionRecord = serde_json::from_value(Value::Object(body))
+                .map_err(|e| format!("registry.exception: {e}"))?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn matches(value: Option<&Value>, wanted: &str) -> bool {

@@ -253,3 +253,49 @@ async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+/// What the `registry_body` fuzz target (`fuzz/`, `make fuzz`) does with its input: a routing
+/// key, a NUL byte, a body.
+fn registry_body_target(data: &[u8]) {
+    let (key, body) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    let key = String::from_utf8_lossy(key);
+    let _ = kontiki_registry::decode_intake(&key, body);
+}
+
+/// The fuzz target's seeds (and any regression found by fuzzing) replay here, in the test
+/// command: every intake kind, hostile values (`heartbeat_interval` 1e20, a body nested 100,000
+/// arrays deep, bytes that are not JSON). Each seed decodes as its name says.
+#[test]
+fn registry_body_fuzz_inputs_replay() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut seen = 0;
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join("registry_body")) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let data = std::fs::read(&path).expect("read a seed");
+            registry_body_target(&data);
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 8,
+        "only {seen} registry_body seeds under {}",
+        root.display()
+    );
+    let ok = |key: &str, body: &str| kontiki_registry::decode_intake(key, body.as_bytes());
+    assert_eq!(
+        ok(
+            "registry.register",
+            r#"{"service_name":"s","instance_id":"i","heartbeat_interval":1e20}"#
+        ),
+        Ok(())
+    );
+    assert!(ok("registry.register", r#"{"service_name":""}"#).is_err());
+    assert!(ok("registry.heartbeat", "[1]").is_err());
+    assert!(ok("registry.exception", r#"{"message": 5}"#).is_err());
+}

@@ -8,7 +8,8 @@ use kontiki_rt::config::{Config, ConfigError, Settings};
 use kontiki_rt::event::decode_delivery;
 use kontiki_rt::rpc::{Param, bind_arguments};
 use kontiki_rt::wire::{
-    Reply, RequestBody, RequestDecodeError, decode_reply, decode_request, header_text,
+    MAX_HEADER_DEPTH, Reply, RequestBody, RequestDecodeError, amqp_to_json, decode_reply,
+    decode_request, header_text, table_to_json,
 };
 use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString};
 use proptest::prelude::*;
@@ -199,6 +200,114 @@ fn event_target(body: &[u8], headers: Option<&FieldTable>) {
     let _ = decode_delivery(body, headers, true);
 }
 
+/// The nesting the `header_tables` target builds: at most this deep (deeper tables are built
+/// and dropped recursively by lapin's own types, which this target does not test).
+const HEADER_TABLES_MAX_DEPTH: usize = 2048;
+/// Up to this depth the table also goes through lapin's parser (which recurses without a
+/// limit: docs/SECURITY.md, known issues).
+const HEADER_TABLES_PARSED_DEPTH: usize = 200;
+
+/// A header table nested `depth` levels (`{"n": {"n": ...}}`, or arrays where `shape` says),
+/// built bottom-up without recursion; `shape`'s bit 1 adds a sibling string at a level.
+fn nested_headers(depth: usize, shape: &[u8]) -> FieldTable {
+    let mut value = AMQPValue::LongString(LongString::from("leaf"));
+    for level in (0..depth).rev() {
+        let b = shape.get(level % shape.len().max(1)).copied().unwrap_or(0);
+        value = if b & 1 == 1 {
+            AMQPValue::FieldArray(FieldArray::from(vec![value]))
+        } else {
+            let mut t = FieldTable::default();
+            t.insert("n".into(), value);
+            if b & 2 == 2 {
+                t.insert("s".into(), AMQPValue::LongString(LongString::from("x")));
+            }
+            AMQPValue::FieldTable(t)
+        };
+    }
+    let mut top = FieldTable::default();
+    top.insert("h".into(), value);
+    top
+}
+
+/// The AMQP 0-9-1 encoding of a field table (what a broker delivers), written by hand for the
+/// value kinds [`nested_headers`] uses.
+fn encode_table(t: &FieldTable) -> Vec<u8> {
+    fn value(v: &AMQPValue, out: &mut Vec<u8>) {
+        match v {
+            AMQPValue::LongString(s) => {
+                out.push(b'S');
+                out.extend((s.as_bytes().len() as u32).to_be_bytes());
+                out.extend(s.as_bytes());
+            }
+            AMQPValue::FieldTable(t) => {
+                out.push(b'F');
+                out.extend(encode_table(t));
+            }
+            AMQPValue::FieldArray(a) => {
+                out.push(b'A');
+                let mut body = Vec::new();
+                for v in a.as_slice() {
+                    value(v, &mut body);
+                }
+                out.extend((body.len() as u32).to_be_bytes());
+                out.extend(body);
+            }
+            other => panic!("encode_table does not write {other:?}"),
+        }
+    }
+    let mut body = Vec::new();
+    for (k, v) in t.inner() {
+        body.push(k.as_str().len() as u8);
+        body.extend(k.as_str().as_bytes());
+        value(v, &mut body);
+    }
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
+}
+
+/// How deep a JSON value nests (a scalar is 0), without recursion.
+fn json_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(m) => stack.extend(m.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// What the `header_tables` fuzz target does: two bytes give the depth, the rest the shape; the
+/// conversion to JSON handlers get is cut at `MAX_HEADER_DEPTH`, and a table that lapin's
+/// parser can take parses back to what was encoded.
+fn header_tables_target(data: &[u8]) {
+    let Some((d, shape)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let depth = usize::from(u16::from_be_bytes(*d)) % (HEADER_TABLES_MAX_DEPTH + 1);
+    let table = nested_headers(depth, shape);
+    let json = Value::Object(table_to_json(&table));
+    // Top object, the "h" value, then one level per nesting, cut after MAX_HEADER_DEPTH.
+    assert_eq!(
+        json_depth(&json),
+        1 + depth.min(MAX_HEADER_DEPTH),
+        "depth {depth}"
+    );
+    if depth <= HEADER_TABLES_PARSED_DEPTH {
+        let bytes = encode_table(&table);
+        let (rest, parsed) = lapin::types::parsing::parse_field_table(bytes.as_slice())
+            .unwrap_or_else(|e| panic!("depth {depth}: lapin does not parse it: {e:?}"));
+        assert!(rest.is_empty());
+        assert_eq!(parsed, table);
+        assert_eq!(Value::Object(table_to_json(&parsed)), json);
+    }
+    let _ = decode_delivery(b"{}", Some(&table), true);
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -267,6 +376,11 @@ proptest! {
         }
         let (_, none) = decode_delivery(body.as_bytes(), Some(&headers), false).expect("decodes");
         prop_assert!(none.is_none());
+    }
+
+    #[test]
+    fn header_tables_convert_with_a_bounded_depth(data in prop::collection::vec(any::<u8>(), 2..24)) {
+        header_tables_target(&data);
     }
 
     #[test]
@@ -344,5 +458,44 @@ fn fuzz_inputs_replay_event_payload() {
     assert!(
         with_flow_id > 0,
         "no event_payload seed carries a flow_id header"
+    );
+}
+
+#[test]
+fn fuzz_inputs_replay_header_tables() {
+    for path in fuzz_inputs("header_tables") {
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        header_tables_target(&data);
+    }
+}
+
+/// The boundary: 64 levels are kept whole, the 65th becomes `null`; 2048 levels convert
+/// without touching the stack more than 64 levels deep.
+#[test]
+fn header_nesting_is_cut_at_max_header_depth() {
+    let kept = Value::Object(table_to_json(&nested_headers(MAX_HEADER_DEPTH, &[0])));
+    let mut v = &kept["h"];
+    for _ in 1..MAX_HEADER_DEPTH {
+        v = &v["n"];
+    }
+    assert_eq!(v["n"], "leaf", "64 levels are kept");
+    let cut = Value::Object(table_to_json(&nested_headers(MAX_HEADER_DEPTH + 1, &[0])));
+    let mut v = &cut["h"];
+    for _ in 1..MAX_HEADER_DEPTH {
+        v = &v["n"];
+    }
+    assert_eq!(v["n"], Value::Null, "the 65th level is cut");
+    let arrays = nested_headers(HEADER_TABLES_MAX_DEPTH, &[1]);
+    assert_eq!(
+        json_depth(&Value::Object(table_to_json(&arrays))),
+        1 + MAX_HEADER_DEPTH
+    );
+    // A table handed over as a value counts as one level itself.
+    assert_eq!(
+        json_depth(&amqp_to_json(&AMQPValue::FieldTable(nested_headers(
+            100,
+            &[0]
+        )))),
+        MAX_HEADER_DEPTH
     );
 }

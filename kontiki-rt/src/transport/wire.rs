@@ -419,9 +419,19 @@ pub fn json_map_to_table(m: &Map<String, Value>) -> FieldTable {
     t
 }
 
+/// How deep header tables and arrays are converted to JSON: a table or array nested deeper
+/// (which no Kontiki peer sends) becomes `null`, so a hostile message cannot make the
+/// conversion, or the drop of what it built, exhaust a handler's stack.
+pub const MAX_HEADER_DEPTH: usize = 64;
+
 /// Converts an AMQP value to JSON the way Kontiki hands headers to a Python handler: long
-/// strings as text (bytes that are not UTF-8 in Kontiki's `__bytes__` form), void as `null`.
+/// strings as text (bytes that are not UTF-8 in Kontiki's `__bytes__` form), void as `null`;
+/// tables and arrays nested deeper than [`MAX_HEADER_DEPTH`] as `null`.
 pub fn amqp_to_json(v: &AMQPValue) -> Value {
+    amqp_to_json_at(v, 0)
+}
+
+fn amqp_to_json_at(v: &AMQPValue, depth: usize) -> Value {
     match v {
         AMQPValue::Boolean(b) => Value::Bool(*b),
         AMQPValue::ShortShortInt(x) => Value::from(*x),
@@ -444,19 +454,31 @@ pub fn amqp_to_json(v: &AMQPValue) -> Value {
             Ok(text) => Value::String(text.to_owned()),
             Err(_) => bytes_to_json(s.as_bytes()),
         },
-        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(amqp_to_json).collect()),
+        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) if depth >= MAX_HEADER_DEPTH => {
+            Value::Null
+        }
+        AMQPValue::FieldArray(a) => Value::Array(
+            a.as_slice()
+                .iter()
+                .map(|v| amqp_to_json_at(v, depth + 1))
+                .collect(),
+        ),
         AMQPValue::Timestamp(t) => Value::from(*t),
-        AMQPValue::FieldTable(t) => Value::Object(table_to_json(t)),
+        AMQPValue::FieldTable(t) => Value::Object(table_to_json_at(t, depth + 1)),
         AMQPValue::ByteArray(b) => bytes_to_json(b.as_slice()),
         AMQPValue::Void => Value::Null,
     }
 }
 
-/// Converts an AMQP table to a JSON object.
+/// Converts an AMQP table to a JSON object (nesting cut at [`MAX_HEADER_DEPTH`]).
 pub fn table_to_json(t: &FieldTable) -> Map<String, Value> {
+    table_to_json_at(t, 0)
+}
+
+fn table_to_json_at(t: &FieldTable, depth: usize) -> Map<String, Value> {
     t.inner()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json(v)))
+        .map(|(k, v)| (k.as_str().to_owned(), amqp_to_json_at(v, depth)))
         .collect()
 }
 
