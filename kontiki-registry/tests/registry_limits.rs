@@ -75,3 +75,93 @@ async fn registry_read_access_lists_but_does_not_change() {
     }
     registry.running.shutdown().await;
 }
+
+/// An internal error of a registry RPC reveals nothing (issue 18, item 3): the registry is told
+/// of an instance whose competing event has no failed queue on the broker, so listing it fails
+/// inside the registry (the broker's 404); the caller gets the generic message with an error
+/// id, not the queue name or the broker's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_internal_errors_answer_with_an_error_id_only() {
+    let registry = RustRegistry::start_with_access("manage", "").await;
+    let m = common::messenger().await;
+    let svc = unique("errid");
+    let register = json!({
+        "service_name": svc, "instance_id": "i-1", "pid": 1, "host": "h",
+        "heartbeat_interval": 60,
+        "entrypoints": [{"type": "event", "name": "never.declared", "mode": "competing"}],
+    });
+    let conn =
+        lapin::Connection::connect(&common::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    ch.basic_publish(
+        kontiki_registry::ADMIN_EXCHANGE.into(),
+        "registry.register".into(),
+        lapin::options::BasicPublishOptions::default(),
+        register.to_string().as_bytes(),
+        lapin::BasicProperties::default(),
+    )
+    .await
+    .expect("publish the registration")
+    .await
+    .expect("confirmed");
+    // The instance is live once a heartbeat follows the registration (separate queues, so
+    // send one each round until the registry sees it).
+    let heartbeat = json!({"service_name": svc, "instance_id": "i-1", "status": "active"});
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let result = loop {
+        ch.basic_publish(
+            kontiki_registry::ADMIN_EXCHANGE.into(),
+            "registry.heartbeat".into(),
+            lapin::options::BasicPublishOptions::default(),
+            heartbeat.to_string().as_bytes(),
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .expect("publish a heartbeat")
+        .await
+        .expect("confirmed");
+        let r = reg(
+            &m,
+            "list_failed_messages",
+            vec![],
+            json!({"service_name": svc, "name": "never.declared", "limit": 5}),
+        )
+        .await;
+        match &r {
+            Err(RpcError::Client { error, .. })
+                if error.code.as_deref() == Some("ENTRYPOINT_UNAVAILABLE") =>
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the registry never saw the instance live: {r:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            _ => break r,
+        }
+    };
+    let message = match result {
+        Err(RpcError::Server { error, .. }) => error.message.clone().unwrap_or_default(),
+        other => panic!("expected a server error, got {other:?}"),
+    };
+    assert!(
+        message.starts_with("internal error (error id "),
+        "{message}"
+    );
+    let id = message
+        .trim_start_matches("internal error (error id ")
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .next()
+        .unwrap_or("");
+    assert_eq!(id.len(), 16, "{message}");
+    for detail in ["never.declared", "failed", "404", "NOT_FOUND", &svc] {
+        assert!(!message.contains(detail), "{detail} revealed: {message}");
+    }
+    let _ = conn.close(0, "done".into()).await;
+    registry.running.shutdown().await;
+}
