@@ -83,6 +83,16 @@ pub struct AmqpSettings {
     /// `kontiki.amqp.rpc.dedup_capacity`, default 10000 (at least 1): at most this many
     /// requests are remembered (replies over 64 KiB are not kept).
     pub rpc_dedup_capacity: usize,
+    /// `kontiki.amqp.events.fail_when_subscribers_gone`, default `false`: when `true`, an event whose routing
+    /// key this process has seen delivered to a queue, and that the broker now returns as
+    /// unroutable (its subscribers' bindings are gone, as after a broker restart while they are
+    /// down), is published again until a subscriber has bound again, within the publish wait,
+    /// then fails with [`Error::Unroutable`](crate::Error::Unroutable) instead of being dropped
+    /// while the publisher reports success. `false` drops it as Kontiki does: subscribers that
+    /// leave on purpose (broadcast and session queues go with their instance) are normal. The
+    /// Rust registry restores the bindings of known competing queues after a reconnection,
+    /// which covers the common case without this. A kontiki-rs addition.
+    pub fail_when_subscribers_gone: bool,
 }
 
 impl std::fmt::Debug for AmqpSettings {
@@ -100,6 +110,10 @@ impl std::fmt::Debug for AmqpSettings {
             .field("expose_internal_errors", &self.expose_internal_errors)
             .field("rpc_dedup_window", &self.rpc_dedup_window)
             .field("rpc_dedup_capacity", &self.rpc_dedup_capacity)
+            .field(
+                "fail_when_subscribers_gone",
+                &self.fail_when_subscribers_gone,
+            )
             .finish()
     }
 }
@@ -123,6 +137,7 @@ impl Default for AmqpSettings {
             tls: TlsSettings::default(),
             connect_timeout: Duration::from_secs(10),
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            fail_when_subscribers_gone: false,
             expose_internal_errors: false,
             rpc_dedup_window: Duration::from_secs(300),
             rpc_dedup_capacity: 10_000,
@@ -386,6 +401,8 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.amqp.tls.client_key",
     "kontiki.amqp.connect_timeout",
     "kontiki.amqp.max_message_size",
+    "kontiki.amqp.events",
+    "kontiki.amqp.events.fail_when_subscribers_gone",
     "kontiki.shutdown",
     "kontiki.shutdown.grace_seconds",
     "kontiki.registration",
@@ -582,6 +599,10 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
             "kontiki.amqp.max_message_size",
             defaults.max_message_size,
             1,
+        )?,
+        fail_when_subscribers_gone: read.bool(
+            "kontiki.amqp.events.fail_when_subscribers_gone",
+            defaults.fail_when_subscribers_gone,
         )?,
         expose_internal_errors: read.bool(
             "kontiki.amqp.rpc.expose_internal_errors",

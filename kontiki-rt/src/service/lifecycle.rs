@@ -78,6 +78,7 @@ impl Service {
         }
         messenger.set_metrics(settings.metrics.enabled);
         messenger.set_max_message_size(settings.amqp.max_message_size);
+        messenger.set_fail_when_subscribers_gone(settings.amqp.fail_when_subscribers_gone);
         let container = Arc::new(Container {
             config,
             settings,

@@ -54,7 +54,17 @@ pub(super) struct Inner {
     metric_handles: crate::observe::metrics::MessengerMetrics,
     /// `kontiki.amqp.max_message_size`: larger messages are refused before they are sent.
     max_message_size: std::sync::atomic::AtomicUsize,
+    /// `kontiki.amqp.events.fail_when_subscribers_gone`.
+    fail_when_subscribers_gone: std::sync::atomic::AtomicBool,
+    /// Event routing keys seen delivered to a queue, and whether their subscribers are gone
+    /// (`true`: the last publish found no binding after the whole wait). Written only when a
+    /// key's state changes; at most [`MAX_ROUTED_KEYS`] keys.
+    routed: std::sync::RwLock<HashMap<String, bool>>,
 }
+
+/// How many event routing keys a Messenger remembers as routed (session events have one key
+/// per instance).
+pub(super) const MAX_ROUTED_KEYS: usize = 10_000;
 
 /// Publishes events and calls RPCs over one connection.
 ///
@@ -203,6 +213,8 @@ impl Messenger {
             max_message_size: std::sync::atomic::AtomicUsize::new(
                 crate::config::AmqpSettings::DEFAULT_MAX_MESSAGE_SIZE,
             ),
+            fail_when_subscribers_gone: std::sync::atomic::AtomicBool::new(false),
+            routed: std::sync::RwLock::new(HashMap::new()),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),
@@ -233,6 +245,55 @@ impl Messenger {
         self.inner
             .max_message_size
             .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets `kontiki.amqp.events.fail_when_subscribers_gone` (default `false`): when `true`, an event whose
+    /// routing key this Messenger saw delivered before, and that no queue takes any more, is
+    /// published again within the publish wait and then fails with
+    /// [`Error::Unroutable`](crate::Error::Unroutable) (at once while it stays so), instead of
+    /// being dropped while the publish reports success. `false` drops it, as Kontiki does
+    /// (right where subscribers leave on purpose: broadcast and session queues).
+    pub fn set_fail_when_subscribers_gone(&self, fail: bool) {
+        self.inner
+            .fail_when_subscribers_gone
+            .store(fail, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The state of an event routing key: `None` never seen routed, `Some(gone)` otherwise.
+    pub(super) fn routed_state(&self, routing_key: &str) -> Option<bool> {
+        if !self
+            .inner
+            .fail_when_subscribers_gone
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        self.inner
+            .routed
+            .read()
+            .ok()
+            .and_then(|m| m.get(routing_key).copied())
+    }
+
+    /// Records that `routing_key` was delivered (`gone: false`) or found without subscribers
+    /// after the whole wait (`gone: true`); a no-op when nothing changes.
+    pub(super) fn set_routed_state(&self, routing_key: &str, gone: bool) {
+        let known = self
+            .inner
+            .routed
+            .read()
+            .ok()
+            .map(|m| (m.get(routing_key).copied(), m.len()));
+        match known {
+            Some((Some(was), _)) if was == gone => {}
+            Some((None, len)) if len >= MAX_ROUTED_KEYS => {}
+            Some(_) => {
+                if let Ok(mut m) = self.inner.routed.write() {
+                    m.insert(routing_key.to_owned(), gone);
+                }
+            }
+            None => {}
+        }
     }
 
     /// `Err(MessageTooLarge)` when `size` is over the limit.

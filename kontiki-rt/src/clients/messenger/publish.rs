@@ -98,8 +98,10 @@ impl Messenger {
     /// Messages go out `mandatory`, as Kontiki's do. A message the broker returns as
     /// unroutable is an error when the caller asked for `mandatory`; otherwise it means no
     /// queue subscribes to it, which is normal for an event, except in the first moments of a
-    /// reconnection, when subscribers may not have bound their queues again yet: then it is
-    /// published again until they have (bounded by the same wait).
+    /// reconnection, or when this process saw the routing key delivered before
+    /// (`kontiki.amqp.events.fail_when_subscribers_gone`): subscribers may not have bound their
+    /// queues again yet, so it is published again until they have, bounded by the same wait,
+    /// and is then an error (at once for the next publishes, until it is delivered again).
     pub(crate) async fn publish_confirmed(
         &self,
         exchange: &str,
@@ -161,7 +163,12 @@ impl Messenger {
                 });
             };
             match confirmation {
-                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => return Ok(()),
+                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
+                    if retry_unroutable {
+                        self.set_routed_state(routing_key, false);
+                    }
+                    return Ok(());
+                }
                 Ok(Confirmation::Ack(Some(_))) => {
                     let unroutable = || Error::Unroutable {
                         exchange: exchange.to_owned(),
@@ -170,7 +177,19 @@ impl Messenger {
                     if mandatory {
                         return Err(unroutable());
                     }
-                    if !retry_unroutable || !link.recovering(RECOVERY_WINDOW) {
+                    // Subscribers this process saw before have lost their bindings (a broker
+                    // restart while they are down drops them: the exchange is not durable).
+                    let seen = if retry_unroutable {
+                        self.routed_state(routing_key)
+                    } else {
+                        None
+                    };
+                    if seen == Some(true) {
+                        // Still gone since the last publish waited in vain: fail at once.
+                        return Err(unroutable());
+                    }
+                    let recovering = retry_unroutable && link.recovering(RECOVERY_WINDOW);
+                    if seen.is_none() && !recovering {
                         tracing::debug!(
                             exchange,
                             routing_key,
@@ -182,8 +201,11 @@ impl Messenger {
                         tracing::warn!(
                             exchange,
                             routing_key,
-                            "still unroutable after the reconnection wait"
+                            "still unroutable after the wait: its subscribers have not bound their queues again"
                         );
+                        if seen.is_some() {
+                            self.set_routed_state(routing_key, true);
+                        }
                         return Err(unroutable());
                     }
                     tokio::time::sleep(backoff).await;
