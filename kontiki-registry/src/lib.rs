@@ -329,7 +329,14 @@ struct State {
     /// Registrations of new instances refused at `registry.max_instances`.
     registrations_refused: u64,
     last_cleanup: Option<Instant>,
+    /// `(service, event type)` of every competing handler a registration declared, kept after
+    /// its instances leave (their durable queue stays), at most [`MAX_SUBSCRIPTIONS`]; dropped
+    /// when the queue is found gone ([`Registry::restore_bindings`]).
+    subscriptions: std::collections::BTreeSet<(String, String)>,
 }
+
+/// How many competing subscriptions the registry remembers for [`Registry::restore_bindings`].
+const MAX_SUBSCRIPTIONS: usize = 100_000;
 
 /// Counters of what the bounded lists dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -352,6 +359,9 @@ pub struct Registry {
     settings: RegistrySettings,
     started: Instant,
     state: Mutex<State>,
+    /// The connection generation whose bindings were last restored (see
+    /// [`Registry::restore_bindings`]).
+    bound_generation: std::sync::atomic::AtomicU64,
 }
 
 fn now_utc() -> DateTime<Utc> {
@@ -475,7 +485,61 @@ impl Registry {
             settings,
             started: Instant::now(),
             state: Mutex::new(State::default()),
+            bound_generation: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// Every `(service, event type)` of a competing event handler that a registration
+    /// declared (also of instances that left since: their durable queue stays), sorted.
+    pub fn competing_subscriptions(&self) -> Vec<(String, String)> {
+        self.lock().subscriptions.iter().cloned().collect()
+    }
+
+    /// Binds the competing queue of every subscription the registry knows
+    /// ([`Registry::competing_subscriptions`]) to `event_exchange` again, where the queue
+    /// exists, and returns how many it bound; a subscription whose queue is gone is forgotten.
+    ///
+    /// Kontiki declares `event_exchange` non-durable: a broker restart drops every binding to
+    /// it, and a consumer that is down cannot declare its binding again, so the events
+    /// published until it returns would be dropped although its durable queue survived. The
+    /// registry does this by itself after each reconnection (its status task checks the
+    /// connection generation), so that window shrinks to the registry's own reconnection.
+    /// Wire-compatible: the bindings are the ones the consumers declare.
+    pub async fn restore_bindings(&self, messenger: &Messenger) -> usize {
+        let mut bound = 0;
+        for (service, event) in self.competing_subscriptions() {
+            let queue = kontiki_rt::wire::competing_queue(&service, &event);
+            match messenger
+                .bind_if_queue_exists(&queue, kontiki_rt::wire::EVENT_EXCHANGE, &event)
+                .await
+            {
+                Ok(true) => bound += 1,
+                Ok(false) => {
+                    // The queue was deleted: the subscription is over.
+                    self.lock().subscriptions.remove(&(service, event));
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %queue, error = %e, "could not restore the binding")
+                }
+            }
+        }
+        bound
+    }
+
+    /// [`Registry::restore_bindings`] once per new connection of `messenger`'s connector.
+    async fn restore_bindings_after_reconnect(&self, messenger: &Messenger) {
+        use std::sync::atomic::Ordering;
+        let generation = messenger.connection_generation();
+        if generation <= self.bound_generation.load(Ordering::SeqCst) {
+            return;
+        }
+        let bound = self.restore_bindings(messenger).await;
+        self.bound_generation.store(generation, Ordering::SeqCst);
+        tracing::info!(
+            generation,
+            bound,
+            "reconnected: restored the event_exchange bindings of the known competing queues"
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -676,6 +740,15 @@ impl Registry {
             let (last_heartbeat, last_seen, degraded, reason) =
                 previous.unwrap_or((None, None, false, None));
             s.asked_again.remove(&iid);
+            for e in reg.entrypoints.iter().flatten() {
+                if matches(e.get("type"), "event")
+                    && matches(e.get("mode"), "competing")
+                    && let Some(event) = text(e.get("name"))
+                    && s.subscriptions.len() < MAX_SUBSCRIPTIONS
+                {
+                    s.subscriptions.insert((name.clone(), event));
+                }
+            }
             s.services.entry(name.clone()).or_default().insert(
                 iid.clone(),
                 Instance {
@@ -1207,6 +1280,8 @@ impl service_registry::ServiceRegistry for Registry {
     }
 
     async fn monitor_instance_statuses(&self, ctx: Context) -> Result<(), kontiki_rt::BoxError> {
+        self.restore_bindings_after_reconnect(messenger_of(&ctx))
+            .await;
         let (changes, expired) = self.sweep();
         self.cleanup_if_due();
         let p = publisher(&ctx);

@@ -191,6 +191,37 @@ impl Messenger {
 
     /// A channel of its own for an operation that may fail with a channel error (a missing
     /// queue closes the channel).
+    /// Binds `queue` to `exchange` with `routing_key` when the queue exists, and says whether it
+    /// did (`Ok(false)`: no such queue, nothing declared). A broker restart drops the bindings
+    /// of durable queues to Kontiki's non-durable `event_exchange` until their consumer
+    /// declares them again; the registry restores those of the competing queues it knows with
+    /// this, so events published while a consumer is down still reach its queue.
+    pub async fn bind_if_queue_exists(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<bool> {
+        let ch = self.ops_channel().await?;
+        if let Err(e) = passive_count(&ch, queue).await {
+            if e.to_string().contains("NOT_FOUND") {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        ch.queue_bind(
+            short(queue)?,
+            short(exchange)?,
+            short(routing_key)?,
+            lapin::options::QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp(queue, "bind"))?;
+        let _ = ch.close(200, "done".into()).await;
+        Ok(true)
+    }
+
     async fn ops_channel(&self) -> Result<Channel> {
         self.side_channel().await
     }

@@ -212,6 +212,14 @@ impl Connector {
             .map_err(|_| Error::Closed)?
     }
 
+    /// How many connections this connector has made (1 after the first; each reconnection
+    /// adds one).
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Closes the connection and stops reconnecting.
     pub(crate) async fn close(&self) {
         if let Some(side) = self.inner.side.lock().await.take() {

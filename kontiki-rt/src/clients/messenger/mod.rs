@@ -356,6 +356,12 @@ impl Messenger {
         self.inner.connector.side_channel().await
     }
 
+    /// How many connections this Messenger's connector has made: 1 after the first, one more
+    /// with each reconnection (after a broker restart, for example).
+    pub fn connection_generation(&self) -> u64 {
+        self.inner.connector.generation()
+    }
+
     /// Closes the connection when this Messenger owns it (stand-alone); a service's Messenger
     /// closes with the service.
     pub async fn close(&self) {

@@ -1,0 +1,177 @@
+//! Events across a broker restart while a consumer is down (issue 15, item 8): Kontiki's
+//! `event_exchange` is not durable, so the restart drops the binding of the consumer's durable
+//! competing queue and every event published until the consumer returns is dropped. The Rust
+//! registry remembers the competing subscriptions services registered and binds their queues
+//! again after it reconnects. Here the lost binding is made with `queue.unbind` while the
+//! consumer is down (what the restart leaves), and the registry's own connection is closed so
+//! it reconnects, as it does after the restart.
+//!
+//! The test name contains `registry`, so nextest runs it with the other registry tests.
+
+mod common;
+
+use common::{RustRegistry, amqp_url, messenger, no_broker, unique};
+use kontiki_rt::{Config, Event, EventEntrypoint, Service};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use serde_json::json;
+use std::time::Duration;
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The vhost of [`amqp_url`] (`/` when it names none).
+fn vhost() -> String {
+    let url = amqp_url();
+    let path = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, p)| p);
+    match path {
+        None | Some("") | Some("%2f") | Some("%2F") => "/".to_owned(),
+        Some(p) => p.replace("%2f", "/").replace("%2F", "/"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_restores_lost_bindings_after_it_reconnects() {
+    let registry = RustRegistry::start("").await;
+    let name = unique("rebind");
+    let event = format!("{name}.placed");
+    let queue = kontiki_rt::wire::competing_queue(&name, &event);
+
+    // A consumer that registers with the registry, then goes away (a deploy, a crash).
+    let yaml = format!(
+        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{}\"\n  heartbeat:\n    interval: 1\n",
+        amqp_url()
+    );
+    let consumer = Service::builder(name.as_str())
+        .event(EventEntrypoint::new(
+            "on_placed",
+            [event.as_str()],
+            |_e: Event| std::future::ready(Ok(())),
+        ))
+        .build()
+        .expect("service")
+        .start(Config::from_yaml_str("consumer.yaml", &yaml).expect("config"))
+        .await
+        .unwrap_or_else(|e| panic!("{}", no_broker(e)));
+    common::poll("the subscription known to the registry", 30, || async {
+        registry
+            .registry
+            .competing_subscriptions()
+            .contains(&(name.clone(), event.clone()))
+            .then_some(())
+    })
+    .await;
+    consumer.shutdown().await;
+
+    // The binding is lost while the consumer is down.
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_unbind(
+        queue.as_str().into(),
+        "event_exchange".into(),
+        event.as_str().into(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("unbind");
+    let depth = |ch: lapin::Channel, queue: String| async move {
+        ch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("the queue survives")
+        .message_count()
+    };
+    let m = messenger().await;
+    m.publish(&event, &json!({"n": 0})).await.expect("publish");
+    assert_eq!(
+        depth(ch.clone(), queue.clone()).await,
+        0,
+        "unbound: the event is dropped"
+    );
+
+    // The registry's connection drops (as in the broker restart) and it reconnects.
+    let own = format!(
+        "ServiceRegistry {}",
+        registry.running.identity().instance_id
+    );
+    let listing = rabbitmqctl(&[
+        "-q",
+        "list_connections",
+        "-p",
+        &vhost(),
+        "pid",
+        "client_properties",
+    ]);
+    // The main connection, not its side connection (`<name> (ops)`).
+    let exact = format!("{{\"connection_name\",\"{own}\"}}");
+    let pid = listing
+        .lines()
+        .find(|l| l.contains(&exact))
+        .and_then(|l| l.split_once('>'))
+        .map(|(pid, _)| format!("{}>", pid.trim()))
+        .unwrap_or_else(|| panic!("no connection named {own:?} in:\n{listing}"));
+    rabbitmqctl(&[
+        "-q",
+        "close_connection",
+        &pid,
+        "test: the registry reconnects",
+    ]);
+
+    // Within a few status rounds the binding is back: the next event reaches the queue.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 1;
+    loop {
+        m.publish(&event, &json!({"n": n})).await.expect("publish");
+        if depth(ch.clone(), queue.clone()).await > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the registry did not restore the binding of {queue}"
+        );
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    m.close().await;
+    let _ = conn.close(0, "done".into()).await;
+    registry.running.shutdown().await;
+    support_cleanup(&[queue, kontiki_rt::wire::failed_queue(&name, &event)]).await;
+}
+
+async fn support_cleanup(queues: &[String]) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    for q in queues {
+        let _ = ch
+            .queue_delete(
+                q.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = conn.close(0, "done".into()).await;
+}
