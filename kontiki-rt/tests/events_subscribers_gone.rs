@@ -135,6 +135,7 @@ async fn a_publish_waiting_for_the_binding_is_delivered_when_the_consumer_return
         .connect()
         .await
         .expect("messenger");
+    m.set_fail_when_subscribers_gone(true);
     m.publish(&event, &json!({"n": 1}))
         .await
         .expect("publish 1");
