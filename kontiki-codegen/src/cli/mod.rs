@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share.
 
 pub(crate) mod asyncapi;
+pub(crate) mod breaking;
 pub(crate) mod check;
 pub(crate) mod fmt;
 pub(crate) mod generate;
