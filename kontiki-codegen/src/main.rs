@@ -11,6 +11,7 @@
 //! kontiki-codegen fmt --check idl/*.kontiki
 //! kontiki-codegen lint idl/*.kontiki --format json
 //! kontiki-codegen breaking --against main idl/*.kontiki
+//! kontiki-codegen -I ../shared-contracts lsp
 //! kontiki-codegen -I ../shared-contracts check orders.kontiki
 //! ```
 
@@ -146,6 +147,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Runs a language server on stdin/stdout for editors: diagnostics as you type,
+    /// go-to-definition, hover, document symbols, formatting.
+    Lsp,
 }
 
 fn main() -> ExitCode {
@@ -202,6 +206,7 @@ fn main() -> ExitCode {
             level,
             files,
         } => cli::breaking::run(&files, &against, &include, level, format),
+        Command::Lsp => cli::lsp::run(&include),
     }
 }
 

@@ -459,7 +459,6 @@ impl<'a> Cx<'a> {
     }
 
     /// Compares a type at a use site: wire in `dir`, then Rust.
-    #[allow(clippy::too_many_arguments, reason = "one call per use site kind")]
     fn use_site(
         &mut self,
         what: &str,

@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub(crate) mod fmt;
 pub(crate) mod generate;
 pub(crate) mod lint;
+pub(crate) mod lsp;
 pub(crate) mod openapi;
 pub(crate) mod python;
 
