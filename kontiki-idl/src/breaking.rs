@@ -241,6 +241,12 @@ fn directions(model: &Model, dirs: &mut HashMap<(String, String), u8>) {
 
 /// The IDL spelling of a type.
 pub fn show(ty: &TypeRef) -> String {
+    show_in(ty, false)
+}
+
+/// Like [`show`], declared types qualified with their package.
+fn show_in(ty: &TypeRef, qualified: bool) -> String {
+    let show = |t: &TypeRef| show_in(t, qualified);
     match ty {
         TypeRef::Bool => "bool".into(),
         TypeRef::I32 => "i32".into(),
@@ -257,14 +263,15 @@ pub fn show(ty: &TypeRef) -> String {
         TypeRef::Optional(t) => format!("{}?", show(t)),
         TypeRef::List(t) => format!("list<{}>", show(t)),
         TypeRef::Map(t) => format!("map<string, {}>", show(t)),
+        TypeRef::Named(n) if qualified => format!("{}.{}", n.package, n.name),
         TypeRef::Named(n) => n.name.clone(),
     }
 }
 
-fn show_opt(ty: Option<&TypeRef>) -> String {
+fn show_opt(ty: Option<&TypeRef>, qualified: bool) -> String {
     ty.map_or_else(
         || "nothing (`null`)".to_owned(),
-        |t| format!("`{}`", show(t)),
+        |t| format!("`{}`", show_in(t, qualified)),
     )
 }
 
@@ -482,7 +489,13 @@ impl<'a> Cx<'a> {
         {
             wire.push(format!("old readers get the new value: {e}"));
         }
-        let message = format!("{what} changed from {} to {}", show_opt(old), show_opt(new));
+        // Same spelling, other packages: say which.
+        let qualified = show_opt(old, false) == show_opt(new, false);
+        let message = format!(
+            "{what} changed from {} to {}",
+            show_opt(old, qualified),
+            show_opt(new, qualified)
+        );
         if !wire.is_empty() {
             self.push(
                 Level::Wire,
@@ -528,9 +541,14 @@ impl<'a> Cx<'a> {
                 Some(tn) => self.type_decl(&po.name, to, tn, old_span),
             }
         }
-        // Error codes.
+        // Error codes: strings on the wire, so one moved to another package is still there.
+        let new_model = self.new.model;
         for eo in &po.errors {
-            if !pn.errors.iter().any(|e| e.code == eo.code) {
+            if !new_model
+                .packages
+                .iter()
+                .any(|p| p.errors.iter().any(|e| e.code == eo.code))
+            {
                 let old_span = self.at_old(eo.span, &eo.code);
                 self.push(
                     Level::Wire,
@@ -545,10 +563,17 @@ impl<'a> Cx<'a> {
                 );
             }
         }
-        // Events.
+        // Events: routing keys are global, so one moved to another package is still there.
         for eo in &po.events {
             let old_span = self.at_old(eo.span, &eo.name);
-            match pn.events.iter().find(|e| e.name == eo.name) {
+            let en = pn.events.iter().find(|e| e.name == eo.name).or_else(|| {
+                new_model
+                    .packages
+                    .iter()
+                    .flat_map(|p| &p.events)
+                    .find(|e| e.name == eo.name)
+            });
+            match en {
                 None => self.push(
                     Level::Wire,
                     format!("event `{}` removed", eo.name),

@@ -804,3 +804,46 @@ fn report_renders_with_the_old_place() {
             .all(|d| d.severity == kontiki_idl::Severity::Warning)
     );
 }
+
+/// Events and error codes are global on the wire: moving one into an imported file is safe.
+#[test]
+fn an_event_or_error_moved_to_an_import_is_not_removed() {
+    let dir = std::env::temp_dir().join(format!("kontiki-breaking-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("old")).unwrap();
+    std::fs::create_dir_all(dir.join("new")).unwrap();
+    let old = "package a;\n\n/// E.\nerror GONE = \"gone\";\n\n/// P.\nstruct P {\n    /// X.\n    x: i32,\n}\n\n/// Ev.\nevent thing.done: P;\n\n/// S.\nservice S {\n    /// R.\n    rpc r() raises GONE;\n\n    emits thing.done;\n}\n";
+    let common = "package common;\n\n/// E.\nerror GONE = \"gone\";\n\n/// P.\nstruct P {\n    /// X.\n    x: i32,\n}\n\n/// Ev.\nevent thing.done: P;\n";
+    let new = "package a;\n\nimport \"common.kontiki\";\n\n/// S.\nservice S {\n    /// R.\n    rpc r() raises common.GONE;\n\n    emits thing.done;\n}\n";
+    std::fs::write(dir.join("old/a.kontiki"), old).unwrap();
+    std::fs::write(dir.join("new/a.kontiki"), new).unwrap();
+    std::fs::write(dir.join("new/common.kontiki"), common).unwrap();
+    let (om, os) = kontiki_idl::load_with_sources(dir.join("old/a.kontiki"), &[]).unwrap();
+    let (nm, ns) = kontiki_idl::load_with_sources(dir.join("new/a.kontiki"), &[]).unwrap();
+    let changes = breaking::compare(
+        Side {
+            model: &om,
+            sources: &os,
+        },
+        Side {
+            model: &nm,
+            sources: &ns,
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // The struct `a.P` is now `common.P`: Rust paths change (source), the wire does not.
+    let levels: Vec<(Level, &str)> = changes
+        .iter()
+        .map(|c| (c.level, c.message.as_str()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            (Level::Source, "type `P` removed"),
+            (
+                Level::Source,
+                "payload of event `thing.done` changed from `a.P` to `common.P`"
+            )
+        ],
+        "{changes:#?}"
+    );
+}
