@@ -235,7 +235,19 @@ fn lsp_session_over_stdio() {
         "textDocument/didChange",
         json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"text": messy}]}),
     );
-    c.expect_notification("textDocument/publishDiagnostics");
+    // It checks, so the lint rules run: `A` is never used.
+    let diags = c.expect_notification("textDocument/publishDiagnostics");
+    assert_eq!(
+        diags["diagnostics"],
+        json!([{
+            "range": {"start": pos(2, 7), "end": pos(2, 8)},
+            "severity": 2,
+            "code": "kontiki::lint::unused-type",
+            "source": "kontiki",
+            "message": "type `A` is never used in this file\nhelp: remove it, or `// kontiki:allow(unused-type)` if other contracts import it"
+        }]),
+        "{diags:#}"
+    );
     let edits = c.request(
         "textDocument/formatting",
         json!({"textDocument": doc, "options": {"tabSize": 4, "insertSpaces": true}}),

@@ -4,8 +4,9 @@
 //! shutdown handshakes) and `lsp-types`. It keeps the open documents in memory and answers:
 //!
 //! * diagnostics as you type (`textDocument/publishDiagnostics` after each open and change):
-//!   the checker's, with imports read from disk next to the file and from `-I` directories;
-//!   a problem inside an imported file is shown on the import that brings it in;
+//!   the checker's, with imports read from disk next to the file and from `-I` directories (a
+//!   problem inside an imported file is shown on the import that brings it in), then, once the
+//!   file checks, the lint rules configured by the nearest `kontiki.toml`;
 //! * go-to-definition for type names, error codes and event types (in the file or through its
 //!   imports, qualified or not) and for import paths (the imported file);
 //! * hover: the declaration's first line and its `///` docs;
@@ -187,7 +188,31 @@ impl Server {
         let path = uri_to_path(uri);
         let name = path.display().to_string();
         let mut out = Vec::new();
-        if let Err(e) = kontiki_idl::load_str_with_includes(&name, text, &self.include) {
+        // Lint rules as configured by the nearest kontiki.toml, as `kontiki-codegen lint`.
+        let config_path = path.parent().and_then(super::lint::find_config);
+        let config = match config_path.as_deref().map(super::lint::read_config) {
+            Some(Ok(c)) => c,
+            Some(Err(message)) => {
+                out.push(lsp::Diagnostic {
+                    range: range(text, 0, 0),
+                    severity: Some(lsp::DiagnosticSeverity::ERROR),
+                    code: Some(lsp::NumberOrString::String(
+                        kontiki_idl::Code::LintConfig.as_str().to_owned(),
+                    )),
+                    source: Some("kontiki".to_owned()),
+                    message,
+                    ..lsp::Diagnostic::default()
+                });
+                Default::default()
+            }
+            None => Default::default(),
+        };
+        // The checker's errors if the file does not check, else the lint findings.
+        let found = match kontiki_idl::lint::lint_source(&name, text, &self.include, &config) {
+            Ok(found) | Err(found) => found,
+        };
+        {
+            let e = &found;
             let ast = kontiki_idl::parse_str(&name, text).ok();
             for d in e.diagnostics() {
                 let (range, message) = match d.span {
