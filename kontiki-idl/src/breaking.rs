@@ -170,7 +170,7 @@ fn to_diagnostic(c: &Change, old_offset: u32, fail: Level) -> Diagnostic {
             file: FileId(old.file.0.saturating_add(old_offset)),
             ..old
         };
-        d = d.with_note(span, "before");
+        d = d.with_note(span, "old version");
     }
     d
 }
@@ -1208,17 +1208,21 @@ impl<'a> Cx<'a> {
         let span = self.at_new(hn.span, &hn.name);
         let what = format!("event handler `{}`", hn.name);
         if ho.mode != hn.mode {
+            // The event type in queue names: the handler's, or a placeholder for config ones.
+            let ev = match &hn.source {
+                EventSource::Events(evs) if evs.len() == 1 => evs[0].name.clone(),
+                _ => "<event>".to_owned(),
+            };
+            let svc_name = &svc.wire_name;
             let q = |m: EventMode| match m {
                 EventMode::Competing => {
-                    format!("the shared quorum queue `{}.<event>.queue`", svc.wire_name)
+                    format!("the shared quorum queue `{svc_name}.{ev}.queue`")
                 }
                 EventMode::Broadcast => format!(
-                    "a queue per instance `{}.<event>.<instance>.queue` bound with `<event>`",
-                    svc.wire_name
+                    "a queue per instance `{svc_name}.{ev}.<instance>.queue` bound with `{ev}`"
                 ),
                 EventMode::InSession => format!(
-                    "a queue per instance `{}.<event>.<instance>.queue` bound with `<event>.<instance>`, which only session publishers use",
-                    svc.wire_name
+                    "a queue per instance `{svc_name}.{ev}.<instance>.queue` bound with `{ev}.<instance>`, which only session publishers use"
                 ),
             };
             self.push(

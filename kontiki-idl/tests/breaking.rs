@@ -777,7 +777,7 @@ fn report_renders_with_the_old_place() {
     assert!(rendered.contains("kontiki::breaking::wire"), "{rendered}");
     assert!(rendered.contains("shop.kontiki:74:15]"), "{rendered}");
     assert!(
-        rendered.contains("before at old/shop.kontiki:74:15"),
+        rendered.contains("old version at old/shop.kontiki:74:15"),
         "{rendered}"
     );
     let json = report.to_json();
