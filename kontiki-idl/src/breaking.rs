@@ -340,32 +340,7 @@ fn accepts(rm: &Model, r: &TypeRef, wm: &Model, w: &TypeRef, depth: u32) -> Resu
                 return Ok(());
             }
             match (rm.type_def(a), wm.type_def(b)) {
-                (Some(TypeDef::Struct(rs)), Some(TypeDef::Struct(ws))) => {
-                    for rf in &rs.fields {
-                        match ws.fields.iter().find(|f| f.name == rf.name) {
-                            Some(wf) => accepts(rm, &rf.ty, wm, &wf.ty, depth + 1)
-                                .map_err(|e| format!("field `{}`: {e}", rf.name))?,
-                            None if may_be_missing(rf) => {}
-                            None => {
-                                return Err(format!(
-                                    "`{}` requires field `{}`, which `{}` does not have",
-                                    a.name, rf.name, b.name
-                                ));
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                (Some(TypeDef::Enum(re)), Some(TypeDef::Enum(we))) => {
-                    match we
-                        .variants
-                        .iter()
-                        .find(|v| !re.variants.iter().any(|x| x.wire == v.wire))
-                    {
-                        Some(v) => Err(format!("`{}` has no variant `{}`", a.name, v.wire)),
-                        None => Ok(()),
-                    }
-                }
+                (Some(rd), Some(wd)) => accepts_defs(rm, a, rd, wm, b, wd, depth + 1),
                 _ => no(),
             }
         }
@@ -779,12 +754,12 @@ impl<'a> Cx<'a> {
             _ => {
                 let mut wire = None;
                 if dir & IN != 0
-                    && let Err(e) = accepts_decl(nm, tn, om, to)
+                    && let Err(e) = accepts_decl(package, nm, tn, om, to)
                 {
                     wire = Some(e);
                 }
                 if dir & OUT != 0
-                    && let Err(e) = accepts_decl(om, to, nm, tn)
+                    && let Err(e) = accepts_decl(package, om, to, nm, tn)
                 {
                     wire = Some(e);
                 }
@@ -1432,15 +1407,62 @@ impl<'a> Cx<'a> {
     }
 }
 
-fn accepts_decl(rm: &Model, r: &TypeDef, wm: &Model, w: &TypeDef) -> Result<(), String> {
-    // Compare as if under two different names, so the declarations are compared field by field.
-    let rt = TypeRef::Named(named("\u{0}reader", r));
-    let wt = TypeRef::Named(named("\u{0}writer", w));
-    match (r, w) {
-        (TypeDef::Alias(a), _) => accepts(rm, &a.ty, wm, &wt, 0),
-        (_, TypeDef::Alias(b)) => accepts(rm, &rt, wm, &b.ty, 0),
-        _ => Err(format!("a {} does not read as a {}", kind(w), kind(r))),
+/// Whether values of the declaration `wd` (named `wn`, in `wm`) read as `rd` (`rn`, in `rm`).
+fn accepts_defs(
+    rm: &Model,
+    rn: &NamedType,
+    rd: &TypeDef,
+    wm: &Model,
+    wn: &NamedType,
+    wd: &TypeDef,
+    depth: u32,
+) -> Result<(), String> {
+    match (rd, wd) {
+        (TypeDef::Struct(rs), TypeDef::Struct(ws)) => {
+            for rf in &rs.fields {
+                match ws.fields.iter().find(|f| f.name == rf.name) {
+                    Some(wf) => accepts(rm, &rf.ty, wm, &wf.ty, depth + 1)
+                        .map_err(|e| format!("field `{}`: {e}", rf.name))?,
+                    None if may_be_missing(rf) => {}
+                    None => {
+                        return Err(format!(
+                            "`{}` requires field `{}`, which `{}` does not have",
+                            rn.name, rf.name, wn.name
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        (TypeDef::Enum(re), TypeDef::Enum(we)) => match we
+            .variants
+            .iter()
+            .find(|v| !re.variants.iter().any(|x| x.wire == v.wire))
+        {
+            Some(v) => Err(format!("`{}` has no variant `{}`", rn.name, v.wire)),
+            None => Ok(()),
+        },
+        (TypeDef::Alias(a), _) => accepts(rm, &a.ty, wm, &TypeRef::Named(wn.clone()), depth + 1),
+        (_, TypeDef::Alias(b)) => accepts(rm, &TypeRef::Named(rn.clone()), wm, &b.ty, depth + 1),
+        _ => Err(format!(
+            "a {} `{}` does not read as a {} `{}`",
+            kind(wd),
+            wn.name,
+            kind(rd),
+            rn.name
+        )),
     }
+}
+
+/// [`accepts_defs`] for two versions of one declaration of `package`.
+fn accepts_decl(
+    package: &str,
+    rm: &Model,
+    r: &TypeDef,
+    wm: &Model,
+    w: &TypeDef,
+) -> Result<(), String> {
+    accepts_defs(rm, &named(package, r), r, wm, &named(package, w), w, 0)
 }
 
 fn named(package: &str, t: &TypeDef) -> NamedType {

@@ -399,6 +399,24 @@ const TABLE: &[(&str, &[(&str, &str)], Class, &str)] = &[
         Class::Wire,
         "note",
     ),
+    (
+        "alias to string becomes an enum callers send",
+        &[(
+            "/// An order id.\ntype OrderId = string;",
+            "/// An order id.\nenum OrderId {\n    /// A.\n    a,\n}",
+        )],
+        Class::Wire,
+        "changed from type alias to enum",
+    ),
+    (
+        "returned enum becomes a string alias",
+        &[(
+            "/// Order status (returned).\nenum Status {\n    /// Open.\n    open,\n    /// Closed.\n    closed = \"CLOSED\",\n}",
+            "/// Order status (returned).\ntype Status = string;",
+        )],
+        Class::Wire,
+        "changed from enum to type alias",
+    ),
     // --- source only ---
     (
         "rpc added",
@@ -555,6 +573,15 @@ const TABLE: &[(&str, &[(&str, &str)], Class, &str)] = &[
         &[("package shop;", "package store;")],
         Class::Source,
         "package `shop` renamed",
+    ),
+    (
+        "sent enum becomes a string alias",
+        &[(
+            "/// A filter callers send.\nenum Filter {\n    /// All.\n    all,\n    /// Mine.\n    mine,\n}",
+            "/// A filter callers send.\ntype Filter = string;",
+        )],
+        Class::Source,
+        "changed from enum to type alias",
     ),
     // --- safe ---
     (
