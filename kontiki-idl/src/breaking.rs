@@ -289,8 +289,10 @@ fn unalias<'m>(model: &'m Model, mut ty: &'m TypeRef) -> &'m TypeRef {
     ty
 }
 
-fn may_be_missing(f: &Field) -> bool {
-    f.default.is_some() || f.ty.is_optional()
+/// Whether a field or parameter may be left out: it has a default or its type (through
+/// aliases) may be `null`, as the generated code decides.
+fn may_be_missing(model: &Model, f: &Field) -> bool {
+    f.default.is_some() || unalias(model, &f.ty).is_optional()
 }
 
 struct Cx<'a> {
@@ -611,7 +613,7 @@ impl<'a> Cx<'a> {
                     let fo_span = self.at_old(fo.span, &fo.name);
                     match sn.fields.iter().find(|f| f.name == fo.name) {
                         None => {
-                            if dir & OUT != 0 && !may_be_missing(fo) {
+                            if dir & OUT != 0 && !may_be_missing(om, fo) {
                                 self.push(
                                     Level::Wire,
                                     format!("required field `{}` removed from `{}`", fo.name, so.name),
@@ -641,7 +643,8 @@ impl<'a> Cx<'a> {
                                 fspan,
                                 fo_span,
                             );
-                            if dir & IN != 0 && may_be_missing(fo) && !may_be_missing(fnew) {
+                            if dir & IN != 0 && may_be_missing(om, fo) && !may_be_missing(nm, fnew)
+                            {
                                 self.push(
                                     Level::Wire,
                                     format!("field `{}.{}` is now required", sn.name, fnew.name),
@@ -659,7 +662,7 @@ impl<'a> Cx<'a> {
                         continue;
                     }
                     let fspan = self.at_new(fnew.span, &fnew.name);
-                    if dir & IN != 0 && !may_be_missing(fnew) {
+                    if dir & IN != 0 && !may_be_missing(nm, fnew) {
                         self.push(
                             Level::Wire,
                             format!("required field `{}` added to `{}`", fnew.name, sn.name),
@@ -1076,7 +1079,7 @@ impl<'a> Cx<'a> {
             }
             let s = self.at_new(pn.span, &pn.name);
             let at_end = j >= ro.params.len();
-            if !may_be_missing(pn) {
+            if !may_be_missing(self.new.model, pn) {
                 self.push(
                     Level::Wire,
                     format!("parameter `{}` added to {what} without a default", pn.name),
@@ -1161,7 +1164,7 @@ impl<'a> Cx<'a> {
             span,
             old,
         );
-        if may_be_missing(po) && !may_be_missing(pn) {
+        if may_be_missing(self.old.model, po) && !may_be_missing(self.new.model, pn) {
             self.push(
                 Level::Wire,
                 format!("parameter `{}` of {what} is now required", pn.name),
@@ -1331,7 +1334,7 @@ impl<'a> Cx<'a> {
                 continue;
             }
             let s = self.at_new(qn.span, &qn.name);
-            if may_be_missing(qn) {
+            if may_be_missing(self.new.model, qn) {
                 self.push(
                     Level::Source,
                     format!("query parameter `{}` added to {what}", qn.name),
@@ -1423,7 +1426,7 @@ fn accepts_defs(
                 match ws.fields.iter().find(|f| f.name == rf.name) {
                     Some(wf) => accepts(rm, &rf.ty, wm, &wf.ty, depth + 1)
                         .map_err(|e| format!("field `{}`: {e}", rf.name))?,
-                    None if may_be_missing(rf) => {}
+                    None if may_be_missing(rm, rf) => {}
                     None => {
                         return Err(format!(
                             "`{}` requires field `{}`, which `{}` does not have",

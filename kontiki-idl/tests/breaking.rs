@@ -583,6 +583,21 @@ const TABLE: &[(&str, &[(&str, &str)], Class, &str)] = &[
         Class::Source,
         "changed from enum to type alias",
     ),
+    (
+        "parameter of an optional alias type added at the end",
+        &[
+            (
+                "/// What callers send.",
+                "/// Maybe text.\ntype MaybeText = string?;\n\n/// What callers send.",
+            ),
+            (
+                "rpc count(filter: Filter)",
+                "rpc count(filter: Filter, note: MaybeText)",
+            ),
+        ],
+        Class::Source,
+        "parameter `note` added",
+    ),
     // --- safe ---
     (
         "docs changed",
