@@ -178,6 +178,9 @@ fn to_diagnostic(c: &Change, old_offset: u32, fail: Level) -> Diagnostic {
 const IN: u8 = 1;
 const OUT: u8 = 2;
 const BOTH: u8 = IN | OUT;
+/// With `OUT`: a reader of nothing takes only `null` (the Rust client decodes an rpc that
+/// returns nothing as `()`); without it, a reader of nothing ignores what comes (HTTP bodies).
+const UNIT: u8 = 4;
 
 /// Which way each declared type travels: `IN` (callers to the service), `OUT`, or both.
 fn directions(model: &Model, dirs: &mut HashMap<(String, String), u8>) {
@@ -351,6 +354,27 @@ fn accepts(rm: &Model, r: &TypeRef, wm: &Model, w: &TypeRef, depth: u32) -> Resu
     }
 }
 
+/// [`accepts`] where either side may be nothing (`None`: no return value, no body).
+fn accepts_opt(
+    rm: &Model,
+    r: Option<&TypeRef>,
+    wm: &Model,
+    w: Option<&TypeRef>,
+    unit: bool,
+) -> Result<(), String> {
+    match (r, w) {
+        (Some(r), Some(w)) => accepts(rm, r, wm, w, 0),
+        (None, None) => Ok(()),
+        (Some(r), None) if unalias(rm, r).is_optional() => Ok(()),
+        (Some(r), None) => Err(format!("nothing (`null`) does not read as `{}`", show(r))),
+        (None, Some(w)) if unit => Err(format!(
+            "a `{}` value does not read as nothing (the old Rust client decodes the reply as `()`)",
+            show(w)
+        )),
+        (None, Some(_)) => Ok(()),
+    }
+}
+
 /// Whether two types are the same Rust type (aliases are transparent in Rust too).
 fn same_rust(am: &Model, a: &TypeRef, bm: &Model, b: &TypeRef) -> bool {
     let a = unalias(am, a);
@@ -453,16 +477,15 @@ impl<'a> Cx<'a> {
         old_span: Option<Span>,
     ) {
         let (om, nm) = (self.old.model, self.new.model);
-        let null = TypeRef::Optional(Box::new(TypeRef::Json));
-        let (o, n) = (old.unwrap_or(&null), new.unwrap_or(&null));
+        let unit = dir & UNIT != 0;
         let mut wire = Vec::new();
         if dir & IN != 0
-            && let Err(e) = accepts(nm, n, om, o, 0)
+            && let Err(e) = accepts_opt(nm, new, om, old, unit)
         {
             wire.push(format!("old callers still send it: {e}"));
         }
         if dir & OUT != 0
-            && let Err(e) = accepts(om, o, nm, n, 0)
+            && let Err(e) = accepts_opt(om, old, nm, new, unit)
         {
             wire.push(format!("old readers get the new value: {e}"));
         }
@@ -482,9 +505,11 @@ impl<'a> Cx<'a> {
                 span,
                 old_span,
             );
-        } else if !(old.is_none() && new.is_none())
-            && (old.is_none() != new.is_none() || !same_rust(om, o, nm, n))
-        {
+        } else if match (old, new) {
+            (Some(o), Some(n)) => !same_rust(om, o, nm, n),
+            (None, None) => false,
+            _ => true,
+        } {
             self.push(
                 Level::Source,
                 message,
@@ -1110,7 +1135,7 @@ impl<'a> Cx<'a> {
         }
         self.use_site(
             &format!("return type of {what}"),
-            OUT,
+            OUT | UNIT,
             ro.returns.as_ref(),
             rn.returns.as_ref(),
             span,

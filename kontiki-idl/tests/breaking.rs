@@ -77,6 +77,8 @@ service Shop {
     rpc find(id: OrderId) -> Order? raises NOT_FOUND;
     /// Counts.
     rpc count(filter: Filter) -> i32;
+    /// Pings.
+    rpc ping();
 
     emits order.placed, order.shipped;
 
@@ -417,6 +419,21 @@ const TABLE: &[(&str, &[(&str, &str)], Class, &str)] = &[
         Class::Wire,
         "changed from enum to type alias",
     ),
+    (
+        "rpc starts returning a value",
+        &[("rpc ping();", "rpc ping() -> string;")],
+        Class::Wire,
+        "return type of rpc `ping`",
+    ),
+    (
+        "rpc stops returning a required value",
+        &[(
+            "rpc count(filter: Filter) -> i32;",
+            "rpc count(filter: Filter);",
+        )],
+        Class::Wire,
+        "return type of rpc `count`",
+    ),
     // --- source only ---
     (
         "rpc added",
@@ -597,6 +614,15 @@ const TABLE: &[(&str, &[(&str, &str)], Class, &str)] = &[
         ],
         Class::Source,
         "parameter `note` added",
+    ),
+    (
+        "rpc stops returning an optional value",
+        &[(
+            "rpc find(id: OrderId) -> Order? raises",
+            "rpc find(id: OrderId) raises",
+        )],
+        Class::Source,
+        "return type of rpc `find`",
     ),
     // --- safe ---
     (
