@@ -915,3 +915,52 @@ fn an_event_or_error_moved_to_an_import_is_not_removed() {
         "{changes:#?}"
     );
 }
+
+/// Every contract of idl/ against every other: unrelated versions exercise every kind of
+/// finding; none may panic, and each finding points into the new file with a reason.
+#[test]
+fn every_idl_contract_against_every_other() {
+    let mut loaded = Vec::new();
+    for entry in std::fs::read_dir("../idl").unwrap() {
+        let path = entry.unwrap().path();
+        loaded.push((
+            path.clone(),
+            kontiki_idl::load_with_sources(&path, &[]).unwrap(),
+        ));
+    }
+    let mut total = 0;
+    for (old_path, (om, os)) in &loaded {
+        for (new_path, (nm, ns)) in &loaded {
+            let changes = breaking::compare(
+                Side {
+                    model: om,
+                    sources: os,
+                },
+                Side {
+                    model: nm,
+                    sources: ns,
+                },
+            );
+            if old_path != new_path {
+                assert!(
+                    !changes.is_empty(),
+                    "{} -> {}",
+                    old_path.display(),
+                    new_path.display()
+                );
+            }
+            for c in &changes {
+                let file = ns.get(c.span.file).expect("a span in the new files");
+                assert!(c.span.end as usize <= file.text.len());
+                assert!(!c.why.is_empty() && !c.instead.is_empty());
+                if let Some(old) = c.old_span {
+                    assert!(old.end as usize <= os.get(old.file).unwrap().text.len());
+                }
+            }
+            let report = breaking::report(&changes, os, ns, Level::Source);
+            assert_eq!(report.to_json().len(), changes.len());
+            total += changes.len();
+        }
+    }
+    assert!(total > 100, "{total}");
+}
