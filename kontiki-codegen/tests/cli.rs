@@ -333,6 +333,41 @@ fn breaking_against_a_git_ref_a_dir_and_a_file() {
     let out = run(d, &["breaking", "--against", "HEAD", "idl/new.kontiki"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(text(&out.stderr).contains("no old version"));
+    // An old version that does not check: exit 2, its diagnostics named after the ref.
+    std::fs::write(
+        d.join("idl/broken.kontiki"),
+        "package broken;\n\n/// A.\nstruct A {\n    /// X.\n    x: Nope,\n}\n",
+    )
+    .unwrap();
+    git(d, &["add", "idl/broken.kontiki"]);
+    git(d, &["commit", "-qm", "broken"]);
+    std::fs::write(d.join("idl/broken.kontiki"), "package broken;\n").unwrap();
+    let out = run(
+        d,
+        &[
+            "breaking",
+            "--against",
+            "HEAD",
+            "--format",
+            "json",
+            "idl/broken.kontiki",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diags[0]["code"], "kontiki::idl::unknown_type", "{diags:#}");
+    assert_eq!(diags[0]["file"], "HEAD:idl/broken.kontiki", "{diags:#}");
+    assert_eq!(
+        (diags[0]["line"].as_u64(), diags[0]["col"].as_u64()),
+        (Some(6), Some(8))
+    );
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/broken.kontiki"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("error: the old version HEAD:idl/broken.kontiki does not check"),
+        "{out:?}"
+    );
+
     let out = run(
         d,
         &["breaking", "--against", "no-such-ref", "idl/api.kontiki"],

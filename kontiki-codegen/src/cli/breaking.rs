@@ -65,9 +65,11 @@ pub(crate) fn run(
         let (old, new) = std::thread::scope(|s| {
             let old = s.spawn(|| old_version(file, &against, include));
             let new = kontiki_idl::load_with_sources(file, include);
-            let old = old
-                .join()
-                .unwrap_or_else(|_| Err("the old version could not be loaded".to_owned()));
+            let old = old.join().unwrap_or_else(|_| {
+                Err(Failure::Message(
+                    "the old version could not be loaded".to_owned(),
+                ))
+            });
             (old, new)
         });
         let old = match old {
@@ -81,9 +83,14 @@ pub(crate) fn run(
                 }
                 continue;
             }
-            Err(message) => {
+            Err(Failure::Message(message)) => {
                 failed = true;
                 eprintln!("error: {message}");
+                continue;
+            }
+            Err(Failure::Invalid(what, e)) => {
+                failed = true;
+                invalid(&what, &e, format, &mut json);
                 continue;
             }
         };
@@ -91,8 +98,7 @@ pub(crate) fn run(
             Ok(m) => m,
             Err(e) => {
                 failed = true;
-                eprintln!("error: {} does not check:", file.display());
-                eprint!("{}", e.render_with(&handler()));
+                invalid(&file.display().to_string(), &e, format, &mut json);
                 continue;
             }
         };
@@ -165,13 +171,33 @@ pub(crate) fn run(
     }
 }
 
+/// Reports a version that does not check: its diagnostics, in the JSON array or rendered.
+fn invalid(
+    what: &str,
+    e: &kontiki_idl::Error,
+    format: Format,
+    json: &mut Vec<kontiki_idl::JsonDiagnostic>,
+) {
+    match format {
+        Format::Json => json.extend(e.to_json()),
+        Format::Human => {
+            eprintln!("error: {what} does not check:");
+            eprint!("{}", e.render_with(&handler()));
+        }
+    }
+}
+
 struct Old {
     model: Model,
     sources: SourceMap,
 }
 
 /// The checked old version of `file`, `None` if it did not exist.
-fn old_version(file: &Path, against: &Against, include: &[PathBuf]) -> Result<Option<Old>, String> {
+fn old_version(
+    file: &Path,
+    against: &Against,
+    include: &[PathBuf],
+) -> Result<Option<Old>, Failure> {
     match against {
         Against::File(old) => load(old, include, None).map(Some),
         Against::Dir(dir) => {
@@ -181,7 +207,7 @@ fn old_version(file: &Path, against: &Against, include: &[PathBuf]) -> Result<Op
             } else {
                 match file.file_name() {
                     Some(name) => dir.join(name),
-                    None => return Err(format!("`{}` is not a file", file.display())),
+                    None => return Err(format!("`{}` is not a file", file.display()).into()),
                 }
             };
             if !old.is_file() {
@@ -193,20 +219,40 @@ fn old_version(file: &Path, against: &Against, include: &[PathBuf]) -> Result<Op
     }
 }
 
-fn load(path: &Path, include: &[PathBuf], rename: Option<(&Path, &str)>) -> Result<Old, String> {
+/// Why a version cannot be compared.
+enum Failure {
+    /// It cannot be read (printed as one line).
+    Message(String),
+    /// It does not check: its diagnostics.
+    Invalid(String, kontiki_idl::Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
+    }
+}
+
+fn load(path: &Path, include: &[PathBuf], rename: Option<(&Path, &str)>) -> Result<Old, Failure> {
+    let rename_map = |sources: &SourceMap| match rename {
+        Some((from, to)) => renamed(sources, from, to),
+        None => sources.clone(),
+    };
     match kontiki_idl::load_with_sources(path, include) {
         Ok((model, sources)) => Ok(Old {
             model,
-            sources: match rename {
-                Some((from, to)) => renamed(&sources, from, to),
-                None => sources,
-            },
+            sources: rename_map(&sources),
         }),
-        Err(e) => Err(format!(
-            "the old version {} does not check:\n{}",
-            path.display(),
-            e.render_with(&handler())
-        )),
+        Err(e) => {
+            let sources = rename_map(e.sources());
+            let name = sources
+                .get(kontiki_idl::FileId(0))
+                .map_or_else(|| path.display().to_string(), |f| f.name.clone());
+            Err(Failure::Invalid(
+                format!("the old version {name}"),
+                kontiki_idl::Error::new(e.diagnostics().to_vec(), sources),
+            ))
+        }
     }
 }
 
@@ -236,7 +282,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, String> {
 
 /// Writes `file` and the files it imports as they are at `rev` into a temporary directory
 /// (same layout, relative to the repository), then loads them from there.
-fn from_git(file: &Path, rev: &str, include: &[PathBuf]) -> Result<Option<Old>, String> {
+fn from_git(file: &Path, rev: &str, include: &[PathBuf]) -> Result<Option<Old>, Failure> {
     let abs = std::fs::canonicalize(file)
         .map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
     let dir = abs.parent().unwrap_or(Path::new("/"));
@@ -254,7 +300,8 @@ fn from_git(file: &Path, rev: &str, include: &[PathBuf]) -> Result<Option<Old>, 
         return Err(format!(
             "`--against {rev}` is neither a directory, a file nor a git ref of {}",
             top.display()
-        ));
+        )
+        .into());
     }
     let rel = |p: &Path| -> Option<PathBuf> {
         let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -272,7 +319,7 @@ fn from_git(file: &Path, rev: &str, include: &[PathBuf]) -> Result<Option<Old>, 
         .map(Path::to_path_buf)
         .or_else(|| rel(&abs));
     let Some(root_rel) = root_rel else {
-        return Err(format!("`{}` is outside the repository", file.display()));
+        return Err(format!("`{}` is outside the repository", file.display()).into());
     };
     let tmp = std::env::temp_dir().join(format!(
         "kontiki-breaking-{}-{}",
