@@ -209,6 +209,23 @@ fn lsp_session_over_stdio() {
         hover["range"],
         json!({"start": pos(13, 15), "end": pos(13, 27)})
     );
+    // On a member: its own line and docs.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": doc, "position": pos(13, 9)}),
+    );
+    assert_eq!(
+        hover["contents"]["value"],
+        "```kontiki\nrpc get(p: common.Point) -> Local;\n```\n\nGets."
+    );
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": doc, "position": pos(7, 4)}),
+    );
+    assert_eq!(
+        hover["contents"]["value"],
+        "```kontiki\ny: string\n```\n\nY."
+    );
     let hover = c.request(
         "textDocument/hover",
         json!({"textDocument": doc, "position": pos(0, 0)}),

@@ -9,7 +9,8 @@
 //!   file checks, the lint rules configured by the nearest `kontiki.toml`;
 //! * go-to-definition for type names, error codes and event types (in the file or through its
 //!   imports, qualified or not) and for import paths (the imported file);
-//! * hover: the declaration's first line and its `///` docs;
+//! * hover: the first line and the `///` docs of what the cursor names: a declaration it refers
+//!   to, or one it is on (items, fields, parameters, variants, service members);
 //! * document symbols: items, their fields and variants, service members;
 //! * formatting: the whole document through `kontiki_idl::fmt::format_source`.
 //!
@@ -289,6 +290,12 @@ impl Server {
                 });
             }
             Target::Decl(name) => find_decl(&here, &name)?,
+            Target::Member(whole, docs) => Found {
+                origin: span,
+                path: path.clone(),
+                range: range(text, span.start, span.end),
+                hover: hover_text(text, whole, &docs),
+            },
             Target::Type(None, name) if kontiki_idl::model::TypeRef::builtin(&name).is_some() => {
                 return Some(Found {
                     origin: span,
@@ -438,6 +445,8 @@ enum Target {
     Import(String),
     /// The name of a declaration.
     Decl(String),
+    /// The name of a field, parameter, variant or service member: its whole span and docs.
+    Member(Span, ast::Docs),
 }
 
 fn path_target(p: &ast::Path, error: bool) -> (Span, Target) {
@@ -466,8 +475,13 @@ fn type_targets(t: &TypeExpr, out: &mut Vec<(Span, Target)>) {
 
 fn field_targets(fields: &[ast::Field], out: &mut Vec<(Span, Target)>) {
     for f in fields {
+        out.push((f.name.span, Target::Member(f.span, f.docs.clone())));
         type_targets(&f.ty, out);
     }
+}
+
+fn member(name: &ast::Ident, whole: Span, docs: &ast::Docs) -> (Span, Target) {
+    (name.span, Target::Member(whole, docs.clone()))
 }
 
 /// Every name in the file that hover or go-to-definition can resolve.
@@ -483,7 +497,12 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
                 out.push(decl(&s.name));
                 field_targets(&s.fields, &mut out);
             }
-            Item::Enum(e) => out.push(decl(&e.name)),
+            Item::Enum(e) => {
+                out.push(decl(&e.name));
+                for v in &e.variants {
+                    out.push(member(&v.name, v.span, &v.docs));
+                }
+            }
             Item::Alias(a) => {
                 out.push(decl(&a.name));
                 type_targets(&a.ty, &mut out);
@@ -499,6 +518,7 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
                     match m {
                         Member::Header(h) => type_targets(&h.ty, &mut out),
                         Member::Rpc(r) => {
+                            out.push(member(&r.name, r.span, &r.docs));
                             field_targets(&r.params, &mut out);
                             if let Some(t) = &r.returns {
                                 type_targets(t, &mut out);
@@ -513,6 +533,7 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
                             }
                         }
                         Member::Handler(h) => {
+                            out.push(member(&h.name, h.span, &h.docs));
                             if let ast::EventSource::Events(evs) = &h.source {
                                 for ev in evs {
                                     out.push((ev.span, Target::Event(ev.value.clone())));
@@ -520,6 +541,7 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
                             }
                         }
                         Member::Http(h) => {
+                            out.push(member(&h.name, h.span, &h.docs));
                             field_targets(&h.path_params, &mut out);
                             field_targets(&h.query, &mut out);
                             for t in h.body.iter().chain(&h.returns) {
@@ -529,7 +551,8 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
                                 out.push(path_target(&raise.code, true));
                             }
                         }
-                        Member::Property(_) | Member::Task(_) => {}
+                        Member::Task(t) => out.push(member(&t.name, t.span, &t.docs)),
+                        Member::Property(_) => {}
                     }
                 }
             }
@@ -540,37 +563,41 @@ fn targets(file: &ast::File) -> Vec<(Span, Target)> {
 
 /// The top-level declaration named `name` (a type, error code, event or service) in `l`.
 fn find_decl(l: &Loaded, name: &str) -> Option<Found> {
-    let (kind, span, docs, whole) = l.file.items.iter().find_map(|item| {
-        let (kind, span, n, docs, whole) = match item {
-            Item::Struct(s) => ("struct", s.name.span, &s.name.name, &s.docs, s.span),
-            Item::Enum(e) => ("enum", e.name.span, &e.name.name, &e.docs, e.span),
-            Item::Alias(a) => ("type", a.name.span, &a.name.name, &a.docs, a.span),
-            Item::Error(e) => ("error", e.code.span, &e.code.name, &e.docs, e.span),
-            Item::Event(e) => ("event", e.name.span, &e.name.value, &e.docs, e.span),
-            Item::Service(s) => ("service", s.name.span, &s.name.name, &s.docs, s.span),
+    let (span, docs, whole) = l.file.items.iter().find_map(|item| {
+        let (span, n, docs, whole) = match item {
+            Item::Struct(s) => (s.name.span, &s.name.name, &s.docs, s.span),
+            Item::Enum(e) => (e.name.span, &e.name.name, &e.docs, e.span),
+            Item::Alias(a) => (a.name.span, &a.name.name, &a.docs, a.span),
+            Item::Error(e) => (e.code.span, &e.code.name, &e.docs, e.span),
+            Item::Event(e) => (e.name.span, &e.name.value, &e.docs, e.span),
+            Item::Service(s) => (s.name.span, &s.name.name, &s.docs, s.span),
         };
-        (n == name).then_some((kind, span, docs, whole))
+        (n == name).then_some((span, docs, whole))
     })?;
-    let signature = l
-        .text
+    Some(Found {
+        origin: span,
+        path: l.path.clone(),
+        range: range(&l.text, span.start, span.end),
+        hover: hover_text(&l.text, whole, docs),
+    })
+}
+
+/// The first line of a declaration (past its doc comments) as code, then its docs.
+fn hover_text(text: &str, whole: Span, docs: &ast::Docs) -> String {
+    let signature = text
         .get(whole.start as usize..whole.end as usize)
         .unwrap_or("")
         .lines()
         .map(str::trim)
         .find(|line| !line.starts_with("//") && !line.is_empty())
-        .unwrap_or(kind)
-        .to_owned();
+        .unwrap_or("")
+        .trim_end_matches(',');
     let mut hover = format!("```kontiki\n{signature}\n```");
     if !docs.is_empty() {
         hover.push_str("\n\n");
         hover.push_str(&docs.text());
     }
-    Some(Found {
-        origin: span,
-        path: l.path.clone(),
-        range: range(&l.text, span.start, span.end),
-        hover,
-    })
+    hover
 }
 
 #[allow(
