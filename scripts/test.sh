@@ -127,6 +127,10 @@ fi
 # (@asyncapi/parser from npm, installed under target/node/asyncapi).
 step "AsyncAPI documents valid (@asyncapi/parser)" "$ROOT/scripts/asyncapi-validate.sh"
 
+# The TextMate grammar of editors/vscode, tokenized by vscode-textmate + vscode-oniguruma (npm,
+# installed under target/node/textmate): expected scopes on a sample, every idl/ file to its end.
+step "TextMate grammar (vscode-textmate)" "$ROOT/scripts/grammar-test.sh"
+
 # Contracts in idl/ stay formatted and lint-clean (kontiki-idl/tests/{fmt,lint}.rs check the
 # same through the library; this runs the CLI users run).
 step "idl/ formatted (kontiki-codegen fmt --check)" bash -c "cd '$ROOT' && cargo run --quiet --locked -p kontiki-codegen -- fmt --check idl/*.kontiki"

@@ -10,6 +10,8 @@
 //! kontiki-codegen python idl/*.kontiki --out generated/python/kontiki_generated
 //! kontiki-codegen fmt --check idl/*.kontiki
 //! kontiki-codegen lint idl/*.kontiki --format json
+//! kontiki-codegen breaking --against main idl/*.kontiki
+//! kontiki-codegen -I ../shared-contracts lsp
 //! kontiki-codegen -I ../shared-contracts check orders.kontiki
 //! ```
 
@@ -129,6 +131,25 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Reports the changes from an older version of the contracts that break running callers
+    /// and consumers (`wire`) or Rust code using the generated code (`source`); exit 1 if
+    /// there are any, 2 if a version cannot be read or does not check.
+    Breaking {
+        /// The old version: a git ref (each file as it is at that ref, `git show REF:path`),
+        /// a directory (holding files of the same names) or a file (with one FILE).
+        #[arg(long, value_name = "REF|DIR|FILE")]
+        against: String,
+        /// Which changes fail the command: `source` (all) or `wire` (source-only changes
+        /// become warnings).
+        #[arg(long, value_enum, default_value_t = cli::breaking::FailLevel::Source)]
+        level: cli::breaking::FailLevel,
+        /// The new versions: `.kontiki` files (each must check), compared with their imports.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Runs a language server on stdin/stdout for editors: diagnostics as you type,
+    /// go-to-definition, hover, document symbols, formatting.
+    Lsp,
 }
 
 fn main() -> ExitCode {
@@ -180,6 +201,12 @@ fn main() -> ExitCode {
             config,
             deny_warnings,
         } => cli::lint::run(&files, &include, config.as_deref(), deny_warnings, format),
+        Command::Breaking {
+            against,
+            level,
+            files,
+        } => cli::breaking::run(&files, &against, &include, level, format),
+        Command::Lsp => cli::lsp::run(&include),
     }
 }
 

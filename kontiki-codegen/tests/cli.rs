@@ -215,3 +215,166 @@ fn asyncapi_writes_checks_and_reports_stale_documents() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("Nope"), "{out:?}");
 }
+
+const SHARED_V1: &str =
+    "package shared;\n\n/// A point.\nstruct Point {\n    /// X.\n    x: i32,\n}\n";
+const API_V1: &str = "package api;\n\nimport \"shared.kontiki\";\n\n/// Api.\nservice Api {\n    name = \"api\";\n    /// Gets.\n    rpc get(p: shared.Point) -> i32;\n}\n";
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+#[test]
+fn breaking_against_a_git_ref_a_dir_and_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("idl")).unwrap();
+    std::fs::write(d.join("idl/shared.kontiki"), SHARED_V1).unwrap();
+    std::fs::write(d.join("idl/api.kontiki"), API_V1).unwrap();
+    git(d, &["init", "-q"]);
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "v1"]);
+    std::fs::create_dir(d.join("old")).unwrap();
+    std::fs::write(d.join("old/shared.kontiki"), SHARED_V1).unwrap();
+    std::fs::write(d.join("old/api.kontiki"), API_V1).unwrap();
+
+    // Unchanged: exit 0 whatever the old version is.
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/api.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("ok: no breaking change in 1 file"));
+
+    // A required field in a type callers send (through the import): wire.
+    std::fs::write(
+        d.join("idl/shared.kontiki"),
+        SHARED_V1.replace("    x: i32,\n", "    x: i32,\n    /// Y.\n    y: i32,\n"),
+    )
+    .unwrap();
+    for against in ["HEAD", "old"] {
+        let out = run(
+            d,
+            &[
+                "breaking",
+                "--against",
+                against,
+                "--format",
+                "json",
+                "idl/api.kontiki",
+                "idl/shared.kontiki",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{against}: {out:?}");
+        let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(diags.as_array().unwrap().len(), 1, "{against}: {diags:#}");
+        let f = &diags[0];
+        assert_eq!(f["code"], "kontiki::breaking::wire");
+        assert_eq!(f["message"], "required field `y` added to `Point`");
+        assert_eq!(f["file"], "idl/shared.kontiki");
+        assert_eq!((f["line"].as_u64(), f["col"].as_u64()), (Some(8), Some(5)));
+        assert!(f["hint"].as_str().unwrap().contains("old writers"));
+    }
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/api.kontiki"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("idl/shared.kontiki:8:5"), "{err}");
+    assert!(
+        err.contains("1 breaking change (1 wire, 0 source only)"),
+        "{err}"
+    );
+
+    // Source only: a defaulted field. Fails by default, not with `--level wire`.
+    std::fs::write(
+        d.join("idl/shared.kontiki"),
+        SHARED_V1.replace(
+            "    x: i32,\n",
+            "    x: i32,\n    /// Y.\n    y: i32 = 0,\n",
+        ),
+    )
+    .unwrap();
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/shared.kontiki"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("kontiki::breaking::source"));
+    let out = run(
+        d,
+        &[
+            "breaking",
+            "--against",
+            "HEAD",
+            "--level",
+            "wire",
+            "idl/shared.kontiki",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("warning: 1 breaking change"),
+        "{out:?}"
+    );
+
+    // A file against a file, with the old place in the report.
+    let out = run(
+        d,
+        &[
+            "breaking",
+            "--against",
+            "old/shared.kontiki",
+            "idl/shared.kontiki",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // A file that is new at the ref has nothing to compare; an unknown ref is an error.
+    std::fs::write(d.join("idl/new.kontiki"), "package new;\n").unwrap();
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/new.kontiki"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stderr).contains("no old version"));
+    // An old version that does not check: exit 2, its diagnostics named after the ref.
+    std::fs::write(
+        d.join("idl/broken.kontiki"),
+        "package broken;\n\n/// A.\nstruct A {\n    /// X.\n    x: Nope,\n}\n",
+    )
+    .unwrap();
+    git(d, &["add", "idl/broken.kontiki"]);
+    git(d, &["commit", "-qm", "broken"]);
+    std::fs::write(d.join("idl/broken.kontiki"), "package broken;\n").unwrap();
+    let out = run(
+        d,
+        &[
+            "breaking",
+            "--against",
+            "HEAD",
+            "--format",
+            "json",
+            "idl/broken.kontiki",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let diags: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(diags[0]["code"], "kontiki::idl::unknown_type", "{diags:#}");
+    assert_eq!(diags[0]["file"], "HEAD:idl/broken.kontiki", "{diags:#}");
+    assert_eq!(
+        (diags[0]["line"].as_u64(), diags[0]["col"].as_u64()),
+        (Some(6), Some(8))
+    );
+    let out = run(d, &["breaking", "--against", "HEAD", "idl/broken.kontiki"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("error: the old version HEAD:idl/broken.kontiki does not check"),
+        "{out:?}"
+    );
+
+    let out = run(
+        d,
+        &["breaking", "--against", "no-such-ref", "idl/api.kontiki"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("neither a directory, a file nor a git ref"),
+        "{out:?}"
+    );
+}

@@ -93,6 +93,11 @@ codes! {
     LintCronTimeZone => "kontiki::lint::cron-time-zone",
     /// Lint: a lint configuration or `kontiki:allow` naming no rule.
     LintConfig => "kontiki::lint::config",
+    /// Breaking: a change a running caller or consumer (Python Kontiki, an old Rust client)
+    /// sees on the wire.
+    BreakingWire => "kontiki::breaking::wire",
+    /// Breaking: a change that stops Rust code using the generated trait or client compiling.
+    BreakingSource => "kontiki::breaking::source",
 }
 
 impl Code {

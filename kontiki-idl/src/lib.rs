@@ -2,6 +2,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod ast;
+pub mod breaking;
 mod check;
 pub mod diagnostic;
 mod error;
@@ -70,4 +71,22 @@ pub fn load_str(name: &str, text: &str) -> Result<Model> {
 /// Like [`load_str`], with include directories as in [`load_with_includes`].
 pub fn load_str_with_includes(name: &str, text: &str, include_dirs: &[PathBuf]) -> Result<Model> {
     load::load_text(name, text, include_dirs)
+}
+
+/// Like [`load_with_includes`], and also returns the files read (the root first), which the
+/// model's spans point into.
+pub fn load_with_sources(
+    path: impl AsRef<Path>,
+    include_dirs: &[PathBuf],
+) -> Result<(Model, SourceMap)> {
+    load::load_path_with_sources(path.as_ref(), include_dirs)
+}
+
+/// Like [`load_str_with_includes`], and also returns the files read (the root first).
+pub fn load_str_with_sources(
+    name: &str,
+    text: &str,
+    include_dirs: &[PathBuf],
+) -> Result<(Model, SourceMap)> {
+    load::load_text_with_sources(name, text, include_dirs)
 }

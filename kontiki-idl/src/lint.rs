@@ -82,12 +82,28 @@ pub fn rule(id: &str) -> Option<Code> {
 /// the checker's errors are returned as `Err`. `Ok` holds the lint findings (maybe none) with
 /// the sources they point into.
 pub fn lint_file(path: &Path, include_dirs: &[PathBuf], config: &LintConfig) -> Result<Error> {
-    crate::load_with_includes(path, include_dirs)?;
-    let file = crate::parse_file(path)?;
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // The loader names the file and the reason.
+        crate::load_with_includes(path, include_dirs)?;
+        return Ok(Error::new(Vec::new(), SourceMap::new()));
+    };
+    lint_source(&path.display().to_string(), &text, include_dirs, config)
+}
+
+/// Like [`lint_file`], for text in memory (an editor's buffer); `name` is the file's path, which
+/// imports are read relative to.
+pub fn lint_source(
+    name: &str,
+    text: &str,
+    include_dirs: &[PathBuf],
+    config: &LintConfig,
+) -> Result<Error> {
+    crate::load_str_with_includes(name, text, include_dirs)?;
+    let file = crate::parse_str(name, text)?;
+    let path = Path::new(name);
+    let text = text.to_owned();
     let mut sources = SourceMap::new();
-    let name = path.display().to_string();
-    sources.add(name.clone(), path, text.clone());
+    sources.add(name.to_owned(), path, text.clone());
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut imports = Vec::new();
     for imp in &file.imports {

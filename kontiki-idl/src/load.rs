@@ -37,6 +37,14 @@ struct Loader {
 
 /// Loads `path` and everything it imports, then checks it all.
 pub(crate) fn load_path(path: &Path, include: &[PathBuf]) -> Result<Model, Error> {
+    load_path_with_sources(path, include).map(|(m, _)| m)
+}
+
+/// Like [`load_path`], with the files read.
+pub(crate) fn load_path_with_sources(
+    path: &Path,
+    include: &[PathBuf],
+) -> Result<(Model, SourceMap), Error> {
     let mut loader = Loader {
         include: include.to_vec(),
         ..Loader::default()
@@ -57,6 +65,15 @@ pub(crate) fn load_path(path: &Path, include: &[PathBuf]) -> Result<Model, Error
 
 /// Loads text named `name`; its imports are read relative to `name`'s directory.
 pub(crate) fn load_text(name: &str, text: &str, include: &[PathBuf]) -> Result<Model, Error> {
+    load_text_with_sources(name, text, include).map(|(m, _)| m)
+}
+
+/// Like [`load_text`], with the files read.
+pub(crate) fn load_text_with_sources(
+    name: &str,
+    text: &str,
+    include: &[PathBuf],
+) -> Result<(Model, SourceMap), Error> {
     let mut loader = Loader {
         include: include.to_vec(),
         ..Loader::default()
@@ -223,7 +240,7 @@ impl Loader {
         );
     }
 
-    fn finish(mut self) -> Result<Model, Error> {
+    fn finish(mut self) -> Result<(Model, SourceMap), Error> {
         let units: Vec<Unit<'_>> = self
             .files
             .iter()
@@ -237,7 +254,7 @@ impl Loader {
         let model = check::check(&units, &mut self.diags);
         diagnostic::sort(&mut self.diags);
         if self.diags.is_empty() {
-            Ok(model)
+            Ok((model, self.sources))
         } else {
             Err(Error::new(self.diags, self.sources))
         }

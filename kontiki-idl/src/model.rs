@@ -147,6 +147,9 @@ pub struct Variant {
     pub wire: String,
     /// Docs.
     pub docs: Docs,
+    /// Where it is declared.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// A type alias.
@@ -378,6 +381,9 @@ pub struct HeaderDef {
     pub ty: TypeRef,
     /// Docs.
     pub docs: Docs,
+    /// Where it is declared.
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// An RPC method (`@rpc`).

@@ -25,9 +25,7 @@ pub(crate) fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
         )
         .with_label("more than 64 levels of `<`, `[`, `{` or `(`"));
     }
-    pest::set_error_detail(true);
-    let mut pairs =
-        KontikiParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, &e))?;
+    let mut pairs = parse_file_rule(text).map_err(|e| syntax_error(file, text, &e))?;
     let Some(root) = pairs.next() else {
         return Err(Diagnostic::new(
             Code::Syntax,
@@ -36,6 +34,31 @@ pub(crate) fn parse(file: FileId, text: &str) -> Result<ast::File, Diagnostic> {
         ));
     };
     Ok(Lower { file }.file(root))
+}
+
+/// Guards pest's process-wide "error detail" switch: it is on only while the write side is
+/// held, so parses under the read side always run without it.
+static ERROR_DETAIL: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Parses without pest's error-detail bookkeeping (a third of the time on valid files), and
+/// again with it when the text does not parse, so the diagnostic lists what was expected.
+fn parse_file_rule(
+    text: &str,
+) -> Result<pest::iterators::Pairs<'_, Rule>, pest::error::Error<Rule>> {
+    let fast = {
+        let _shared = ERROR_DETAIL.read().unwrap_or_else(|e| e.into_inner());
+        KontikiParser::parse(Rule::file, text)
+    };
+    match fast {
+        Ok(pairs) => Ok(pairs),
+        Err(_) => {
+            let _exclusive = ERROR_DETAIL.write().unwrap_or_else(|e| e.into_inner());
+            pest::set_error_detail(true);
+            let detailed = KontikiParser::parse(Rule::file, text);
+            pest::set_error_detail(false);
+            detailed
+        }
+    }
 }
 
 fn too_deep(text: &str) -> Option<usize> {

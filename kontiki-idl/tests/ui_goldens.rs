@@ -45,7 +45,10 @@ fn each_check_has_a_failing_input() {
         seen.extend(err.diagnostics().iter().map(|d| d.code));
     }
     for code in Code::ALL {
-        if *code == Code::Io || code.lint_rule().is_some() {
+        if *code == Code::Io
+            || code.lint_rule().is_some()
+            || code.as_str().starts_with("kontiki::breaking::")
+        {
             continue;
         }
         assert!(

@@ -585,7 +585,8 @@ def main():
         log("codegen")
         res["codegen"] = [run_json([exes["parse"]], "IDL parse bench").strip().splitlines()[-1],
                           run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1],
-                          run_json([exes["toolchain"]], "fmt/lint bench").strip().splitlines()[-1]]
+                          # Two lines: fmt and lint, then breaking.
+                          *run_json([exes["toolchain"]], "fmt/lint/breaking bench").strip().splitlines()[-2:]]
     meta = dict(
         started=started.strftime("%Y-%m-%d %H:%M"),
         finished=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),

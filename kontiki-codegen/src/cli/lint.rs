@@ -30,7 +30,7 @@ struct LintTable {
 }
 
 /// The `kontiki.toml` nearest to `start` (its directory, then each parent).
-fn find_config(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find_config(start: &Path) -> Option<PathBuf> {
     let abs = std::fs::canonicalize(start).ok()?;
     abs.ancestors()
         .map(|d| d.join("kontiki.toml"))

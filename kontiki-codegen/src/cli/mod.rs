@@ -1,10 +1,12 @@
 //! One module per subcommand, and what they share.
 
 pub(crate) mod asyncapi;
+pub(crate) mod breaking;
 pub(crate) mod check;
 pub(crate) mod fmt;
 pub(crate) mod generate;
 pub(crate) mod lint;
+pub(crate) mod lsp;
 pub(crate) mod openapi;
 pub(crate) mod python;
 

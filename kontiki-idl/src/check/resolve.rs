@@ -332,6 +332,7 @@ impl<'u, 'a> Cx<'u, 'a> {
                                 .as_ref()
                                 .map_or_else(|| v.name.name.clone(), |s| s.value.clone()),
                             docs: v.docs.clone(),
+                            span: v.span,
                         })
                         .collect(),
                     span: e.span,
@@ -668,6 +669,7 @@ impl<'u, 'a> Cx<'u, 'a> {
                     name: h.name.value.clone(),
                     ty: self.resolve_type(&h.ty, diags),
                     docs: h.docs.clone(),
+                    span: h.span,
                 }),
                 ast::Member::Rpc(r) => {
                     let opts =
