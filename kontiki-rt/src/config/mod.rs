@@ -75,6 +75,7 @@
 mod env;
 mod error;
 mod load;
+pub(crate) mod redact;
 mod settings;
 
 use std::path::{Path, PathBuf};
@@ -580,7 +581,7 @@ fn redact_value(value: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact_value).collect()),
-        Value::String(s) if s.contains("://") => Value::String(crate::error::redact_url(s)),
+        Value::String(s) if s.contains("://") => Value::String(redact::redact_url(s)),
         other => other.clone(),
     }
 }

@@ -98,7 +98,7 @@ pub struct AmqpSettings {
 impl std::fmt::Debug for AmqpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpSettings")
-            .field("url", &crate::error::redact_url(&self.url))
+            .field("url", &super::redact::redact_url(&self.url))
             .field("required", &self.required)
             .field("disable", &self.disable)
             .field("rpc_timeout", &self.rpc_timeout)
