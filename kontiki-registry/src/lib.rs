@@ -455,6 +455,13 @@ pub fn decode_intake(routing_key: &str, body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The event type of a registered entrypoint that is a competing event handler.
+fn competing_event(entrypoint: &BTreeMap<String, Value>) -> Option<String> {
+    (matches(entrypoint.get("type"), "event") && matches(entrypoint.get("mode"), "competing"))
+        .then(|| text(entrypoint.get("name")))
+        .flatten()
+}
+
 fn matches(value: Option<&Value>, wanted: &str) -> bool {
     match value {
         Some(Value::String(s)) => s == wanted,
@@ -497,7 +504,8 @@ impl Registry {
 
     /// Binds the competing queue of every subscription the registry knows
     /// ([`Registry::competing_subscriptions`]) to `event_exchange` again, where the queue
-    /// exists, and returns how many it bound; a subscription whose queue is gone is forgotten.
+    /// exists (on one channel), and returns how many it bound; a subscription whose queue is
+    /// gone is forgotten.
     ///
     /// Kontiki declares `event_exchange` non-durable: a broker restart drops every binding to
     /// it, and a consumer that is down cannot declare its binding again, so the events
@@ -505,25 +513,28 @@ impl Registry {
     /// registry does this by itself after each reconnection (its status task checks the
     /// connection generation), so that window shrinks to the registry's own reconnection.
     /// Wire-compatible: the bindings are the ones the consumers declare.
-    pub async fn restore_bindings(&self, messenger: &Messenger) -> usize {
-        let mut bound = 0;
-        for (service, event) in self.competing_subscriptions() {
-            let queue = kontiki_rt::wire::competing_queue(&service, &event);
-            match messenger
-                .bind_if_queue_exists(&queue, kontiki_rt::wire::EVENT_EXCHANGE, &event)
-                .await
-            {
-                Ok(true) => bound += 1,
-                Ok(false) => {
-                    // The queue was deleted: the subscription is over.
-                    self.lock().subscriptions.remove(&(service, event));
-                }
-                Err(e) => {
-                    tracing::warn!(queue = %queue, error = %e, "could not restore the binding")
-                }
+    pub async fn restore_bindings(&self, messenger: &Messenger) -> kontiki_rt::Result<usize> {
+        let subscriptions = self.competing_subscriptions();
+        let bindings: Vec<(String, String)> = subscriptions
+            .iter()
+            .map(|(service, event)| {
+                (
+                    kontiki_rt::wire::competing_queue(service, event),
+                    event.clone(),
+                )
+            })
+            .collect();
+        let bound = messenger
+            .bind_existing_queues(kontiki_rt::wire::EVENT_EXCHANGE, &bindings)
+            .await?;
+        let mut s = self.lock();
+        for (subscription, ok) in subscriptions.iter().zip(&bound) {
+            if !ok {
+                // The queue was deleted: the subscription is over.
+                s.subscriptions.remove(subscription);
             }
         }
-        bound
+        Ok(bound.iter().filter(|b| **b).count())
     }
 
     /// [`Registry::restore_bindings`] once per new connection of `messenger`'s connector.
@@ -533,13 +544,18 @@ impl Registry {
         if generation <= self.bound_generation.load(Ordering::SeqCst) {
             return;
         }
-        let bound = self.restore_bindings(messenger).await;
-        self.bound_generation.store(generation, Ordering::SeqCst);
-        tracing::info!(
-            generation,
-            bound,
-            "reconnected: restored the event_exchange bindings of the known competing queues"
-        );
+        match self.restore_bindings(messenger).await {
+            Ok(bound) => {
+                self.bound_generation.store(generation, Ordering::SeqCst);
+                tracing::info!(
+                    generation,
+                    bound,
+                    "reconnected: restored the event_exchange bindings of the known competing queues"
+                );
+            }
+            // Tried again at the next status round.
+            Err(e) => tracing::warn!(error = %e, "could not restore the event_exchange bindings"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -613,11 +629,11 @@ impl Registry {
         let s = self.lock();
         let declared = s.services.get(service).is_some_and(|m| {
             m.values().filter(|i| i.live(now)).any(|i| {
-                i.metadata.entrypoints.iter().flatten().any(|e| {
-                    matches(e.get("type"), "event")
-                        && matches(e.get("name"), event)
-                        && matches(e.get("mode"), "competing")
-                })
+                i.metadata
+                    .entrypoints
+                    .iter()
+                    .flatten()
+                    .any(|e| competing_event(e).as_deref() == Some(event))
             })
         });
         if declared {
@@ -740,12 +756,8 @@ impl Registry {
             let (last_heartbeat, last_seen, degraded, reason) =
                 previous.unwrap_or((None, None, false, None));
             s.asked_again.remove(&iid);
-            for e in reg.entrypoints.iter().flatten() {
-                if matches(e.get("type"), "event")
-                    && matches(e.get("mode"), "competing")
-                    && let Some(event) = text(e.get("name"))
-                    && s.subscriptions.len() < MAX_SUBSCRIPTIONS
-                {
+            for event in reg.entrypoints.iter().flatten().filter_map(competing_event) {
+                if s.subscriptions.len() < MAX_SUBSCRIPTIONS {
                     s.subscriptions.insert((name.clone(), event));
                 }
             }

@@ -17,19 +17,6 @@ use lapin::types::FieldTable;
 use serde_json::json;
 use std::time::Duration;
 
-fn rabbitmqctl(args: &[&str]) -> String {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The vhost of [`amqp_url`] (`/` when it names none).
 fn vhost() -> String {
     let url = amqp_url();
@@ -116,7 +103,7 @@ async fn registry_restores_lost_bindings_after_it_reconnects() {
         "ServiceRegistry {}",
         registry.running.identity().instance_id
     );
-    let listing = rabbitmqctl(&[
+    let listing = common::support::rabbitmqctl(&[
         "-q",
         "list_connections",
         "-p",
@@ -132,7 +119,7 @@ async fn registry_restores_lost_bindings_after_it_reconnects() {
         .and_then(|l| l.split_once('>'))
         .map(|(pid, _)| format!("{}>", pid.trim()))
         .unwrap_or_else(|| panic!("no connection named {own:?} in:\n{listing}"));
-    rabbitmqctl(&[
+    common::support::rabbitmqctl(&[
         "-q",
         "close_connection",
         &pid,
@@ -157,21 +144,5 @@ async fn registry_restores_lost_bindings_after_it_reconnects() {
     m.close().await;
     let _ = conn.close(0, "done".into()).await;
     registry.running.shutdown().await;
-    support_cleanup(&[queue, kontiki_rt::wire::failed_queue(&name, &event)]).await;
-}
-
-async fn support_cleanup(queues: &[String]) {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    for q in queues {
-        let _ = ch
-            .queue_delete(
-                q.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = conn.close(0, "done".into()).await;
+    common::support::delete_queues(&[queue, kontiki_rt::wire::failed_queue(&name, &event)]).await;
 }

@@ -90,9 +90,6 @@ impl ServiceArgs {
     }
 }
 
-/// The former name of [`ServiceArgs`].
-pub type Args = ServiceArgs;
-
 /// The clap command of a service binary named `name`.
 pub fn command(name: &str, description: &str, version: &str) -> clap::Command {
     <ServiceArgs as clap::Args>::augment_args(

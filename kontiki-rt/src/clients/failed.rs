@@ -189,39 +189,55 @@ impl Messenger {
         Ok(dropped)
     }
 
-    /// A channel of its own for an operation that may fail with a channel error (a missing
-    /// queue closes the channel).
-    /// Binds `queue` to `exchange` with `routing_key` when the queue exists, and says whether it
-    /// did (`Ok(false)`: no such queue, nothing declared). A broker restart drops the bindings
-    /// of durable queues to Kontiki's non-durable `event_exchange` until their consumer
-    /// declares them again; the registry restores those of the competing queues it knows with
-    /// this, so events published while a consumer is down still reach its queue.
-    pub async fn bind_if_queue_exists(
+    /// Binds each `(queue, routing key)` of `bindings` to `exchange` where the queue exists,
+    /// and says for each whether it did (`false`: no such queue, nothing declared). One
+    /// channel serves them all, opened again after a missing queue closed it.
+    ///
+    /// A broker restart drops the bindings of durable queues to Kontiki's non-durable
+    /// `event_exchange` until their consumer declares them again; the registry restores those
+    /// of the competing queues it knows with this, so events published while a consumer is
+    /// down still reach its queue.
+    pub async fn bind_existing_queues(
         &self,
-        queue: &str,
         exchange: &str,
-        routing_key: &str,
-    ) -> Result<bool> {
-        let ch = self.ops_channel().await?;
-        if let Err(e) = passive_count(&ch, queue).await {
-            if e.to_string().contains("NOT_FOUND") {
-                return Ok(false);
+        bindings: &[(String, String)],
+    ) -> Result<Vec<bool>> {
+        let exchange_name = short(exchange)?;
+        let mut bound = Vec::with_capacity(bindings.len());
+        let mut channel: Option<Channel> = None;
+        for (queue, routing_key) in bindings {
+            let ch = match &channel {
+                Some(ch) => ch.clone(),
+                None => channel.insert(self.ops_channel().await?).clone(),
+            };
+            if let Err(e) = passive_count(&ch, queue).await {
+                if !e.to_string().contains("NOT_FOUND") {
+                    return Err(e);
+                }
+                // The broker closed the channel with the 404.
+                channel = None;
+                bound.push(false);
+                continue;
             }
-            return Err(e);
+            ch.queue_bind(
+                short(queue)?,
+                exchange_name.clone(),
+                short(routing_key)?,
+                lapin::options::QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(queue, "bind"))?;
+            bound.push(true);
         }
-        ch.queue_bind(
-            short(queue)?,
-            short(exchange)?,
-            short(routing_key)?,
-            lapin::options::QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp(queue, "bind"))?;
-        let _ = ch.close(200, "done".into()).await;
-        Ok(true)
+        if let Some(ch) = channel {
+            let _ = ch.close(200, "done".into()).await;
+        }
+        Ok(bound)
     }
 
+    /// A channel of its own for an operation that may fail with a channel error (a missing
+    /// queue closes the channel).
     async fn ops_channel(&self) -> Result<Channel> {
         self.side_channel().await
     }

@@ -226,13 +226,7 @@ impl HttpDefs {
     pub(crate) fn check_config(&self, config: &crate::Config) -> crate::Result<()> {
         for route in &self.routes {
             if let RoutePath::Config(key) = &route.path {
-                let path = config.string(key)?;
-                server::check_path(&path).map_err(|e| match e {
-                    crate::Error::Definition(m) => {
-                        crate::Error::Definition(format!("{m} (from `{key}`)"))
-                    }
-                    other => other,
-                })?;
+                server::config_path(config, key)?;
             }
         }
         Ok(())

@@ -115,7 +115,6 @@ impl Drop for HttpServer {
     }
 }
 
-/// Starts the server when the service has routes and `kontiki.http.disable` is false.
 /// Builds the service's router and, unless `kontiki.http.disable`, serves it. The router is
 /// returned either way ([`RunningService::http_router`](crate::RunningService::http_router)).
 pub(crate) async fn start(
@@ -159,6 +158,16 @@ pub(crate) async fn start(
     Ok((Some(HttpServer { addr, stop, task }), Some(router)))
 }
 
+/// The path a route reads from config key `key`, checked.
+pub(crate) fn config_path(config: &crate::Config, key: &str) -> Result<String> {
+    let p = config.string(key)?;
+    check_path(&p).map_err(|e| match e {
+        Error::Definition(m) => Error::Definition(format!("{m} (from `{key}`)")),
+        other => other,
+    })?;
+    Ok(p)
+}
+
 fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     let settings = &container.settings().http;
     let context = Context::new(container.clone());
@@ -168,14 +177,7 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     for r in &defs.routes {
         let path = match &r.path {
             RoutePath::Literal(p) => p.clone(),
-            RoutePath::Config(key) => {
-                let p = container.config().string(key)?;
-                check_path(&p).map_err(|e| match e {
-                    Error::Definition(m) => Error::Definition(format!("{m} (from `{key}`)")),
-                    other => other,
-                })?;
-                p
-            }
+            RoutePath::Config(key) => config_path(container.config(), key)?,
         };
         let shape = shape_of(&path);
         if let Some(other) = shapes.get(&shape)
