@@ -547,6 +547,9 @@ impl Registry {
         match self.restore_bindings(messenger).await {
             Ok(bound) => {
                 self.bound_generation.store(generation, Ordering::SeqCst);
+                if generation == 1 && bound == 0 {
+                    return;
+                }
                 tracing::info!(
                     generation,
                     bound,
@@ -1057,10 +1060,21 @@ impl Registry {
     /// and timeline queues. Registration is off: the registry never registers itself.
     pub fn service(self: &Arc<Self>) -> kontiki_rt::Result<Service> {
         let server = service_registry::ServiceRegistryServer::from_arc(Arc::clone(self));
+        let registry = Arc::clone(self);
         let builder = self
             .queue_entrypoints()
             .into_iter()
-            .fold(server.service_builder(), kontiki_rt::ServiceBuilder::queue);
+            .fold(server.service_builder(), kontiki_rt::ServiceBuilder::queue)
+            // Before the timeline queue binds `#` again: from then on every event is
+            // routable, so a publisher could no longer tell that a consumer's queue has lost
+            // its binding (the status round retries what fails here).
+            .on_connect(move |messenger| {
+                let registry = Arc::clone(&registry);
+                async move {
+                    registry.restore_bindings_after_reconnect(&messenger).await;
+                    Ok(())
+                }
+            });
         Ok(builder.build()?.with_registration_disabled(true))
     }
 }

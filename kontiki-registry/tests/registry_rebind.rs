@@ -15,7 +15,6 @@ use kontiki_rt::{Config, Event, EventEntrypoint, Service};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::json;
-use std::time::Duration;
 
 /// The vhost of [`amqp_url`] (`/` when it names none).
 fn vhost() -> String {
@@ -126,21 +125,24 @@ async fn registry_restores_lost_bindings_after_it_reconnects() {
         "test: the registry reconnects",
     ]);
 
-    // Within a few status rounds the binding is back: the next event reaches the queue.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut n = 1;
-    loop {
-        m.publish(&event, &json!({"n": n})).await.expect("publish");
-        if depth(ch.clone(), queue.clone()).await > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the registry did not restore the binding of {queue}"
-        );
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // The registry binds the queue again on its new connection before it consumes again
+    // (`ServiceBuilder::on_connect`), so once it answers a call, the binding is back: the
+    // next event reaches the queue. (Its timeline queue binds `#`, so from then on a
+    // publisher could not tell from a return that the queue had lost its binding.)
+    let generation = registry.running.messenger().connection_generation();
+    common::poll("the registry's new connection", 30, || async {
+        (registry.running.messenger().connection_generation() > generation).then_some(())
+    })
+    .await;
+    common::reg(&m, "get_services", vec![], serde_json::Value::Null)
+        .await
+        .expect("the registry answers on its new connection");
+    m.publish(&event, &json!({"n": 1})).await.expect("publish");
+    assert_eq!(
+        depth(ch.clone(), queue.clone()).await,
+        1,
+        "the registry answered calls before it restored the binding of {queue}"
+    );
     m.close().await;
     let _ = conn.close(0, "done".into()).await;
     registry.running.shutdown().await;

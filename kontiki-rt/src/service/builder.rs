@@ -50,6 +50,26 @@ impl ServiceBuilder {
         self
     }
 
+    /// Runs `callback` on every connection to the broker (the first and each reconnection),
+    /// after the service declared Kontiki's exchanges and before it declares its queues and
+    /// starts consuming. The callback gets the service's [`Messenger`](crate::Messenger); an
+    /// error is logged and the service goes on consuming. A callback that takes more than 5 s
+    /// is cancelled (and logged): the connection setup is bounded.
+    ///
+    /// The registry uses it to bind again the durable queues of consumers that are down
+    /// before its own `#`-bound tracking queue makes every event routable
+    /// (docs/RELIABILITY.md, "Events across a long broker outage").
+    pub fn on_connect<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn(crate::Messenger) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), crate::BoxError>> + Send + 'static,
+    {
+        self.service
+            .on_connect
+            .push(Arc::new(move |m| Box::pin(callback(m))));
+        self
+    }
+
     /// Replaces the clock tasks are scheduled by (tests drive cron schedules with
     /// [`TokioClock`](crate::entrypoints::task::TokioClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {

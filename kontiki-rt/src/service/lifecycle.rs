@@ -143,6 +143,7 @@ impl Service {
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
             consumers: Mutex::new(Vec::new()),
+            on_connect: self.on_connect,
         });
         connector.add_hook(Arc::new(ServeHook {
             state: state.clone(),

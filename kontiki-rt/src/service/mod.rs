@@ -32,7 +32,17 @@ pub struct Service {
     #[cfg(feature = "http")]
     http: crate::entrypoints::http::HttpDefs,
     observer: Option<Arc<dyn Observer>>,
+    on_connect: Vec<OnConnect>,
 }
+
+/// A callback of [`ServiceBuilder::on_connect`].
+pub(crate) type OnConnect = Arc<
+    dyn Fn(
+            crate::Messenger,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), crate::BoxError>>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +91,7 @@ impl Service {
                 #[cfg(feature = "http")]
                 http: Default::default(),
                 observer: None,
+                on_connect: Vec::new(),
             },
         }
     }

@@ -49,7 +49,13 @@ pub(super) struct ServeState {
     pub(super) rpc_metrics: std::collections::HashMap<String, RpcServerMetrics>,
     /// Recently handled requests (`kontiki.amqp.rpc.dedup_window`); `None` when off.
     pub(super) dedup: Option<Dedup>,
+    /// [`ServiceBuilder::on_connect`](super::ServiceBuilder::on_connect) callbacks.
+    pub(super) on_connect: Vec<super::OnConnect>,
 }
+
+/// How long one [`ServiceBuilder::on_connect`](super::ServiceBuilder::on_connect) callback may
+/// take before it is cancelled (the whole connection setup is bounded by a longer deadline).
+const ON_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Declares the topology and starts the consumers on every new connection.
 pub(super) struct ServeHook {
@@ -110,6 +116,19 @@ impl Hook for ServeHook {
                 )
                 .await
                 .map_err(amqp(format!("declare exchange {ex}")))?;
+            }
+            for callback in &self.state.on_connect {
+                let run = callback(self.state.container.messenger.clone());
+                match tokio::time::timeout(ON_CONNECT_TIMEOUT, run).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, generation = link.generation, "an on_connect callback failed");
+                    }
+                    Err(_) => tracing::warn!(
+                        generation = link.generation,
+                        "an on_connect callback did not finish within {ON_CONNECT_TIMEOUT:?}; cancelled"
+                    ),
+                }
             }
             let mut eps: Vec<Arc<RpcEntrypoint>> = vec![self.state.session_rpc.clone()];
             eps.extend(self.state.rpcs.iter().cloned());
