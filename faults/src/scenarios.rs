@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod outage;
+
 /// The scenario names, in order.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -25,6 +27,7 @@ pub const ALL: [&str; 12] = [
     "10-resource-alarm",
     "11-close-during-sigterm",
     "12-hung-handlers",
+    "13-outage-bindings",
 ];
 
 /// Runs the scenario `name` (one of [`ALL`]).
@@ -45,6 +48,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
         "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
         "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
         "12-hung-handlers" => hung_handlers(ctx, name).await?,
+        "13-outage-bindings" => outage::outage_bindings(ctx, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",

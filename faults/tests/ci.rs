@@ -79,3 +79,8 @@ async fn s11_close_during_sigterm() {
 async fn s12_hung_handlers() {
     run("12-hung-handlers").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s13_outage_bindings() {
+    run("13-outage-bindings").await;
+}
