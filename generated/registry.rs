@@ -99,6 +99,37 @@ pub struct InstanceInfo {
     pub degraded_reason: ::core::option::Option<::std::string::String>,
     /// The registration body.
     pub metadata: Registration,
+    /// The counters of the last heartbeat (kontiki-rs services send them; Kontiki's do not).
+    #[serde(default)]
+    pub stats: ::core::option::Option<InstanceStats>,
+}
+
+/// What a kontiki-rs instance counted since it started, sent with each heartbeat.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::kontiki_rt::codegen::serde::Serialize,
+    ::kontiki_rt::codegen::serde::Deserialize
+)]
+#[serde(crate = "::kontiki_rt::codegen::serde")]
+pub struct InstanceStats {
+    /// RPC requests answered with a result.
+    pub rpc_ok: i64,
+    /// RPC requests answered with a declared error code.
+    pub rpc_errors: i64,
+    /// RPC requests that ended in an internal error or the handler timeout.
+    pub rpc_failed: i64,
+    /// Mean time to answer a request, in milliseconds (0 before the first).
+    pub rpc_mean_ms: f64,
+    /// Events handled and acked.
+    pub events_ok: i64,
+    /// Event deliveries given back for another attempt.
+    pub events_retried: i64,
+    /// Events dead-lettered (or dropped) after their last attempt.
+    pub events_dead_lettered: i64,
+    /// Requests and events being handled when the heartbeat left.
+    pub in_flight: i64,
 }
 
 /// `{service_name: {instance_id: InstanceInfo}}`.

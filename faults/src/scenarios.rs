@@ -27,7 +27,7 @@ pub const ALL: [&str; 13] = [
     "10-resource-alarm",
     "11-close-during-sigterm",
     "12-hung-handlers",
-    "13-outage-bindings",
+    "15-outage-bindings",
 ];
 
 /// Runs the scenario `name` (one of [`ALL`]).
@@ -48,7 +48,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
         "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
         "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
         "12-hung-handlers" => hung_handlers(ctx, name).await?,
-        "13-outage-bindings" => outage::outage_bindings(ctx, name).await?,
+        "15-outage-bindings" => outage::outage_bindings(ctx, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",

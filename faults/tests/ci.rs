@@ -81,6 +81,6 @@ async fn s12_hung_handlers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s13_outage_bindings() {
-    run("13-outage-bindings").await;
+async fn s15_outage_bindings() {
+    run("15-outage-bindings").await;
 }

@@ -79,6 +79,10 @@ pub(crate) async fn services(broker: &Broker, args: ServicesArgs) -> Result<(), 
             "HOST",
             "LAST HEARTBEAT",
             "REASON",
+            "CALLS OK/ERR/FAIL",
+            "MEAN",
+            "EVENTS OK/RETRY/DEAD",
+            "BUSY",
         ],
         &rows,
     ));
@@ -98,7 +102,7 @@ fn service_rows(services: &Value, now: DateTime<Utc>) -> Option<Vec<Vec<String>>
     for (service, instances) in services.as_object()? {
         for (iid, info) in instances.as_object()? {
             let meta = info.get("metadata");
-            rows.push(vec![
+            let mut row = vec![
                 service.clone(),
                 iid.clone(),
                 text(info.get("status")),
@@ -106,10 +110,37 @@ fn service_rows(services: &Value, now: DateTime<Utc>) -> Option<Vec<Vec<String>>
                 text(meta.and_then(|m| m.get("host"))),
                 heartbeat(info.get("last_heartbeat"), now),
                 text(info.get("degraded_reason")),
-            ]);
+            ];
+            row.extend(stats_columns(info.get("stats")));
+            rows.push(row);
         }
     }
     Some(rows)
+}
+
+/// The counters a kontiki-rs instance sends with its heartbeats (the Rust registry keeps the
+/// last): calls `ok/err/fail`, the mean answer time, events `ok/retried/dead-lettered` and the
+/// work in flight; `-` for an instance that sends none (Python Kontiki).
+fn stats_columns(stats: Option<&Value>) -> [String; 4] {
+    let Some(stats) = stats.filter(|s| s.is_object()) else {
+        return ["-", "-", "-", "-"].map(str::to_owned);
+    };
+    let n = |k: &str| stats.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mean = stats
+        .get("rpc_mean_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    [
+        format!("{}/{}/{}", n("rpc_ok"), n("rpc_errors"), n("rpc_failed")),
+        format!("{mean:.1} ms"),
+        format!(
+            "{}/{}/{}",
+            n("events_ok"),
+            n("events_retried"),
+            n("events_dead_lettered")
+        ),
+        n("in_flight").to_string(),
+    ]
 }
 
 /// `2026-11-29 14:30:01 (3s ago)`; `never` when the instance sent none.
@@ -232,14 +263,18 @@ mod tests {
         let answer = json!({
             "proto-svc": {"77470e96": {"status": "degraded",
                 "last_heartbeat": "2026-11-29T04:20:47.181931+00:00", "degraded_reason": "manual degrade",
-                "metadata": {"service_version": "9.9.9", "host": "vm"}}},
+                "metadata": {"service_version": "9.9.9", "host": "vm"},
+                "stats": {"rpc_ok": 12, "rpc_errors": 2, "rpc_failed": 1, "rpc_mean_ms": 3.25,
+                    "events_ok": 40, "events_retried": 3, "events_dead_lettered": 1, "in_flight": 2}}},
             "a-svc": {"i2": {"status": "down", "last_heartbeat": null, "degraded_reason": null, "metadata": {}}}
         });
         let rows = service_rows(&answer, now).unwrap();
         assert_eq!(
             rows,
             vec![
-                vec!["a-svc", "i2", "down", "-", "-", "never", "-"],
+                vec![
+                    "a-svc", "i2", "down", "-", "-", "never", "-", "-", "-", "-", "-"
+                ],
                 vec![
                     "proto-svc",
                     "77470e96",
@@ -247,7 +282,11 @@ mod tests {
                     "9.9.9",
                     "vm",
                     "2026-11-29 04:20:47 (2s ago)",
-                    "manual degrade"
+                    "manual degrade",
+                    "12/2/1",
+                    "3.2 ms",
+                    "40/3/1",
+                    "2"
                 ],
             ]
         );

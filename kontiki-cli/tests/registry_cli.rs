@@ -215,3 +215,73 @@ async fn registry_python_lists_rust_and_python_services() {
     registry.stop().await;
     m.close().await;
 }
+
+/// A kontiki-rs instance sends its counters with each heartbeat; the Rust registry keeps the
+/// last ones and `kontiki services` shows them (`-` for a Python instance, which sends none).
+#[tokio::test]
+async fn registry_rust_shows_instance_counters() {
+    let m = support::messenger().await;
+    let registry = RustRegistry::start().await;
+    let name = unique("cli-stats");
+    let svc = support::rust_service(&name, true).await;
+    let iid = svc.identity().instance_id.to_string();
+    for x in 1..=3 {
+        let v = m
+            .call(&name, "double", vec![json!(x)], Default::default())
+            .await
+            .expect("double");
+        assert_eq!(v, json!(2 * x));
+    }
+    let err = m
+        .call(&name, "double", vec![json!("two")], Default::default())
+        .await
+        .expect_err("a declared error");
+    assert!(err.to_string().contains("INVALID_ARGUMENTS"), "{err}");
+
+    // The next heartbeat (every second) carries the four answers.
+    let stats = eventually("the counters in get_services", 30, || async {
+        let run = kontiki(&["services", "--json"]).await;
+        let v: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("{e}: {run:?}"))?;
+        let stats = v[&name][&iid]["stats"].clone();
+        if stats["rpc_ok"] == json!(3) && stats["rpc_errors"] == json!(1) {
+            Ok(stats)
+        } else {
+            Err(format!("stats {stats}"))
+        }
+    })
+    .await;
+    assert_eq!(stats["rpc_failed"], json!(0), "{stats}");
+    assert_eq!(stats["in_flight"], json!(0), "{stats}");
+    assert_eq!(stats["events_ok"], json!(0), "{stats}");
+    assert!(
+        stats["rpc_mean_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{stats}"
+    );
+
+    let text = kontiki(&["services"]).await.ok().to_owned();
+    let header = text.lines().next().expect("a header line");
+    assert!(
+        header.contains("CALLS OK/ERR/FAIL") && header.contains("EVENTS OK/RETRY/DEAD"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{text}"));
+    assert!(row.contains(" 3/1/0 ") && row.contains(" 0/0/0 "), "{row}");
+
+    svc.shutdown().await;
+    let queues: Vec<String> = [
+        "___kontiki__internal_session_open__",
+        "double",
+        "slow",
+        "whoami",
+        "headers",
+    ]
+    .iter()
+    .map(|m| format!("{name}.{m}.queue"))
+    .collect();
+    support::delete_queues(&queues).await;
+    registry.stop().await;
+    m.close().await;
+}

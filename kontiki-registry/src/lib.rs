@@ -18,8 +18,8 @@
 
 use crate::registry::{
     Dropped, ExceptionRecord, FailedMessages, InstanceDeregistered, InstanceInfo,
-    InstanceRegistered, InstanceStatus, Registration, Replayed, Services, StatusChanged,
-    TimelineEntry, service_registry,
+    InstanceRegistered, InstanceStats, InstanceStatus, Registration, Replayed, Services,
+    StatusChanged, TimelineEntry, service_registry,
 };
 use chrono::{DateTime, SubsecRound as _, Utc};
 use kontiki_rt::{
@@ -244,6 +244,8 @@ struct Instance {
     degraded: bool,
     reason: Option<String>,
     tracked: InstanceStatus,
+    /// The counters of its last heartbeat (kontiki-rs instances send them).
+    stats: Option<InstanceStats>,
 }
 
 impl Instance {
@@ -436,6 +438,7 @@ pub fn decode_intake(routing_key: &str, body: &[u8]) -> Result<(), String> {
                 degraded: false,
                 reason: None,
                 tracked: InstanceStatus::Down,
+                stats: None,
             };
             let _ = instance.status(Instant::now());
             let _ = instance.live(Instant::now());
@@ -605,6 +608,7 @@ impl Registry {
                             None
                         },
                         metadata: inst.metadata.clone(),
+                        stats: inst.stats.clone(),
                     },
                 );
             }
@@ -774,6 +778,7 @@ impl Registry {
                     degraded,
                     reason,
                     tracked: InstanceStatus::Down,
+                    stats: None,
                 },
             );
         }
@@ -842,6 +847,10 @@ impl Registry {
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         });
+        // A fixed set of numbers: anything else (a remote value) is dropped, not stored.
+        let stats = body
+            .get("stats")
+            .and_then(|v| serde_json::from_value::<InstanceStats>(v.clone()).ok());
         let now = Instant::now();
         enum Next {
             Changed(StatusChanged),
@@ -855,6 +864,7 @@ impl Registry {
                     inst.last_heartbeat = Some(now_utc());
                     inst.last_seen = Some(now);
                     inst.degraded = degraded;
+                    inst.stats = stats;
                     // Unlike Kontiki, a degraded heartbeat without a reason clears the old one.
                     inst.reason = if degraded { reason } else { None };
                     let status = inst.status(now);
@@ -1375,6 +1385,7 @@ mod tests {
             degraded: false,
             reason: None,
             tracked: InstanceStatus::Down,
+            stats: None,
         };
         let now = Instant::now();
         assert_eq!(inst.status(now), InstanceStatus::Down, "no heartbeat yet");
@@ -1478,6 +1489,7 @@ mod tests {
                     degraded: false,
                     reason: None,
                     tracked: InstanceStatus::Active,
+                    stats: None,
                 },
             );
         }

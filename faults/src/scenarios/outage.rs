@@ -1,4 +1,4 @@
-//! 13: events across a long broker outage (issue 15, item 8).
+//! 15: events across a long broker outage (issue 15, item 8).
 //!
 //! Kontiki declares `event_exchange` non-durable, so a broker restart drops every binding of a
 //! durable competing queue whose consumer is down; until the consumer declares it again, an

@@ -24,6 +24,7 @@ __all__ = [
     "InstanceDeregistered",
     "InstanceInfo",
     "InstanceRegistered",
+    "InstanceStats",
     "InstanceStatus",
     "InvalidStatusError",
     "Registration",
@@ -99,6 +100,37 @@ class InstanceInfo(_k.Model):
 
     metadata: Registration
     """The registration body."""
+
+    stats: InstanceStats | None = None
+    """The counters of the last heartbeat (kontiki-rs services send them; Kontiki's do not)."""
+
+
+class InstanceStats(_k.Model):
+    """What a kontiki-rs instance counted since it started, sent with each heartbeat."""
+
+    rpc_ok: _k.I64
+    """RPC requests answered with a result."""
+
+    rpc_errors: _k.I64
+    """RPC requests answered with a declared error code."""
+
+    rpc_failed: _k.I64
+    """RPC requests that ended in an internal error or the handler timeout."""
+
+    rpc_mean_ms: _k.F64
+    """Mean time to answer a request, in milliseconds (0 before the first)."""
+
+    events_ok: _k.I64
+    """Events handled and acked."""
+
+    events_retried: _k.I64
+    """Event deliveries given back for another attempt."""
+
+    events_dead_lettered: _k.I64
+    """Events dead-lettered (or dropped) after their last attempt."""
+
+    in_flight: _k.I64
+    """Requests and events being handled when the heartbeat left."""
 
 
 class FailedMessages(_k.Model):
@@ -244,6 +276,7 @@ TimelineEntry: TypeAlias = dict[str, _k.Json]
 
 Registration.model_rebuild()
 InstanceInfo.model_rebuild()
+InstanceStats.model_rebuild()
 FailedMessages.model_rebuild()
 Replayed.model_rebuild()
 Dropped.model_rebuild()

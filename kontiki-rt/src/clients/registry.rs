@@ -10,6 +10,7 @@
 
 use crate::clients::messenger::{Identity, Messenger};
 use crate::error::{Error, Result};
+use crate::observe::stats::InstanceStats;
 use crate::transport::connection::{Hook, Link};
 use crate::transport::flow::FlowContext;
 use crate::transport::wire;
@@ -65,6 +66,8 @@ pub(crate) struct RegistryClient {
     interval: Duration,
     report_uncaught: bool,
     check: Option<HealthCheck>,
+    /// The instance's counters, sent with each heartbeat.
+    stats: Arc<InstanceStats>,
     registered: AtomicBool,
 }
 
@@ -89,7 +92,12 @@ pub(crate) struct Registration {
 }
 
 impl RegistryClient {
-    pub(crate) fn new(messenger: Messenger, reg: Registration, check: Option<HealthCheck>) -> Self {
+    pub(crate) fn new(
+        messenger: Messenger,
+        stats: Arc<InstanceStats>,
+        reg: Registration,
+        check: Option<HealthCheck>,
+    ) -> Self {
         let identity = messenger.identity().clone();
         let interval_secs = reg.heartbeat_interval.as_secs_f64();
         let heartbeat_interval = if reg.heartbeat_interval.subsec_nanos() == 0 {
@@ -118,6 +126,7 @@ impl RegistryClient {
             interval: reg.heartbeat_interval,
             report_uncaught: reg.report_uncaught,
             check,
+            stats,
             registered: AtomicBool::new(false),
         }
     }
@@ -173,6 +182,8 @@ impl RegistryClient {
                 }
             }
         }
+        // kontiki-rs only; Kontiki's registry reads the keys above and ignores this one.
+        body.insert("stats".into(), self.stats.snapshot());
         self.publish_logged("registry.heartbeat", &Value::Object(body))
             .await;
     }

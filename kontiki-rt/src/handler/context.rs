@@ -20,6 +20,8 @@ pub struct Container {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// Set once the service consumes its queues, cleared when shutdown begins (`/ready`).
     pub(crate) serving: std::sync::atomic::AtomicBool,
+    /// The instance's counters, sent with its heartbeats.
+    pub(crate) stats: Arc<crate::observe::stats::InstanceStats>,
 }
 
 impl Container {

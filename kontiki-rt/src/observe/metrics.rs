@@ -246,6 +246,7 @@ pub(crate) fn http_served(service: &str, route: &str, status: u16, elapsed: Dura
 pub(crate) struct RpcServerMetrics {
     #[cfg(feature = "metrics")]
     handles: Option<RpcHandles>,
+    stats: std::sync::Arc<super::stats::InstanceStats>,
 }
 
 #[cfg(feature = "metrics")]
@@ -261,8 +262,13 @@ struct RpcHandles {
 }
 
 impl RpcServerMetrics {
-    /// Registers the handles, or none when `on` is false.
-    pub(crate) fn new(on: bool, service: &str, method: &str) -> Self {
+    /// Registers the handles, or none when `on` is false; `stats` counts always.
+    pub(crate) fn new(
+        on: bool,
+        service: &str,
+        method: &str,
+        stats: std::sync::Arc<super::stats::InstanceStats>,
+    ) -> Self {
         #[cfg(feature = "metrics")]
         {
             let handles = on.then(|| {
@@ -285,17 +291,18 @@ impl RpcServerMetrics {
                     labels,
                 }
             });
-            Self { handles }
+            Self { handles, stats }
         }
         #[cfg(not(feature = "metrics"))]
         {
             let _ = (on, service, method);
-            Self {}
+            Self { stats }
         }
     }
 
     /// A request is being handled.
     pub(crate) fn started(&self) {
+        self.stats.started();
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.increment(1.0);
@@ -310,6 +317,15 @@ impl RpcServerMetrics {
         timed_out: bool,
         elapsed: Duration,
     ) {
+        use super::stats::RpcOutcome;
+        let outcome = if envelope.success && !timed_out {
+            RpcOutcome::Ok
+        } else if !timed_out && envelope.error_type == crate::transport::wire::ErrorType::Client {
+            RpcOutcome::Declared
+        } else {
+            RpcOutcome::Failed
+        };
+        self.stats.rpc_answered(outcome, elapsed);
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.decrement(1.0);
@@ -348,6 +364,7 @@ impl RpcServerMetrics {
 pub(crate) struct EventMetrics {
     #[cfg(feature = "metrics")]
     handles: Option<EventHandles>,
+    stats: std::sync::Arc<super::stats::InstanceStats>,
 }
 
 #[cfg(feature = "metrics")]
@@ -362,8 +379,14 @@ struct EventHandles {
 }
 
 impl EventMetrics {
-    /// Registers the handles, or none when `on` is false.
-    pub(crate) fn new(on: bool, service: &str, handler: &str, event_type: &str) -> Self {
+    /// Registers the handles, or none when `on` is false; `stats` counts always.
+    pub(crate) fn new(
+        on: bool,
+        service: &str,
+        handler: &str,
+        event_type: &str,
+        stats: std::sync::Arc<super::stats::InstanceStats>,
+    ) -> Self {
         #[cfg(feature = "metrics")]
         {
             let handles = on.then(|| {
@@ -390,17 +413,18 @@ impl EventMetrics {
                     ),
                 }
             });
-            Self { handles }
+            Self { handles, stats }
         }
         #[cfg(not(feature = "metrics"))]
         {
             let _ = (on, service, handler, event_type);
-            Self {}
+            Self { stats }
         }
     }
 
     /// A delivery is being handled.
     pub(crate) fn started(&self) {
+        self.stats.started();
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.increment(1.0);
@@ -414,6 +438,7 @@ impl EventMetrics {
         redelivered: bool,
         elapsed: Duration,
     ) {
+        self.stats.event_settled(settled);
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.decrement(1.0);

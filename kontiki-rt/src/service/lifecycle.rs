@@ -88,6 +88,7 @@ impl Service {
             registry: std::sync::OnceLock::new(),
             observer: self.observer.clone(),
             serving: AtomicBool::new(false),
+            stats: Arc::default(),
         });
         if container.settings.metrics.enabled {
             crate::observe::metrics::install();
@@ -118,6 +119,7 @@ impl Service {
                     container.settings.metrics.enabled,
                     &container.identity.service_name,
                     &ep.name,
+                    container.stats.clone(),
                 );
                 (ep.name.to_string(), m)
             })
@@ -155,6 +157,7 @@ impl Service {
             let reg = &container.settings.registration;
             let client = Arc::new(RegistryClient::new(
                 container.messenger.clone(),
+                container.stats.clone(),
                 Registration {
                     version: container.version.clone(),
                     group: reg.group.clone(),

@@ -625,6 +625,7 @@ pub(super) fn plan_event_queues(
                     &container.identity.service_name,
                     &ep_arc.name,
                     &event_type,
+                    container.stats.clone(),
                 ),
                 binding_key,
                 event_type,
