@@ -11,11 +11,13 @@
 //! `faults/tests/ci.rs` run each at CI scale. docs/RELIABILITY.md says which guarantee each
 //! scenario backs.
 
+pub mod cluster;
 pub mod node;
 pub mod procs;
 pub mod report;
 pub mod scenarios;
 
+pub use cluster::Cluster;
 pub use node::Node;
 pub use report::Report;
 
@@ -83,6 +85,30 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// A context for the cluster scenarios only (13, 14): the binaries, and the three-node
+    /// cluster's node 1 as `node` (each scenario starts the cluster and picks its URLs); the
+    /// suite's own node is not started.
+    pub fn for_cluster(scale: Scale, svc_bin: PathBuf, runner_bin: PathBuf) -> Result<Ctx, String> {
+        for bin in [&svc_bin, &runner_bin] {
+            if !bin.exists() {
+                return Err(format!(
+                    "{} is missing: build it with `cargo build -p kontiki-faults --bins`",
+                    bin.display()
+                ));
+            }
+        }
+        Ok(Ctx {
+            node: Node {
+                name: Cluster::node_name(1),
+                url: "amqp://guest:guest@127.0.0.1:5681/%2f".to_owned(),
+                pid_file: None,
+            },
+            scale,
+            svc_bin,
+            runner_bin,
+        })
+    }
+
     /// The same context on the crash/alarm node (`scripts/broker.sh crash-start`, port 5676),
     /// which scenarios 9 and 10 kill with SIGKILL and put under resource alarms.
     pub fn on_crash_node(&self) -> Result<Ctx, String> {
