@@ -183,8 +183,13 @@ cluster_down() {
   broker_sudo rm -rf "$CLUSTER_DIR"
   for n in "${NODES[@]}"; do
     if node_answers "$n"; then cluster_log "node $n still answers"; return 1; fi
+    if command -v ss >/dev/null 2>&1 &&
+      ss -Hltn "( sport = :$(node_port "$n") or sport = :$(( $(node_port "$n") + 20000 )) )" | grep -q .; then
+      cluster_log "a port of node $n ($(node_port "$n") or $(( $(node_port "$n") + 20000 ))) is still listening"
+      return 1
+    fi
   done
-  cluster_log "down: no node runs, data deleted"
+  cluster_log "down: no node runs, no port of theirs listens, data deleted"
 }
 
 case "${1:-}" in
