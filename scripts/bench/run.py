@@ -9,6 +9,8 @@ Environment:
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
   BENCH_ONLY=rpc,events,idle,http,cluster,codegen   run a subset
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
+  BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
+                       KONTIKI_AMQP_URL; `none` leaves that row out and the report says so)
   KONTIKI_PY           the Python with kontiki==2.3.2 (default: scripts/python-env.sh)
   CARGO_TARGET_DIR     where cargo builds (default target/)
   BENCH_PROFILE=bench  the cargo profile (`dev` only to try the harness: debug figures)
@@ -66,6 +68,7 @@ else:
 CLUSTER_REPLICAS = [1, 2, 4]
 CLUSTER_C = 16
 SINGLE = "single node"
+SINGLE_URL = os.environ.get("BENCH_SINGLE_URL", URL)
 
 
 def log(msg):
@@ -387,7 +390,9 @@ def cluster_round(exes, urls, rnd):
     """{(broker, replicas): {calls_per_s, events_per_s, ...}} for one round: 1 replica on the
     single broker, then 1, 2, 4 on the cluster (the order alternates every round)."""
     out = {}
-    configs = [(SINGLE, URL, 1)] + [("cluster", urls, n) for n in CLUSTER_REPLICAS]
+    configs = [("cluster", urls, n) for n in CLUSTER_REPLICAS]
+    if SINGLE_URL != "none":
+        configs.insert(0, (SINGLE, SINGLE_URL, 1))
     if rnd % 2 == 0:
         configs.reverse()
     for broker, url, n in configs:
@@ -569,21 +574,28 @@ def report(res, meta):
           f"{CLUSTER_C} tasks, then {SIZES['cluster_events']:,} events from {CLUSTER_C} publishers "
           "until all handled; one load process, replicas each a process)")
         w("")
-        w("| broker | replicas | calls/s | / single node | events/s | / single node | "
-          "replica nodes (last round) |")
-        w("|---|---:|---:|---:|---:|---:|---|")
-        base = (SINGLE, 1)
-        for key in [base] + [("cluster", n) for n in CLUSTER_REPLICAS]:
+        w("| broker | replicas | calls/s | / single node | / 1 replica on the cluster | events/s "
+          "| / single node | / 1 replica on the cluster | replica nodes (last round) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        base, one = (SINGLE, 1), ("cluster", 1)
+        keys = [("cluster", n) for n in CLUSTER_REPLICAS]
+        if SINGLE_URL != "none":
+            keys.insert(0, base)
+        for key in keys:
             g = lambda f: med([r[key][f] for r in rounds if key in r])  # noqa: E731
             last = next((r[key]["placement"] for r in reversed(rounds) if key in r), "–")
             w(f"| {key[0]} | {key[1]} | {fmt(g('calls_per_s'))} | "
-              f"{ratio(paired(rounds, key, base, 'calls_per_s'))} | {fmt(g('events_per_s'))} | "
-              f"{ratio(paired(rounds, key, base, 'events_per_s'))} | {last} |")
+              f"{ratio(paired(rounds, key, base, 'calls_per_s'))} | "
+              f"{ratio(paired(rounds, key, one, 'calls_per_s'))} | {fmt(g('events_per_s'))} | "
+              f"{ratio(paired(rounds, key, base, 'events_per_s'))} | "
+              f"{ratio(paired(rounds, key, one, 'events_per_s'))} | {last} |")
         errors = sum(r[k]["call_errors"] + r[k]["publish_errors"] for r in rounds for k in r)
         w("")
-        w(f"Errors (calls and publishes) over all rounds: {errors}. The single node is the broker "
-          f"of the other sections ({redact(URL)}); the cluster is scripts/cluster.sh (RPC queues "
-          "are quorum queues there, docs/cluster.md), all on this machine.")
+        single = ("not measured (BENCH_SINGLE_URL=none)" if SINGLE_URL == "none"
+                  else f"{redact(SINGLE_URL)}")
+        w(f"Errors (calls and publishes) over all rounds: {errors}. The single node: {single}; the "
+          "cluster is scripts/cluster.sh (RPC queues are quorum queues there, docs/cluster.md), "
+          "all on this machine.")
         w("")
     if "codegen" in res:
         w("### Codegen (5,000-line IDL file)")
