@@ -4,7 +4,9 @@
 //! Kontiki replica `faults/py/replica.py` where it says so) on a RabbitMQ node of its own
 //! (`scripts/broker.sh faults-start`: `kontiki-faults@localhost` on port 5673), injects one kind
 //! of fault, counts what was sent, confirmed, handled, duplicated and lost, and fails on any
-//! confirmed message lost or any call that hangs past its timeout + 1 s.
+//! confirmed message lost or any call that hangs past its timeout + 1 s. Scenarios 13 and 14
+//! run on the three-node cluster of `scripts/cluster.sh` instead ([`Cluster`]) and stop one of
+//! its nodes.
 //!
 //! `cargo run -p kontiki-faults --release -- [--scale ci|full] [scenario...]` runs them and
 //! prints one table per scenario (`make faults` runs the full scale); the tests in

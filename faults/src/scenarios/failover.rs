@@ -72,8 +72,8 @@ fn placement(conns: &[(String, usize)], procs: &[&Proc]) -> String {
 }
 
 /// Waits until every record file has grown past `since` (each instance handled an event),
-/// publishing 10 probe events (numbers from `*probe`, outside the counted ones) whenever a
-/// round of 500 ms passes without it; `Err` names the instances that handled none.
+/// publishing rounds of 10 probe events (numbers from `*probe`, outside the counted ones,
+/// 50 ms apart) until it does, at most `limit`; `Err` names the instances that handled none.
 async fn each_handles(
     m: &Messenger,
     tick: &str,
