@@ -145,6 +145,18 @@ async fn await_leader(
     }
 }
 
+/// Calls `echo` on the Python replica's own queue: whether it answered with the argument.
+async fn python_echoes(m: &Messenger, svc: &str, iid: &str) -> bool {
+    let body = serde_json::to_vec(&json!({"args": ["hello"], "kwargs": {}})).unwrap_or_default();
+    let options = CallOptions::default()
+        .timeout(CALL_TIMEOUT)
+        .instance(iid.to_owned());
+    matches!(
+        m.call_raw(svc, "echo", body, options).await,
+        Ok(Value::String(s)) if s == "hello"
+    )
+}
+
 /// What the probe of rust-1's own queue saw: (when the call started, when it ended, ok).
 type ProbeLog = Arc<Mutex<Vec<(Instant, Instant, bool)>>>;
 
@@ -275,6 +287,12 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     let publisher_on_victim = client_node("faults-cluster-publisher") == format!("c{victim}");
     let dup_bound =
         PREFETCH * consumers_on_victim + if publisher_on_victim { publishers } else { 0 };
+
+    // The Python replica serves RPC on the cluster too (its `echo`, on its own queue).
+    let py_before = python_echoes(&prober, &svc, &python1.instance_id).await;
+    report.check(py_before, || {
+        "python-1 did not answer echo on its own queue before the stop".to_owned()
+    });
 
     let stop_calls = Arc::new(AtomicBool::new(false));
     let (calls, call_tasks) = call_load(
@@ -558,6 +576,14 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     report.check(after[victim - 1] > 0, || {
         format!("c{victim} leads no quorum queue after the rebalance: {after:?}")
     });
+
+    let py_after = python_echoes(&prober, &svc, &python1.instance_id).await;
+    report.check(py_after, || {
+        "python-1 did not answer echo on its own queue after the return".to_owned()
+    });
+    report.note(format!(
+        "python-1 answered echo on its own queue: before the stop {py_before}, after the return {py_after}"
+    ));
 
     // The pinned caller calls again once its node is back.
     let pinned_back = wait_until(Duration::from_secs(30), || {
