@@ -14,6 +14,17 @@
 # port + 20000, with data and logs under target/cluster/cN and no plugins. They share the
 # Debian package's Erlang cookie, so `rabbitmqctl -n kontiki-c1@localhost ...` reaches them.
 # Neither the shared broker (5672) nor the fault-injection node (5673) is touched.
+#
+# Kontiki declares its RPC request queues as plain durable queues, which are classic queues
+# living on one node: while that node is down they cannot be used or declared again. `up`
+# therefore makes them survive a node (docs/cluster.md, "What survives what"), as
+# CLUSTER_RPC_HA says:
+#   quorum (default)  vhost / gets `default_queue_type` quorum (recreated while it holds no
+#                     queue): every durable queue declared without `x-queue-type`, as Kontiki
+#                     declares its RPC queues, is a quorum queue replicated on the 3 nodes
+#   mirror            a policy `kontiki-ha` mirrors every classic queue on all nodes
+#                     (ha-mode all, ha-sync-mode automatic; RabbitMQ 3.x only, removed in 4.0)
+#   off               neither: RPC queues stay on one node (to show what goes wrong)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +34,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 CLUSTER_BASE_PORT="${CLUSTER_BASE_PORT:-5680}"
 CLUSTER_DIR="${CLUSTER_DIR:-$ROOT/target/cluster}"
+CLUSTER_RPC_HA="${CLUSTER_RPC_HA:-quorum}"
 NODES=(1 2 3)
 
 cluster_log() { printf 'cluster: %s\n' "$*" >&2; }
@@ -109,8 +121,45 @@ cluster_up() {
     cluster_log "the cluster has $running running nodes, not 3"
     return 1
   fi
-  cluster_log "3 nodes up and clustered in $((SECONDS - start))s"
+  apply_rpc_ha || return 1
+  cluster_log "3 nodes up and clustered in $((SECONDS - start))s (RPC queues: $CLUSTER_RPC_HA)"
   cluster_status
+}
+
+# Makes the RPC queues survive a node, as CLUSTER_RPC_HA says (see the header).
+apply_rpc_ha() {
+  local dqt queues
+  dqt=$(node_ctl 1 -q list_vhosts name default_queue_type | awk -F'\t' '$1 == "/" { print $2 }')
+  case "$CLUSTER_RPC_HA" in
+    quorum)
+      node_ctl 1 -q clear_policy kontiki-ha >/dev/null 2>&1
+      [[ "$dqt" == quorum ]] && return 0
+      # A vhost's default queue type is set when it is created (RabbitMQ 3.10 cannot change
+      # it), and a classic queue declared again without a type would then be refused.
+      queues=$(node_ctl 1 -q list_queues -p / name | grep -c .)
+      if (( queues > 0 )); then
+        cluster_log "vhost / holds $queues queues; its default queue type can only change while it is empty: run down, then up"
+        return 1
+      fi
+      node_ctl 1 -q delete_vhost / >/dev/null &&
+        node_ctl 1 -q add_vhost / --default-queue-type quorum >/dev/null &&
+        node_ctl 1 -q set_permissions -p / guest '.*' '.*' '.*' >/dev/null ||
+        { cluster_log "could not recreate vhost / with default queue type quorum"; return 1; }
+      ;;
+    mirror)
+      node_ctl 1 -q set_policy --apply-to queues kontiki-ha '.*' \
+        '{"ha-mode":"all","ha-sync-mode":"automatic"}' >/dev/null ||
+        { cluster_log "could not set the mirroring policy"; return 1; }
+      ;;
+    off)
+      node_ctl 1 -q clear_policy kontiki-ha >/dev/null 2>&1
+      ;;
+    *) cluster_log "CLUSTER_RPC_HA is quorum, mirror or off, not '$CLUSTER_RPC_HA'"; return 1 ;;
+  esac
+  if [[ "$CLUSTER_RPC_HA" != quorum && "$dqt" == quorum ]]; then
+    cluster_log "vhost / has default queue type quorum from an earlier up: run down, then up"
+    return 1
+  fi
 }
 
 cluster_status() {
@@ -134,8 +183,13 @@ cluster_down() {
   broker_sudo rm -rf "$CLUSTER_DIR"
   for n in "${NODES[@]}"; do
     if node_answers "$n"; then cluster_log "node $n still answers"; return 1; fi
+    if command -v ss >/dev/null 2>&1 &&
+      ss -Hltn "( sport = :$(node_port "$n") or sport = :$(( $(node_port "$n") + 20000 )) )" | grep -q .; then
+      cluster_log "a port of node $n ($(node_port "$n") or $(( $(node_port "$n") + 20000 ))) is still listening"
+      return 1
+    fi
   done
-  cluster_log "down: no node runs, data deleted"
+  cluster_log "down: no node runs, no port of theirs listens, data deleted"
 }
 
 case "${1:-}" in
@@ -145,5 +199,5 @@ case "${1:-}" in
   urls) cluster_urls ;;
   stop-node) check_node_arg "${2:-}"; stop_node "$2" ;;
   start-node) check_node_arg "${2:-}"; ensure_server && start_node "$2" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -15,7 +15,10 @@
 # Tests that restart or disturb the broker live in test binaries named `disrupt_*`; they run
 # after all others, one at a time. The fault-injection suite (faults/, package kontiki-faults)
 # runs last at CI scale, one scenario at a time, on a RabbitMQ node of its own
-# (scripts/broker.sh faults-start, port 5673), which is stopped afterwards.
+# (scripts/broker.sh faults-start, port 5673), which is stopped afterwards; its scenarios 13
+# and 14 and the bench smoke's scale-out section use the three-node cluster of
+# scripts/cluster.sh (ports 5681-5683), started before the bench smoke and taken down at the
+# end (a step checks that no node process or port is left).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -210,6 +213,9 @@ bench_smoke() {
   }
   tail -n 1 "$LOG_DIR/bench-smoke.err"
 }
+# The three-node cluster for the bench smoke's scale-out section and the fault suite's
+# scenarios 13 and 14 (started once for both; the fault suite takes it down).
+step "three-node RabbitMQ cluster (scripts/cluster.sh up)" bash "$ROOT/scripts/cluster.sh" up
 step "bench harness smoke (BENCH_QUICK=1)" bench_smoke
 # `cargo install --path` of kontiki, kontiki-codegen and kontiki-registry from a fresh clone.
 step "cargo install --path (fresh clone, three binaries)" bash "$ROOT/scripts/install-check.sh"
@@ -223,6 +229,8 @@ else
   step "fault-injection suite (CI scale)" run_tests "$LOG_DIR/faults.log" -p kontiki-faults --locked -- --test-threads 1
 fi
 bash "$ROOT/scripts/broker.sh" faults-stop >/dev/null 2>&1 || true
+# Normally down already (the fault suite's cluster test takes it down); checks no node is left.
+step "three-node cluster down (no node, no port left)" bash "$ROOT/scripts/cluster.sh" down
 bash "$ROOT/scripts/tls-broker.sh" stop >/dev/null 2>&1 || true
 # The node requiring client certificates that kontiki-rt/tests/tls.rs starts and stops itself
 # (stopped here too in case the test was killed before it could).

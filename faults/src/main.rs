@@ -5,7 +5,7 @@
 //! restarts it as a process of its own).
 
 use clap::Parser;
-use kontiki_faults::{Ctx, Scale, scenarios};
+use kontiki_faults::{Cluster, Ctx, Scale, scenarios};
 use std::process::ExitCode;
 
 /// The kontiki-rs fault-injection suite.
@@ -21,7 +21,8 @@ struct Cli {
     /// Scenarios to run (default: all), by full name or number:
     /// 1-broker-restart 2-close-connections 3-sigkill 4-sigterm 5-poison 6-rpc-errors
     /// 7-registry-restart 8-python-replica-restart 9-broker-kill9 10-resource-alarm
-    /// 11-close-during-sigterm.
+    /// 11-close-during-sigterm 12-hung-handlers 13-cluster-node-stop 14-cluster-leader-stop
+    /// (13 and 14 start the three-node cluster of scripts/cluster.sh and take it down after).
     scenarios: Vec<String>,
 }
 
@@ -62,7 +63,13 @@ fn main() -> ExitCode {
         }
     };
     let svc_bin = exe.with_file_name("faults-svc");
-    let ctx = match Ctx::new(scale, svc_bin, exe) {
+    let only_cluster = names.iter().all(|n| scenarios::ON_CLUSTER.contains(n));
+    let ctx = if only_cluster {
+        Ctx::for_cluster(scale, svc_bin, exe)
+    } else {
+        Ctx::new(scale, svc_bin, exe)
+    };
+    let ctx = match ctx {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,15 +86,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "kontiki-faults: scale {}, node {} ({})",
-        cli.scale, ctx.node.name, ctx.node.url
-    );
+    if only_cluster {
+        println!(
+            "kontiki-faults: scale {}, the three-node cluster of scripts/cluster.sh",
+            cli.scale
+        );
+    } else {
+        println!(
+            "kontiki-faults: scale {}, node {} ({})",
+            cli.scale, ctx.node.name, ctx.node.url
+        );
+    }
     let mut failed = Vec::new();
-    for name in names {
+    for &name in &names {
         let outcome = runtime.block_on(scenarios::run(&ctx, name));
         // A scenario that failed between stop_app and start_app must not leave the node down.
-        ctx.node.start_app();
+        if !scenarios::ON_CLUSTER.contains(&name) {
+            ctx.node.start_app();
+        }
         match outcome {
             Ok(report) => {
                 println!("{report}");
@@ -98,6 +114,15 @@ fn main() -> ExitCode {
             Err(e) => {
                 println!("== {name} [ERROR]\n   {e}\n");
                 failed.push(name);
+            }
+        }
+    }
+    if names.iter().any(|n| scenarios::ON_CLUSTER.contains(n)) {
+        match Cluster::down() {
+            Ok(()) => println!("kontiki-faults: cluster taken down (scripts/cluster.sh down)"),
+            Err(e) => {
+                println!("kontiki-faults: the cluster could not be taken down: {e}");
+                failed.push("cluster down");
             }
         }
     }

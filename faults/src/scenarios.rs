@@ -1,4 +1,4 @@
-//! The scenarios of issues 10 and 15. Each returns a [`Report`]; `Err` is a scenario that could
+//! The scenarios of issues 10, 15 and 16. Each returns a [`Report`]; `Err` is a scenario that could
 //! not run (a service that did not start, a broker command that failed).
 
 use crate::procs::{self, Proc, Spec};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 mod outage;
 
 /// The scenario names, in order.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 15] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -27,8 +27,16 @@ pub const ALL: [&str; 13] = [
     "10-resource-alarm",
     "11-close-during-sigterm",
     "12-hung-handlers",
+    "13-cluster-node-stop",
+    "14-cluster-leader-stop",
     "15-outage-bindings",
 ];
+
+/// The scenarios that run on the three-node cluster (`scripts/cluster.sh`); whoever runs them
+/// takes the cluster down afterwards ([`crate::Cluster::down`]).
+pub const ON_CLUSTER: [&str; 2] = ["13-cluster-node-stop", "14-cluster-leader-stop"];
+
+mod failover;
 
 /// Runs the scenario `name` (one of [`ALL`]).
 pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
@@ -48,6 +56,12 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
         "10-resource-alarm" => resource_alarm(&ctx.on_crash_node()?, name).await?,
         "11-close-during-sigterm" => close_during_sigterm(&ctx.on_crash_node()?, name).await?,
         "12-hung-handlers" => hung_handlers(ctx, name).await?,
+        "13-cluster-node-stop" => {
+            failover::failover(ctx, name, failover::Victim::InstanceNode).await?
+        }
+        "14-cluster-leader-stop" => {
+            failover::failover(ctx, name, failover::Victim::QueueLeader).await?
+        }
         "15-outage-bindings" => outage::outage_bindings(ctx, name).await?,
         other => {
             return Err(format!(

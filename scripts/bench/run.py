@@ -7,8 +7,10 @@ Environment:
   BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
                        ratio the median of the per-round ratios
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
-  BENCH_ONLY=rpc,events,idle,http,codegen   run a subset
+  BENCH_ONLY=rpc,events,idle,http,cluster,codegen   run a subset
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
+  BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
+                       KONTIKI_AMQP_URL; `none` leaves that row out and the report says so)
   KONTIKI_PY           the Python with kontiki==2.3.2 (default: scripts/python-env.sh)
   CARGO_TARGET_DIR     where cargo builds (default target/)
   BENCH_PROFILE=bench  the cargo profile (`dev` only to try the harness: debug figures)
@@ -17,7 +19,10 @@ Each round runs, in order: RPC (kontiki-rt/benches/rpc.rs with `kontiki-rs` and 
 the Python client against the Python service; the order of Rust and Python alternates every
 round), events (kontiki-rt/benches/events.rs with `kontiki-rs` and `raw-lapin`, and the Python
 pair), idle footprint (kontiki-rt/examples/idle_service.rs in both modes and
-scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_demo.rs). The
+scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_demo.rs), and
+scale-out (kontiki-rt/examples/cluster_bench.rs: 1 replica on the single broker of
+KONTIKI_AMQP_URL, then 1, 2 and 4 replicas on the three-node cluster of scripts/cluster.sh,
+started for the run when it is not up and taken down after; one load process each). The
 IDL/codegen benchmarks run once at the end (they take their own medians). Everything is built
 with the `bench` profile (release + line tables).
 
@@ -43,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "rpc,events,idle,http,codegen").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "rpc,events,idle,http,cluster,codegen").split(",")))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
 PROFILE = os.environ.get("BENCH_PROFILE", "bench")
@@ -53,10 +58,17 @@ METRICS_OFF = "kontiki-rs, metrics off"
 
 if QUICK:
     SIZES = dict(rs_calls1=200, rs_callsN=1000, py_calls1=100, py_callsN=500, warmup=50,
-                 events=1000, ev_warmup=100, idle_s=0.5, http_s=1)
+                 events=1000, ev_warmup=100, idle_s=0.5, http_s=1,
+                 cluster_calls=200, cluster_events=300)
 else:
     SIZES = dict(rs_calls1=3000, rs_callsN=10000, py_calls1=1000, py_callsN=5000, warmup=300,
-                 events=20000, ev_warmup=500, idle_s=2.0, http_s=4)
+                 events=20000, ev_warmup=500, idle_s=2.0, http_s=4,
+                 cluster_calls=5000, cluster_events=10000)
+# Scale-out: replicas on the cluster, and the load's concurrency (calls and publishers).
+CLUSTER_REPLICAS = [1, 2, 4]
+CLUSTER_C = 16
+SINGLE = "single node"
+SINGLE_URL = os.environ.get("BENCH_SINGLE_URL", URL)
 
 
 def log(msg):
@@ -125,6 +137,7 @@ class Proc:
             if not line or line.startswith("READY"):
                 break
         timer.cancel()
+        self.ready_line = line.strip()
         self.ready_s = time.perf_counter() - self.t_spawn
         if not line:
             self.err.seek(0)
@@ -340,6 +353,73 @@ def start_http_demo(exe):
                "bare": f"http://127.0.0.1:{bare}/api/v1/health"}
 
 
+def cluster_script(*args):
+    """Runs scripts/cluster.sh ARGS; returns its stdout, dies with its stderr on failure."""
+    p = subprocess.run(["bash", "scripts/cluster.sh", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        die(f"scripts/cluster.sh {' '.join(args)} failed (the cluster section needs the Debian "
+            f"rabbitmq-server and root or password-less sudo; leave `cluster` out of BENCH_ONLY "
+            f"to run without it):\n{p.stderr[-3000:]}")
+    return p.stdout
+
+
+def cluster_start():
+    """Starts the three-node cluster unless it runs; returns (its URL list, started by us)."""
+    up = subprocess.run(["bash", "scripts/cluster.sh", "status"], cwd=ROOT,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if not up:
+        log("starting the three-node cluster (scripts/cluster.sh up)")
+    cluster_script("up")
+    return cluster_script("urls").strip(), not up
+
+
+def placement(iids):
+    """`c1 c1 c3`: the node each replica's connections are on (rabbitmqctl list_connections)."""
+    p = subprocess.run(["rabbitmqctl", "-q", "-n", "kontiki-c1@localhost", "list_connections",
+                        "pid", "client_properties"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    nodes = []
+    for iid in iids:
+        found = re.search(r"<kontiki-c(\d)@[^\n]*" + re.escape(iid), p.stdout)
+        nodes.append(f"c{found.group(1)}" if found else "?")
+    return " ".join(nodes)
+
+
+def cluster_round(exes, urls, rnd):
+    """{(broker, replicas): {calls_per_s, events_per_s, ...}} for one round: 1 replica on the
+    single broker, then 1, 2, 4 on the cluster (the order alternates every round)."""
+    out = {}
+    configs = [("cluster", urls, n) for n in CLUSTER_REPLICAS]
+    if SINGLE_URL != "none":
+        configs.insert(0, (SINGLE, SINGLE_URL, 1))
+    if rnd % 2 == 0:
+        configs.reverse()
+    for broker, url, n in configs:
+        # Fixed names: the queues are reused by the next round and run.
+        name = f"bench-scale-{'single' if broker == SINGLE else 'cluster'}-{n}"
+        env = {"KONTIKI_AMQP_URL": url, "RUST_LOG": "warn"}
+        replicas = []
+        try:
+            for _ in range(n):
+                replicas.append(Proc([exes["cluster_bench"], "serve", name], env))
+            iids = [r.ready_line.split()[1] for r in replicas]
+            where = placement(iids) if broker == "cluster" else "-"
+            text = run_json([exes["cluster_bench"], "load", name, ",".join(iids),
+                             "--calls", str(SIZES["cluster_calls"]),
+                             "--concurrency", str(CLUSTER_C),
+                             "--events", str(SIZES["cluster_events"]),
+                             "--publishers", str(CLUSTER_C)], f"cluster load ({broker}, {n})",
+                            env=env)
+        finally:
+            for r in replicas:
+                r.stop()
+        r = json.loads(text.splitlines()[-1])
+        r["placement"] = where
+        out[(broker, n)] = r
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Report
 
@@ -488,6 +568,35 @@ def report(res, meta):
         w(f"| kontiki-rs / bare axum | {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'per_s'))} "
           f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} |")
         w("")
+    if "cluster" in res:
+        rounds = res["cluster"]
+        w(f"### Scale-out on the three-node cluster ({SIZES['cluster_calls']:,} `echo` calls from "
+          f"{CLUSTER_C} tasks, then {SIZES['cluster_events']:,} events from {CLUSTER_C} publishers "
+          "until all handled; one load process, replicas each a process)")
+        w("")
+        w("| broker | replicas | calls/s | / single node | / 1 replica on the cluster | events/s "
+          "| / single node | / 1 replica on the cluster | replica nodes (last round) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        base, one = (SINGLE, 1), ("cluster", 1)
+        keys = [("cluster", n) for n in CLUSTER_REPLICAS]
+        if SINGLE_URL != "none":
+            keys.insert(0, base)
+        for key in keys:
+            g = lambda f: med([r[key][f] for r in rounds if key in r])  # noqa: E731
+            last = next((r[key]["placement"] for r in reversed(rounds) if key in r), "–")
+            w(f"| {key[0]} | {key[1]} | {fmt(g('calls_per_s'))} | "
+              f"{ratio(paired(rounds, key, base, 'calls_per_s'))} | "
+              f"{ratio(paired(rounds, key, one, 'calls_per_s'))} | {fmt(g('events_per_s'))} | "
+              f"{ratio(paired(rounds, key, base, 'events_per_s'))} | "
+              f"{ratio(paired(rounds, key, one, 'events_per_s'))} | {last} |")
+        errors = sum(r[k]["call_errors"] + r[k]["publish_errors"] for r in rounds for k in r)
+        w("")
+        single = ("not measured (BENCH_SINGLE_URL=none)" if SINGLE_URL == "none"
+                  else f"{redact(SINGLE_URL)}")
+        w(f"Errors (calls and publishes) over all rounds: {errors}. The single node: {single}; the "
+          "cluster is scripts/cluster.sh (RPC queues are quorum queues there, docs/cluster.md), "
+          "all on this machine.")
+        w("")
     if "codegen" in res:
         w("### Codegen (5,000-line IDL file)")
         w("")
@@ -538,9 +647,10 @@ def main():
     load_before = load()
     py = python_exe()
     exes = {}
-    if ONLY & {"rpc", "events", "idle", "http"}:
+    if ONLY & {"rpc", "events", "idle", "http", "cluster"}:
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
-                                 "--example", "idle_service", "--example", "http_demo"]))
+                                 "--example", "idle_service", "--example", "http_demo",
+                                 "--example", "cluster_bench"]))
     if "codegen" in ONLY:
         exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse", "--bench", "toolchain"]))
         exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
@@ -548,7 +658,8 @@ def main():
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
             "of BENCH_ONLY")
     OUT.mkdir(parents=True, exist_ok=True)
-    res = {k: [] for k in ("rpc", "events", "idle", "http") if k in ONLY}
+    res = {k: [] for k in ("rpc", "events", "idle", "http", "cluster") if k in ONLY}
+    cluster_urls, cluster_ours = cluster_start() if "cluster" in ONLY else (None, False)
     with tempfile.TemporaryDirectory(prefix="kontiki-bench-") as tmp:
         py_svc = None
         demo = None
@@ -575,7 +686,13 @@ def main():
                 if "http" in ONLY:
                     log(f"round {rnd}/{RUNS}: http")
                     res["http"].append(http_round(demo[1], rnd))
+                if "cluster" in ONLY:
+                    log(f"round {rnd}/{RUNS}: cluster (scale-out)")
+                    res["cluster"].append(cluster_round(exes, cluster_urls, rnd))
         finally:
+            if cluster_ours:
+                log("taking the cluster down (scripts/cluster.sh down)")
+                cluster_script("down")
             if py_svc:
                 py_svc[1].stop()
             if demo:
