@@ -3,6 +3,7 @@
 
 pub(crate) mod logfile;
 pub(crate) mod metrics;
+pub(crate) mod otel;
 
 use crate::error::RpcError;
 use crate::transport::wire::Envelope;

@@ -32,6 +32,9 @@ pub struct Service {
     #[cfg(feature = "http")]
     http: crate::entrypoints::http::HttpDefs,
     observer: Option<Arc<dyn Observer>>,
+    /// The application's tracer provider; `None`: the `OTEL_*` environment decides.
+    #[cfg(feature = "otel")]
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl std::fmt::Debug for Service {
@@ -81,6 +84,8 @@ impl Service {
                 #[cfg(feature = "http")]
                 http: Default::default(),
                 observer: None,
+                #[cfg(feature = "otel")]
+                tracer_provider: None,
             },
         }
     }
