@@ -43,7 +43,6 @@ pub use observe::logfile::file_name as log_file_name;
 /// OpenTelemetry traces (feature `otel`): when a service exports them, and the tracer
 /// provider it makes. docs/observability.md ("Traces") describes the spans and headers.
 #[cfg(feature = "otel")]
-#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel {
     pub use crate::observe::otel::{otlp_requested, tracer_provider_from_env};
 }

@@ -73,7 +73,6 @@ impl ServiceBuilder {
     /// OpenTelemetry pipeline up, and for tests. The service flushes the provider when it
     /// stops; shutting it down stays with the caller.
     #[cfg(feature = "otel")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     pub fn tracer_provider(
         mut self,
         provider: opentelemetry_sdk::trace::SdkTracerProvider,

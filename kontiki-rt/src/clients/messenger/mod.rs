@@ -134,7 +134,6 @@ impl MessengerBuilder {
     /// [`tracer_provider_from_env`](crate::otel::tracer_provider_from_env) makes one as a
     /// service would.
     #[cfg(feature = "otel")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     pub fn tracer_provider(
         mut self,
         provider: opentelemetry_sdk::trace::SdkTracerProvider,
