@@ -333,11 +333,15 @@ fn extract(headers: Option<&FieldTable>) -> Context {
     }
 }
 
-/// Writes trace context into AMQP headers as long strings, as Kontiki writes its own.
+/// Writes trace context into AMQP headers as long strings, as Kontiki writes its own; an empty
+/// value (the `tracestate` of a trace without one) is left out, as W3C trace context asks.
 struct HeaderWriter<'a>(&'a mut FieldTable);
 
 impl Injector for HeaderWriter<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
         if let Some(k) = wire::header_key(key) {
             self.0.insert(k, wire::header_str(value));
         }
@@ -511,11 +515,36 @@ mod tests {
         let (trace_id, span_id) = client.ids();
         let tp = wire::header_text(Some(&headers), "traceparent").unwrap();
         assert_eq!(tp, format!("00-{trace_id}-{span_id}-01"));
+        assert!(headers.inner().get("tracestate").is_none());
         let server = t.rpc_server(Some(&headers), "svc", "m", "svc.m", Some("cid"));
         let (server_trace, server_span) = server.ids();
         assert_eq!(server_trace, trace_id);
         assert_ne!(server_span, span_id);
         client.end();
+        server.end();
+    }
+
+    #[test]
+    fn tracestate_is_passed_on() {
+        let t = telemetry();
+        let mut inbound = FieldTable::default();
+        inbound.insert(
+            "traceparent".into(),
+            wire::header_str("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        inbound.insert("tracestate".into(), wire::header_str("vendor=abc,other=1"));
+        let server = t.rpc_server(Some(&inbound), "svc", "m", "svc.m", None);
+        let mut outbound = FieldTable::default();
+        server.inject(&mut outbound);
+        assert_eq!(
+            wire::header_text(Some(&outbound), "tracestate"),
+            Some("vendor=abc,other=1")
+        );
+        assert!(
+            wire::header_text(Some(&outbound), "traceparent")
+                .unwrap()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
         server.end();
     }
 
