@@ -238,6 +238,13 @@ async fn one_trace_crosses_http_rpc_and_event_across_two_services() {
         .unwrap();
     assert_eq!(res.status(), 200);
     wait_log(&a, "handled doubled 10").await;
+    // Probes are not traced.
+    let res = client
+        .get(format!("http://{http}/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 
     stop(a).await;
     stop(b).await;
@@ -316,6 +323,13 @@ async fn one_trace_crosses_http_rpc_and_event_across_two_services() {
     for s in [client_span, server_span, producer, consumer] {
         assert_eq!(attr(s, "kontiki.flow_id"), flow);
     }
+
+    assert!(
+        !spans
+            .iter()
+            .any(|g| string_attr(&g.span.attributes, "url.path").as_deref() == Some("/live")),
+        "a probe was traced: {spans:#?}"
+    );
 
     // The request with the malformed traceparent: its HTTP span is a root, and the call and
     // the event that followed share its new trace.

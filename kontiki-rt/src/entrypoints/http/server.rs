@@ -238,6 +238,11 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     let service = FlowState {
         service: Arc::from(&*container.identity().service_name),
         telemetry: container.messenger().telemetry().cloned(),
+        // Probes and scrapes come every few seconds: no trace for each.
+        untraced: ["/metrics", "/live", "/ready"]
+            .into_iter()
+            .filter(|p| !shapes.contains_key(*p))
+            .collect(),
     };
     Ok(router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
@@ -252,6 +257,8 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
 struct FlowState {
     service: Arc<str>,
     telemetry: Option<crate::observe::otel::Telemetry>,
+    /// The operational routes served here (`/metrics`, `/live`, `/ready`): not traced.
+    untraced: Vec<&'static str>,
 }
 
 /// Gives each request a new flow id (HTTP always starts a flow), a tracing span (and, with
@@ -260,14 +267,18 @@ struct FlowState {
 async fn flow_layer(State(state): State<FlowState>, mut req: Request, next: Next) -> Response {
     let service = &state.service;
     let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
-    let otel = state.telemetry.as_ref().map(|t| {
-        t.http_server(
-            req.headers(),
-            req.method().as_str(),
-            req.uri().path(),
-            &flow_id,
-        )
-    });
+    let otel = state
+        .telemetry
+        .as_ref()
+        .filter(|_| !state.untraced.contains(&req.uri().path()))
+        .map(|t| {
+            t.http_server(
+                req.headers(),
+                req.method().as_str(),
+                req.uri().path(),
+                &flow_id,
+            )
+        });
     req.extensions_mut().insert(RequestFlow(flow_id.clone()));
     let span = tracing::info_span!(
         "http",
