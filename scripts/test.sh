@@ -111,8 +111,8 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked 
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 # kontiki-rt's features: the crate builds without any, and with each optional one alone.
 step "kontiki-rt without default features" cargo check -p kontiki-rt --no-default-features --locked
-step "kontiki-rt each feature alone (http, metrics, swagger-ui, cli, memory, testing)" bash -c \
-  'for f in http metrics swagger-ui cli memory testing; do
+step "kontiki-rt each feature alone (http, metrics, swagger-ui, cli, memory, testing, otel)" bash -c \
+  'for f in http metrics swagger-ui cli memory testing otel; do
      cargo check -q -p kontiki-rt --no-default-features --features "$f" --locked || { echo "feature $f alone does not build"; exit 1; }
    done'
 # The kontiki CLI is a client: it builds without kontiki-rt's server features.
@@ -200,6 +200,13 @@ else
     step "$name (serial, own node)" run_tests_on_faults_node "$LOG_DIR/$name.log" -p "$crate" --locked --test "$name" -- --test-threads 1
   done
 fi
+
+# OpenTelemetry traces: kontiki-rt's `otel` feature is off in the workspace build above, so its
+# tests (required-features = otel) run here: one trace across HTTP, RPC and event in two
+# services exported to an OTLP receiver in the test, and traced Rust beside Python Kontiki.
+# (run_tests takes the same arguments with nextest and with cargo test.)
+step "otel traces (kontiki-rt --features otel)" run_tests "$LOG_DIR/otel.log" -p kontiki-rt --features otel --locked \
+  --test otel_traces --test otel_interop
 
 # The benchmark harness of `make bench`, as a smoke test so it cannot rot: tiny sizes, one
 # round, the dev profile (its build is the tests' build). No figure is asserted; the report

@@ -150,6 +150,10 @@ pub enum Error {
     /// The service definition is inconsistent (duplicate entrypoints, bad names).
     #[error("invalid service definition: {0}")]
     Definition(String),
+    /// The OTLP trace exporter the `OTEL_*` environment variables ask for could not be set
+    /// up (feature `otel`).
+    #[error("cannot export traces as the OTEL_* environment variables ask: {0}")]
+    Telemetry(#[source] BoxError),
     /// The HTTP server could not listen on `kontiki.http.address` / `kontiki.http.port`.
     #[error("could not listen for HTTP on {address}: {source}")]
     HttpBind {

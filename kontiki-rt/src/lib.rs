@@ -6,6 +6,7 @@
 //! | Feature | Default | Adds |
 //! |---|---|---|
 //! | `http` | on | HTTP entrypoints (Kontiki's `@http`) on axum, OpenAPI documents and a vendored Swagger UI: `kontiki_rt::http`, `ServiceBuilder::http`, `ServiceBuilder::openapi` |
+//! | `otel` | off | OpenTelemetry traces: spans for RPC calls (client and server), event publish and handle, HTTP requests and task runs; W3C `traceparent`/`tracestate` in the AMQP headers; OTLP/HTTP export when the `OTEL_*` environment asks for it (`kontiki_rt::otel`, `ServiceBuilder::tracer_provider`, `MessengerBuilder::tracer_provider`; docs/observability.md) |
 //! | `memory` | off | the `memory://` transport: an AMQP broker inside the process (crate `kontiki-memory`), re-exported as `kontiki_rt::memory` |
 //! | `testing` | off | `kontiki_rt::testing`: `TestBed`, recordings, fakes and taps for tests of services (implies `memory`) |
 //!
@@ -39,6 +40,12 @@ pub use entrypoints::{event, queue, rpc, task};
 pub use kontiki_memory as memory;
 pub use observe::logfile::KontikiLogLayer;
 pub use observe::logfile::file_name as log_file_name;
+/// OpenTelemetry traces (feature `otel`): when a service exports them, and the tracer
+/// provider it makes. docs/observability.md ("Traces") describes the spans and headers.
+#[cfg(feature = "otel")]
+pub mod otel {
+    pub use crate::observe::otel::{otlp_requested, tracer_provider_from_env};
+}
 pub use transport::{flow, wire};
 
 pub use clients::failed::{FailedMessage, FailedMessages};

@@ -309,11 +309,26 @@ async fn run_once(task: &ResolvedTask, context: &Context, due: DateTime<Utc>) {
         due,
         context: context.clone(),
     };
+    let otel = context
+        .messenger()
+        .telemetry()
+        .map(|t| t.task(&task.ep.name, &scope.flow_id));
     let fut = (task.ep.handler)(run);
     let started = std::time::Instant::now();
-    let result = flow::scope(scope, AssertUnwindSafe(fut).catch_unwind())
-        .instrument(span)
-        .await;
+    let result = crate::observe::otel::instrument(
+        otel.as_ref(),
+        flow::scope(scope, AssertUnwindSafe(fut).catch_unwind()),
+    )
+    .instrument(span)
+    .await;
+    if let Some(otel) = otel {
+        match &result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => otel.fail("error", &e.to_string()),
+            Err(_) => otel.fail("panic", "the task panicked"),
+        }
+        otel.end();
+    }
     if context.container().settings().metrics.enabled {
         crate::observe::metrics::task_ran(
             &context.container().identity().service_name,

@@ -3,6 +3,7 @@
 
 pub(crate) mod logfile;
 pub(crate) mod metrics;
+pub(crate) mod otel;
 pub(crate) mod stats;
 
 use crate::error::RpcError;

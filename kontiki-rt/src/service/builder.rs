@@ -88,6 +88,19 @@ impl ServiceBuilder {
         self
     }
 
+    /// Traces the service on `provider` (feature `otel`) instead of the OTLP exporter the
+    /// `OTEL_*` environment variables configure: for an application that sets its own
+    /// OpenTelemetry pipeline up, and for tests. The service flushes the provider when it
+    /// stops; shutting it down stays with the caller.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider(
+        mut self,
+        provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    ) -> Self {
+        self.service.tracer_provider = Some(provider);
+        self
+    }
+
     /// Adds an HTTP route (Kontiki's `@http`).
     #[cfg(feature = "http")]
     pub fn http(mut self, route: crate::entrypoints::http::HttpRoute) -> Self {

@@ -76,6 +76,21 @@ impl Service {
         if let Some(observer) = &self.observer {
             messenger.observe(observer.clone());
         }
+        #[cfg(feature = "otel")]
+        {
+            let telemetry = match self.tracer_provider {
+                Some(provider) => Some(crate::observe::otel::Telemetry::new(provider, false)),
+                None => crate::observe::otel::tracer_provider_from_env(
+                    &identity.service_name,
+                    &identity.instance_id,
+                )?
+                .map(|provider| crate::observe::otel::Telemetry::new(provider, true)),
+            };
+            if let Some(telemetry) = telemetry {
+                tracing::info!("OpenTelemetry traces on");
+                messenger.set_telemetry(telemetry);
+            }
+        }
         messenger.set_metrics(settings.metrics.enabled);
         messenger.set_max_message_size(settings.amqp.max_message_size);
         messenger.set_fail_when_subscribers_gone(settings.amqp.fail_when_subscribers_gone);
@@ -373,6 +388,9 @@ impl RunningService {
             }
         }
         self.connector.close().await;
+        if let Some(telemetry) = state.container.messenger.telemetry() {
+            telemetry.shutdown().await;
+        }
         tracing::info!(service = %state.container.identity.service_name, "service stopped");
         crate::observe::logfile::close(&state.container.identity.instance_id);
     }

@@ -33,6 +33,9 @@ pub struct Service {
     http: crate::entrypoints::http::HttpDefs,
     observer: Option<Arc<dyn Observer>>,
     on_connect: Vec<OnConnect>,
+    /// The application's tracer provider; `None`: the `OTEL_*` environment decides.
+    #[cfg(feature = "otel")]
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 /// A callback of [`ServiceBuilder::on_connect`].
@@ -92,6 +95,8 @@ impl Service {
                 http: Default::default(),
                 observer: None,
                 on_connect: Vec::new(),
+                #[cfg(feature = "otel")]
+                tracer_provider: None,
             },
         }
     }

@@ -348,7 +348,16 @@ async fn handle_rpc(
         correlation_id = correlation_id.as_deref().unwrap_or(""),
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
-    async {
+    let otel = state.container.messenger.telemetry().map(|t| {
+        t.rpc_server(
+            headers,
+            &state.container.identity.service_name,
+            &ep.name,
+            delivery.routing_key.as_str(),
+            correlation_id.as_deref(),
+        )
+    });
+    let traced = async {
         // A request this instance handled (or is handling) within the dedup window is answered
         // with the reply of its first run: a redelivery after a lost connection does not run
         // the handler again (entrypoints::dedup says what exactly is promised).
@@ -410,12 +419,46 @@ async fn handle_rpc(
         if let Some(m) = metrics {
             m.answered(&envelope, timed_out, started.elapsed());
         }
+        if let Some(span) = &otel {
+            server_outcome(span, &envelope, timed_out);
+        }
         if let Some(observer) = state.container.observer() {
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
+    };
+    crate::observe::otel::instrument(otel.as_ref(), traced)
+        .instrument(span)
+        .await;
+    if let Some(span) = otel {
+        span.end();
     }
-    .instrument(span)
-    .await;
+}
+
+/// Records a request's outcome on its server span: a declared (client) error is the caller's
+/// fault and leaves the status unset, as a 4xx does on an HTTP server span; a server error or a
+/// timeout marks the span failed.
+fn server_outcome(
+    span: &crate::observe::otel::OtelSpan,
+    envelope: &wire::Envelope,
+    timed_out: bool,
+) {
+    match envelope.error_type {
+        wire::ErrorType::None => {}
+        wire::ErrorType::Client => {
+            span.set_str(
+                "error.type",
+                envelope.error_code.as_deref().unwrap_or("CLIENT"),
+            );
+        }
+        wire::ErrorType::Server => span.fail(
+            if timed_out {
+                "timeout"
+            } else {
+                envelope.error_code.as_deref().unwrap_or("INTERNAL_ERROR")
+            },
+            envelope.message.as_deref().unwrap_or(""),
+        ),
+    }
 }
 
 /// Sends `body` to the request's `reply_to` (if any) with its correlation id.
@@ -678,7 +721,12 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         event_type = %route.event_type,
         flow_id = wire::header_text(headers, "flow_id").unwrap_or(""),
     );
-    async {
+    let otel = state
+        .container
+        .messenger
+        .telemetry()
+        .map(|t| t.consumer(headers, &route.event_type, &route.ep.name, &queue.queue));
+    let traced = async {
         let started = std::time::Instant::now();
         route.metrics.started();
         let context = Context::new(state.container.clone());
@@ -694,14 +742,17 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         let result = match outcome {
             Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
             Outcome::Reject { requeue } => {
-                delivery
-                    .acker
-                    .reject(BasicRejectOptions { requeue })
-                    .await
+                delivery.acker.reject(BasicRejectOptions { requeue }).await
             }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the event delivery (it will be redelivered)");
+        }
+        if let (Some(span), Outcome::Reject { requeue }) = (&otel, &outcome) {
+            span.fail(
+                if *requeue { "retried" } else { "dead_lettered" },
+                "the handler failed",
+            );
         }
         route
             .metrics
@@ -716,9 +767,13 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
                 outcome.settled(),
             );
         }
+    };
+    crate::observe::otel::instrument(otel.as_ref(), traced)
+        .instrument(span)
+        .await;
+    if let Some(span) = otel {
+        span.end();
     }
-    .instrument(span)
-    .await;
 }
 
 /// Locks `m`, taking the data of a poisoned lock (a panicking handler never leaves it half

@@ -127,12 +127,23 @@ impl Proc {
 /// with the tests; a single test target run (`cargo test --test x`) does not, so the example is
 /// built here (once per test process) to never run a stale binary.
 pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
+    example_bin_with(name, &[])
+}
+
+/// [`example_bin`] built with the cargo `features` of kontiki-rt (those of the test run, so
+/// that the library is not built again with other ones).
+pub(crate) fn example_bin_with(name: &str, features: &[&str]) -> std::path::PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
     if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let features = features.join(",");
+        let mut args = vec!["build", "--quiet", "-p", "kontiki-rt", "--example", name];
+        if !features.is_empty() {
+            args.extend(["--features", features.as_str()]);
+        }
         let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "kontiki-rt", "--example", name])
+            .args(&args)
             .status()
             .expect("run cargo build for the example");
         assert!(status.success(), "cargo build --example {name} failed");
@@ -152,15 +163,26 @@ pub(crate) fn example_bin(name: &str) -> std::path::PathBuf {
 /// Starts an example service with `config_yaml` and waits (at most 30 s) until it logs
 /// `service started`, reading its instance id from that line.
 pub(crate) async fn spawn_service(example: &str, config_yaml: &str) -> Proc {
+    spawn_service_with(example_bin(example), example, config_yaml, &[]).await
+}
+
+/// [`spawn_service`] of the binary `bin`, with `env` set for it.
+pub(crate) async fn spawn_service_with(
+    bin: std::path::PathBuf,
+    example: &str,
+    config_yaml: &str,
+    env: &[(&str, &str)],
+) -> Proc {
     use std::io::Write as _;
     use tokio::io::AsyncBufReadExt as _;
     let mut file = tempfile::NamedTempFile::new().expect("temp config");
     file.write_all(config_yaml.as_bytes())
         .expect("write config");
-    let mut child = tokio::process::Command::new(example_bin(example))
+    let mut child = tokio::process::Command::new(bin)
         .arg("--config")
         .arg(file.path())
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -59,9 +59,20 @@ impl Messenger {
         let started = std::time::Instant::now();
         let observer = self.inner.observer.get();
         let request = observer.map(|_| serde_json::from_slice(&body).unwrap_or(Value::Null));
+        let span = self.telemetry().map(|t| {
+            let routing_key =
+                wire::rpc_routing_key(service, method, options.instance_id.as_deref());
+            t.rpc_client(service, method, &routing_key)
+        });
         let result = self
-            .call_raw_unobserved(service, method, body, options)
+            .call_raw_unobserved(service, method, body, options, span.as_ref())
             .await;
+        if let Some(span) = span {
+            if let Err(e) = &result {
+                span.fail(client_error_type(e), &e.to_string());
+            }
+            span.end();
+        }
         if self.metrics_on() {
             self.inner.metric_handles.called(
                 &self.inner.identity.service_name,
@@ -83,6 +94,7 @@ impl Messenger {
         method: &str,
         body: Vec<u8>,
         options: CallOptions,
+        span: Option<&crate::observe::otel::OtelSpan>,
     ) -> Result<Value, RpcError> {
         let timeout = options.timeout.unwrap_or(self.inner.rpc_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -119,6 +131,10 @@ impl Messenger {
             &resolve_flow_id(options.flow_id.as_deref(), scope.as_ref()),
             scope.as_ref(),
         );
+        if let Some(span) = span {
+            span.inject(&mut headers);
+            span.set_str("messaging.message.conversation_id", &correlation_id);
+        }
         let expiration = timeout.as_millis().max(1).to_string();
         let props = BasicProperties::default()
             .with_correlation_id(correlation_id.as_str().into())
@@ -423,6 +439,21 @@ pub(super) fn decode_reply(service: &str, method: &str, body: &[u8]) -> Result<V
             method: method.to_owned(),
             reason: e.to_string(),
         }),
+    }
+}
+
+/// `error.type` of a failed call's span: the remote error code, or the kind of failure.
+fn client_error_type(e: &RpcError) -> &str {
+    match e {
+        RpcError::Client { error, .. } | RpcError::Server { error, .. } => {
+            error.code.as_deref().unwrap_or("remote_error")
+        }
+        RpcError::Timeout { .. } => "timeout",
+        RpcError::UnknownService { .. } => "unknown_service",
+        RpcError::UnknownMethod { .. } => "unknown_method",
+        RpcError::ConnectionLost { .. } => "connection_lost",
+        RpcError::InvalidReply { .. } => "invalid_reply",
+        _ => "error",
     }
 }
 

@@ -60,6 +60,8 @@ pub(super) struct Inner {
     /// (`true`: the last publish found no binding after the whole wait). Written only when a
     /// key's state changes; at most [`MAX_ROUTED_KEYS`] keys.
     routed: std::sync::RwLock<HashMap<String, bool>>,
+    /// The tracer of its calls and publishes (feature `otel`); unset, they make no spans.
+    telemetry: std::sync::OnceLock<crate::observe::otel::Telemetry>,
 }
 
 /// How many event routing keys a Messenger remembers as routed (session events have one key
@@ -92,6 +94,8 @@ pub struct MessengerBuilder {
     rpc_timeout: Duration,
     connect_timeout: Duration,
     tls: TlsSettings,
+    #[cfg(feature = "otel")]
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl MessengerBuilder {
@@ -123,6 +127,21 @@ impl MessengerBuilder {
         self
     }
 
+    /// Traces the calls and publishes of this Messenger on `provider` (feature `otel`): a
+    /// client span per call, a producer span per publish, each a child of the span active
+    /// where it is made, with W3C `traceparent`/`tracestate` in the message headers.
+    /// [`Messenger::close`] flushes the provider; shutting it down stays with the caller.
+    /// [`tracer_provider_from_env`](crate::otel::tracer_provider_from_env) makes one as a
+    /// service would.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider(
+        mut self,
+        provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    ) -> Self {
+        self.tracer_provider = Some(provider);
+        self
+    }
+
     /// Connects; fails after the connect timeout. Reconnects by itself afterwards.
     pub async fn connect(self) -> Result<Messenger> {
         let identity = Identity::new(format!("kontiki-standalone-{}", self.client_name));
@@ -136,6 +155,10 @@ impl MessengerBuilder {
         });
         let messenger =
             Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
+        #[cfg(feature = "otel")]
+        if let Some(provider) = self.tracer_provider {
+            messenger.set_telemetry(crate::observe::otel::Telemetry::new(provider, false));
+        }
         connector.start_required().await?;
         Ok(messenger)
     }
@@ -155,6 +178,8 @@ impl Messenger {
             rpc_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             tls: TlsSettings::default(),
+            #[cfg(feature = "otel")]
+            tracer_provider: None,
         }
     }
 
@@ -215,6 +240,7 @@ impl Messenger {
             ),
             fail_when_subscribers_gone: std::sync::atomic::AtomicBool::new(false),
             routed: std::sync::RwLock::new(HashMap::new()),
+            telemetry: std::sync::OnceLock::new(),
         });
         connector.add_hook(Arc::new(ReplyHook {
             inner: Arc::downgrade(&inner),
@@ -344,6 +370,20 @@ impl Messenger {
         let _ = self.inner.observer.set(observer);
     }
 
+    /// Traces this Messenger's calls and publishes with `telemetry`; a second one is ignored.
+    #[cfg_attr(
+        not(feature = "otel"),
+        allow(dead_code, reason = "no Telemetry value exists without the feature")
+    )]
+    pub(crate) fn set_telemetry(&self, telemetry: crate::observe::otel::Telemetry) {
+        let _ = self.inner.telemetry.set(telemetry);
+    }
+
+    /// The tracer of this Messenger (and of its service's entrypoints), when traces are on.
+    pub(crate) fn telemetry(&self) -> Option<&crate::observe::otel::Telemetry> {
+        self.inner.telemetry.get()
+    }
+
     fn base_headers(&self) -> FieldTable {
         // The identity headers are the same for every message: clone the prebuilt table.
         let mut h = self.inner.identity_headers.clone();
@@ -375,6 +415,9 @@ impl Messenger {
     pub async fn close(&self) {
         if self.inner.owns_connection {
             self.inner.connector.close().await;
+            if let Some(telemetry) = self.telemetry() {
+                telemetry.shutdown().await;
+            }
         }
     }
 }

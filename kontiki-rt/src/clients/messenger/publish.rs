@@ -47,6 +47,9 @@ impl Messenger {
         insert_extras(&mut extras, &options.headers)?;
         let scope = flow::current();
         let flow_id = resolve_flow_id(options.flow_id.as_deref(), scope.as_ref());
+        let span = self
+            .telemetry()
+            .map(|t| t.producer(event_type, routing_key));
         // Built per attempt (a retry is rare), so the happy path never clones the headers.
         let build = || {
             let mut headers = self.base_headers();
@@ -59,6 +62,9 @@ impl Messenger {
                 headers.insert(k.clone(), v.clone());
             }
             add_flow(&mut headers, &flow_id, scope.as_ref());
+            if let Some(span) = &span {
+                span.inject(&mut headers);
+            }
             BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_headers(headers)
@@ -78,6 +84,12 @@ impl Messenger {
             Err(Error::Unroutable { .. }) => "unroutable",
             Err(_) => "failed",
         };
+        if let Some(span) = span {
+            if let Err(e) = &published {
+                span.fail(outcome, &e.to_string());
+            }
+            span.end();
+        }
         if self.metrics_on() {
             self.inner.metric_handles.published(
                 &self.inner.identity.service_name,

@@ -235,7 +235,15 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     }
     // /metrics, /live and /ready, unless the service declares a route of the same path.
     router = router.merge(super::ops::routes(container, &|p| shapes.contains_key(p)));
-    let service: Arc<str> = Arc::from(&*container.identity().service_name);
+    let service = FlowState {
+        service: Arc::from(&*container.identity().service_name),
+        telemetry: container.messenger().telemetry().cloned(),
+        // Probes and scrapes come every few seconds: no trace for each.
+        untraced: ["/metrics", "/live", "/ready"]
+            .into_iter()
+            .filter(|p| !shapes.contains_key(*p))
+            .collect(),
+    };
     Ok(router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {
@@ -244,10 +252,33 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
         .layer(middleware::from_fn_with_state(service, flow_layer)))
 }
 
-/// Gives each request a new flow id (HTTP always starts a flow), a tracing span, the `flow_id`
-/// response header (on every response: handlers', 404, 405, 413), and logs internal errors once.
-async fn flow_layer(State(service): State<Arc<str>>, mut req: Request, next: Next) -> Response {
+/// What [`flow_layer`] needs of its service.
+#[derive(Clone)]
+struct FlowState {
+    service: Arc<str>,
+    telemetry: Option<crate::observe::otel::Telemetry>,
+    /// The operational routes served here (`/metrics`, `/live`, `/ready`): not traced.
+    untraced: Vec<&'static str>,
+}
+
+/// Gives each request a new flow id (HTTP always starts a flow), a tracing span (and, with
+/// traces on, a server span continuing the caller's `traceparent`), the `flow_id` response
+/// header (on every response: handlers', 404, 405, 413), and logs internal errors once.
+async fn flow_layer(State(state): State<FlowState>, mut req: Request, next: Next) -> Response {
+    let service = &state.service;
     let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
+    let otel = state
+        .telemetry
+        .as_ref()
+        .filter(|_| !state.untraced.contains(&req.uri().path()))
+        .map(|t| {
+            t.http_server(
+                req.headers(),
+                req.method().as_str(),
+                req.uri().path(),
+                &flow_id,
+            )
+        });
     req.extensions_mut().insert(RequestFlow(flow_id.clone()));
     let span = tracing::info_span!(
         "http",
@@ -257,7 +288,17 @@ async fn flow_layer(State(service): State<Arc<str>>, mut req: Request, next: Nex
         route = tracing::field::Empty,
         flow_id = %flow_id,
     );
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let mut res = crate::observe::otel::instrument(otel.as_ref(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    if let Some(otel) = otel {
+        let status = res.status();
+        otel.set_str("http.response.status_code", status.as_str());
+        if status.is_server_error() {
+            otel.fail(status.as_str(), "");
+        }
+        otel.end();
+    }
     if let Ok(v) = HeaderValue::from_str(&flow_id) {
         res.headers_mut().insert(FLOW_ID_HEADER, v);
     }
@@ -304,6 +345,9 @@ async fn serve(route: Arc<Route>, req: Request) -> Response {
 
 async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     tracing::Span::current().record("route", &*route.name);
+    if route.context.messenger().telemetry().is_some() {
+        crate::observe::otel::set_http_route(&route.operation);
+    }
     let flow_id = req
         .extensions()
         .get::<RequestFlow>()
