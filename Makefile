@@ -10,6 +10,7 @@ help:
 	@echo "make run-registry run kontiki-registry (the service registry) on the local broker"
 	@echo "make run-tui      run kontiki-tui against it"
 	@echo "make bench        benchmarks vs raw lapin and Python Kontiki (docs/PERFORMANCE.md)"
+	@echo "make bench-cost   instructions per RPC and event: metrics on/off, otel built (callgrind)"
 	@echo "make fuzz         run every fuzz target for FUZZ_SECONDS (default 60) each"
 	@echo "make cluster-up   a three-node RabbitMQ cluster on loopback (cluster-down, cluster-status)"
 	@echo "make run-quickstart  the tour: four example services and their clients in one program"
@@ -65,6 +66,11 @@ run-tui:
 .PHONY: bench fuzz
 bench:
 	python3 scripts/bench/run.py
+
+# Instructions per operation with metrics on / off / otel built, counted by callgrind.
+.PHONY: bench-cost
+bench-cost:
+	python3 scripts/bench/cost.py
 
 fuzz:
 	bash scripts/fuzz.sh

@@ -405,6 +405,13 @@ async fn heartbeat_reports_degraded_while_the_directory_is_missing() {
             b["instance_id"] == json!(iid) && b["degraded"] == json!(true)
         })
         .await;
+    // Kontiki's keys, plus the instance's counters (`stats`, kontiki-rs only).
+    let mut degraded = degraded;
+    let stats = degraded
+        .as_object_mut()
+        .and_then(|b| b.remove("stats"))
+        .expect("the heartbeat carries the instance's counters");
+    assert_eq!(stats["rpc_ok"], json!(0), "{stats}");
     assert_eq!(
         degraded,
         json!({

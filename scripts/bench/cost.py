@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Instructions per operation of kontiki-rs with metrics on, metrics off and `otel` built (no
+exporter), counted by valgrind's callgrind (issue 17: "<= 3% more CPU per operation").
+
+Wall-clock CPU time on a shared 2-core machine is too noisy for a 3% question, and this
+machine's perf has no hardware counters; callgrind counts the instructions a process executes,
+whatever else runs. Each contender runs the RPC bench (c=1) and the events bench
+(kontiki-rs only, one process holding the client and the service) twice under callgrind, with
+N1 and N2 operations after the same warm-up; the marginal cost of one operation is
+(Ir(N2) - Ir(N1)) / (N2 - N1), so start-up, connection set-up and warm-up cancel out. Both the
+client side and the service side are counted (they share the process).
+
+    python3 scripts/bench/cost.py            # builds the release benches, prints a table
+    COST_N1=200 COST_N2=1200 python3 scripts/bench/cost.py
+
+Writes target/bench/cost.md. Needs valgrind and the broker at KONTIKI_AMQP_URL.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "target" / "bench"
+N1 = int(os.environ.get("COST_N1", "200"))
+N2 = int(os.environ.get("COST_N2", "1200"))
+WARMUP = 50
+
+
+def build(features):
+    """Builds the rpc and events benches (release) with `features`; returns their copies."""
+    args = ["cargo", "bench", "--locked", "-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
+            "--no-run", "--message-format", "json"]
+    if features:
+        args += ["--features", features]
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    exes = {}
+    for line in out.splitlines():
+        m = re.search(r'"name":"(rpc|events)".*"executable":"([^"]+)"', line)
+        if m and '"kind":["bench"]' in line:
+            exes[m.group(1)] = m.group(2)
+    if set(exes) != {"rpc", "events"}:
+        sys.exit(f"cost.py: could not find the bench executables in cargo's output ({exes})")
+    dest = OUT / "cost-bin" / (features or "default")
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for name, exe in exes.items():
+        copies[name] = dest / name
+        shutil.copy2(exe, copies[name])
+    return copies
+
+
+def instructions(cmd, env):
+    """Instructions the command executed, all threads (callgrind's `summary`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_file = Path(tmp) / "callgrind.out"
+        full = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+                "--dump-instr=no", "--collect-jumps=no"] + cmd
+        # No exporter: the OTEL_* variables that would ask for one are not passed on.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        run = subprocess.run(full, cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"cost.py: {' '.join(cmd)} failed under valgrind:\n{run.stderr[-3000:]}")
+        for line in out_file.read_text().splitlines():
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    sys.exit("cost.py: no summary line in callgrind's output")
+
+
+def per_op(exe, kind, env):
+    """Marginal instructions of one operation (see the module doc)."""
+    json_path = OUT / f"cost-{kind}.json"
+
+    def cmd(n):
+        if kind == "rpc":
+            return [str(exe), "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+                    "--concurrency", "1", "--calls1", str(n), "--warmup", str(WARMUP),
+                    "--json", str(json_path)]
+        return [str(exe), "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+                "--publishers", "1", "--events", str(n), "--warmup", str(WARMUP),
+                "--json", str(json_path)]
+
+    a = instructions(cmd(N1), env)
+    b = instructions(cmd(N2), env)
+    return (b - a) / (N2 - N1)
+
+
+def main():
+    if not shutil.which("valgrind"):
+        sys.exit("cost.py: valgrind is needed (apt-get install valgrind)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    print("building the benches (release; default features, then with otel)", file=sys.stderr)
+    plain = build("")
+    traced = build("otel")
+    contenders = [
+        ("metrics off", plain, {"KONTIKI_BENCH_METRICS": "off"}),
+        ("metrics on (default)", plain, {}),
+        ("metrics on, otel built, no exporter", traced, {}),
+    ]
+    rows = []
+    for kind in ["rpc", "events"]:
+        base = None
+        for name, exes, env in contenders:
+            print(f"{kind}: {name}", file=sys.stderr)
+            cost = per_op(exes[kind], kind, env)
+            base = cost if base is None else base
+            rows.append((kind, name, cost, cost / base))
+    lines = [
+        f"Instructions per operation (callgrind; marginal cost between {N1} and {N2} "
+        f"operations after {WARMUP} warm-up; client and service in one process)",
+        "",
+        "| bench | kontiki-rs | instructions / op | vs metrics off |",
+        "|---|---|---:|---:|",
+    ]
+    for kind, name, cost, ratio in rows:
+        label = "RPC c=1 (per call)" if kind == "rpc" else "events (per event)"
+        lines.append(f"| {label} | {name} | {cost:,.0f} | {ratio:.3f}× |")
+    text = "\n".join(lines) + "\n"
+    (OUT / "cost.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
