@@ -129,14 +129,22 @@ async fn registry_keeps_serving_after_hostile_intake() {
     let out = tokio::process::Command::new(common::support::py::python())
         .arg(common::py_dir().join("deep_headers.py"))
         .args(["--url", &amqp_url(), "--service", "ServiceRegistry"])
-        .args(["--method", "list_instances", "--event", &format!("{service}.nothing")])
+        .args([
+            "--method",
+            "list_instances",
+            "--event",
+            &format!("{service}.nothing"),
+        ])
         .args(["--registry-key", "registry.heartbeat", "--depth", "20000"])
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
         .expect("run deep_headers.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "no reply to the deep request: {stdout}");
+    assert!(
+        out.status.success(),
+        "no reply to the deep request: {stdout}"
+    );
     let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(line["reply"]["success"], json!(true), "{line}");
     let heartbeat = json!({"service_name": service, "instance_id": "huge-interval"});

@@ -54,7 +54,10 @@ async fn headers_nested_20000_deep_are_dropped_and_the_message_served() {
         .await
         .expect("run deep_headers.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "no reply to the deep request: {stdout}");
+    assert!(
+        out.status.success(),
+        "no reply to the deep request: {stdout}"
+    );
     let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let reply = &line["reply"];
     assert_eq!(reply["success"], json!(true), "{reply}");
@@ -81,7 +84,9 @@ async fn headers_nested_20000_deep_are_dropped_and_the_message_served() {
         .await
         .expect("a call after the deep messages");
     assert_eq!(v, json!({"arg": 7, "dropped": false}));
-    m.publish(&event, &json!({"n": "plain"})).await.expect("publish");
+    m.publish(&event, &json!({"n": "plain"}))
+        .await
+        .expect("publish");
     let items = rec.wait_for(2, 30).await;
     assert_eq!(items[1].1["payload"], json!({"n": "plain"}));
 

@@ -8,10 +8,10 @@
 
 use crate::error::{Error, Result, redact_url};
 use crate::transport::header_guard::{GuardedReactor, HeaderGuard};
-use lapin::tcp::AMQPUriTcpExt as _;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use lapin::options::{BasicQosOptions, ConfirmSelectOptions};
+use lapin::tcp::AMQPUriTcpExt as _;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -426,7 +426,10 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let connect = async {
         let uri: lapin::uri::AMQPUri = target.parse().map_err(|reason: String| {
-            lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))
+            lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                reason,
+            ))
         })?;
         let tls = opts.tls.as_ref().map(|t| t.to_lapin()).unwrap_or_default();
         // The socket (TLS included) is made on tokio's reactor; lapin reads it through the
@@ -440,7 +443,9 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
             uri,
             runtime,
             async move |uri, _| {
-                let stream = uri.connect_with_config_async(tls.as_ref(), &sockets).await?;
+                let stream = uri
+                    .connect_with_config_async(tls.as_ref(), &sockets)
+                    .await?;
                 Ok(lapin::tcp::AsyncTcpStream::Plain(HeaderGuard::new(stream)))
             },
             props,

@@ -88,8 +88,7 @@ impl<S> HeaderGuard<S> {
             }
             let size = u32::from_be_bytes([data[i + 3], data[i + 4], data[i + 5], data[i + 6]]);
             let frame_len = FRAME_PREFIX + size as usize + 1;
-            if data[i] != FRAME_HEADER || frame_len <= SUSPECT_SIZE || frame_len > LARGEST_HEADER
-            {
+            if data[i] != FRAME_HEADER || frame_len <= SUSPECT_SIZE || frame_len > LARGEST_HEADER {
                 self.skip = frame_len;
                 continue;
             }
@@ -215,7 +214,9 @@ fn rewrite(frame: &[u8]) -> Option<Vec<u8>> {
         }
     }
     let table_len = read_u32(payload, pos)?;
-    let table_end = pos.checked_add(4 + table_len).filter(|&e| e <= payload.len())?;
+    let table_end = pos
+        .checked_add(4 + table_len)
+        .filter(|&e| e <= payload.len())?;
     if !too_deep(&payload[pos + 4..table_end])? {
         return None;
     }
@@ -307,7 +308,8 @@ fn too_deep(body: &[u8]) -> Option<bool> {
 pub(crate) struct GuardedReactor(async_rs::Tokio);
 
 /// The stream a [`GuardedReactor`] connection reads: a plain or TLS socket behind the guard.
-pub(crate) type GuardedStream = HeaderGuard<AsyncTcpStream<<async_rs::Tokio as Reactor>::TcpStream>>;
+pub(crate) type GuardedStream =
+    HeaderGuard<AsyncTcpStream<<async_rs::Tokio as Reactor>::TcpStream>>;
 
 impl GuardedReactor {
     /// The reactor of the current tokio runtime.
@@ -496,8 +498,7 @@ mod tests {
                     assert_eq!(g.body_size, s.body_size);
                     let headers = g.properties.headers().as_ref().expect("headers");
                     assert_eq!(headers.inner().len(), 1, "{headers:?}");
-                    let Some(AMQPValue::LongString(why)) =
-                        headers.inner().get(HEADERS_DROPPED)
+                    let Some(AMQPValue::LongString(why)) = headers.inner().get(HEADERS_DROPPED)
                     else {
                         panic!("frame {i}: {headers:?}");
                     };
@@ -520,9 +521,16 @@ mod tests {
     fn left_to_lapin() {
         // Deep enough to be replaced, with a long string before the nesting.
         let mut table = nested(300);
-        table.insert("a".into(), AMQPValue::LongString(LongString::from(vec![b'?'; 400])));
+        table.insert(
+            "a".into(),
+            AMQPValue::LongString(LongString::from(vec![b'?'; 400])),
+        );
         let bytes = encode(&[header(1, table)]);
-        assert_ne!(through_guard(&bytes, 1 << 20, 1 << 20), bytes, "replaced when well formed");
+        assert_ne!(
+            through_guard(&bytes, 1 << 20, 1 << 20),
+            bytes,
+            "replaced when well formed"
+        );
         let string_at = bytes
             .windows(5)
             .position(|w| w == [b'S', 0, 0, 1, 0x90])

@@ -2,7 +2,7 @@
 //! 2.3.2 writes, flow and hop ids, and TLS. Nothing here knows about entrypoints or services.
 
 pub(crate) mod connection;
-pub(crate) mod header_guard;
 pub mod flow;
+pub(crate) mod header_guard;
 pub(crate) mod tls;
 pub mod wire;
