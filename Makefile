@@ -62,7 +62,8 @@ run-tui:
 	HOME=$$(cd $${KONTIKI_TUI_HOME:-target/tui-home} && pwd) $$(dirname $$PY)/kontiki-tui
 
 # Benchmarks (docs/PERFORMANCE.md): kontiki-rs vs raw lapin vs Python Kontiki 2.3.2, side by
-# side on one broker; BENCH_RUNS (default 5), BENCH_QUICK=1, BENCH_ONLY=rpc,events,idle,http,codegen.
+# side on one broker; BENCH_RUNS (default 5), BENCH_QUICK=1,
+# BENCH_ONLY=rpc,events,idle,http,cluster,codegen,cost (cost: `make bench-cost` alone).
 .PHONY: bench fuzz
 bench:
 	python3 scripts/bench/run.py

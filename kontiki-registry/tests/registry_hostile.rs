@@ -1,6 +1,6 @@
 //! The Rust registry against hostile intake (issue 15, items 6 and 7): registrations with absurd
-//! heartbeat intervals, bodies that are not UTF-8, headers of every AMQP type nested deep, and a
-//! flood of heartbeats from random instance ids. It keeps serving, and its memory stays bounded.
+//! heartbeat intervals, bodies that are not UTF-8, headers of every AMQP type nested deep (and
+//! 20,000 levels deep, which the runtime's header guard drops), and a flood of heartbeats from random instance ids. It keeps serving, and its memory stays bounded.
 //!
 //! `REGISTRY_FLOOD_HEARTBEATS` sets the flood (default 100,000, the CI scale; `make faults`
 //! runs 1,000,000).
@@ -123,6 +123,30 @@ async fn registry_keeps_serving_after_hostile_intake() {
         intake(&ch, kind, br#"{"service_name": "\u00e9\ud800"}"#, None).await;
         intake(&ch, kind, b"{}", Some(odd_headers(64))).await;
     }
+    // Headers nested 20,000 arrays deep (lapin cannot write them: Python does), on a request
+    // and on a heartbeat. Parsing them would overflow the stack of lapin's I/O thread and abort
+    // this process; the runtime's header guard drops them, and the request is answered.
+    let out = tokio::process::Command::new(common::support::py::python())
+        .arg(common::py_dir().join("deep_headers.py"))
+        .args(["--url", &amqp_url(), "--service", "ServiceRegistry"])
+        .args([
+            "--method",
+            "list_instances",
+            "--event",
+            &format!("{service}.nothing"),
+        ])
+        .args(["--registry-key", "registry.heartbeat", "--depth", "20000"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run deep_headers.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "no reply to the deep request: {stdout}"
+    );
+    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["reply"]["success"], json!(true), "{line}");
     let heartbeat = json!({"service_name": service, "instance_id": "huge-interval"});
     intake(&ch, "heartbeat", heartbeat.to_string().as_bytes(), None).await;
 

@@ -7,7 +7,8 @@ Environment:
   BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
                        ratio the median of the per-round ratios
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
-  BENCH_ONLY=rpc,events,idle,http,cluster,codegen   run a subset
+  BENCH_ONLY=rpc,events,idle,http,cluster,codegen,cost   run a subset (`cost` is left out
+                       with BENCH_QUICK unless named)
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
                        KONTIKI_AMQP_URL; `none` leaves that row out and the report says so)
@@ -23,8 +24,10 @@ scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_de
 scale-out (kontiki-rt/examples/cluster_bench.rs: 1 replica on the single broker of
 KONTIKI_AMQP_URL, then 1, 2 and 4 replicas on the three-node cluster of scripts/cluster.sh,
 started for the run when it is not up and taken down after; one load process each). The
-IDL/codegen benchmarks run once at the end (they take their own medians). Everything is built
-with the `bench` profile (release + line tables).
+IDL/codegen benchmarks run once at the end (they take their own medians), then the `cost`
+section: scripts/bench/cost.py counts instructions per RPC call and per event under callgrind
+with metrics off, on, and with `otel` built (COST_REPEAT=3, median). Everything is built with
+the `bench` profile (release + line tables).
 
 Prints a markdown report (machine, command, tables, targets) and writes it to
 target/bench/report.md, with the raw figures in target/bench/report.json.
@@ -48,7 +51,8 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "rpc,events,idle,http,cluster,codegen").split(",")))
+ONLY = set(filter(None, os.environ.get(
+    "BENCH_ONLY", "rpc,events,idle,http,cluster,codegen" + ("" if QUICK else ",cost")).split(",")))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
 PROFILE = os.environ.get("BENCH_PROFILE", "bench")
@@ -603,8 +607,17 @@ def report(res, meta):
         for line in res["codegen"]:
             w(f"* {line}")
         w("")
-    # Targets of issue 10
+    if "cost" in res:
+        w("### CPU per operation in instructions (callgrind, scripts/bench/cost.py)")
+        w("")
+        w((OUT / "cost.md").read_text())
+    # Targets of issue 10 (and issue 17's metrics cost)
     t = []
+    for row in res.get("cost", []):
+        if row["contender"] != "metrics off":
+            what = "RPC c=1" if row["bench"] == "rpc" else "events"
+            t.append((f"{what} instructions/op, {row['contender']} / metrics off", "≤ 1.03×",
+                      f"{row['ratio']:.3f}×", row["ratio"] <= 1.03))
     if "rpc" in res:
         r = res["rpc"]
         for c in CONCURRENCY:
@@ -629,7 +642,7 @@ def report(res, meta):
         v = None if v is None else v / 1048576
         t.append(("kontiki-rs idle RSS", "≤ 18 MiB", f"{fmt(v, 1)} MiB", v is not None and v <= 18))
     if t:
-        w("### Targets (issue 10)")
+        w("### Targets")
         w("")
         w("| target | wanted | measured | met |")
         w("|---|---|---:|---|")
@@ -654,6 +667,9 @@ def main():
     if "codegen" in ONLY:
         exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse", "--bench", "toolchain"]))
         exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
+    if "cost" in ONLY and not shutil.which("valgrind"):
+        die("valgrind is not installed (Debian, as root: apt-get install -y valgrind), or leave "
+            "`cost` out of BENCH_ONLY")
     if "http" in ONLY and not shutil.which("wrk"):
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
             "of BENCH_ONLY")
@@ -704,6 +720,11 @@ def main():
                           run_json([exes["generate"]], "codegen bench").strip().splitlines()[-1],
                           # Two lines: fmt and lint, then breaking.
                           *run_json([exes["toolchain"]], "fmt/lint/breaking bench").strip().splitlines()[-2:]]
+    if "cost" in ONLY:
+        log("cost (callgrind: instructions per operation, metrics off / on / otel built)")
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "cost.py")], cwd=ROOT,
+                       check=True, env={"COST_REPEAT": "3", **os.environ, "KONTIKI_AMQP_URL": URL})
+        res["cost"] = json.loads((OUT / "cost.json").read_text())
     meta = dict(
         started=started.strftime("%Y-%m-%d %H:%M"),
         finished=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),

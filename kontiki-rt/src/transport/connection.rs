@@ -7,9 +7,11 @@
 //! the runtime must know the moment a connection is lost to fail in-flight calls at once.
 
 use crate::error::{Error, Result, redact_url};
+use crate::transport::header_guard::{GuardedReactor, HeaderGuard};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use lapin::options::{BasicQosOptions, ConfirmSelectOptions};
+use lapin::tcp::AMQPUriTcpExt as _;
 use lapin::{Channel, Connection, ConnectionProperties};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -423,13 +425,32 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
     }
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let connect = async {
-        match &opts.tls {
-            None => Connection::connect(&target, props).await,
-            Some(tls) => {
-                let runtime = lapin::runtime::default_runtime()?;
-                Connection::connect_with_config(&target, props, tls.to_lapin(), runtime).await
-            }
-        }
+        let uri: lapin::uri::AMQPUri = target.parse().map_err(|reason: String| {
+            lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                reason,
+            ))
+        })?;
+        let tls = opts.tls.as_ref().map(|t| t.to_lapin()).unwrap_or_default();
+        // The socket (TLS included) is made on tokio's reactor; lapin reads it through the
+        // header guard, which keeps headers nested too deep from its recursive parser.
+        let sockets = lapin::runtime::default_runtime()?;
+        let runtime = async_rs::Runtime::new(async_rs::util::RuntimeParts::new(
+            async_rs::Tokio::current(),
+            GuardedReactor::current(),
+        ));
+        Connection::connector(
+            uri,
+            runtime,
+            async move |uri, _| {
+                let stream = uri
+                    .connect_with_config_async(tls.as_ref(), &sockets)
+                    .await?;
+                Ok(lapin::tcp::AsyncTcpStream::Plain(HeaderGuard::new(stream)))
+            },
+            props,
+        )
+        .await
     };
     match tokio::time::timeout(opts.connect_timeout, connect).await {
         Err(_) => Err(Error::ConnectTimeout {

@@ -3,5 +3,6 @@
 
 pub(crate) mod connection;
 pub mod flow;
+pub(crate) mod header_guard;
 pub(crate) mod tls;
 pub mod wire;

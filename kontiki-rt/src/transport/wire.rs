@@ -424,6 +424,12 @@ pub fn json_map_to_table(m: &Map<String, Value>) -> FieldTable {
 /// conversion, or the drop of what it built, exhaust a handler's stack.
 pub const MAX_HEADER_DEPTH: usize = 64;
 
+/// The header that replaces a delivered message's headers table when it nests deeper than
+/// [`MAX_HEADER_DEPTH`] levels (before lapin parses it, which deeper tables could make overflow
+/// its thread's stack); its value says how large the dropped table was. The message is handled
+/// without its headers.
+pub const HEADERS_DROPPED: &str = "x-kontiki-headers-dropped";
+
 /// Converts an AMQP value to JSON the way Kontiki hands headers to a Python handler: long
 /// strings as text (bytes that are not UTF-8 in Kontiki's `__bytes__` form), void as `null`;
 /// tables and arrays nested deeper than [`MAX_HEADER_DEPTH`] as `null`.
