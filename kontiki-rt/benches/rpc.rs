@@ -24,7 +24,8 @@
 //! settings.
 //!
 //! Run: `cargo bench -p kontiki-rt --bench rpc -- [--quick] [--rounds N] [--calls1 N]
-//! [--callsN N] [--concurrency 1,64] [--only a,b] [--no-extras] [--json PATH]`
+//! [--callsN N] [--concurrency 1,64] [--only a,b] [--no-extras] [--payload BYTES] [--json PATH]`
+//! (`--payload`: each call sends, and gets back, a string of that many bytes instead of a number)
 //! (env: `KONTIKI_AMQP_URL`, `KONTIKI_BENCH_ROUNDS`, `KONTIKI_BENCH_CALLS1`,
 //! `KONTIKI_BENCH_CALLSN`). Defaults: 5 rounds, 4,000 calls per run at c=1 and 30,000 at
 //! c=64, after a warm-up; `--quick` (CI): 2 rounds, 300 and 3,000. Contenders run interleaved for R rounds; the table shows medians
@@ -70,7 +71,12 @@ struct Opts {
     extras: bool,
     json_path: std::path::PathBuf,
     quick: bool,
+    payload: usize,
 }
+
+/// With `--payload N`: the `N - 1` bytes every call's argument ends with (after its number and
+/// a `:`), so argument and result are `N` bytes or a few more.
+static PAD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -96,6 +102,7 @@ fn parse_opts() -> BenchResult<Opts> {
             .join("bench")
             .join("rpc.json"),
         quick,
+        payload: 0,
     };
     if let Some(n) = env_num("KONTIKI_BENCH_ROUNDS") {
         o.rounds = n as usize;
@@ -131,12 +138,13 @@ fn parse_opts() -> BenchResult<Opts> {
                 o.only = Some(v.split(',').map(str::to_owned).collect());
             }
             "--no-extras" => o.extras = false,
+            "--payload" => o.payload = num("--payload", args.pop())? as usize,
             "--json" => o.json_path = args.pop().ok_or("--json needs a value")?.into(),
             "--help" | "-h" => {
                 println!(
                     "cargo bench -p kontiki-rt --bench rpc -- [--quick] [--rounds N] [--calls1 N] \
                      [--callsN N] [--warmup N] [--concurrency 1,64] [--only kontiki-rs,raw-rs] \
-                     [--no-extras] [--json PATH]"
+                     [--no-extras] [--payload BYTES] [--json PATH]"
                 );
                 std::process::exit(0);
             }
@@ -518,13 +526,13 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl RawClient {
-    async fn call(&self, x: i64) -> BenchResult<Value> {
+    async fn call(&self, x: Value) -> BenchResult<Value> {
         tokio::time::timeout(CALL_TIMEOUT, self.call_inner(x))
             .await
             .map_err(|_| "raw call timed out".to_owned())?
     }
 
-    async fn call_inner(&self, x: i64) -> BenchResult<Value> {
+    async fn call_inner(&self, x: Value) -> BenchResult<Value> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
@@ -594,17 +602,27 @@ enum Client {
 
 impl Client {
     async fn call(&self, x: i64) -> BenchResult<()> {
+        let arg = match PAD.get() {
+            Some(pad) => json!(format!("{x}:{pad}")),
+            None => json!(x),
+        };
+        // Checked without keeping a copy of a large argument.
+        let (len, number) = (arg.as_str().map(str::len), arg.as_i64());
         let got = match self {
             Client::Kontiki { messenger, service } => messenger
-                .call(service, "echo", vec![json!(x)], Map::new())
+                .call(service, "echo", vec![arg], Map::new())
                 .await
                 .map_err(|e| e.to_string())?,
-            Client::Raw(raw) => raw.call(x).await?,
+            Client::Raw(raw) => raw.call(arg).await?,
         };
-        if got.as_i64() == Some(x) {
+        let same = match &got {
+            Value::String(s) => Some(s.len()) == len && s.starts_with(&format!("{x}:")),
+            other => other.as_i64().is_some() && other.as_i64() == number,
+        };
+        if same {
             Ok(())
         } else {
-            Err(format!("echo({x}) returned {got}"))
+            Err(format!("echo({x}) returned something else"))
         }
     }
 }
@@ -1141,6 +1159,7 @@ fn write_json(
         "broker": redact(&opts.url),
         "rounds": opts.rounds,
         "quick": opts.quick,
+        "payload_bytes": opts.payload,
         "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         "rss_bytes_before": rss.0,
         "rss_bytes_after": rss.1,
@@ -1252,6 +1271,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if opts.payload > 0 {
+        let _ = PAD.set("x".repeat(opts.payload - 1));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,8 +7,8 @@ Environment:
   BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
                        ratio the median of the per-round ratios
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
-  BENCH_ONLY=rpc,events,idle,http,cluster,codegen,cost   run a subset (`cost` is left out
-                       with BENCH_QUICK unless named)
+  BENCH_ONLY=rpc,events,payload,idle,http,cluster,codegen,cost   run a subset (`cost` is
+                       left out with BENCH_QUICK unless named)
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
                        KONTIKI_AMQP_URL; `none` leaves that row out and the report says so)
@@ -52,7 +52,8 @@ URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
 ONLY = set(filter(None, os.environ.get(
-    "BENCH_ONLY", "rpc,events,idle,http,cluster,codegen" + ("" if QUICK else ",cost")).split(",")))
+    "BENCH_ONLY", "rpc,events,payload,idle,http,cluster,codegen" + ("" if QUICK else ",cost")
+).split(",")))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
 PROFILE = os.environ.get("BENCH_PROFILE", "bench")
@@ -62,12 +63,17 @@ METRICS_OFF = "kontiki-rs, metrics off"
 
 if QUICK:
     SIZES = dict(rs_calls1=200, rs_callsN=1000, py_calls1=100, py_callsN=500, warmup=50,
+                 payload_calls={65536: (100, 300), 1048576: (20, 40)},
                  events=1000, ev_warmup=100, idle_s=0.5, http_s=1,
                  cluster_calls=200, cluster_events=300)
 else:
     SIZES = dict(rs_calls1=3000, rs_callsN=10000, py_calls1=1000, py_callsN=5000, warmup=300,
+                 # Calls at c=1 and at PAYLOAD_C, per payload size.
+                 payload_calls={65536: (1000, 4000), 1048576: (150, 400)},
                  events=20000, ev_warmup=500, idle_s=2.0, http_s=4,
                  cluster_calls=5000, cluster_events=10000)
+# Large messages: RPC whose argument and result are strings of these sizes, at c=1 and this.
+PAYLOAD_C = 16
 # Scale-out: replicas on the cluster, and the load's concurrency (calls and publishers).
 CLUSTER_REPLICAS = [1, 2, 4]
 CLUSTER_C = 16
@@ -248,6 +254,25 @@ def rpc_round(exes, py, py_svc, tmp, rnd):
 
     for f in ((rust, python) if rnd % 2 else (python, rust)):
         f()
+    return out
+
+
+def payload_round(exes, tmp):
+    """{(contender, bytes, c): {per_s, p50_us, p99_us, cpu_us_per_op}}: kontiki-rs and raw lapin
+    calling echo with a large string (issue 22, item 5)."""
+    out = {}
+    path = Path(tmp) / "payload.json"
+    for size, (calls1, calls_n) in SIZES["payload_calls"].items():
+        run_json([exes["rpc"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs,raw-rs",
+                  "--payload", str(size), "--concurrency", f"1,{PAYLOAD_C}",
+                  "--calls1", str(calls1), "--callsN", str(calls_n),
+                  "--warmup", str(max(calls1 // 10, 5)), "--json", str(path)],
+                 f"rpc bench, {size} B payload")
+        for r in json.loads(path.read_text())["results"]:
+            name = {"kontiki-rs": "kontiki-rs", "raw-rs": "raw lapin"}[r["contender"]]
+            out[(name, size, r["concurrency"])] = dict(
+                per_s=r["calls_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+                cpu_us_per_op=r["cpu_us_per_call"], errors=r["errors"])
     return out
 
 
@@ -601,6 +626,22 @@ def report(res, meta):
           "cluster is scripts/cluster.sh (RPC queues are quorum queues there, docs/cluster.md), "
           "all on this machine.")
         w("")
+    if "payload" in res:
+        r = res["payload"]
+        w(f"### Large RPC messages (argument and result each a string of the size; c=1 and "
+          f"c={PAYLOAD_C})")
+        w("")
+        w("| size | c | kontiki-rs calls/s | raw lapin calls/s | ratio | p50 kontiki-rs / raw | "
+          "CPU/call kontiki-rs / raw |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for size in SIZES["payload_calls"]:
+            for c in (1, PAYLOAD_C):
+                a, b = ("kontiki-rs", size, c), ("raw lapin", size, c)
+                w(f"| {size // 1024:,} KiB | {c} | {fmt(med([x[a]['per_s'] for x in r if a in x]))} "
+                  f"| {fmt(med([x[b]['per_s'] for x in r if b in x]))} "
+                  f"| {ratio(paired(r, a, b, 'per_s'))} | {ratio(paired(r, a, b, 'p50_us'))} "
+                  f"| {ratio(paired(r, a, b, 'cpu_us_per_op'))} |")
+        w("")
     if "codegen" in res:
         w("### Codegen (5,000-line IDL file)")
         w("")
@@ -613,6 +654,12 @@ def report(res, meta):
         w((OUT / "cost.md").read_text())
     # Targets of issue 10 (and issue 17's metrics cost)
     t = []
+    if "payload" in res:
+        for size in SIZES["payload_calls"]:
+            for c in (1, PAYLOAD_C):
+                v = paired(res["payload"], ("kontiki-rs", size, c), ("raw lapin", size, c), "per_s")
+                t.append((f"RPC {size // 1024:,} KiB c={c} throughput kontiki-rs / raw lapin",
+                          "≥ 0.90×", ratio(v), v is not None and v >= 0.9))
     for row in res.get("cost", []):
         if row["contender"] != "metrics off":
             what = "RPC c=1" if row["bench"] == "rpc" else "events"
@@ -660,7 +707,7 @@ def main():
     load_before = load()
     py = python_exe()
     exes = {}
-    if ONLY & {"rpc", "events", "idle", "http", "cluster"}:
+    if ONLY & {"rpc", "events", "payload", "idle", "http", "cluster"}:
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
                                  "--example", "idle_service", "--example", "http_demo",
                                  "--example", "cluster_bench"]))
@@ -674,7 +721,7 @@ def main():
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
             "of BENCH_ONLY")
     OUT.mkdir(parents=True, exist_ok=True)
-    res = {k: [] for k in ("rpc", "events", "idle", "http", "cluster") if k in ONLY}
+    res = {k: [] for k in ("rpc", "events", "payload", "idle", "http", "cluster") if k in ONLY}
     cluster_urls, cluster_ours = cluster_start() if "cluster" in ONLY else (None, False)
     with tempfile.TemporaryDirectory(prefix="kontiki-bench-") as tmp:
         py_svc = None
@@ -696,6 +743,9 @@ def main():
                 if "events" in ONLY:
                     log(f"round {rnd}/{RUNS}: events")
                     res["events"].append(events_round(exes, py, py_svc, tmp, rnd))
+                if "payload" in ONLY:
+                    log(f"round {rnd}/{RUNS}: payload (64 KiB and 1 MiB RPC)")
+                    res["payload"].append(payload_round(exes, tmp))
                 if "idle" in ONLY:
                     log(f"round {rnd}/{RUNS}: idle")
                     res["idle"].append(idle_round(exes, py, tmp, rnd))
@@ -740,7 +790,11 @@ def main():
 
     def keyed(x):
         if isinstance(x, dict):
-            return {(" c=".join(map(str, k)) if isinstance(k, tuple) else k): keyed(v) for k, v in x.items()}
+            def name(k):
+                if not isinstance(k, tuple):
+                    return k
+                return f"{k[0]} {k[1]} B c={k[2]}" if len(k) == 3 else " c=".join(map(str, k))
+            return {name(k): keyed(v) for k, v in x.items()}
         if isinstance(x, list):
             return [keyed(v) for v in x]
         return x
