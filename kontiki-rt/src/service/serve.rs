@@ -366,7 +366,10 @@ async fn handle_rpc(
         let key = correlation_id
             .as_deref()
             .filter(|_| state.dedup.is_some())
-            .map(|cid| dedup::key(cid, &delivery.data));
+            .map(|cid| {
+                let reply_to = delivery.properties.reply_to().as_ref();
+                dedup::key(cid, reply_to.map_or("", |r| r.as_str()), &delivery.data)
+            });
         let mut run = None;
         if let (Some(dedup), Some(key)) = (state.dedup.as_ref(), key.as_deref()) {
             match dedup.begin(key) {
