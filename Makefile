@@ -20,7 +20,8 @@ test:
 	bash scripts/test.sh
 
 # FAULTS="3 5" runs only those scenarios; FAULTS_SCALE=ci the bounded form of scripts/test.sh.
-# At full scale it also floods the registry with 1,000,000 heartbeats (registry_hostile.rs).
+# At full scale it also floods the registry with 1,000,000 heartbeats (registry_hostile.rs) and
+# sends the hostile inputs of kontiki-rt's oversize.rs and deep_headers.rs to its node.
 faults:
 	@bash scripts/broker.sh faults-start
 	@PY=$${KONTIKI_PY:-$$(bash scripts/python-env.sh | tail -n1)}; \
@@ -30,6 +31,8 @@ faults:
 	if [ -z "$(FAULTS)" ] && [ "$${FAULTS_SCALE:-full}" = full ]; then \
 	  KONTIKI_AMQP_URL=amqp://guest:guest@127.0.0.1:5673/%2f REGISTRY_FLOOD_HEARTBEATS=1000000 \
 	    cargo test -p kontiki-registry --test registry_hostile -- --nocapture --test-threads 1 || rc=1; \
+	  KONTIKI_AMQP_URL=amqp://guest:guest@127.0.0.1:5673/%2f KONTIKI_PY=$$PY \
+	    cargo test -p kontiki-rt --test oversize --test deep_headers -- --nocapture || rc=1; \
 	fi; \
 	bash scripts/broker.sh faults-stop; bash scripts/broker.sh crash-stop; exit $$rc
 
