@@ -126,27 +126,20 @@ async fn registry_keeps_serving_after_hostile_intake() {
     // Headers nested 20,000 arrays deep (lapin cannot write them: Python does), on a request
     // and on a heartbeat. Parsing them would overflow the stack of lapin's I/O thread and abort
     // this process; the runtime's header guard drops them, and the request is answered.
-    let out = tokio::process::Command::new(common::support::py::python())
-        .arg(common::py_dir().join("deep_headers.py"))
-        .args(["--url", &amqp_url(), "--service", "ServiceRegistry"])
-        .args([
-            "--method",
-            "list_instances",
-            "--event",
-            &format!("{service}.nothing"),
-        ])
-        .args(["--registry-key", "registry.heartbeat", "--depth", "20000"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .await
-        .expect("run deep_headers.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "no reply to the deep request: {stdout}"
-    );
-    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(line["reply"]["success"], json!(true), "{line}");
+    let reply = common::support::py::publish_deep_headers(&[
+        "--service",
+        "ServiceRegistry",
+        "--method",
+        "list_instances",
+        "--event",
+        &format!("{service}.nothing"),
+        "--registry-key",
+        "registry.heartbeat",
+        "--depth",
+        "20000",
+    ])
+    .await;
+    assert_eq!(reply["success"], json!(true), "{reply}");
     let heartbeat = json!({"service_name": service, "instance_id": "huge-interval"});
     intake(&ch, "heartbeat", heartbeat.to_string().as_bytes(), None).await;
 

@@ -8,7 +8,6 @@ mod support;
 
 use kontiki_rt::{Call, Event, EventEntrypoint, RpcEntrypoint, Service};
 use serde_json::{Map, Value, json};
-use std::process::Stdio;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_nested_20000_deep_are_dropped_and_the_message_served() {
@@ -45,21 +44,17 @@ async fn headers_nested_20000_deep_are_dropped_and_the_message_served() {
         .await
         .unwrap_or_else(|e| panic!("{}", support::no_broker(e)));
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/deep_headers.py");
-    let out = tokio::process::Command::new(support::py::python())
-        .args([script, "--url", &support::amqp_url(), "--service", &name])
-        .args(["--method", "echo", "--event", &event, "--depth", "20000"])
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .expect("run deep_headers.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "no reply to the deep request: {stdout}"
-    );
-    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    let reply = &line["reply"];
+    let reply = &support::py::publish_deep_headers(&[
+        "--service",
+        &name,
+        "--method",
+        "echo",
+        "--event",
+        &event,
+        "--depth",
+        "20000",
+    ])
+    .await;
     assert_eq!(reply["success"], json!(true), "{reply}");
     assert_eq!(
         reply["result"],

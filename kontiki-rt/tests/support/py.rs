@@ -51,6 +51,27 @@ pub(crate) fn python() -> PathBuf {
     .clone()
 }
 
+/// Runs `deep_headers.py` (headers nested `--depth` levels on an RPC request, an event and,
+/// with `--registry-key`, a registry message) with `args` after `--url`, and returns the reply
+/// to its request (it fails the test when none came).
+pub(crate) async fn publish_deep_headers(args: &[&str]) -> serde_json::Value {
+    let out = tokio::process::Command::new(python())
+        .arg(repo_root().join("kontiki-rt/tests/py/deep_headers.py"))
+        .args(["--url", &super::amqp_url()])
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .expect("run deep_headers.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "no reply to the deep request: {stdout}"
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    line["reply"].clone()
+}
+
 /// Reads lines until one starts with `READY`, at most 60 s.
 async fn wait_ready(lines: &mut Lines<BufReader<ChildStdout>>, what: &str) -> Vec<String> {
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
