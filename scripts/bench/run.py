@@ -664,7 +664,7 @@ def report(res, meta):
         if row["contender"] != "metrics off":
             what = "RPC c=1" if row["bench"] == "rpc" else "events"
             t.append((f"{what} instructions/op, {row['contender']} / metrics off", "≤ 1.03×",
-                      f"{row['ratio']:.3f}×", row["ratio"] <= 1.03))
+                      f"{row['ratio']:.3f}×", 0 < row["ratio"] <= 1.03))
     if "rpc" in res:
         r = res["rpc"]
         for c in CONCURRENCY:
