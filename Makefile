@@ -66,7 +66,7 @@ run-tui:
 
 # Benchmarks (docs/PERFORMANCE.md): kontiki-rs vs raw lapin vs Python Kontiki 2.3.2, side by
 # side on one broker; BENCH_RUNS (default 5), BENCH_QUICK=1,
-# BENCH_ONLY=rpc,events,idle,http,cluster,codegen,cost (cost: `make bench-cost` alone).
+# BENCH_ONLY=rpc,events,payload,idle,http,cluster,codegen,cost (cost: `make bench-cost` alone).
 .PHONY: bench fuzz
 bench:
 	python3 scripts/bench/run.py
