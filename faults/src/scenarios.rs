@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod hostile;
 mod outage;
 
 /// The scenario names, in order.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     "1-broker-restart",
     "2-close-connections",
     "3-sigkill",
@@ -30,6 +31,7 @@ pub const ALL: [&str; 15] = [
     "13-cluster-node-stop",
     "14-cluster-leader-stop",
     "15-outage-bindings",
+    "16-hostile-input",
 ];
 
 /// The scenarios that run on the three-node cluster (`scripts/cluster.sh`); whoever runs them
@@ -63,6 +65,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> Result<Report, String> {
             failover::failover(ctx, name, failover::Victim::QueueLeader).await?
         }
         "15-outage-bindings" => outage::outage_bindings(ctx, name).await?,
+        "16-hostile-input" => hostile::hostile_input(ctx, name).await?,
         other => {
             return Err(format!(
                 "unknown scenario {other:?}; the scenarios are {}",

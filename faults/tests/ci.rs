@@ -112,3 +112,8 @@ async fn s13_s14_cluster_failover() {
 async fn s15_outage_bindings() {
     run("15-outage-bindings").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s16_hostile_input() {
+    run("16-hostile-input").await;
+}
