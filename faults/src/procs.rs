@@ -30,6 +30,8 @@ pub struct Spec {
     pub registration: bool,
     /// `kontiki.handler_timeouts`: seconds, by entrypoint name.
     pub handler_timeouts: BTreeMap<String, f64>,
+    /// The file each run of `slow` with a call number appends that number to.
+    pub rpc_record: Option<PathBuf>,
 }
 
 impl Spec {
@@ -45,6 +47,7 @@ impl Spec {
             handle_ms: 0,
             registration: false,
             handler_timeouts: BTreeMap::new(),
+            rpc_record: None,
         }
     }
 
@@ -222,6 +225,9 @@ pub async fn spawn_rust(ctx: &Ctx, spec: &Spec, label: &str) -> Result<Proc, Str
         .env("FAULTS_HANDLE_MS", spec.handle_ms.to_string());
     if let Some(record) = &spec.record {
         cmd.env("FAULTS_RECORD", record);
+    }
+    if let Some(record) = &spec.rpc_record {
+        cmd.env("FAULTS_RPC_RECORD", record);
     }
     let mut child = cmd
         .stdin(Stdio::null())

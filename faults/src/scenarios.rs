@@ -350,15 +350,34 @@ fn call_load(
     timeout: Duration,
     stop: Arc<AtomicBool>,
 ) -> (Arc<Mutex<CallStats>>, Vec<tokio::task::JoinHandle<()>>) {
+    call_load_with(m, services, workers, ms, timeout, stop, None)
+}
+
+/// [`call_load`], each call numbered from `numbers` (`slow(ms, call=n)`: the Rust service
+/// records each run of it; the Python replica's `slow` takes no number).
+fn call_load_with(
+    m: &Messenger,
+    services: Vec<String>,
+    workers: usize,
+    ms: u64,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    numbers: Option<Arc<AtomicU64>>,
+) -> (Arc<Mutex<CallStats>>, Vec<tokio::task::JoinHandle<()>>) {
     let stats = Arc::new(Mutex::new(CallStats::default()));
     let tasks = (0..workers)
         .map(|w| {
             let (m, stats, stop) = (m.clone(), stats.clone(), stop.clone());
+            let numbers = numbers.clone();
             let service = services[w % services.len()].clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let start = Instant::now();
-                    let body = serde_json::to_vec(&json!({"args": [ms], "kwargs": {}}))
+                    let args = match &numbers {
+                        Some(n) => json!([ms, n.fetch_add(1, Ordering::Relaxed)]),
+                        None => json!([ms]),
+                    };
+                    let body = serde_json::to_vec(&json!({"args": args, "kwargs": {}}))
                         .unwrap_or_default();
                     let call = m.call_raw(
                         &service,
@@ -726,12 +745,30 @@ async fn close_connections(ctx: &Ctx, name: &str) -> Result<Report, String> {
     let warmup = ctx.scale.pick(300, 3000);
     let mut report = Report::new(name, CALL_TIMEOUT);
     let svc = unique("close");
-    let spec = Spec::new(&svc);
+    // Each instance records every run of `slow` by call number: a request the closed
+    // connection had in flight is delivered again, and the dedup window must answer it from
+    // the kept reply instead of running it again on the same instance.
+    let dir = temp_dir()?;
+    let runs: Vec<PathBuf> = ["rust-1", "rust-2"]
+        .iter()
+        .map(|l| dir.path().join(format!("{l}.runs")))
+        .collect();
+    let mut spec = Spec::new(&svc);
+    spec.rpc_record = Some(runs[0].clone());
     let a = procs::spawn_rust(ctx, &spec, "rust-1").await?;
+    spec.rpc_record = Some(runs[1].clone());
     let b = procs::spawn_rust(ctx, &spec, "rust-2").await?;
     let m = messenger(ctx, "faults-caller", CALL_TIMEOUT).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (stats, tasks) = call_load(&m, vec![svc.clone()], 64, 20, CALL_TIMEOUT, stop.clone());
+    let (stats, tasks) = call_load_with(
+        &m,
+        vec![svc.clone()],
+        64,
+        20,
+        CALL_TIMEOUT,
+        stop.clone(),
+        Some(Arc::new(AtomicU64::new(0))),
+    );
     if !wait_until(Duration::from_secs(60), || calls_done(&stats) >= warmup).await {
         return Err(format!("{name}: the load did not reach {warmup} calls"));
     }
@@ -778,6 +815,36 @@ async fn close_connections(ctx: &Ctx, name: &str) -> Result<Report, String> {
     );
     report.check(a.pid().is_some() && b.pid().is_some(), || {
         "a service exited".to_owned()
+    });
+    // Re-executions: a call number run more than once by the same instance (inside the dedup
+    // window) must not happen; one run by both instances (a redelivery that went to the other)
+    // is allowed and reported.
+    let mut per_instance = Vec::new();
+    for path in &runs {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in text.lines().filter_map(|l| l.trim().parse().ok()) {
+            *counts.entry(n).or_default() += 1;
+        }
+        per_instance.push(counts);
+    }
+    let same: u64 = per_instance
+        .iter()
+        .flat_map(|c| c.values())
+        .map(|k| k - 1)
+        .sum();
+    let both = per_instance[0]
+        .keys()
+        .filter(|n| per_instance[1].contains_key(n))
+        .count();
+    let run_total: u64 = per_instance.iter().flat_map(|c| c.values()).sum();
+    report.note(format!(
+        "handler runs: {run_total}; re-executions on the same instance: {same}; calls run by \
+         both instances (redelivered to the other): {both}"
+    ));
+    report.check(same == 0, || {
+        format!("{same} calls ran again on the same instance inside the dedup window")
     });
     report.check_common();
     m.close().await;

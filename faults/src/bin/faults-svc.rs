@@ -1,6 +1,9 @@
 //! The service the fault-injection scenarios run as subprocesses (`faults-svc --config FILE`).
 //!
-//! * RPCs: `echo(x)` → `x`; `slow(ms)` → sleeps `ms` then returns `[ms, instance_id]`.
+//! * RPCs: `echo(x)` → `x`; `slow(ms, call=None)` → sleeps `ms` then returns `[ms,
+//!   instance_id]`; with a `call` number and `FAULTS_RPC_RECORD` set, it first appends the
+//!   number and a newline to that file, so each run of the handler is one line (the scenarios
+//!   count re-executions from it).
 //! * `on_tick` (competing, `max_attempts` 3) on the event types of `app.events.tick`: the
 //!   payload must be `{"n": <unsigned integer>}`, else the handler fails (so a malformed event
 //!   is retried and dead-lettered). It sleeps `FAULTS_HANDLE_MS` (default 0) milliseconds, then
@@ -53,6 +56,23 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    let rpc_record = match std::env::var_os("FAULTS_RPC_RECORD") {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            Ok(f) => Some(Arc::new(Mutex::new(f))),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot open FAULTS_RPC_RECORD {}: {e}",
+                    path.to_string_lossy()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let service = Service::builder("faults-svc")
         .rpc(
             RpcEntrypoint::new("echo", |call: Call| async move { Ok(call.args[0].clone()) })
@@ -68,13 +88,25 @@ fn main() -> ExitCode {
             .params(["n", "hang"]),
         )
         .rpc(
-            RpcEntrypoint::new("slow", |call: Call| async move {
-                let ms = call.args[0].as_u64().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let iid = call.context.container().identity().instance_id.to_string();
-                Ok(json!([ms, iid]))
+            RpcEntrypoint::new("slow", move |call: Call| {
+                let rpc_record = rpc_record.clone();
+                async move {
+                    let ms = call.args[0].as_u64().unwrap_or(0);
+                    if let (Some(n), Some(file)) = (call.args[1].as_u64(), rpc_record) {
+                        let mut file = file
+                            .lock()
+                            .map_err(|_| HandlerError::server("record file lock poisoned"))?;
+                        file.write_all(format!("{n}\n").as_bytes()).map_err(|e| {
+                            HandlerError::server(format!("cannot record call {n}: {e}"))
+                        })?;
+                    }
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let iid = call.context.container().identity().instance_id.to_string();
+                    Ok(json!([ms, iid]))
+                }
             })
-            .params(["ms"]),
+            .param("ms", true)
+            .param("call", false),
         )
         .event(
             EventEntrypoint::from_config("on_tick", "app.events.tick", move |ev: Event| {
