@@ -804,6 +804,41 @@ async fn close_connections(ctx: &Ctx, name: &str) -> Result<Report, String> {
     {
         let s = stats.lock().map_err(|_| "stats lock poisoned")?;
         fill_calls(&mut report, &s);
+        // Every call the close caught ends with ConnectionLost, at once: no other error kind,
+        // none later than 1 s after the close.
+        let odd: Vec<&str> = s
+            .errors
+            .keys()
+            .copied()
+            .filter(|k| *k != "ConnectionLost")
+            .collect();
+        report.check(odd.is_empty(), || {
+            format!("call errors other than ConnectionLost: {odd:?}")
+        });
+        // Measured from the first ConnectionLost, not from `closed_at`: rabbitmqctl itself
+        // takes about half a second to start, more on a loaded machine.
+        let ends: Vec<Instant> = s
+            .records
+            .iter()
+            .filter(|(_, _, how)| *how == "ConnectionLost")
+            .map(|(_, end, _)| *end)
+            .collect();
+        let spread = match (ends.iter().min(), ends.iter().max()) {
+            (Some(first), Some(last)) => last.duration_since(*first),
+            _ => Duration::ZERO,
+        };
+        report.note(format!(
+            "calls the close caught: {}, all ended with ConnectionLost within {spread:.2?} of the \
+             first",
+            ends.len()
+        ));
+        report.check(!ends.is_empty() && spread <= Duration::from_secs(1), || {
+            format!(
+                "{} calls ended with ConnectionLost over {spread:?} (at once means within 1 s \
+                 of each other)",
+                ends.len()
+            )
+        });
     }
     report.note(format!(
         "serving again {} after close_all_connections",

@@ -69,6 +69,46 @@ pub(crate) struct RegistryClient {
     /// The instance's counters, sent with each heartbeat.
     stats: Arc<InstanceStats>,
     registered: AtomicBool,
+    /// Bounds the exception reports being published at once.
+    reports: ReportGate,
+}
+
+/// How many exception reports may be on their way to the broker at once; beyond that a report
+/// is dropped and counted (a handler failing on every message of a flood while publishing is
+/// slow, under a resource alarm say, would otherwise pile up a task per failure).
+const MAX_REPORTS_IN_FLIGHT: usize = 32;
+
+/// Admits exception reports up to [`MAX_REPORTS_IN_FLIGHT`] at once and counts the rest.
+#[derive(Debug)]
+struct ReportGate {
+    permits: Arc<tokio::sync::Semaphore>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl ReportGate {
+    fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A permit to publish one report, held until it is sent; `None` (and counted) when
+    /// `limit` reports are in flight already.
+    fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first, then every 1,000th: a flood must not flood the log too.
+            if n == 1 || n.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped = n,
+                    "exception reports dropped: {MAX_REPORTS_IN_FLIGHT} are being published already"
+                );
+            }
+        }
+        permit
+    }
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -128,6 +168,7 @@ impl RegistryClient {
             check,
             stats,
             registered: AtomicBool::new(false),
+            reports: ReportGate::new(MAX_REPORTS_IN_FLIGHT),
         }
     }
 
@@ -258,9 +299,15 @@ impl RegistryClient {
         let mut fields = Map::new();
         fields.insert("exception_type".into(), json!(exception_type));
         fields.insert("message".into(), json!(message));
+        let Some(permit) = self.reports.admit() else {
+            return;
+        };
         let body = self.report_body(flow, "exception_id", fields);
         let this = self.clone();
-        tokio::spawn(async move { this.publish_logged("registry.exception", &body).await });
+        tokio::spawn(async move {
+            this.publish_logged("registry.exception", &body).await;
+            drop(permit);
+        });
     }
 
     /// Reports an uncaught handler error when `report_uncaught_exceptions` is on.
@@ -358,4 +405,26 @@ impl Hook for RegistryHook {
     }
 
     fn down(&self, _generation: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exception_reports_beyond_the_bound_are_dropped_and_counted() {
+        let gate = ReportGate::new(3);
+        let held: Vec<_> = (0..3)
+            .map(|_| gate.admit().expect("within the bound"))
+            .collect();
+        assert!(gate.admit().is_none(), "a fourth report in flight");
+        assert!(gate.admit().is_none());
+        assert_eq!(gate.dropped.load(Ordering::Relaxed), 2);
+        drop(held);
+        assert!(
+            gate.admit().is_some(),
+            "admitted again once the others were sent"
+        );
+        assert_eq!(gate.dropped.load(Ordering::Relaxed), 2);
+    }
 }
