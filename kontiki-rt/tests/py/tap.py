@@ -206,8 +206,10 @@ async def run(args):
     async def on_message(message):
         emit_line(json.dumps(describe(message), ensure_ascii=False))
 
-    await channel.basic_consume(queue, on_message, no_ack=True)
+    # READY before consuming: the queue is bound, so nothing published from now on is missed,
+    # and no message (other tests' traffic on the shared broker) can be printed before READY.
     emit_line(f"READY {queue}")
+    await channel.basic_consume(queue, on_message, no_ack=True)
 
     if args.exit_on_stdin_eof:
         async def watch_stdin():
