@@ -34,44 +34,35 @@ fn tick_number(payload: &Value) -> Result<u64, HandlerError> {
     })
 }
 
+/// The file the environment variable `var` names, opened for appending (`None` when unset);
+/// `Err` (said on stderr) when it cannot be opened.
+fn open_record(var: &str) -> Result<Option<Arc<Mutex<std::fs::File>>>, ()> {
+    let Some(path) = std::env::var_os(var) else {
+        return Ok(None);
+    };
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => Ok(Some(Arc::new(Mutex::new(f)))),
+        Err(e) => {
+            eprintln!("error: cannot open {var} {}: {e}", path.to_string_lossy());
+            Err(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let handle_ms: u64 = std::env::var("FAULTS_HANDLE_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let record = match std::env::var_os("FAULTS_RECORD") {
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-        {
-            Ok(f) => Some(Arc::new(Mutex::new(f))),
-            Err(e) => {
-                eprintln!(
-                    "error: cannot open FAULTS_RECORD {}: {e}",
-                    path.to_string_lossy()
-                );
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
+    let Ok(record) = open_record("FAULTS_RECORD") else {
+        return ExitCode::FAILURE;
     };
-    let rpc_record = match std::env::var_os("FAULTS_RPC_RECORD") {
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-        {
-            Ok(f) => Some(Arc::new(Mutex::new(f))),
-            Err(e) => {
-                eprintln!(
-                    "error: cannot open FAULTS_RPC_RECORD {}: {e}",
-                    path.to_string_lossy()
-                );
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
+    let Ok(rpc_record) = open_record("FAULTS_RPC_RECORD") else {
+        return ExitCode::FAILURE;
     };
     let service = Service::builder("faults-svc")
         .rpc(
