@@ -418,6 +418,38 @@ fn calls_done(stats: &Arc<Mutex<CallStats>>) -> u64 {
     stats.lock().map(|s| s.sent).unwrap_or(0)
 }
 
+/// Notes what the callers `who` saw (sent, answered, errors by kind, hung, slowest) and fails
+/// the report on an error a broker outage does not explain.
+fn note_outage_calls(report: &mut Report, who: &str, s: &CallStats) {
+    let kinds: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    report.note(format!(
+        "{who}: {} sent, {} answered, errors: {}, hung {}, slowest {:.2?}",
+        s.sent,
+        s.ok,
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
+        s.hung,
+        s.max_latency
+    ));
+    check_outage_kinds(report, who, s);
+}
+
+/// Fails the report when the callers `who` got an error other than [`OUTAGE_CALL_ERRORS`].
+fn check_outage_kinds(report: &mut Report, who: &str, s: &CallStats) {
+    let odd: Vec<&str> = s
+        .errors
+        .keys()
+        .copied()
+        .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
+        .collect();
+    report.check(odd.is_empty(), || {
+        format!("{who}: call errors of an unexpected kind: {odd:?}")
+    });
+}
+
 fn fill_calls(report: &mut Report, s: &CallStats) {
     report.sent += s.sent;
     report.confirmed += s.ok;
@@ -650,28 +682,7 @@ async fn broker_restart(
     }
     {
         let s = calls.lock().map_err(|_| "stats lock poisoned")?;
-        let kinds: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        report.note(format!(
-            "calls beside the load: {} sent, {} answered, errors: {}, hung {}, slowest {:.2?}",
-            s.sent,
-            s.ok,
-            if kinds.is_empty() {
-                "none".to_owned()
-            } else {
-                kinds.join(", ")
-            },
-            s.hung,
-            s.max_latency
-        ));
-        let odd: Vec<&str> = s
-            .errors
-            .keys()
-            .copied()
-            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
-            .collect();
-        report.check(odd.is_empty(), || {
-            format!("call errors of an unexpected kind: {odd:?}")
-        });
+        note_outage_calls(&mut report, "calls beside the load", &s);
         report.hung += s.hung;
         report.max_latency = report.max_latency.max(s.max_latency);
         report.check(s.ok > 0, || "no call was answered".to_owned());
@@ -1840,15 +1851,7 @@ async fn resource_alarm(ctx: &Ctx, name: &str) -> Result<Report, String> {
     {
         let s = calls.lock().map_err(|_| "stats lock poisoned")?;
         fill_calls(&mut report, &s);
-        let odd: Vec<&str> = s
-            .errors
-            .keys()
-            .copied()
-            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
-            .collect();
-        report.check(odd.is_empty(), || {
-            format!("call errors of an unexpected kind: {odd:?}")
-        });
+        check_outage_kinds(&mut report, "the callers", &s);
     }
     // 0 confirmed events lost once the alarm cleared.
     let mut ev = Report::new(name, timeout);

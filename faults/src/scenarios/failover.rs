@@ -624,28 +624,7 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     let _ = probe_task.await;
     {
         let s = calls.lock().map_err(|_| "stats lock poisoned")?;
-        let kinds: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        report.note(format!(
-            "calls (caller on the list): {} sent, {} answered, errors: {}, hung {}, slowest {:.2?}",
-            s.sent,
-            s.ok,
-            if kinds.is_empty() {
-                "none".to_owned()
-            } else {
-                kinds.join(", ")
-            },
-            s.hung,
-            s.max_latency
-        ));
-        let odd: Vec<&str> = s
-            .errors
-            .keys()
-            .copied()
-            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
-            .collect();
-        report.check(odd.is_empty(), || {
-            format!("call errors of an unexpected kind: {odd:?}")
-        });
+        note_outage_calls(&mut report, "calls (caller on the list)", &s);
         fill_calls(&mut report, &s);
     }
     {
@@ -733,15 +712,7 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
                 });
             }
         }
-        let odd: Vec<&str> = s
-            .errors
-            .keys()
-            .copied()
-            .filter(|k| !OUTAGE_CALL_ERRORS.contains(k))
-            .collect();
-        report.check(odd.is_empty(), || {
-            format!("pinned call errors of an unexpected kind: {odd:?}")
-        });
+        check_outage_kinds(&mut report, "the pinned caller", &s);
         fill_calls(&mut report, &s);
     }
     let failed = queue_depth(&cluster.urls[survivor - 1], &failed_queue).await?;
