@@ -95,10 +95,12 @@ step "broker (RabbitMQ answers)" broker_ensure || { summary; exit 1; }
 # KONTIKI_AMQP_URL) uses the URL as given.
 make_test_vhost() {
   local vhost="kontiki-test-$$"
-  broker_sudo rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || return 1
-  broker_sudo rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*" >/dev/null 2>&1 || return 1
+  broker_sudo timeout 60 rabbitmqctl -q add_vhost "$vhost" >/dev/null 2>&1 || return 1
+  broker_sudo timeout 60 rabbitmqctl -q set_permissions -p "$vhost" guest ".*" ".*" ".*" >/dev/null 2>&1 || return 1
   TEST_VHOST="$vhost"
-  trap 'broker_sudo rabbitmqctl -q delete_vhost "$TEST_VHOST" >/dev/null 2>&1 || true' EXIT
+  # Bounded: a broker that stopped answering must not hold the run past its budget (a CI run
+  # once printed its summary and then hung here until it was killed).
+  trap 'broker_sudo timeout 120 rabbitmqctl -q delete_vhost "$TEST_VHOST" >/dev/null 2>&1 || echo "test.sh: could not delete vhost $TEST_VHOST (broker did not answer within 120 s)"' EXIT
   export KONTIKI_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$vhost"
   echo "test.sh: using vhost $vhost (deleted at exit)"
 }
@@ -181,9 +183,47 @@ step "promtool (metrics exposition checks)" ensure_apt_tool promtool prometheus
 MSRV=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 step "Rust $MSRV toolchain (MSRV)" ensure_rust_toolchain "$MSRV"
 
+# One line on the shared broker's health (sockets against their limit, alarms, free disk), and
+# on a failed step the connections still open in the test vhost by client name: a broker that
+# stops answering mid-run (sockets used up, an alarm) then shows in the log, not only as
+# timeouts in the tests that came after.
+broker_health() {
+  broker_is_local && broker_can_admin || return 0
+  local status
+  status=$(broker_sudo timeout 30 rabbitmqctl -q status 2>&1) || {
+    echo "test.sh: shared broker: rabbitmqctl status did not answer within 30 s"
+    return 0
+  }
+  printf 'test.sh: shared broker: %s; %s; alarms: %s; %s\n' \
+    "$(grep -m1 -E '^Sockets:' <<<"$status")" \
+    "$(grep -m1 -E '^Connection count:' <<<"$status")" \
+    "$(awk '/Alarms/ {on=1; next} on && /\033\[1m|^[A-Z][a-z ]+$/ {exit} on && NF' <<<"$status" | tr '\n' ' ')" \
+    "$(grep -m1 -E '^Free disk space:' <<<"$status")"
+  if [[ "${1:-}" == "--connections" && -n "${TEST_VHOST:-}" ]]; then
+    echo "test.sh: connections open in $TEST_VHOST, by client name (most first):"
+    broker_sudo timeout 30 rabbitmqctl -q list_connections -p "$TEST_VHOST" client_properties 2>/dev/null \
+      | grep -o '{"connection_name",longstr,<<"[^"]*' | sed 's/.*<<"//; s/ [0-9a-f-]\{20,\}.*//' \
+      | sort | uniq -c | sort -rn | head -n 20
+  fi
+}
+
+# The example binaries the example tests run, built here with the same command their test
+# library runs once per test process (examples/tests/src/lib.rs, `example_bin`): built inside
+# a test, a cold build on 2 cores can outlast nextest's 3-minute limit for that test.
+examples_build() {
+  local args=(-p quickstart -p example-client) e
+  for e in $(sed -n '/^pub const EXAMPLES/,/^];/p' "$ROOT/examples/tests/src/lib.rs" | grep -o '"[a-z0-9-]*"' | tr -d '"'); do
+    args+=(-p "$e")
+  done
+  (cd "$ROOT" && cargo build --quiet --locked "${args[@]}")
+}
+step "example binaries (built before the tests that run them)" examples_build
+
 if have_nextest; then
+  broker_health
   step "tests" run_tests "$LOG_DIR/tests.log" --workspace --locked \
-    -E 'not binary(/^disrupt_/) and not package(kontiki-faults)'
+    -E 'not binary(/^disrupt_/) and not package(kontiki-faults)' || broker_health --connections
+  broker_health
   # They restart their broker: give them the fault-injection node, never the shared broker.
   if cargo nextest list --workspace --locked -E 'binary(/^disrupt_/)' 2>/dev/null | grep -q .; then
     step "fault-injection broker node" bash "$ROOT/scripts/broker.sh" faults-start

@@ -11,6 +11,11 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
+/// `kontiki.amqp.rebalance_interval` of every Rust instance and Messenger of the suite
+/// (seconds): with the cluster's three URLs, a process that failed over moves back to its
+/// home node this long after it answers again (scenarios 13 and 14 check it).
+pub const REBALANCE_SECS: u64 = 2;
+
 /// How to start one service instance.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -60,7 +65,7 @@ impl Spec {
             }
         }
         format!(
-            "kontiki:\n  service_name: {}\n  amqp:\n    url: \"{url}\"\n    rpc:\n      timeout: 5\n  \
+            "kontiki:\n  service_name: {}\n  amqp:\n    url: \"{url}\"\n    rebalance_interval: {REBALANCE_SECS}\n    rpc:\n      timeout: 5\n  \
              heartbeat:\n    interval: 1\n  registration:\n    disable: {}\n    delay: 0\n  \
              shutdown:\n    grace_seconds: 5\n{timeouts}app:\n  events:\n    tick: \"{}\"\n    note: \"{}\"\n    session: \"{}\"\n",
             self.service, !self.registration, self.tick, self.note, self.session

@@ -88,6 +88,7 @@ async fn messenger(ctx: &Ctx, name: &str, timeout: Duration) -> Result<Messenger
     Messenger::builder(ctx.node.url.clone())
         .client_name(name)
         .rpc_timeout(timeout)
+        .rebalance_interval(Duration::from_secs(procs::REBALANCE_SECS))
         .connect()
         .await
         .map_err(|e| format!("cannot connect to the faults node at {}: {e}", ctx.node.url))

@@ -292,6 +292,21 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
         .filter(|p| nodes_of(&conns, &p.instance_id).contains(&victim))
         .count() as u64;
     let publisher_on_victim = client_node("faults-cluster-publisher") == format!("c{victim}");
+    // Whoever is on the node that stops (instance ids, client names) must move back to it
+    // once it returns (`kontiki.amqp.rebalance_interval`, procs::REBALANCE_SECS here).
+    let mut at_home: Vec<(String, String)> = rust
+        .iter()
+        .filter(|p| nodes_of(&conns, &p.instance_id) == BTreeSet::from([victim]))
+        .map(|p| (p.label.clone(), p.instance_id.clone()))
+        .collect();
+    for client in ["faults-cluster-publisher", "faults-cluster-caller"] {
+        if nodes_of(&conns, client) == BTreeSet::from([victim]) {
+            at_home.push((
+                client.trim_start_matches("faults-cluster-").to_owned(),
+                client.to_owned(),
+            ));
+        }
+    }
 
     // The Python replica serves RPC on the cluster too (its `echo`, on its own queue).
     let py_before = python_echoes(&prober, &svc, &python1.instance_id).await;
@@ -495,6 +510,35 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     let at_back = per_file_counts(&files)?;
     report.note(fault);
 
+    // The fleet spreads again: who was on c{victim} moves back to it, under the load.
+    let home_limit = Duration::from_secs(procs::REBALANCE_SECS) + Duration::from_secs(15);
+    let (away, took, seen) = {
+        let deadline = Instant::now() + home_limit;
+        loop {
+            let conns = cluster.connections(victim).await?;
+            let away: Vec<String> = at_home
+                .iter()
+                .filter(|(_, key)| nodes_of(&conns, key) != BTreeSet::from([victim]))
+                .map(|(label, key)| format!("{label} on {:?}", nodes_of(&conns, key)))
+                .collect();
+            if away.is_empty() || Instant::now() >= deadline {
+                break (away, back_at.elapsed(), placement(&conns, &rust));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let names: Vec<&str> = at_home.iter().map(|(label, _)| label.as_str()).collect();
+    report.note(format!(
+        "moved back to c{victim}: [{}] {took:.1?} after its start began (rebalance interval {}s); placement {seen}",
+        names.join(", "),
+        procs::REBALANCE_SECS
+    ));
+    report.check(away.is_empty(), || {
+        format!(
+            "not back on c{victim} (its only connections) within {home_limit:?} of its start: {away:?}"
+        )
+    });
+
     let stats = load.await.map_err(|e| format!("publishers: {e}"))?;
     report.sent = total;
     report.hung = stats.hung;
@@ -590,7 +634,7 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     };
     let conns = cluster.connections(victim).await?;
     report.note(format!(
-        "after the return: 3 members online {synced:.1?} after the start; quorum leaders per node c1/c2/c3 {before:?} -> {after:?} after `rabbitmq-queues rebalance quorum`; placement {} (connections stay where they failed over to)",
+        "after the return: 3 members online {synced:.1?} after the start; quorum leaders per node c1/c2/c3 {before:?} -> {after:?} after `rabbitmq-queues rebalance quorum`; placement {}",
         placement(&conns, &rust)
     ));
     report.check(after[victim - 1] > 0, || {

@@ -64,6 +64,12 @@ pub struct AmqpSettings {
     pub tls: TlsSettings,
     /// `kontiki.amqp.connect_timeout` (seconds), default 10 s. A kontiki-rs addition.
     pub connect_timeout: Duration,
+    /// `kontiki.amqp.rebalance_interval` (seconds), default 30 s, 0 = never: with several
+    /// broker URLs, a process that failed over to another broker than its home (the one it
+    /// picked at random) tries its home this often and moves back once it answers, draining
+    /// its work on the old connection first, so that the fleet spreads over the nodes again
+    /// after a node returns. A kontiki-rs addition.
+    pub rebalance_interval: Duration,
     /// `kontiki.amqp.max_message_size` (bytes), default 16 MiB (RabbitMQ 4's
     /// `max_message_size`; 3.x allows 128 MiB): a larger event, request or reply fails with
     /// [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) before it is sent, instead of
@@ -106,6 +112,7 @@ impl std::fmt::Debug for AmqpSettings {
             .field("max_attempts", &self.max_attempts)
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
+            .field("rebalance_interval", &self.rebalance_interval)
             .field("max_message_size", &self.max_message_size)
             .field("expose_internal_errors", &self.expose_internal_errors)
             .field("rpc_dedup_window", &self.rpc_dedup_window)
@@ -136,6 +143,7 @@ impl Default for AmqpSettings {
             max_attempts: 3,
             tls: TlsSettings::default(),
             connect_timeout: Duration::from_secs(10),
+            rebalance_interval: Duration::from_secs(30),
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             fail_when_subscribers_gone: false,
             expose_internal_errors: false,
@@ -400,6 +408,7 @@ const KNOWN_KEYS: &[&str] = &[
     "kontiki.amqp.tls.client_cert",
     "kontiki.amqp.tls.client_key",
     "kontiki.amqp.connect_timeout",
+    "kontiki.amqp.rebalance_interval",
     "kontiki.amqp.max_message_size",
     "kontiki.amqp.events",
     "kontiki.amqp.events.fail_when_subscribers_gone",
@@ -594,6 +603,11 @@ fn read_amqp(read: &Reader<'_>, defaults: &AmqpSettings) -> Result<AmqpSettings,
             "kontiki.amqp.connect_timeout",
             defaults.connect_timeout,
             true,
+        )?,
+        rebalance_interval: read.duration(
+            "kontiki.amqp.rebalance_interval",
+            defaults.rebalance_interval,
+            false,
         )?,
         max_message_size: read.integer(
             "kontiki.amqp.max_message_size",

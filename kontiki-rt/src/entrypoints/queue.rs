@@ -251,6 +251,7 @@ pub(crate) async fn declare(ch: &Channel, ep: &QueueEntrypoint) -> Result<ShortS
 pub(crate) async fn handle(
     ep: Arc<QueueEntrypoint>,
     context: Context,
+    link: Arc<crate::transport::connection::Link>,
     mut delivery: lapin::message::Delivery,
 ) {
     let msg = RawMessage {
@@ -304,11 +305,10 @@ pub(crate) async fn handle(
         }
     };
     let result = if ok {
-        delivery.acker.ack(BasicAckOptions::default()).await
+        link.or_broken(delivery.acker.ack(BasicAckOptions::default()))
+            .await
     } else {
-        delivery
-            .acker
-            .reject(BasicRejectOptions { requeue: false })
+        link.or_broken(delivery.acker.reject(BasicRejectOptions { requeue: false }))
             .await
     };
     if let Err(e) = result {

@@ -3,7 +3,7 @@
 
 use super::Service;
 use super::builder::check_word;
-use super::serve::{ServeHook, ServeState, catalogue, lock, plan_event_queues};
+use super::serve::{CANCEL_TIMEOUT, ServeHook, ServeState, catalogue, lock, plan_event_queues};
 use crate::clients::messenger::{Identity, Messenger};
 use crate::clients::registry::{Registration, RegistryClient, RegistryHook};
 use crate::config::{Config, Settings};
@@ -66,6 +66,7 @@ impl Service {
             connect_timeout: settings.amqp.connect_timeout,
             prefetch: settings.amqp.max_pending_messages,
             tls,
+            rebalance: settings.amqp.rebalance_interval,
         });
         let messenger = Messenger::on_connector(
             connector.clone(),
@@ -417,9 +418,6 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
-
-/// The longest the cancellation of one consumer may take at shutdown.
-const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Kontiki's `logging.directory`: this instance's log lines also go to
 /// `<directory>/<service>-<12 hex>.log` (see [`crate::observe::logfile`]).

@@ -90,12 +90,13 @@ impl ServeHook {
                 source,
             })?;
         lock(&self.state.consumers).push((link.clone(), consumer.tag()));
-        tokio::spawn(consume(
+        // Tracked by the link: a move waits for the consumer to end after its cancel.
+        tokio::spawn(link.work.track_future(consume(
             self.state.clone(),
             dispatch,
             link.clone(),
             consumer,
-        ));
+        )));
         Ok(())
     }
 }
@@ -262,7 +263,38 @@ impl Hook for ServeHook {
     fn down(&self, generation: u64) {
         lock(&self.state.consumers).retain(|(link, _)| link.generation > generation);
     }
+
+    /// The instance's own queues (broadcast, session, targeted RPC) are exclusive.
+    fn exclusive(&self) -> bool {
+        true
+    }
+
+    /// Cancels the consumers on `link` (the move then waits for them to end and for the
+    /// handlers of what they delivered, tracked by the link, to ack on it).
+    fn retire<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let tags: Vec<ShortString> = {
+                let mut consumers = lock(&self.state.consumers);
+                let (mine, rest) = std::mem::take(&mut *consumers)
+                    .into_iter()
+                    .partition(|(l, _)| Arc::ptr_eq(l, link));
+                *consumers = rest;
+                mine.into_iter().map(|(_, tag)| tag).collect()
+            };
+            for tag in tags {
+                let cancel = link
+                    .consume
+                    .basic_cancel(tag, lapin::options::BasicCancelOptions::default());
+                if tokio::time::timeout(CANCEL_TIMEOUT, cancel).await.is_err() {
+                    tracing::warn!("basic.cancel not confirmed within {CANCEL_TIMEOUT:?}");
+                }
+            }
+        })
+    }
 }
+
+/// The longest the cancellation of one consumer may take (at shutdown, or on a move).
+pub(super) const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a consumer hands its deliveries to.
 #[derive(Clone)]
@@ -289,40 +321,43 @@ async fn consume(
         if state.consumers_cancelled.load(Ordering::SeqCst) {
             // Stop accepting: back to the queue for another instance. Only once the broker
             // confirmed the cancel, so that it cannot hand the message straight back here.
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
+            let _ = link
+                .or_broken(delivery.acker.nack(BasicNackOptions {
                     requeue: true,
                     multiple: false,
-                })
+                }))
                 .await;
             continue;
         }
         let state2 = state.clone();
         let link = link.clone();
+        // Tracked by the link too: a move to another broker waits for the handler's ack.
+        let work = link.work.clone();
         match &dispatch {
             Dispatch::Rpc(ep) => {
                 let ep = ep.clone();
-                state
-                    .tracker
-                    .spawn(async move { handle_rpc(state2, ep, link, delivery).await });
+                state.tracker.spawn(
+                    work.track_future(async move { handle_rpc(state2, ep, link, delivery).await }),
+                );
             }
             Dispatch::Events(queue) => {
                 let queue = queue.clone();
-                state
-                    .tracker
-                    .spawn(async move { handle_event(state2, queue, delivery).await });
+                state.tracker.spawn(work.track_future(async move {
+                    handle_event(state2, queue, link, delivery).await
+                }));
             }
             Dispatch::Queue(ep) => {
                 let ep = ep.clone();
                 let context = Context::new(state2.container.clone());
                 state
                     .tracker
-                    .spawn(crate::entrypoints::queue::handle(ep, context, delivery));
+                    .spawn(work.track_future(crate::entrypoints::queue::handle(
+                        ep, context, link, delivery,
+                    )));
             }
         }
     }
-    if !state.shutting_down.load(Ordering::SeqCst) && !link.is_broken() {
+    if !state.shutting_down.load(Ordering::SeqCst) && !link.is_broken() && !link.is_retiring() {
         tracing::warn!(queue = %consumer.queue(), "consumer ended unexpectedly; reconnecting");
         link.mark_broken();
     }
@@ -416,7 +451,10 @@ async fn handle_rpc(
             run.finish(&body);
         }
         send_reply(&link, props, &body).await;
-        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        if let Err(e) = link
+            .or_broken(delivery.acker.ack(BasicAckOptions::default()))
+            .await
+        {
             tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
         }
         if let Some(m) = metrics {
@@ -474,14 +512,13 @@ async fn send_reply(link: &Link, props: &BasicProperties, body: &[u8]) {
         reply_props = reply_props.with_correlation_id(cid.clone());
     }
     if let Err(e) = link
-        .reply
-        .basic_publish(
+        .or_broken(link.reply.basic_publish(
             "".into(),
             reply_to.clone(),
             BasicPublishOptions::default(),
             body,
             reply_props,
-        )
+        ))
         .await
     {
         tracing::warn!(error = %e, "could not send the reply");
@@ -512,7 +549,10 @@ async fn answer_again(
     #[cfg(not(feature = "metrics"))]
     let _ = (state, ep);
     send_reply(link, &delivery.properties, reply).await;
-    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+    if let Err(e) = link
+        .or_broken(delivery.acker.ack(BasicAckOptions::default()))
+        .await
+    {
         tracing::warn!(error = %e, "could not ack the request (it will be redelivered)");
     }
 }
@@ -705,7 +745,12 @@ pub(super) fn plan_event_queues(
     Ok(plans.into_iter().map(Arc::new).collect())
 }
 
-async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: Delivery) {
+async fn handle_event(
+    state: Arc<ServeState>,
+    queue: Arc<EventQueue>,
+    link: Arc<Link>,
+    delivery: Delivery,
+) {
     let headers = delivery.properties.headers().as_ref();
     let key = delivery.routing_key.as_str();
     let Some(route) = queue
@@ -743,9 +788,13 @@ async fn handle_event(state: Arc<ServeState>, queue: Arc<EventQueue>, delivery: 
         )
         .await;
         let result = match outcome {
-            Outcome::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+            Outcome::Ack => {
+                link.or_broken(delivery.acker.ack(BasicAckOptions::default()))
+                    .await
+            }
             Outcome::Reject { requeue } => {
-                delivery.acker.reject(BasicRejectOptions { requeue }).await
+                link.or_broken(delivery.acker.reject(BasicRejectOptions { requeue }))
+                    .await
             }
         };
         if let Err(e) = result {

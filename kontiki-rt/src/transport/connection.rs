@@ -5,6 +5,14 @@
 //! kontiki-rt does its own recovery rather than lapin's `enable_auto_recover`: the topology is
 //! a pure function of the service definition, so declaring it again is simple and exact, and
 //! the runtime must know the moment a connection is lost to fail in-flight calls at once.
+//!
+//! Given several brokers (a cluster), a process picks one at random, its *home*, so that
+//! replicas spread over the nodes. After a failover it is on another node; every
+//! `kontiki.amqp.rebalance_interval` it tries its home again and, once the home answers,
+//! *moves* back without losing work: the new connection takes publishes and calls, the old
+//! one's consumers are cancelled and its handlers and calls in flight finish (within
+//! [`RETIRE_TIMEOUT`]), then it closes and the instance's own exclusive queues are declared
+//! again on the new one. So the fleet spreads out again after a node returns.
 
 use crate::error::{Error, Result, redact_url};
 use crate::transport::header_guard::{GuardedReactor, HeaderGuard};
@@ -29,6 +37,9 @@ pub(crate) struct ConnectorOptions {
     pub(crate) prefetch: u16,
     /// CA and client certificate for `amqps://`.
     pub(crate) tls: Option<crate::transport::tls::TlsFiles>,
+    /// How often a process that failed over to another broker of its list tries to move back
+    /// to its home broker (`kontiki.amqp.rebalance_interval`); zero: never.
+    pub(crate) rebalance: Duration,
 }
 
 /// One live connection and its channels. Replaced as a whole on reconnect.
@@ -51,6 +62,15 @@ pub(crate) struct Link {
     pub(crate) generation: u64,
     /// When this connection was made.
     pub(crate) connected_at: std::time::Instant,
+    /// The broker of the URL list both connections are on; `None` for a single URL, or when
+    /// the two connections went to different brokers.
+    pub(crate) node: Option<usize>,
+    /// Work that must end on this link before a move closes it: its consumers and the
+    /// handlers of what they delivered (their acks go on this link), publishes waiting for
+    /// their confirms and calls waiting for their replies.
+    pub(crate) work: tokio_util::task::TaskTracker,
+    /// Set when the link is being retired by a move: its consumers ending is then expected.
+    retiring: std::sync::atomic::AtomicBool,
     broken: CancellationToken,
 }
 
@@ -76,6 +96,28 @@ impl Link {
         self.broken.is_cancelled()
     }
 
+    /// Runs a lapin operation on this link (an ack, a reply) until it completes or the link
+    /// breaks: lapin can take an operation just as the connection dies and then never resolve
+    /// it, which held a handler, and with it a graceful shutdown, for the whole grace period.
+    pub(crate) async fn or_broken<T>(
+        &self,
+        op: impl std::future::Future<Output = lapin::Result<T>>,
+    ) -> lapin::Result<T> {
+        tokio::select! {
+            r = op => r,
+            () = self.broken() => Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the broker connection was lost",
+            ))),
+        }
+    }
+
+    /// True once a move to another broker retires this link (its consumers are cancelled on
+    /// purpose).
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.retiring.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Closes both connections, each bounded by [`CLOSE_TIMEOUT`] (the close handshake of a
     /// connection blocked by a resource alarm may never complete).
     pub(crate) async fn close(&self, reason: &str) {
@@ -91,12 +133,28 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a connection close may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest a move to the home broker waits for the old link's handlers and calls in
+/// flight; what is still running then is requeued by the broker (a request the instance runs
+/// again is answered from its dedup cache) or fails with `ConnectionLost`.
+pub(crate) const RETIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Something that must be (re)done on every new connection and undone when it drops.
 pub(crate) trait Hook: Send + Sync + 'static {
     /// Declares topology and starts consumers on a fresh link.
     fn up<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, Result<()>>;
     /// The link is gone (in-flight work tied to it must fail now).
     fn down(&self, generation: u64);
+    /// True when [`Hook::up`] declares exclusive queues, which only one connection can hold:
+    /// on a move it runs once the old link is closed, not before.
+    fn exclusive(&self) -> bool {
+        false
+    }
+    /// A move is retiring `link`: take no new work on it (the move then waits for the work
+    /// tracked by [`Link::work`]).
+    fn retire<'a>(&'a self, link: &'a Arc<Link>) -> BoxFuture<'a, ()> {
+        let _ = link;
+        Box::pin(async {})
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -272,10 +330,18 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
     let mut delays = reconnect_delays();
     loop {
         if let Some(l) = link.take() {
+            if inner.shutdown.is_cancelled() {
+                return;
+            }
             inner.state.send_replace(State::Up(l.clone()));
-            tokio::select! {
-                () = l.broken() => {}
+            let home = tokio::select! {
+                () = l.broken() => None,
                 () = inner.shutdown.cancelled() => return,
+                new = home_answers(&inner, &l) => Some(new),
+            };
+            if let Some(new) = home {
+                link = Some(move_home(&inner, l, new).await);
+                continue;
             }
             if inner.shutdown.is_cancelled() {
                 return;
@@ -313,6 +379,97 @@ async fn supervise(inner: Arc<Inner>, mut link: Option<Arc<Link>>) {
             }
         }
     }
+}
+
+/// Resolves with a new link (channels open, no hook run yet) on the home broker of the URL
+/// list once it answers, trying every `rebalance` interval while `link` is on another broker;
+/// never resolves for a single URL, with rebalancing off, or when `link` is home already.
+async fn home_answers(inner: &Arc<Inner>, link: &Arc<Link>) -> Arc<Link> {
+    let len = inner.opts.url.split(',').count();
+    let interval = inner.opts.rebalance;
+    if len < 2 || interval.is_zero() {
+        return std::future::pending().await;
+    }
+    let home = placement(&inner.opts.url, len).home;
+    if link.node == Some(home) {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        if link.is_broken() {
+            // The supervisor reconnects (to any broker, home first).
+            return std::future::pending().await;
+        }
+        match open_link(inner, Some(home)).await {
+            Ok(new) => return new,
+            Err(e) => tracing::debug!(error = %e, "home broker not back yet"),
+        }
+    }
+}
+
+/// Moves from `old` to `new` (on the home broker) without losing work: hooks that can share
+/// the broker with the old link come up on `new`, which then takes publishes and calls; the
+/// old link's consumers are cancelled and its work in flight finishes (within
+/// [`RETIRE_TIMEOUT`]); it closes; then the hooks with exclusive queues come up on `new`.
+/// Returns the link the supervisor watches next (`new`, broken if its setup failed, so that
+/// the supervisor reconnects).
+async fn move_home(inner: &Arc<Inner>, old: Arc<Link>, new: Arc<Link>) -> Arc<Link> {
+    let hooks: Vec<_> = inner
+        .hooks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let url = inner
+        .opts
+        .url
+        .split(',')
+        .nth(new.node.unwrap_or(0))
+        .unwrap_or("");
+    tracing::info!(url = %redact_url(url.trim()), generation = new.generation, "moving back to the home broker");
+    let shared: Vec<_> = hooks.iter().filter(|h| !h.exclusive()).cloned().collect();
+    if let Err(e) = run_hooks(&new, &shared).await {
+        tracing::warn!(error = %e, "setting up on the home broker failed; staying");
+        new.mark_broken();
+        new.close("setup failed").await;
+        return old;
+    }
+    inner.state.send_replace(State::Up(new.clone()));
+    old.retiring
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let retire = async {
+        futures_util::future::join_all(hooks.iter().map(|h| h.retire(&old))).await;
+        old.work.close();
+        old.work.wait().await;
+    };
+    tokio::select! {
+        r = tokio::time::timeout(RETIRE_TIMEOUT, retire) => if r.is_err() {
+            tracing::warn!(timeout = ?RETIRE_TIMEOUT, "work on the old connection did not end in time; closing it (unacked deliveries go back to their queues)");
+        },
+        () = inner.shutdown.cancelled() => {}
+    }
+    old.close("moved to the home broker").await;
+    old.mark_broken();
+    notify_down(inner, old.generation);
+    // The side connection is made again on first use, on the home broker now preferred.
+    if let Some(side) = inner.side.lock().await.take() {
+        let _ = tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            side.close(200, "moved to the home broker".into()),
+        )
+        .await;
+    }
+    let exclusive: Vec<_> = hooks.iter().filter(|h| h.exclusive()).cloned().collect();
+    if let Err(e) = run_hooks(&new, &exclusive).await {
+        tracing::warn!(error = %e, "setup on the home broker failed after the move; reconnecting");
+        new.mark_broken();
+    }
+    #[cfg(feature = "metrics")]
+    {
+        let name = &inner.opts.connection_name;
+        let service = name.split(' ').next().unwrap_or(name).to_owned();
+        metrics::counter!("kontiki_connection_moves_total", "service" => service).increment(1);
+    }
+    new
 }
 
 /// The AMQP URL for `url`: `memory://[name]` becomes that in-process broker's (with the
@@ -357,21 +514,40 @@ pub async fn connect_lapin(
         connect_timeout,
         prefetch: 0,
         tls,
+        rebalance: Duration::ZERO,
     };
-    open_connection(&opts, connection_name).await
+    open_connection(&opts, connection_name, None)
+        .await
+        .map(|(conn, _)| conn)
 }
 
 /// Opens one connection named `name` to the broker of `opts` (an in-process broker for
-/// `memory://`), with TLS when configured, bounded by the connect timeout.
-async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connection> {
+/// `memory://`), with TLS when configured, bounded by the connect timeout; with several
+/// brokers, to `only` of them, or else to the first that answers. Returns the connection and
+/// the index of its broker in the list (`None` for a single URL).
+async fn open_connection(
+    opts: &ConnectorOptions,
+    name: &str,
+    only: Option<usize>,
+) -> Result<(Connection, Option<usize>)> {
     let urls: Vec<&str> = opts.url.split(',').map(str::trim).collect();
     if urls.len() == 1 {
-        return open_one(opts, urls[0], name).await;
+        return Ok((open_one(opts, urls[0], name).await?, None));
     }
-    // Several brokers (a cluster): start at the one that answered last (a random one at first,
-    // so the replicas of a service spread over the nodes) and go round once.
-    let preferred = preferred_broker(&opts.url, urls.len());
-    let start = preferred.load(std::sync::atomic::Ordering::Relaxed) % urls.len();
+    // Several brokers (a cluster): start at the one that answered last (the home, a random
+    // one, at first, so the replicas of a service spread over the nodes) and go round once.
+    let placement = placement(&opts.url, urls.len());
+    if let Some(i) = only.filter(|i| *i < urls.len()) {
+        let conn = open_one(opts, urls[i], name).await?;
+        placement
+            .preferred
+            .store(i, std::sync::atomic::Ordering::Relaxed);
+        return Ok((conn, Some(i)));
+    }
+    let start = placement
+        .preferred
+        .load(std::sync::atomic::Ordering::Relaxed)
+        % urls.len();
     let mut last_error = None;
     for i in (0..urls.len()).map(|k| (start + k) % urls.len()) {
         match open_one(opts, urls[i], name).await {
@@ -379,8 +555,10 @@ async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connecti
                 if i != start {
                     tracing::info!(url = %redact_url(urls[i]), "connected to another broker of the list");
                 }
-                preferred.store(i, std::sync::atomic::Ordering::Relaxed);
-                return Ok(conn);
+                placement
+                    .preferred
+                    .store(i, std::sync::atomic::Ordering::Relaxed);
+                return Ok((conn, Some(i)));
             }
             Err(e) => {
                 tracing::debug!(error = %e, "broker did not answer; trying the next of the list");
@@ -393,21 +571,32 @@ async fn open_connection(opts: &ConnectorOptions, name: &str) -> Result<Connecti
     }))
 }
 
-/// The index of the broker to try first for one URL list, shared by every connection of the
-/// process to that list.
-fn preferred_broker(list: &str, len: usize) -> Arc<std::sync::atomic::AtomicUsize> {
-    static PREFERRED: std::sync::OnceLock<
-        Mutex<std::collections::HashMap<String, Arc<std::sync::atomic::AtomicUsize>>>,
+/// Where the connections of one process to one URL list go.
+#[derive(Debug)]
+struct Placement {
+    /// Drawn at random per process, so that replicas started together spread over the
+    /// brokers; a process that failed over moves back to it (`home_answers`).
+    home: usize,
+    /// The broker to try first: the one that answered last.
+    preferred: std::sync::atomic::AtomicUsize,
+}
+
+/// The placement for one URL list, shared by every connection of the process to that list.
+fn placement(list: &str, len: usize) -> Arc<Placement> {
+    static PLACEMENTS: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<String, Arc<Placement>>>,
     > = std::sync::OnceLock::new();
-    let mut map = PREFERRED
+    let mut map = PLACEMENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     map.entry(list.to_owned())
         .or_insert_with(|| {
-            // Random per process: replicas started together spread over the nodes.
-            let start = (uuid::Uuid::new_v4().as_u128() % len as u128) as usize;
-            Arc::new(std::sync::atomic::AtomicUsize::new(start))
+            let home = (uuid::Uuid::new_v4().as_u128() % len.max(1) as u128) as usize;
+            Arc::new(Placement {
+                home,
+                preferred: std::sync::atomic::AtomicUsize::new(home),
+            })
         })
         .clone()
 }
@@ -467,49 +656,63 @@ async fn open_one(opts: &ConnectorOptions, one_url: &str, name: &str) -> Result<
 }
 
 async fn connect_once(inner: &Arc<Inner>) -> Result<Arc<Link>> {
-    let opts = &inner.opts;
-    let conn = open_connection(opts, &opts.connection_name).await?;
-    let consume_conn =
-        match open_connection(opts, &format!("{} (consume)", opts.connection_name)).await {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into()))
-                    .await;
-                return Err(e);
-            }
-        };
-    let broken = CancellationToken::new();
-    watch_connection(&conn, broken.clone());
-    watch_connection(&consume_conn, broken.clone());
-    let link = open_channels(inner, conn, consume_conn, broken.clone()).await;
-    let link = match link {
-        Ok(link) => link,
-        Err(e) => {
-            // The watcher tasks end with the token.
-            broken.cancel();
-            return Err(e);
-        }
-    };
+    let link = open_link(inner, None).await?;
     let hooks: Vec<_> = inner
         .hooks
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    for hook in hooks {
-        // Bounded: a broker that stops answering mid-setup must not stall the supervisor.
-        let up = match tokio::time::timeout(HOOK_TIMEOUT, hook.up(&link)).await {
-            Ok(up) => up,
-            Err(_) => Err(Error::NotConnected {
-                waited: HOOK_TIMEOUT,
-            }),
-        };
-        if let Err(e) = up {
-            link.mark_broken();
-            link.close("setup failed").await;
-            return Err(e);
-        }
+    if let Err(e) = run_hooks(&link, &hooks).await {
+        link.mark_broken();
+        link.close("setup failed").await;
+        return Err(e);
     }
     Ok(link)
+}
+
+/// Runs `hooks` on `link` in order, each bounded by [`HOOK_TIMEOUT`] (a broker that stops
+/// answering mid-setup must not stall the supervisor).
+async fn run_hooks(link: &Arc<Link>, hooks: &[Arc<dyn Hook>]) -> Result<()> {
+    for hook in hooks {
+        match tokio::time::timeout(HOOK_TIMEOUT, hook.up(link)).await {
+            Ok(up) => up?,
+            Err(_) => {
+                return Err(Error::NotConnected {
+                    waited: HOOK_TIMEOUT,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens the two connections of a link (to broker `only` of the list, or to the first that
+/// answers) and its channels; runs no hook.
+async fn open_link(inner: &Arc<Inner>, only: Option<usize>) -> Result<Arc<Link>> {
+    let opts = &inner.opts;
+    let (conn, node) = open_connection(opts, &opts.connection_name, only).await?;
+    // The consumer connection goes to the same broker (the list's preferred one is now it).
+    let consume_name = format!("{} (consume)", opts.connection_name);
+    let (consume_conn, consume_node) = match open_connection(opts, &consume_name, only).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into())).await;
+            return Err(e);
+        }
+    };
+    let node = node.filter(|n| consume_node == Some(*n));
+    let broken = CancellationToken::new();
+    watch_connection(&conn, broken.clone());
+    watch_connection(&consume_conn, broken.clone());
+    match open_channels(inner, conn, consume_conn, node, broken.clone()).await {
+        Ok(link) => Ok(link),
+        Err(e) => {
+            // The watcher tasks end with the token.
+            broken.cancel();
+            Err(e)
+        }
+    }
 }
 
 /// Breaks the link on any connection-level error of `conn` (the broker closing us, a socket
@@ -547,6 +750,7 @@ async fn open_channels(
     inner: &Arc<Inner>,
     conn: Connection,
     consume_conn: Connection,
+    node: Option<usize>,
     broken: CancellationToken,
 ) -> Result<Arc<Link>> {
     let opts = &inner.opts;
@@ -599,6 +803,9 @@ async fn open_channels(
         reply,
         generation,
         connected_at: std::time::Instant::now(),
+        node,
+        work: tokio_util::task::TaskTracker::new(),
+        retiring: std::sync::atomic::AtomicBool::new(false),
         broken,
     }))
 }
@@ -610,7 +817,7 @@ async fn side_channel(inner: &Inner) -> Result<Channel> {
     let usable = side.as_ref().is_some_and(|c| c.status().connected());
     if !usable {
         let name = format!("{} (ops)", inner.opts.connection_name);
-        *side = Some(open_connection(&inner.opts, &name).await?);
+        *side = Some(open_connection(&inner.opts, &name, None).await?.0);
     }
     let conn = side.as_ref().ok_or(Error::Closed)?;
     conn.create_channel().await.map_err(|source| Error::Amqp {

@@ -321,3 +321,115 @@ pub(crate) async fn delete_queues(names: &[String]) {
     }
     let _ = conn.close(200, "cleanup".into()).await;
 }
+
+/// A TCP proxy in front of the test broker that can play a broker node going down and
+/// coming back: [`NodeProxy::down`] drops every connection through it and refuses new ones
+/// (accepted, then closed at once) until [`NodeProxy::up`].
+pub(crate) struct NodeProxy {
+    /// The loopback port it listens on.
+    pub(crate) port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl NodeProxy {
+    /// Listens on a free loopback port and forwards to the host and port of [`amqp_url`].
+    pub(crate) async fn start() -> NodeProxy {
+        let url = amqp_url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let rest = rest.split('/').next().unwrap_or(rest);
+        let target = rest.rsplit('@').next().unwrap_or(rest).to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a proxy port");
+        let port = listener.local_addr().expect("proxy address").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<
+            std::sync::Mutex<std::collections::HashMap<u64, tokio::task::AbortHandle>>,
+        > = Default::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            let mut next = 0u64;
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                next += 1;
+                let id = next;
+                let target = target.clone();
+                let conns3 = conns2.clone();
+                // Registered before it runs, so that `down` cannot miss it.
+                let mut map = conns2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                    conns3
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
+                });
+                map.insert(id, task.abort_handle());
+            }
+        });
+        NodeProxy {
+            port,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    /// The broker URL through this proxy (same credentials and vhost as [`amqp_url`]).
+    pub(crate) fn url(&self) -> String {
+        let url = amqp_url();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url.as_str()));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, "%2f"));
+        let user = authority.rsplit_once('@').map_or("", |(u, _)| u);
+        let user = if user.is_empty() {
+            String::new()
+        } else {
+            format!("{user}@")
+        };
+        format!("{scheme}://{user}127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Connections open through it now.
+    pub(crate) fn open(&self) -> usize {
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// The node "stops": every connection through it is cut and new ones are refused.
+    pub(crate) fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let cut: Vec<_> = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .collect();
+        for (_, task) in cut {
+            task.abort();
+        }
+    }
+
+    /// The node is back: connections are forwarded again.
+    pub(crate) fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for NodeProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.down();
+    }
+}

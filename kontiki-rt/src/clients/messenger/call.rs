@@ -109,6 +109,8 @@ impl Messenger {
             Err(Error::NotConnected { .. }) => return Err(timed_out()),
             Err(e) => return Err(e.into()),
         };
+        // The reply comes on this link: a move to another broker waits for it.
+        let _work = link.work.token();
         let routing_key = wire::rpc_routing_key(service, method, options.instance_id.as_deref());
         let correlation_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();

@@ -93,6 +93,7 @@ pub struct MessengerBuilder {
     client_name: String,
     rpc_timeout: Duration,
     connect_timeout: Duration,
+    rebalance_interval: Duration,
     tls: TlsSettings,
     #[cfg(feature = "otel")]
     tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
@@ -114,6 +115,15 @@ impl MessengerBuilder {
     /// How long connecting may take (10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// With several broker URLs: how often a Messenger that failed over to another broker
+    /// than its home tries to move back (30 s; zero: never), as
+    /// `kontiki.amqp.rebalance_interval` for a service. Calls and publishes in flight finish
+    /// on the old connection first.
+    pub fn rebalance_interval(mut self, interval: Duration) -> Self {
+        self.rebalance_interval = interval;
         self
     }
 
@@ -152,6 +162,7 @@ impl MessengerBuilder {
             connect_timeout: self.connect_timeout,
             prefetch: 0,
             tls,
+            rebalance: self.rebalance_interval,
         });
         let messenger =
             Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
@@ -177,6 +188,7 @@ impl Messenger {
             client_name: "client".to_owned(),
             rpc_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            rebalance_interval: Duration::from_secs(30),
             tls: TlsSettings::default(),
             #[cfg(feature = "otel")]
             tracer_provider: None,
@@ -184,8 +196,8 @@ impl Messenger {
     }
 
     /// Options for a stand-alone Messenger from the `kontiki.amqp.*` settings a service reads:
-    /// the broker URL (list), `tls`, `rpc.timeout` and `connect_timeout`. So a script loads the
-    /// same config files as the services and connects the same way:
+    /// the broker URL (list), `tls`, `rpc.timeout`, `connect_timeout` and `rebalance_interval`.
+    /// So a script loads the same config files as the services and connects the same way:
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -203,6 +215,7 @@ impl Messenger {
         Self::builder(amqp.url.as_str())
             .rpc_timeout(amqp.rpc_timeout)
             .connect_timeout(amqp.connect_timeout)
+            .rebalance_interval(amqp.rebalance_interval)
             .tls(amqp.tls.clone())
     }
 

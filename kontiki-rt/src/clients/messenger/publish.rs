@@ -139,6 +139,8 @@ impl Messenger {
                     Error::NotConnected { .. } => Error::NotConnected { waited: wait },
                     other => other,
                 })?;
+            // The confirm comes on this link: a move to another broker waits for it.
+            let _work = link.work.token();
             // Bounded: a connection blocked by a resource alarm takes the publish but never
             // confirms it until the alarm clears.
             let confirmed = tokio::time::timeout_at(deadline, async {
