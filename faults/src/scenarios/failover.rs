@@ -669,6 +669,34 @@ pub(super) async fn failover(ctx: &Ctx, name: &str, kind: Victim) -> Result<Repo
     {
         let s = calls.lock().map_err(|_| "stats lock poisoned")?;
         note_outage_calls(&mut report, "calls (caller on the list)", &s);
+        // When its failed calls started and ended, from the start of the stop: a call whose
+        // request waits in a queue that loses its leader, or with an instance whose node
+        // stops, is answered only once the queue has a new leader and redelivers it; later
+        // than its timeout, it ends with Timeout although its caller's node stayed up.
+        let since = |t: Instant| {
+            if t >= stop_at {
+                format!("+{:.2?}", t.duration_since(stop_at))
+            } else {
+                format!("-{:.2?}", stop_at.duration_since(t))
+            }
+        };
+        let failed: Vec<String> = s
+            .records
+            .iter()
+            .filter(|(_, _, how)| *how != "ok")
+            .map(|(start, end, how)| format!("{how} {}..{}", since(*start), since(*end)))
+            .collect();
+        let answered_again = s
+            .records
+            .iter()
+            .filter(|(start, _, how)| *how == "ok" && *start > stop_at)
+            .map(|(_, end, _)| *end)
+            .min();
+        report.note(format!(
+            "caller on the list, failed calls from the stop's start: [{}]; first call started after the stop answered at {}",
+            failed.join(", "),
+            answered_again.map_or("never".to_owned(), since)
+        ));
         fill_calls(&mut report, &s);
     }
     {
