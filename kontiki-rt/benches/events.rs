@@ -31,11 +31,17 @@
 //! and consumer; broker CPU is read from the local `beam.smp` process when there is one.
 //! Results also go to `target/bench/events.json`. Queues get unique names per run and are
 //! deleted at the end.
+//!
+//! `--broadcast K` (issue 22, item 5): fan-out instead. kontiki-rs runs K instances of one
+//! service with a broadcast handler (`EventMode::Broadcast`: an exclusive queue per instance),
+//! raw lapin K consumers on K connections, each with an exclusive queue bound to the event
+//! type, prefetch 10 and manual acks, as Kontiki's broadcast queues are; every event is handled
+//! K times, and the rates count handled deliveries (`events_per_s` = K × events/s).
 
 use futures_util::StreamExt as _;
 use kontiki_rt::event::{competing_queue, failed_queue};
 use kontiki_rt::wire::{EVENT_EXCHANGE, FAILED_EXCHANGE, SESSION_OPEN_METHOD, rpc_queue};
-use kontiki_rt::{Config, Event, EventEntrypoint, Messenger, RunningService, Service};
+use kontiki_rt::{Config, Event, EventEntrypoint, EventMode, Messenger, RunningService, Service};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -70,6 +76,8 @@ struct Opts {
     extras: bool,
     json_path: std::path::PathBuf,
     quick: bool,
+    /// `--broadcast K`: K broadcast consumers instead of one competing queue (0: competing).
+    broadcast: u64,
 }
 
 fn env_num(name: &str) -> Option<u64> {
@@ -95,6 +103,7 @@ fn parse_opts() -> BenchResult<Opts> {
             .join("bench")
             .join("events.json"),
         quick,
+        broadcast: 0,
     };
     if let Some(n) = env_num("KONTIKI_BENCH_ROUNDS") {
         o.rounds = n as usize;
@@ -120,12 +129,13 @@ fn parse_opts() -> BenchResult<Opts> {
                 o.only = Some(v.split(',').map(str::to_owned).collect());
             }
             "--no-extras" => o.extras = false,
+            "--broadcast" => o.broadcast = num("--broadcast", args.pop())?,
             "--json" => o.json_path = args.pop().ok_or("--json needs a value")?.into(),
             "--help" | "-h" => {
                 println!(
                     "cargo bench -p kontiki-rt --bench events -- [--quick] [--rounds N] \
                      [--events N] [--publishers P] [--warmup N] [--only kontiki-rs,raw-lapin] \
-                     [--no-extras] [--json PATH]"
+                     [--no-extras] [--broadcast K] [--json PATH]"
                 );
                 std::process::exit(0);
             }
@@ -292,6 +302,7 @@ async fn start_service(
     name: &str,
     event_type: &str,
     prefetch: u16,
+    broadcast: bool,
     sink: Arc<Sink>,
 ) -> BenchResult<RunningService> {
     // KONTIKI_BENCH_METRICS=off: the same service with `kontiki.metrics.enabled: false`, for
@@ -305,15 +316,19 @@ async fn start_service(
         "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
     );
     let config = Config::from_yaml_str("bench.yaml", &yaml).map_err(|e| format!("config: {e}"))?;
+    let mode = if broadcast {
+        EventMode::Broadcast
+    } else {
+        EventMode::Competing
+    };
     Service::builder(name)
-        .event(EventEntrypoint::new(
-            "on_bench_event",
-            [event_type],
-            move |ev: Event| {
+        .event(
+            EventEntrypoint::new("on_bench_event", [event_type], move |ev: Event| {
                 sink.record(&ev.payload);
                 async { Ok(()) }
-            },
-        ))
+            })
+            .mode(mode),
+        )
         .build()
         .map_err(|e| format!("service definition: {e}"))?
         .start(config)
@@ -385,6 +400,7 @@ async fn start_raw_consumer(
     service: &str,
     event_type: &str,
     prefetch: u16,
+    broadcast: bool,
     sink: Arc<Sink>,
 ) -> BenchResult<RawConsumer> {
     let amqp = |what: &'static str| move |e: lapin::Error| format!("raw consumer {what}: {e}");
@@ -403,6 +419,41 @@ async fn start_raw_consumer(
     )
     .await
     .map_err(amqp("event exchange"))?;
+    if broadcast {
+        // Kontiki's broadcast queue: one per instance, exclusive, gone with the connection.
+        let queue = format!("{service}.{event_type}.{}", uuid::Uuid::new_v4().simple());
+        ch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("broadcast queue"))?;
+        ch.queue_bind(
+            queue.as_str().into(),
+            EVENT_EXCHANGE.into(),
+            event_type.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp("bind"))?;
+        let consumer = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp("consume"))?;
+        tokio::spawn(raw_consume(consumer, sink));
+        return Ok(RawConsumer { conn });
+    }
     ch.exchange_declare(
         FAILED_EXCHANGE.into(),
         lapin::ExchangeKind::Direct,
@@ -448,7 +499,7 @@ async fn start_raw_consumer(
     )
     .await
     .map_err(amqp("bind"))?;
-    let mut consumer = ch
+    let consumer = ch
         .basic_consume(
             queue.as_str().into(),
             "".into(),
@@ -457,22 +508,25 @@ async fn start_raw_consumer(
         )
         .await
         .map_err(amqp("consume"))?;
-    tokio::spawn(async move {
-        while let Some(Ok(delivery)) = consumer.next().await {
-            let sink = sink.clone();
-            // Concurrent up to the prefetch, as the runtime handles deliveries.
-            tokio::spawn(async move {
-                match serde_json::from_slice::<Value>(&delivery.data) {
-                    Ok(payload) => sink.record(&payload),
-                    Err(_) => {
-                        sink.bad.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-            });
-        }
-    });
+    tokio::spawn(raw_consume(consumer, sink));
     Ok(RawConsumer { conn })
+}
+
+/// The raw consumer's loop: one task per delivery (concurrent up to the prefetch, as the
+/// runtime handles deliveries) that decodes the JSON payload, records it and acks.
+async fn raw_consume(mut consumer: lapin::Consumer, sink: Arc<Sink>) {
+    while let Some(Ok(delivery)) = consumer.next().await {
+        let sink = sink.clone();
+        tokio::spawn(async move {
+            match serde_json::from_slice::<Value>(&delivery.data) {
+                Ok(payload) => sink.record(&payload),
+                Err(_) => {
+                    sink.bad.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        });
+    }
 }
 
 struct RawPublisher {
@@ -569,6 +623,8 @@ struct Contender {
     prefetch: u16,
     publisher: Publisher,
     sink: Arc<Sink>,
+    /// Deliveries per published event: 1, or K with `--broadcast K`.
+    fanout: u64,
 }
 
 /// What to tear down at the end.
@@ -611,8 +667,19 @@ async fn add_kontiki(
     let event_type = format!("{name}.happened");
     let sink = Sink::new(epoch);
     cleanup.queues.extend(service_queues(&name, &event_type));
-    let svc = start_service(&opts.url, &name, &event_type, prefetch, sink.clone()).await?;
-    cleanup.services.push(svc);
+    let broadcast = opts.broadcast > 0;
+    for _ in 0..opts.broadcast.max(1) {
+        let svc = start_service(
+            &opts.url,
+            &name,
+            &event_type,
+            prefetch,
+            broadcast,
+            sink.clone(),
+        )
+        .await?;
+        cleanup.services.push(svc);
+    }
     let messenger = Messenger::builder(opts.url.as_str())
         .client_name("bench")
         .connect()
@@ -628,6 +695,7 @@ async fn add_kontiki(
             event_type: Arc::from(event_type),
         },
         sink,
+        fanout: opts.broadcast.max(1),
     });
     Ok(())
 }
@@ -648,9 +716,19 @@ async fn add_raw(
     let sink = Sink::new(epoch);
     cleanup.queues.push(competing_queue(&name, &event_type));
     cleanup.queues.push(failed_queue(&name, &event_type));
-    let consumer =
-        start_raw_consumer(&opts.url, &name, &event_type, prefetch, sink.clone()).await?;
-    cleanup.raw_consumers.push(consumer);
+    let broadcast = opts.broadcast > 0;
+    for _ in 0..opts.broadcast.max(1) {
+        let consumer = start_raw_consumer(
+            &opts.url,
+            &name,
+            &event_type,
+            prefetch,
+            broadcast,
+            sink.clone(),
+        )
+        .await?;
+        cleanup.raw_consumers.push(consumer);
+    }
     let publisher = start_raw_publisher(&opts.url, &event_type).await?;
     cleanup.raw_publishers.push(publisher.clone());
     out.push(Contender {
@@ -659,12 +737,29 @@ async fn add_raw(
         prefetch,
         publisher: Publisher::Raw(publisher),
         sink,
+        fanout: opts.broadcast.max(1),
     });
     Ok(())
 }
 
 async fn setup(opts: &Opts, cleanup: &mut Cleanup, epoch: Instant) -> BenchResult<Vec<Contender>> {
     let mut c = Vec::new();
+    if opts.broadcast > 0 {
+        let kontiki = (
+            "kontiki-rs",
+            "kontiki-rs (instances of one Service with a broadcast handler + stand-alone Messenger), prefetch 10",
+        );
+        add_kontiki(opts, &mut c, cleanup, kontiki, 10, epoch).await?;
+        let raw = (
+            "raw-lapin",
+            "raw lapin (a connection and an exclusive queue per consumer, persistent, mandatory, confirms awaited), prefetch 10",
+        );
+        add_raw(opts, &mut c, cleanup, raw, 10, epoch).await?;
+        if c.is_empty() {
+            return Err("--only selected no contender".to_owned());
+        }
+        return Ok(c);
+    }
     let kontiki = (
         "kontiki-rs",
         "kontiki-rs (Service, competing quorum queue + stand-alone Messenger), prefetch 10",
@@ -755,7 +850,7 @@ async fn run_once(
     meters: &Meters,
 ) -> BenchResult<RunStats> {
     let sink = &ct.sink;
-    sink.reset(events);
+    sink.reset(events * ct.fanout);
     let remaining = Arc::new(AtomicI64::new(i64::try_from(events).unwrap_or(i64::MAX)));
     let cpu0 = proc_cpu_ticks("self").ok_or("cannot read /proc/self/stat")?;
     let broker0 = meters.broker.as_deref().and_then(proc_cpu_ticks);
@@ -798,7 +893,7 @@ async fn run_once(
     if let Some(e) = &first_error {
         eprintln!("warning: {errors} failed publishes; first: {e}");
     }
-    let expected = events - errors.min(events);
+    let expected = (events - errors.min(events)) * ct.fanout;
     sink.wait(expected, deadline).await?;
     let end = match sink.done_ns.load(Ordering::Acquire) {
         0 => sink.now_ns(),
@@ -1012,6 +1107,7 @@ fn write_json(
                 "label": s.label,
                 "prefetch": s.prefetch,
                 "events_per_run": s.events_per_run,
+                "deliveries_per_event": opts.broadcast.max(1),
                 "errors": s.errors,
                 "events_per_s": f(s.events_per_s),
                 "p50_us": f(s.p50_us),

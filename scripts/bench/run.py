@@ -7,7 +7,7 @@ Environment:
   BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
                        ratio the median of the per-round ratios
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
-  BENCH_ONLY=rpc,events,payload,idle,http,cluster,codegen,cost   run a subset (`cost` is
+  BENCH_ONLY=rpc,events,payload,broadcast,idle,http,cluster,codegen,cost   run a subset (`cost` is
                        left out with BENCH_QUICK unless named)
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
@@ -52,7 +52,7 @@ URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
 ONLY = set(filter(None, os.environ.get(
-    "BENCH_ONLY", "rpc,events,payload,idle,http,cluster,codegen" + ("" if QUICK else ",cost")
+    "BENCH_ONLY", "rpc,events,payload,broadcast,idle,http,cluster,codegen" + ("" if QUICK else ",cost")
 ).split(",")))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
@@ -64,16 +64,21 @@ METRICS_OFF = "kontiki-rs, metrics off"
 if QUICK:
     SIZES = dict(rs_calls1=200, rs_callsN=1000, py_calls1=100, py_callsN=500, warmup=50,
                  payload_calls={65536: (100, 300), 1048576: (20, 40)},
+                 broadcast_events=200,
                  events=1000, ev_warmup=100, idle_s=0.5, http_s=1,
                  cluster_calls=200, cluster_events=300)
 else:
     SIZES = dict(rs_calls1=3000, rs_callsN=10000, py_calls1=1000, py_callsN=5000, warmup=300,
                  # Calls at c=1 and at PAYLOAD_C, per payload size.
                  payload_calls={65536: (1000, 4000), 1048576: (150, 400)},
+                 # Events published per round to BROADCAST_K consumers (each handles every one).
+                 broadcast_events=2500,
                  events=20000, ev_warmup=500, idle_s=2.0, http_s=4,
                  cluster_calls=5000, cluster_events=10000)
 # Large messages: RPC whose argument and result are strings of these sizes, at c=1 and this.
 PAYLOAD_C = 16
+# Fan-out: broadcast events to this many instances (kontiki-rs) or consumers (raw lapin).
+BROADCAST_K = 8
 # Scale-out: replicas on the cluster, and the load's concurrency (calls and publishers).
 CLUSTER_REPLICAS = [1, 2, 4]
 CLUSTER_C = 16
@@ -273,6 +278,23 @@ def payload_round(exes, tmp):
             out[(name, size, r["concurrency"])] = dict(
                 per_s=r["calls_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
                 cpu_us_per_op=r["cpu_us_per_call"], errors=r["errors"])
+    return out
+
+
+def broadcast_round(exes, tmp):
+    """{contender: {per_s, p50_us, p99_us, cpu_us_per_op}}: kontiki-rs with BROADCAST_K instances
+    of a service with a broadcast handler against BROADCAST_K raw lapin consumers, each with an
+    exclusive queue (issue 22, item 5); per_s counts handled deliveries (K per event)."""
+    out = {}
+    path = Path(tmp) / "broadcast.json"
+    run_json([exes["events"], "--rounds", "1", "--no-extras", "--only", "kontiki-rs,raw-lapin",
+              "--broadcast", str(BROADCAST_K), "--events", str(SIZES["broadcast_events"]),
+              "--warmup", str(max(SIZES["broadcast_events"] // 10, 10)), "--json", str(path)],
+             f"events bench, broadcast to {BROADCAST_K}")
+    for r in json.loads(path.read_text())["results"]:
+        name = {"kontiki-rs": "kontiki-rs", "raw-lapin": "raw lapin"}[r["contender"]]
+        out[name] = dict(per_s=r["events_per_s"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+                         cpu_us_per_op=r["cpu_us_per_event"], errors=r["errors"])
     return out
 
 
@@ -642,6 +664,20 @@ def report(res, meta):
                   f"| {ratio(paired(r, a, b, 'per_s'))} | {ratio(paired(r, a, b, 'p50_us'))} "
                   f"| {ratio(paired(r, a, b, 'cpu_us_per_op'))} |")
         w("")
+    if "broadcast" in res:
+        r = res["broadcast"]
+        a, b = "kontiki-rs", "raw lapin"
+        w(f"### Broadcast to {BROADCAST_K} ({SIZES['broadcast_events']:,} events a round, 64 "
+          f"publishers, each event handled by all {BROADCAST_K}; deliveries/s)")
+        w("")
+        w("| kontiki-rs deliveries/s | raw lapin deliveries/s | ratio | p50 kontiki-rs / raw | "
+          "CPU/delivery kontiki-rs / raw |")
+        w("|---:|---:|---:|---:|---:|")
+        w(f"| {fmt(med([x[a]['per_s'] for x in r if a in x]))} "
+          f"| {fmt(med([x[b]['per_s'] for x in r if b in x]))} "
+          f"| {ratio(paired(r, a, b, 'per_s'))} | {ratio(paired(r, a, b, 'p50_us'))} "
+          f"| {ratio(paired(r, a, b, 'cpu_us_per_op'))} |")
+        w("")
     if "codegen" in res:
         w("### Codegen (5,000-line IDL file)")
         w("")
@@ -660,6 +696,10 @@ def report(res, meta):
                 v = paired(res["payload"], ("kontiki-rs", size, c), ("raw lapin", size, c), "per_s")
                 t.append((f"RPC {size // 1024:,} KiB c={c} throughput kontiki-rs / raw lapin",
                           "≥ 0.90×", ratio(v), v is not None and v >= 0.9))
+    if "broadcast" in res:
+        v = paired(res["broadcast"], "kontiki-rs", "raw lapin", "per_s")
+        t.append((f"broadcast to {BROADCAST_K} throughput kontiki-rs / raw lapin", "≥ 0.90×",
+                  ratio(v), v is not None and v >= 0.9))
     for row in res.get("cost", []):
         if row["contender"] != "metrics off":
             what = "RPC c=1" if row["bench"] == "rpc" else "events"
@@ -707,7 +747,7 @@ def main():
     load_before = load()
     py = python_exe()
     exes = {}
-    if ONLY & {"rpc", "events", "payload", "idle", "http", "cluster"}:
+    if ONLY & {"rpc", "events", "payload", "broadcast", "idle", "http", "cluster"}:
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
                                  "--example", "idle_service", "--example", "http_demo",
                                  "--example", "cluster_bench"]))
@@ -721,7 +761,8 @@ def main():
         die("wrk is not installed (Debian, as root: apt-get install -y wrk), or leave `http` out "
             "of BENCH_ONLY")
     OUT.mkdir(parents=True, exist_ok=True)
-    res = {k: [] for k in ("rpc", "events", "payload", "idle", "http", "cluster") if k in ONLY}
+    res = {k: [] for k in ("rpc", "events", "payload", "broadcast", "idle", "http", "cluster")
+           if k in ONLY}
     cluster_urls, cluster_ours = cluster_start() if "cluster" in ONLY else (None, False)
     with tempfile.TemporaryDirectory(prefix="kontiki-bench-") as tmp:
         py_svc = None
@@ -746,6 +787,9 @@ def main():
                 if "payload" in ONLY:
                     log(f"round {rnd}/{RUNS}: payload (64 KiB and 1 MiB RPC)")
                     res["payload"].append(payload_round(exes, tmp))
+                if "broadcast" in ONLY:
+                    log(f"round {rnd}/{RUNS}: broadcast to {BROADCAST_K}")
+                    res["broadcast"].append(broadcast_round(exes, tmp))
                 if "idle" in ONLY:
                     log(f"round {rnd}/{RUNS}: idle")
                     res["idle"].append(idle_round(exes, py, tmp, rnd))
