@@ -239,8 +239,14 @@ async fn start_service(url: &str, name: &str, prefetch: u16) -> BenchResult<Runn
         Ok("off") => "  metrics:\n    enabled: false\n",
         _ => "",
     };
+    // KONTIKI_BENCH_CONSUMER_CONNECTION=off: `kontiki.amqp.consumer_connection: false` (the
+    // consumers on the publishing connection), for its cost comparison.
+    let consumer_connection = !matches!(
+        std::env::var("KONTIKI_BENCH_CONSUMER_CONNECTION").as_deref(),
+        Ok("off")
+    );
     let yaml = format!(
-        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
+        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n    consumer_connection: {consumer_connection}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
     );
     let config = Config::from_yaml_str("bench.yaml", &yaml).map_err(|e| format!("config: {e}"))?;
     echo_service(name)?

@@ -67,6 +67,7 @@ impl Service {
             prefetch: settings.amqp.max_pending_messages,
             tls,
             rebalance: settings.amqp.rebalance_interval,
+            consumer_connection: settings.amqp.consumer_connection,
         });
         let messenger = Messenger::on_connector(
             connector.clone(),

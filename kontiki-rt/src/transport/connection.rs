@@ -40,6 +40,10 @@ pub(crate) struct ConnectorOptions {
     /// How often a process that failed over to another broker of its list tries to move back
     /// to its home broker (`kontiki.amqp.rebalance_interval`); zero: never.
     pub(crate) rebalance: Duration,
+    /// A second connection for the consumer channel (a service's consumers and acks, so that
+    /// they flow while a resource alarm blocks the publishing connection); off for a
+    /// stand-alone Messenger, which consumes only replies, on its publishing channel.
+    pub(crate) consumer_connection: bool,
 }
 
 /// One live connection and its channels. Replaced as a whole on reconnect.
@@ -48,8 +52,9 @@ pub(crate) struct Link {
     /// Carries the publish and reply channels.
     pub(crate) conn: Connection,
     /// Carries only the consumer channel (topology, consumers, acks), as RabbitMQ advises: a
-    /// resource alarm blocks connections that publish, and acks must flow meanwhile.
-    pub(crate) consume_conn: Connection,
+    /// resource alarm blocks connections that publish, and acks must flow meanwhile. `None`
+    /// when the consumer channel is on `conn` ([`ConnectorOptions::consumer_connection`] off).
+    pub(crate) consume_conn: Option<Connection>,
     /// Publisher confirms on: events, RPC requests, registry messages. Also carries the
     /// direct reply-to consumer of the Messenger, which must share the publishing channel.
     pub(crate) publish: Channel,
@@ -121,7 +126,7 @@ impl Link {
     /// Closes both connections, each bounded by [`CLOSE_TIMEOUT`] (the close handshake of a
     /// connection blocked by a resource alarm may never complete).
     pub(crate) async fn close(&self, reason: &str) {
-        for conn in [&self.conn, &self.consume_conn] {
+        for conn in std::iter::once(&self.conn).chain(&self.consume_conn) {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, reason.into())).await;
         }
     }
@@ -515,6 +520,7 @@ pub async fn connect_lapin(
         prefetch: 0,
         tls,
         rebalance: Duration::ZERO,
+        consumer_connection: false,
     };
     open_connection(&opts, connection_name, None)
         .await
@@ -691,20 +697,25 @@ async fn run_hooks(link: &Arc<Link>, hooks: &[Arc<dyn Hook>]) -> Result<()> {
 async fn open_link(inner: &Arc<Inner>, only: Option<usize>) -> Result<Arc<Link>> {
     let opts = &inner.opts;
     let (conn, node) = open_connection(opts, &opts.connection_name, only).await?;
-    // The consumer connection goes to the same broker (the list's preferred one is now it).
-    let consume_name = format!("{} (consume)", opts.connection_name);
-    let (consume_conn, consume_node) = match open_connection(opts, &consume_name, only).await {
-        Ok(c) => c,
-        Err(e) => {
-            let _ =
-                tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into())).await;
-            return Err(e);
+    let (consume_conn, node) = if opts.consumer_connection {
+        // The consumer connection goes to the same broker (the list's preferred one is now it).
+        let consume_name = format!("{} (consume)", opts.connection_name);
+        match open_connection(opts, &consume_name, only).await {
+            Ok((c, consume_node)) => (Some(c), node.filter(|n| consume_node == Some(*n))),
+            Err(e) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "setup failed".into()))
+                    .await;
+                return Err(e);
+            }
         }
+    } else {
+        (None, node)
     };
-    let node = node.filter(|n| consume_node == Some(*n));
     let broken = CancellationToken::new();
     watch_connection(&conn, broken.clone());
-    watch_connection(&consume_conn, broken.clone());
+    if let Some(c) = &consume_conn {
+        watch_connection(c, broken.clone());
+    }
     match open_channels(inner, conn, consume_conn, node, broken.clone()).await {
         Ok(link) => Ok(link),
         Err(e) => {
@@ -745,11 +756,11 @@ fn watch_connection(conn: &Connection, broken: CancellationToken) {
 }
 
 /// Opens the three channels of a link (publish and reply on `conn`, consume on
-/// `consume_conn`); closes both connections when one fails.
+/// `consume_conn`, or on `conn` without one); closes both connections when one fails.
 async fn open_channels(
     inner: &Arc<Inner>,
     conn: Connection,
-    consume_conn: Connection,
+    consume_conn: Option<Connection>,
     node: Option<usize>,
     broken: CancellationToken,
 ) -> Result<Arc<Link>> {
@@ -768,6 +779,8 @@ async fn open_channels(
             .await
             .map_err(amqp("enable publisher confirms"))?;
         let consume = consume_conn
+            .as_ref()
+            .unwrap_or(&conn)
             .create_channel()
             .await
             .map_err(amqp("open consumer channel"))?;
@@ -784,7 +797,7 @@ async fn open_channels(
     let (publish, consume, reply) = match channels.await {
         Ok(c) => c,
         Err(e) => {
-            for c in [&conn, &consume_conn] {
+            for c in std::iter::once(&conn).chain(&consume_conn) {
                 let _ =
                     tokio::time::timeout(CLOSE_TIMEOUT, c.close(200, "setup failed".into())).await;
             }

@@ -163,6 +163,8 @@ impl MessengerBuilder {
             prefetch: 0,
             tls,
             rebalance: self.rebalance_interval,
+            // It consumes only replies, on its publishing channel.
+            consumer_connection: false,
         });
         let messenger =
             Messenger::on_connector(connector.clone(), identity, self.rpc_timeout, true);
