@@ -173,7 +173,8 @@ impl Cluster {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("rabbitmq-queues");
-            let out = Command::new(bin)
+            let out = Command::new("timeout")
+                .args(["--kill-after=5", "120", bin])
                 .args(["-n", &name, "-q", "rebalance", "quorum"])
                 .output()
                 .map_err(|e| format!("cannot run {bin}: {e}"))?;

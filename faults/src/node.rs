@@ -127,7 +127,10 @@ impl Node {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or("rabbitmqctl");
-        let out = Command::new(bin)
+        // Bounded: a rabbitmqctl left waiting on a node that stopped answering holds one of
+        // the few CLI distribution ports until it is killed.
+        let out = Command::new("timeout")
+            .args(["--kill-after=5", "120", bin])
             .arg("-n")
             .arg(&self.name)
             .args(args)

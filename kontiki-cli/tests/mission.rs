@@ -26,7 +26,10 @@ fn rabbitmqctl(args: &[&str]) {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .unwrap_or("rabbitmqctl");
-    let out = std::process::Command::new(bin)
+    // Bounded: a rabbitmqctl left waiting on a broker that stopped answering holds one of the
+    // few CLI distribution ports until it is killed (it outlives a test nextest times out).
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=5", "120", bin])
         .args(args)
         .output()
         .unwrap_or_else(|e| {

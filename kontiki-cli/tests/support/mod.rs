@@ -75,7 +75,10 @@ pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
         Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
         _ => Vec::new(),
     };
-    let out = std::process::Command::new(bin)
+    // Bounded: a rabbitmqctl left waiting on a broker that stopped answering holds one of the
+    // few CLI distribution ports until it is killed (it outlives a test nextest times out).
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=5", "120", bin])
         .args(&node)
         .args(args)
         .output()

@@ -238,7 +238,10 @@ pub(crate) fn rabbitmqctl(args: &[&str]) -> String {
         Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
         _ => Vec::new(),
     };
-    let out = std::process::Command::new(bin)
+    // Bounded: a rabbitmqctl left waiting on a broker that stopped answering holds one of the
+    // few CLI distribution ports until it is killed (it outlives a test nextest times out).
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=5", "120", bin])
         .args(&node)
         .args(args)
         .output()
@@ -259,7 +262,14 @@ pub(crate) struct BrokerGuard;
 
 impl Drop for BrokerGuard {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("/usr/sbin/rabbitmqctl")
+        // The node the test restarts (KONTIKI_RABBITMQCTL_NODE), bounded; never a panic here.
+        let node: Vec<String> = match std::env::var("KONTIKI_RABBITMQCTL_NODE") {
+            Ok(node) if !node.is_empty() => vec!["-n".to_owned(), node],
+            _ => Vec::new(),
+        };
+        let _ = std::process::Command::new("timeout")
+            .args(["--kill-after=5", "120", "/usr/sbin/rabbitmqctl"])
+            .args(&node)
             .arg("start_app")
             .output();
     }
