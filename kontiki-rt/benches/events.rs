@@ -425,77 +425,23 @@ async fn start_raw_consumer(
     )
     .await
     .map_err(amqp("event exchange"))?;
-    if broadcast {
+    let queue = if broadcast {
         // Kontiki's broadcast queue: one per instance, exclusive, gone with the connection.
         let queue = format!("{service}.{event_type}.{}", uuid::Uuid::new_v4().simple());
-        ch.queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp("broadcast queue"))?;
-        ch.queue_bind(
-            queue.as_str().into(),
-            EVENT_EXCHANGE.into(),
-            event_type.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp("bind"))?;
-        let consumer = ch
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(amqp("consume"))?;
-        tokio::spawn(raw_consume(consumer, sink));
-        return Ok(RawConsumer { conn });
-    }
-    ch.exchange_declare(
-        FAILED_EXCHANGE.into(),
-        lapin::ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            durable: true,
+        let exclusive = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
             ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp("failed exchange"))?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
+        };
+        ch.queue_declare(queue.as_str().into(), exclusive, FieldTable::default())
+            .await
+            .map_err(amqp("broadcast queue"))?;
+        queue
+    } else {
+        declare_competing(&ch, service, event_type)
+            .await
+            .map_err(amqp("competing queue"))?
     };
-    let failed = failed_queue(service, event_type);
-    ch.queue_declare(failed.as_str().into(), durable, failed_args())
-        .await
-        .map_err(amqp("failed queue"))?;
-    ch.queue_bind(
-        failed.as_str().into(),
-        FAILED_EXCHANGE.into(),
-        failed.as_str().into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .map_err(amqp("bind failed queue"))?;
-    let queue = competing_queue(service, event_type);
-    ch.queue_declare(
-        queue.as_str().into(),
-        durable,
-        competing_args(service, event_type),
-    )
-    .await
-    .map_err(amqp("queue"))?;
     ch.queue_bind(
         queue.as_str().into(),
         EVENT_EXCHANGE.into(),
@@ -516,6 +462,48 @@ async fn start_raw_consumer(
         .map_err(amqp("consume"))?;
     tokio::spawn(raw_consume(consumer, sink));
     Ok(RawConsumer { conn })
+}
+
+/// Declares Kontiki's competing queue for `event_type` with its failed exchange and queue (as
+/// the runtime does); returns the queue's name.
+async fn declare_competing(
+    ch: &Channel,
+    service: &str,
+    event_type: &str,
+) -> Result<String, lapin::Error> {
+    ch.exchange_declare(
+        FAILED_EXCHANGE.into(),
+        lapin::ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let failed = failed_queue(service, event_type);
+    ch.queue_declare(failed.as_str().into(), durable, failed_args())
+        .await?;
+    ch.queue_bind(
+        failed.as_str().into(),
+        FAILED_EXCHANGE.into(),
+        failed.as_str().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let queue = competing_queue(service, event_type);
+    ch.queue_declare(
+        queue.as_str().into(),
+        durable,
+        competing_args(service, event_type),
+    )
+    .await?;
+    Ok(queue)
 }
 
 /// The raw consumer's loop: one task per delivery (concurrent up to the prefetch, as the

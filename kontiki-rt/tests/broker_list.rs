@@ -201,11 +201,13 @@ async fn after_a_failover_the_service_moves_back_home_losing_nothing() {
             }
         }));
     }
-    let progress = |at_least: u64| {
+    // Waits until 100 more calls than now were answered.
+    let hundred_more = |what: &'static str| {
         let ok = ok_calls.clone();
-        move || ok.load(Ordering::SeqCst) >= at_least
+        let at_least = ok.load(Ordering::SeqCst) + 100;
+        wait_until(30, what, move || ok.load(Ordering::SeqCst) >= at_least)
     };
-    wait_until(30, "100 calls answered before the outage", progress(100)).await;
+    hundred_more("100 calls answered before the outage").await;
 
     // The home node stops: both fail over to the other.
     let t0 = Instant::now();
@@ -215,13 +217,7 @@ async fn after_a_failover_the_service_moves_back_home_losing_nothing() {
     })
     .await;
     let failed_over = t0.elapsed();
-    let before = ok_calls.load(Ordering::SeqCst);
-    wait_until(
-        30,
-        "100 calls answered on the other node",
-        progress(before + 100),
-    )
-    .await;
+    hundred_more("100 calls answered on the other node").await;
     let served_again = t0.elapsed();
 
     // It comes back: both move home, under the load.
@@ -229,13 +225,7 @@ async fn after_a_failover_the_service_moves_back_home_losing_nothing() {
     h.up();
     wait_until(20, "moved back home", || h.open() >= 3 && o.open() == 0).await;
     let moved = back.elapsed();
-    let before = ok_calls.load(Ordering::SeqCst);
-    wait_until(
-        30,
-        "100 calls answered after the move",
-        progress(before + 100),
-    )
-    .await;
+    hundred_more("100 calls answered after the move").await;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.expect("load task");
