@@ -106,9 +106,19 @@ tls_start() {
     return 1
   fi
   tls_certs || return 1
-  if tls_ctl -q await_startup --timeout 5 >/dev/null 2>&1 && tls_answers; then
-    tls_log "TLS node $TLS_NODE already answers at localhost:$TLS_PORT"
-    return 0
+  if tls_ctl -q await_startup --timeout 5 >/dev/null 2>&1; then
+    if tls_answers; then
+      tls_log "TLS node $TLS_NODE already answers at localhost:$TLS_PORT"
+      return 0
+    fi
+    # Running, but its certificates are not this checkout's: another checkout's node holds the
+    # name and the ports. Starting a second one would only wait for ports it cannot take.
+    local other
+    other=$(tls_ctl -q eval 'os:getenv("RABBITMQ_MNESIA_BASE").' 2>/dev/null | tr -d '"')
+    tls_log "TLS node $TLS_NODE already runs, but not with this checkout's certificates ($TLS_CERTS):"
+    tls_log "it is another checkout's node (data in ${other:-an unknown directory}); stop it with"
+    tls_log "  sudo rabbitmqctl -n $TLS_NODE stop   (or scripts/tls-broker.sh stop in that checkout)"
+    return 1
   fi
   local fail_if_no_cert=false
   [[ "${TLS_REQUIRE_CLIENT_CERT:-0}" == "1" ]] && fail_if_no_cert=true
