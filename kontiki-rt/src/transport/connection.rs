@@ -692,8 +692,9 @@ async fn run_hooks(link: &Arc<Link>, hooks: &[Arc<dyn Hook>]) -> Result<()> {
     Ok(())
 }
 
-/// Opens the two connections of a link (to broker `only` of the list, or to the first that
-/// answers) and its channels; runs no hook.
+/// Opens the connection of a link, and its consumer connection when
+/// [`ConnectorOptions::consumer_connection`] is on (to broker `only` of the list, or to the
+/// first that answers), and its channels; runs no hook.
 async fn open_link(inner: &Arc<Inner>, only: Option<usize>) -> Result<Arc<Link>> {
     let opts = &inner.opts;
     let (conn, node) = open_connection(opts, &opts.connection_name, only).await?;
