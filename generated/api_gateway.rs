@@ -33,15 +33,13 @@ pub mod api_gateway {
             ctx: rt::Context,
             feature: ::std::string::String,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<::std::string::String, ComputeError>,
+            Output = ::core::result::Result<::std::string::String, ComputeError>
         > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(
-            &self,
-        ) -> impl ::core::future::Future<
-            Output = ::core::option::Option<::std::string::String>,
+        fn degraded(&self) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>
         > + ::core::marker::Send {
             async { ::core::option::Option::None }
         }
@@ -65,7 +63,7 @@ pub mod api_gateway {
         /// `USER_INPUT_ERROR` with the contract's message, "Invalid feature value".
         pub fn user_input_error() -> Self {
             Self::UserInputError {
-                message: ::std::borrow::ToOwned::to_owned("Invalid feature value"),
+                message: ::std::borrow::ToOwned::to_owned("Invalid feature value")
             }
         }
 
@@ -85,16 +83,17 @@ pub mod api_gateway {
         /// The runtime's form of the error.
         pub fn into_handler_error(self) -> rt::HandlerError {
             match self {
-                Self::UserInputError { message } => {
-                    rt::HandlerError::client("USER_INPUT_ERROR", message)
-                }
+                Self::UserInputError { message } => rt::HandlerError::client(
+                    "USER_INPUT_ERROR",
+                    message,
+                ),
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
         }
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for ComputeError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -104,9 +103,10 @@ pub mod api_gateway {
     impl ::std::fmt::Display for ComputeError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -123,9 +123,7 @@ pub mod api_gateway {
 
     impl<T> ::core::clone::Clone for ApiGatewayServer<T> {
         fn clone(&self) -> Self {
-            Self {
-                inner: ::core::clone::Clone::clone(&self.inner),
-            }
+            Self { inner: ::core::clone::Clone::clone(&self.inner) }
         }
     }
 
@@ -169,53 +167,58 @@ pub mod api_gateway {
                 rt::ServiceBuilder::task,
             );
             let svc = ::core::clone::Clone::clone(&self.inner);
-            builder
-                .health_check(move || {
-                    let svc = ::core::clone::Clone::clone(&svc);
-                    async move {
-                        match svc.degraded().await {
-                            ::core::option::Option::None => rt::Health::Ok,
-                            ::core::option::Option::Some(reason) => {
-                                rt::Health::degraded(reason)
-                            }
-                        }
+            builder.health_check(move || {
+                let svc = ::core::clone::Clone::clone(&svc);
+                async move {
+                    match svc.degraded().await {
+                        ::core::option::Option::None => rt::Health::Ok,
+                        ::core::option::Option::Some(reason) => rt::Health::degraded(reason),
                     }
-                })
+                }
+            })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("compute", move | call : rt::Call | { let svc =
-                ::core::clone::Clone::clone(& svc); async move { let mut args =
-                ::core::iter::IntoIterator::into_iter(call.args); let feature :
-                ::std::string::String = rt::decode_arg("feature", rt::next_arg(& mut
-                args)) ?; match svc.compute(call.context, feature). await {
-                ::core::result::Result::Ok(value) => rt::encode_result(& value),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_handler_error()), } } }).param("feature", true) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("compute", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+                            let feature: ::std::string::String = rt::decode_arg(
+                                "feature",
+                                rt::next_arg(&mut args),
+                            )?;
+                            match svc.compute(call.context, feature).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .param("feature", true)
+                },
             ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
     }
 
     /// The client errors a call to [`ApiGatewayClient::compute`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum ComputeClientError {
         /// The input was not acceptable.
         ///
@@ -232,9 +235,7 @@ pub mod api_gateway {
         /// The wire code, if the server sent one.
         pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::UserInputError { .. } => {
-                    ::core::option::Option::Some("USER_INPUT_ERROR")
-                }
+                Self::UserInputError { .. } => ::core::option::Option::Some("USER_INPUT_ERROR"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -243,11 +244,9 @@ pub mod api_gateway {
     impl ::core::convert::From<rt::RemoteError> for ComputeClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                ::core::option::Option::Some("USER_INPUT_ERROR") => {
-                    Self::UserInputError {
-                        message: rt::remote_message(&error),
-                    }
-                }
+                ::core::option::Option::Some("USER_INPUT_ERROR") => Self::UserInputError {
+                    message: rt::remote_message(&error)
+                },
                 _ => Self::Other(error),
             }
         }
@@ -256,9 +255,10 @@ pub mod api_gateway {
     impl ::std::fmt::Display for ComputeClientError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -316,10 +316,7 @@ pub mod api_gateway {
         pub async fn compute(
             &self,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<ComputeClientError>,
-        > {
+        ) -> ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>> {
             self.compute_with(::core::clone::Clone::clone(&self.options), feature).await
         }
 
@@ -328,23 +325,18 @@ pub mod api_gateway {
             &self,
             options: rt::CallOptions,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<ComputeClientError>,
-        > {
+        ) -> ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>> {
             let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String
-                >::into(feature)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(feature))?,
             ];
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "compute",
-                    args,
-                    options,
-                    <ComputeClientError as ::core::convert::From<rt::RemoteError>>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "compute",
+                args,
+                options,
+                <ComputeClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
     }
 }

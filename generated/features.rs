@@ -4,24 +4,23 @@
 pub type WidgetId = ::kontiki_rt::codegen::Uuid;
 
 /// Labels, keyed by name.
-pub type Labels = ::std::collections::BTreeMap<
-    ::std::string::String,
-    ::std::string::String,
->;
+pub type Labels = ::std::collections::BTreeMap<::std::string::String, ::std::string::String>;
 
 /// The kinds of widget. Variants may carry a different wire string.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::marker::Copy,
-    ::core::cmp::PartialEq,
-    ::core::cmp::Eq,
-    ::core::hash::Hash,
-    ::core::cmp::PartialOrd,
-    ::core::cmp::Ord,
-    ::kontiki_rt::codegen::serde::Serialize,
-    ::kontiki_rt::codegen::serde::Deserialize
-)]
+#[
+    derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::marker::Copy,
+        ::core::cmp::PartialEq,
+        ::core::cmp::Eq,
+        ::core::hash::Hash,
+        ::core::cmp::PartialOrd,
+        ::core::cmp::Ord,
+        ::kontiki_rt::codegen::serde::Serialize,
+        ::kontiki_rt::codegen::serde::Deserialize,
+    )
+]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub enum Kind {
     /// A small one.
@@ -47,13 +46,15 @@ impl Kind {
 }
 
 /// Every built-in type, optional and defaulted fields, and Rust keywords as names.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::kontiki_rt::codegen::serde::Serialize,
-    ::kontiki_rt::codegen::serde::Deserialize
-)]
+#[
+    derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::kontiki_rt::codegen::serde::Serialize,
+        ::kontiki_rt::codegen::serde::Deserialize,
+    )
+]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Widget {
     /// Identifier.
@@ -147,8 +148,9 @@ impl Widget {
     }
 
     fn default_extra() -> ::kontiki_rt::codegen::Json {
-        ::kontiki_rt::codegen::serde_json::from_str("{\"a\":[1,2.5,\"x\",null,true]}")
-            .expect("invariant: kontiki-codegen checked the default")
+        ::kontiki_rt::codegen::serde_json::from_str("{\"a\":[1,2.5,\"x\",null,true]}").expect(
+            "invariant: kontiki-codegen checked the default"
+        )
     }
 
     fn default_type() -> Kind {
@@ -160,31 +162,33 @@ impl Widget {
     }
 
     fn default_tags() -> ::std::vec::Vec<::std::string::String> {
-        ::std::vec![
-            ::std::borrow::ToOwned::to_owned("a"), ::std::borrow::ToOwned::to_owned("b")
-        ]
+        ::std::vec![::std::borrow::ToOwned::to_owned("a"), ::std::borrow::ToOwned::to_owned("b")]
     }
 
     fn default_labels() -> Labels {
         ::core::iter::Iterator::collect(
-            ::core::iter::IntoIterator::into_iter([
-                (
-                    ::std::borrow::ToOwned::to_owned("env"),
-                    ::std::borrow::ToOwned::to_owned("prod"),
-                ),
-            ]),
+            ::core::iter::IntoIterator::into_iter(
+                [
+                    (
+                        ::std::borrow::ToOwned::to_owned("env"),
+                        ::std::borrow::ToOwned::to_owned("prod"),
+                    )
+                ]
+            )
         )
     }
 }
 
 /// A nested struct.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::kontiki_rt::codegen::serde::Serialize,
-    ::kontiki_rt::codegen::serde::Deserialize
-)]
+#[
+    derive(
+        ::core::fmt::Debug,
+        ::core::clone::Clone,
+        ::core::cmp::PartialEq,
+        ::kontiki_rt::codegen::serde::Serialize,
+        ::kontiki_rt::codegen::serde::Deserialize,
+    )
+]
 #[serde(crate = "::kontiki_rt::codegen::serde")]
 pub struct Child {
     /// Name.
@@ -786,7 +790,10 @@ pub mod features {
 }"##;
 
     /// Every OpenAPI document of the service, by HTTP API version.
-    pub const OPENAPI: &[(&str, &str)] = &[("v1", OPENAPI_V1), ("v2", OPENAPI_V2)];
+    pub const OPENAPI: &[(&str, &str)] = &[
+        ("v1", OPENAPI_V1),
+        ("v2", OPENAPI_V2),
+    ];
 
     /// The extra message headers the contract declares.
     pub mod headers {
@@ -816,31 +823,21 @@ pub mod features {
             title: ::std::string::String,
             r#type: ::std::string::String,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<super::Widget, CreateWidgetError>,
+            Output = ::core::result::Result<super::Widget, CreateWidgetError>
         > + ::core::marker::Send;
 
         /// No return value (`null` on the wire), no parameters; a handler timeout of its own.
         ///
         /// RPC `reset`.
-        fn reset(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), ResetError>,
+        fn reset(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ResetError>
         > + ::core::marker::Send;
 
         /// Returns an optional.
         ///
         /// RPC `find_widget`.
-        fn find_widget(
-            &self,
-            ctx: rt::Context,
-            id: super::WidgetId,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<
-                ::core::option::Option<super::Widget>,
-                FindWidgetError,
-            >,
+        fn find_widget(&self, ctx: rt::Context, id: super::WidgetId) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::core::option::Option<super::Widget>, FindWidgetError>
         > + ::core::marker::Send;
 
         /// Competing (the default), several event types (`user.created` is imported: event types are global, so never qualified), more attempts, a longer handler timeout.
@@ -852,7 +849,7 @@ pub mod features {
             headers: rt::Headers,
             event: OnWidgetOrUserEvent,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Every replica gets a copy.
@@ -863,7 +860,7 @@ pub mod features {
             ctx: rt::Context,
             payload: super::WidgetId,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Only the replica pinned by the session.
@@ -874,7 +871,7 @@ pub mod features {
             ctx: rt::Context,
             payload: super::WidgetId,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Event types read from configuration (`use_config=True`).
@@ -886,7 +883,7 @@ pub mod features {
             event_type: ::std::string::String,
             payload: rt::Json,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Versioned, tagged, with summary and description, query parameters.
@@ -898,21 +895,14 @@ pub mod features {
             kind: ::core::option::Option<super::Kind>,
             limit: u32,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<
-                ::std::vec::Vec<super::Widget>,
-                ListWidgetsError,
-            >,
+            Output = ::core::result::Result<::std::vec::Vec<super::Widget>, ListWidgetsError>
         > + ::core::marker::Send;
 
         /// Validated body, success status, errors mapped to statuses (one by default).
         ///
         /// HTTP route `POST /widgets`, status 201.
-        fn post_widget(
-            &self,
-            ctx: rt::Context,
-            body: super::Widget,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<super::Widget, PostWidgetError>,
+        fn post_widget(&self, ctx: rt::Context, body: super::Widget) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, PostWidgetError>
         > + ::core::marker::Send;
 
         /// Path parameters.
@@ -924,7 +914,7 @@ pub mod features {
             id: super::WidgetId,
             body: super::Widget,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<super::Widget, PutWidgetError>,
+            Output = ::core::result::Result<super::Widget, PutWidgetError>
         > + ::core::marker::Send;
 
         /// PATCH with a body.
@@ -936,7 +926,7 @@ pub mod features {
             id: super::WidgetId,
             body: rt::Json,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), PatchWidgetError>,
+            Output = ::core::result::Result<(), PatchWidgetError>
         > + ::core::marker::Send;
 
         /// DELETE without a body, no response.
@@ -947,116 +937,84 @@ pub mod features {
             ctx: rt::Context,
             id: super::WidgetId,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), DeleteWidgetError>,
+            Output = ::core::result::Result<(), DeleteWidgetError>
         > + ::core::marker::Send;
 
         /// A path from configuration, excluded from the docs.
         ///
         /// HTTP route `GET <config app.http.ping_path>`.
-        fn ping(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<::std::string::String, PingError>,
+        fn ping(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, PingError>
         > + ::core::marker::Send;
 
         /// HEAD and OPTIONS are accepted too.
         ///
         /// HTTP route `HEAD /probe`.
-        fn probe(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), ProbeError>,
+        fn probe(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), ProbeError>
         > + ::core::marker::Send;
 
         /// Preflight.
         ///
         /// HTTP route `OPTIONS /widgets`.
-        fn preflight(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), PreflightError>,
+        fn preflight(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), PreflightError>
         > + ::core::marker::Send;
 
         /// Every 30 seconds, not at start.
         ///
         /// Task `every_seconds`: every 30 s.
-        fn every_seconds(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn every_seconds(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Every 5 minutes.
         ///
         /// Task `every_minutes`: every 300 s, and once at start.
-        fn every_minutes(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn every_minutes(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Every hour.
         ///
         /// Task `every_hour`: every 3600 s, and once at start.
-        fn every_hour(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn every_hour(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Every day.
         ///
         /// Task `every_day`: every 86400 s, and once at start.
-        fn every_day(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn every_day(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Interval from config.
         ///
         /// Task `from_config`: every N seconds, N from config `app.tasks.interval`, and once at start.
         #[allow(clippy::wrong_self_convention, reason = "named like the IDL entrypoint")]
-        fn from_config(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn from_config(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Cron, with names, ranges, steps and lists, in a time zone.
         ///
         /// Task `cron_task`: on cron `*/15 8-18 1,15 JAN-JUN MON-FRI` (local time).
-        fn cron_task(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn cron_task(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Cron from config, run at start too.
         ///
         /// Task `cron_from_config`: on the cron expression from config `app.tasks.cron`, and once at start.
-        fn cron_from_config(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn cron_from_config(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(
-            &self,
-        ) -> impl ::core::future::Future<
-            Output = ::core::option::Option<::std::string::String>,
+        fn degraded(&self) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>
         > + ::core::marker::Send {
             async { ::core::option::Option::None }
         }
@@ -1064,10 +1022,7 @@ pub mod features {
 
     /// An event [`Features::on_widget_or_user`] handles, decoded by event type.
     #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq)]
-    #[allow(
-        clippy::large_enum_variant,
-        reason = "payloads are passed once, by value, as declared"
-    )]
+    #[allow(clippy::large_enum_variant, reason = "payloads are passed once, by value, as declared")]
     pub enum OnWidgetOrUserEvent {
         /// Event with a payload declared here.
         ///
@@ -1103,15 +1058,13 @@ pub mod features {
     impl CreateWidgetError {
         /// `WIDGET_CONFLICT` with the contract's message, "widget exists".
         pub fn widget_conflict() -> Self {
-            Self::WidgetConflict {
-                message: ::std::borrow::ToOwned::to_owned("widget exists"),
-            }
+            Self::WidgetConflict { message: ::std::borrow::ToOwned::to_owned("widget exists") }
         }
 
         /// `USER_INPUT_ERROR` with the contract's message, "Invalid feature value".
         pub fn user_input_error() -> Self {
             Self::UserInputError {
-                message: ::std::borrow::ToOwned::to_owned("Invalid feature value"),
+                message: ::std::borrow::ToOwned::to_owned("Invalid feature value")
             }
         }
 
@@ -1132,19 +1085,21 @@ pub mod features {
         /// The runtime's form of the error.
         pub fn into_handler_error(self) -> rt::HandlerError {
             match self {
-                Self::WidgetConflict { message } => {
-                    rt::HandlerError::client("WIDGET_CONFLICT", message)
-                }
-                Self::UserInputError { message } => {
-                    rt::HandlerError::client("USER_INPUT_ERROR", message)
-                }
+                Self::WidgetConflict { message } => rt::HandlerError::client(
+                    "WIDGET_CONFLICT",
+                    message,
+                ),
+                Self::UserInputError { message } => rt::HandlerError::client(
+                    "USER_INPUT_ERROR",
+                    message,
+                ),
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
         }
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for CreateWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1154,12 +1109,11 @@ pub mod features {
     impl ::std::fmt::Display for CreateWidgetError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetConflict { message } => {
-                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
-                }
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::WidgetConflict { message } => ::core::write!(f, "WIDGET_CONFLICT: {message}"),
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -1194,7 +1148,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for ResetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1226,9 +1180,7 @@ pub mod features {
     impl FindWidgetError {
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
-            Self::WidgetNotFound {
-                message: ::std::borrow::ToOwned::to_owned("widget not found"),
-            }
+            Self::WidgetNotFound { message: ::std::borrow::ToOwned::to_owned("widget not found") }
         }
 
         /// An internal error.
@@ -1247,16 +1199,17 @@ pub mod features {
         /// The runtime's form of the error.
         pub fn into_handler_error(self) -> rt::HandlerError {
             match self {
-                Self::WidgetNotFound { message } => {
-                    rt::HandlerError::client("WIDGET_NOT_FOUND", message)
-                }
+                Self::WidgetNotFound { message } => rt::HandlerError::client(
+                    "WIDGET_NOT_FOUND",
+                    message,
+                ),
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
         }
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for FindWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1266,9 +1219,10 @@ pub mod features {
     impl ::std::fmt::Display for FindWidgetError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetNotFound { message } => {
-                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
-                }
+                Self::WidgetNotFound { message } => ::core::write!(
+                    f,
+                    "WIDGET_NOT_FOUND: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -1303,7 +1257,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for ListWidgetsError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1342,16 +1296,12 @@ pub mod features {
     impl PostWidgetError {
         /// `WIDGET_CONFLICT` with the contract's message, "widget exists".
         pub fn widget_conflict() -> Self {
-            Self::WidgetConflict {
-                message: ::std::borrow::ToOwned::to_owned("widget exists"),
-            }
+            Self::WidgetConflict { message: ::std::borrow::ToOwned::to_owned("widget exists") }
         }
 
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
-            Self::WidgetNotFound {
-                message: ::std::borrow::ToOwned::to_owned("widget not found"),
-            }
+            Self::WidgetNotFound { message: ::std::borrow::ToOwned::to_owned("widget not found") }
         }
 
         /// An internal error.
@@ -1379,7 +1329,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PostWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1389,12 +1339,11 @@ pub mod features {
     impl ::std::fmt::Display for PostWidgetError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetConflict { message } => {
-                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
-                }
-                Self::WidgetNotFound { message } => {
-                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
-                }
+                Self::WidgetConflict { message } => ::core::write!(f, "WIDGET_CONFLICT: {message}"),
+                Self::WidgetNotFound { message } => ::core::write!(
+                    f,
+                    "WIDGET_NOT_FOUND: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -1429,7 +1378,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PutWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1473,7 +1422,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PatchWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1505,9 +1454,7 @@ pub mod features {
     impl DeleteWidgetError {
         /// `WIDGET_NOT_FOUND` with the contract's message, "widget not found".
         pub fn widget_not_found() -> Self {
-            Self::WidgetNotFound {
-                message: ::std::borrow::ToOwned::to_owned("widget not found"),
-            }
+            Self::WidgetNotFound { message: ::std::borrow::ToOwned::to_owned("widget not found") }
         }
 
         /// An internal error.
@@ -1533,7 +1480,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for DeleteWidgetError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1543,9 +1490,10 @@ pub mod features {
     impl ::std::fmt::Display for DeleteWidgetError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetNotFound { message } => {
-                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
-                }
+                Self::WidgetNotFound { message } => ::core::write!(
+                    f,
+                    "WIDGET_NOT_FOUND: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -1580,7 +1528,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PingError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1624,7 +1572,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for ProbeError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1668,7 +1616,7 @@ pub mod features {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PreflightError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -1696,9 +1644,7 @@ pub mod features {
 
     impl<T> ::core::clone::Clone for FeaturesServer<T> {
         fn clone(&self) -> Self {
-            Self {
-                inner: ::core::clone::Clone::clone(&self.inner),
-            }
+            Self { inner: ::core::clone::Clone::clone(&self.inner) }
         }
     }
 
@@ -1749,222 +1695,444 @@ pub mod features {
                 rt::ServiceBuilder::task,
             );
             let svc = ::core::clone::Clone::clone(&self.inner);
-            builder
-                .health_check(move || {
-                    let svc = ::core::clone::Clone::clone(&svc);
-                    async move {
-                        match svc.degraded().await {
-                            ::core::option::Option::None => rt::Health::Ok,
-                            ::core::option::Option::Some(reason) => {
-                                rt::Health::degraded(reason)
-                            }
-                        }
+            builder.health_check(move || {
+                let svc = ::core::clone::Clone::clone(&svc);
+                async move {
+                    match svc.degraded().await {
+                        ::core::option::Option::None => rt::Health::Ok,
+                        ::core::option::Option::Some(reason) => rt::Health::degraded(reason),
                     }
-                })
+                }
+            })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("create_widget", move | call : rt::Call | { let
-                svc = ::core::clone::Clone::clone(& svc); async move { let headers = call
-                .headers.unwrap_or_default(); let mut args =
-                ::core::iter::IntoIterator::into_iter(call.args); let kind : super::Kind
-                = rt::decode_arg("kind", rt::next_arg(& mut args)) ?; let title :
-                ::std::string::String = rt::decode_arg("title", rt::next_arg(& mut args))
-                ?; let r#type : ::std::string::String = rt::decode_arg_or("type",
-                rt::next_arg(& mut args), || ::std::borrow::ToOwned::to_owned("plain"))
-                ?; match svc.create_widget(call.context, headers, kind, title, r#type).
-                await { ::core::result::Result::Ok(value) => rt::encode_result(& value),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_handler_error()), } } }).param("kind", true).param("title", true)
-                .param("type", false).include_headers(true) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("reset", move | call : rt::Call | { let svc =
-                ::core::clone::Clone::clone(& svc); async move { match svc.reset(call
-                .context). await { ::core::result::Result::Ok(value) =>
-                rt::encode_result(& value), ::core::result::Result::Err(error) =>
-                ::core::result::Result::Err(error.into_handler_error()), } } })
-                .params(::std::vec::Vec::<::std::string::String >::new())
-                .timeout(::core::time::Duration::from_secs(30)) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("find_widget", move | call : rt::Call | { let svc
-                = ::core::clone::Clone::clone(& svc); async move { let mut args =
-                ::core::iter::IntoIterator::into_iter(call.args); let id :
-                super::WidgetId = rt::decode_arg("id", rt::next_arg(& mut args)) ?; match
-                svc.find_widget(call.context, id). await {
-                ::core::result::Result::Ok(value) => rt::encode_result(& value),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_handler_error()), } } }).param("id", true) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("create_widget", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let headers = call.headers.unwrap_or_default();
+                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+                            let kind: super::Kind = rt::decode_arg(
+                                "kind",
+                                rt::next_arg(&mut args),
+                            )?;
+                            let title: ::std::string::String = rt::decode_arg(
+                                "title",
+                                rt::next_arg(&mut args),
+                            )?;
+                            let r#type: ::std::string::String = rt::decode_arg_or(
+                                "type",
+                                rt::next_arg(&mut args),
+                                || ::std::borrow::ToOwned::to_owned("plain"),
+                            )?;
+                            match svc.create_widget(
+                                call.context,
+                                headers,
+                                kind,
+                                title,
+                                r#type,
+                            ).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .param("kind", true)
+                    .param("title", true)
+                    .param("type", false)
+                    .include_headers(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("reset", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            match svc.reset(call.context).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .params(::std::vec::Vec::<::std::string::String>::new())
+                    .timeout(::core::time::Duration::from_secs(30))
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("find_widget", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+                            let id: super::WidgetId = rt::decode_arg(
+                                "id",
+                                rt::next_arg(&mut args),
+                            )?;
+                            match svc.find_widget(call.context, id).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .param("id", true)
+                },
             ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
-                | event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc);
-                async move { let headers = event.headers.unwrap_or_default(); let decoded
-                = match event.event_type.as_str() { events::WIDGET_CREATED =>
-                OnWidgetOrUserEvent::WidgetCreated(rt::decode_payload(& event.event_type,
-                event.payload) ?), events::USER_CREATED =>
-                OnWidgetOrUserEvent::UserCreated(rt::decode_payload(& event.event_type,
-                event.payload) ?), other => return
-                ::core::result::Result::Err(rt::HandlerError::client("INVALID_PAYLOAD",
-                ::std::format!("`{other}` is not an event type of `on_widget_or_user`"))),
-                }; svc.on_widget_or_user(event.context, headers, decoded). await
-                .map_err(rt::HandlerError::internal) } };
-                rt::EventEntrypoint::new("on_widget_or_user", [events::WIDGET_CREATED,
-                events::USER_CREATED], handler).mode(rt::EventMode::Competing)
-                .max_attempts(5).include_headers(true)
-                .timeout(::core::time::Duration::from_secs(600)) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | event :
-                rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async move {
-                let payload : super::WidgetId = rt::decode_payload(& event.event_type,
-                event.payload) ?; svc.on_deleted_everywhere(event.context, payload).
-                await .map_err(rt::HandlerError::internal) } };
-                rt::EventEntrypoint::new("on_deleted_everywhere",
-                [events::WIDGET_DELETED], handler).mode(rt::EventMode::Broadcast) }, {
-                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
-                event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { let payload : super::WidgetId = rt::decode_payload(& event
-                .event_type, event.payload) ?; svc.on_deleted_in_session(event.context,
-                payload). await .map_err(rt::HandlerError::internal) } };
-                rt::EventEntrypoint::new("on_deleted_in_session",
-                [events::WIDGET_DELETED], handler).mode(rt::EventMode::InSession) }, {
-                let svc = ::core::clone::Clone::clone(& self.inner); let handler = move |
-                event : rt::Event | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { svc.on_configured(event.context, event.event_type, event.payload).
-                await .map_err(rt::HandlerError::internal) } };
-                rt::EventEntrypoint::from_config("on_configured", "app.events.widgets",
-                handler).mode(rt::EventMode::Competing).max_attempts(3) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |event: rt::Event| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let headers = event.headers.unwrap_or_default();
+                            let decoded = match event.event_type.as_str() {
+                                events::WIDGET_CREATED => OnWidgetOrUserEvent::WidgetCreated(
+                                    rt::decode_payload(&event.event_type, event.payload)?
+                                ),
+                                events::USER_CREATED => OnWidgetOrUserEvent::UserCreated(
+                                    rt::decode_payload(&event.event_type, event.payload)?
+                                ),
+                                other => return ::core::result::Result::Err(
+                                    rt::HandlerError::client(
+                                        "INVALID_PAYLOAD",
+                                        ::std::format!(
+                                            "`{other}` is not an event type of `on_widget_or_user`"
+                                        ),
+                                    )
+                                ),
+                            };
+                            svc.on_widget_or_user(
+                                event.context,
+                                headers,
+                                decoded,
+                            ).await.map_err(rt::HandlerError::internal)
+                        }
+                    };
+                    rt::EventEntrypoint::new(
+                        "on_widget_or_user",
+                        [events::WIDGET_CREATED, events::USER_CREATED],
+                        handler,
+                    )
+                        .mode(rt::EventMode::Competing)
+                        .max_attempts(5)
+                        .include_headers(true)
+                        .timeout(::core::time::Duration::from_secs(600))
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |event: rt::Event| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let payload: super::WidgetId = rt::decode_payload(
+                                &event.event_type,
+                                event.payload,
+                            )?;
+                            svc.on_deleted_everywhere(event.context, payload).await.map_err(
+                                rt::HandlerError::internal
+                            )
+                        }
+                    };
+                    rt::EventEntrypoint::new(
+                        "on_deleted_everywhere",
+                        [events::WIDGET_DELETED],
+                        handler,
+                    )
+                        .mode(rt::EventMode::Broadcast)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |event: rt::Event| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let payload: super::WidgetId = rt::decode_payload(
+                                &event.event_type,
+                                event.payload,
+                            )?;
+                            svc.on_deleted_in_session(event.context, payload).await.map_err(
+                                rt::HandlerError::internal
+                            )
+                        }
+                    };
+                    rt::EventEntrypoint::new(
+                        "on_deleted_in_session",
+                        [events::WIDGET_DELETED],
+                        handler,
+                    )
+                        .mode(rt::EventMode::InSession)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |event: rt::Event| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.on_configured(
+                                event.context,
+                                event.event_type,
+                                event.payload,
+                            ).await.map_err(rt::HandlerError::internal)
+                        }
+                    };
+                    rt::EventEntrypoint::from_config("on_configured", "app.events.widgets", handler)
+                        .mode(rt::EventMode::Competing)
+                        .max_attempts(3)
+                },
             ]
         }
 
         /// The HTTP routes, one per `http` of the contract.
         pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner); let handler = move
-                | req : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc);
-                async move { let kind : ::core::option::Option < super::Kind > =
-                rt::query_param(& req, "kind") ?.unwrap_or_default(); let limit : u32 =
-                rt::query_param_or(& req, "limit", || 50_u32) ?; match svc
-                .list_widgets(req.context, kind, limit). await {
-                ::core::result::Result::Ok(value) =>
-                ::core::result::Result::Ok(rt::json_response(200, & value)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::GET,
-                "/widgets", handler).version("v1").name("list_widgets") }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { let body : super::Widget = req.json_body() ?; match svc
-                .post_widget(req.context, body). await {
-                ::core::result::Result::Ok(value) =>
-                ::core::result::Result::Ok(rt::json_response(201, & value)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::POST,
-                "/widgets", handler).version("v1").name("post_widget") }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; let body
-                : super::Widget = req.json_body() ?; match svc.put_widget(req.context,
-                id, body). await { ::core::result::Result::Ok(value) =>
-                ::core::result::Result::Ok(rt::json_response(200, & value)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::PUT,
-                "/widgets/{id}", handler).version("v1").name("put_widget") }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; let body
-                : rt::Json = req.json_body() ?; match svc.patch_widget(req.context, id,
-                body). await { ::core::result::Result::Ok(()) =>
-                ::core::result::Result::Ok(rt::empty_response(200)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::PATCH,
-                "/widgets/{id}", handler).version("v1").name("patch_widget") }, { let svc
-                = ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { let id : super::WidgetId = rt::path_param(& req, "id") ?; match
-                svc.delete_widget(req.context, id). await {
-                ::core::result::Result::Ok(()) =>
-                ::core::result::Result::Ok(rt::empty_response(204)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::DELETE,
-                "/widgets/{id}", handler).version("v2").name("delete_widget") }, { let
-                svc = ::core::clone::Clone::clone(& self.inner); let handler = move | req
-                : rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { match svc.ping(req.context). await {
-                ::core::result::Result::Ok(value) =>
-                ::core::result::Result::Ok(rt::json_response(200, & value)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::from_config(rt::Method::GET,
-                "app.http.ping_path", handler).name("ping") }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { match svc.probe(req.context). await {
-                ::core::result::Result::Ok(()) =>
-                ::core::result::Result::Ok(rt::empty_response(200)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::HEAD,
-                "/probe", handler).name("probe") }, { let svc =
-                ::core::clone::Clone::clone(& self.inner); let handler = move | req :
-                rt::HttpRequest | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { match svc.preflight(req.context). await {
-                ::core::result::Result::Ok(()) =>
-                ::core::result::Result::Ok(rt::empty_response(200)),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_http_error()), } } }; rt::HttpRoute::new(rt::Method::OPTIONS,
-                "/widgets", handler).name("preflight") },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let kind: ::core::option::Option<super::Kind> = rt::query_param(
+                                &req,
+                                "kind",
+                            )?.unwrap_or_default();
+                            let limit: u32 = rt::query_param_or(&req, "limit", || 50_u32)?;
+                            match svc.list_widgets(req.context, kind, limit).await {
+                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                                    rt::json_response(200, &value)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::GET, "/widgets", handler)
+                        .version("v1")
+                        .name("list_widgets")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let body: super::Widget = req.json_body()?;
+                            match svc.post_widget(req.context, body).await {
+                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                                    rt::json_response(201, &value)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::POST, "/widgets", handler)
+                        .version("v1")
+                        .name("post_widget")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            let body: super::Widget = req.json_body()?;
+                            match svc.put_widget(req.context, id, body).await {
+                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                                    rt::json_response(200, &value)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::PUT, "/widgets/{id}", handler)
+                        .version("v1")
+                        .name("put_widget")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            let body: rt::Json = req.json_body()?;
+                            match svc.patch_widget(req.context, id, body).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                                    rt::empty_response(200)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::PATCH, "/widgets/{id}", handler)
+                        .version("v1")
+                        .name("patch_widget")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let id: super::WidgetId = rt::path_param(&req, "id")?;
+                            match svc.delete_widget(req.context, id).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                                    rt::empty_response(204)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::DELETE, "/widgets/{id}", handler)
+                        .version("v2")
+                        .name("delete_widget")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            match svc.ping(req.context).await {
+                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                                    rt::json_response(200, &value)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::from_config(rt::Method::GET, "app.http.ping_path", handler)
+                        .name("ping")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            match svc.probe(req.context).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                                    rt::empty_response(200)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::HEAD, "/probe", handler)
+                        .name("probe")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    let handler = move |req: rt::HttpRequest| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            match svc.preflight(req.context).await {
+                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                                    rt::empty_response(200)
+                                ),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_http_error()
+                                ),
+                            }
+                        }
+                    };
+                    rt::HttpRoute::new(rt::Method::OPTIONS, "/widgets", handler)
+                        .name("preflight")
+                },
             ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("every_seconds",
-                rt::Schedule::Every(::core::time::Duration::from_secs(30)), move | run :
-                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
-                { svc.every_seconds(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(false) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("every_minutes",
-                rt::Schedule::Every(::core::time::Duration::from_secs(300)), move | run :
-                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
-                { svc.every_minutes(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("every_hour",
-                rt::Schedule::Every(::core::time::Duration::from_secs(3600)), move | run
-                : rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { svc.every_hour(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("every_day",
-                rt::Schedule::Every(::core::time::Duration::from_secs(86400)), move | run
-                : rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async
-                move { svc.every_day(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("from_config",
-                rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.tasks.interval")),
-                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
-                svc); async move { svc.from_config(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) }, { let svc =
-                ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("cron_task",
-                rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")),
-                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
-                svc); async move { svc.cron_task(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(false)
-                .time_zone("Europe/Paris") }, { let svc = ::core::clone::Clone::clone(&
-                self.inner); rt::TaskEntrypoint::new("cron_from_config",
-                rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned("app.tasks.cron")),
-                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
-                svc); async move { svc.cron_from_config(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true)
-                .time_zone("UTC") },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("every_seconds", rt::Schedule::Every(::core::time::Duration::from_secs(30)), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.every_seconds(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(false)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("every_minutes", rt::Schedule::Every(::core::time::Duration::from_secs(300)), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.every_minutes(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("every_hour", rt::Schedule::Every(::core::time::Duration::from_secs(3600)), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.every_hour(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("every_day", rt::Schedule::Every(::core::time::Duration::from_secs(86400)), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.every_day(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("from_config", rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.tasks.interval")), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.from_config(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("cron_task", rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.cron_task(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(false)
+                    .time_zone("Europe/Paris")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("cron_from_config", rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned("app.tasks.cron")), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.cron_from_config(run.context).await.map_err(
+                                rt::HandlerError::internal
+                            )
+                        }
+                    })
+                    .immediate(true)
+                    .time_zone("UTC")
+                },
             ]
         }
     }
@@ -2015,12 +2183,7 @@ pub mod features {
     }
 
     /// The client errors a call to [`FeaturesClient::create_widget`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum CreateWidgetClientError {
         /// Declared with a default HTTP status.
         ///
@@ -2044,12 +2207,8 @@ pub mod features {
         /// The wire code, if the server sent one.
         pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::WidgetConflict { .. } => {
-                    ::core::option::Option::Some("WIDGET_CONFLICT")
-                }
-                Self::UserInputError { .. } => {
-                    ::core::option::Option::Some("USER_INPUT_ERROR")
-                }
+                Self::WidgetConflict { .. } => ::core::option::Option::Some("WIDGET_CONFLICT"),
+                Self::UserInputError { .. } => ::core::option::Option::Some("USER_INPUT_ERROR"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2058,16 +2217,12 @@ pub mod features {
     impl ::core::convert::From<rt::RemoteError> for CreateWidgetClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                ::core::option::Option::Some("WIDGET_CONFLICT") => {
-                    Self::WidgetConflict {
-                        message: rt::remote_message(&error),
-                    }
-                }
-                ::core::option::Option::Some("USER_INPUT_ERROR") => {
-                    Self::UserInputError {
-                        message: rt::remote_message(&error),
-                    }
-                }
+                ::core::option::Option::Some("WIDGET_CONFLICT") => Self::WidgetConflict {
+                    message: rt::remote_message(&error)
+                },
+                ::core::option::Option::Some("USER_INPUT_ERROR") => Self::UserInputError {
+                    message: rt::remote_message(&error)
+                },
                 _ => Self::Other(error),
             }
         }
@@ -2076,12 +2231,11 @@ pub mod features {
     impl ::std::fmt::Display for CreateWidgetClientError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetConflict { message } => {
-                    ::core::write!(f, "WIDGET_CONFLICT: {message}")
-                }
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::WidgetConflict { message } => ::core::write!(f, "WIDGET_CONFLICT: {message}"),
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -2090,12 +2244,7 @@ pub mod features {
     impl ::std::error::Error for CreateWidgetClientError {}
 
     /// The client errors a call to [`FeaturesClient::reset`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum ResetClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -2127,12 +2276,7 @@ pub mod features {
     impl ::std::error::Error for ResetClientError {}
 
     /// The client errors a call to [`FeaturesClient::find_widget`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum FindWidgetClientError {
         /// Declared with a default message only.
         ///
@@ -2149,9 +2293,7 @@ pub mod features {
         /// The wire code, if the server sent one.
         pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::WidgetNotFound { .. } => {
-                    ::core::option::Option::Some("WIDGET_NOT_FOUND")
-                }
+                Self::WidgetNotFound { .. } => ::core::option::Option::Some("WIDGET_NOT_FOUND"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -2160,11 +2302,9 @@ pub mod features {
     impl ::core::convert::From<rt::RemoteError> for FindWidgetClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                ::core::option::Option::Some("WIDGET_NOT_FOUND") => {
-                    Self::WidgetNotFound {
-                        message: rt::remote_message(&error),
-                    }
-                }
+                ::core::option::Option::Some("WIDGET_NOT_FOUND") => Self::WidgetNotFound {
+                    message: rt::remote_message(&error)
+                },
                 _ => Self::Other(error),
             }
         }
@@ -2173,9 +2313,10 @@ pub mod features {
     impl ::std::fmt::Display for FindWidgetClientError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::WidgetNotFound { message } => {
-                    ::core::write!(f, "WIDGET_NOT_FOUND: {message}")
-                }
+                Self::WidgetNotFound { message } => ::core::write!(
+                    f,
+                    "WIDGET_NOT_FOUND: {message}",
+                ),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -2235,17 +2376,13 @@ pub mod features {
             kind: super::Kind,
             title: impl ::core::convert::Into<::std::string::String>,
             r#type: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            super::Widget,
-            rt::RpcError<CreateWidgetClientError>,
-        > {
+        ) -> ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
             self.create_widget_with(
-                    ::core::clone::Clone::clone(&self.options),
-                    kind,
-                    title,
-                    r#type,
-                )
-                .await
+                ::core::clone::Clone::clone(&self.options),
+                kind,
+                title,
+                r#type,
+            ).await
         }
 
         /// Calls RPC `create_widget` with per-call options (timeout, target instance, extra headers).
@@ -2255,63 +2392,49 @@ pub mod features {
             kind: super::Kind,
             title: impl ::core::convert::Into<::std::string::String>,
             r#type: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            super::Widget,
-            rt::RpcError<CreateWidgetClientError>,
-        > {
+        ) -> ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
             let args = ::std::vec![
-                rt::encode_arg(& kind) ?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String
-                >::into(title)) ?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String
-                >::into(r#type)) ?,
+                rt::encode_arg(&kind)?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(title))?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(r#type))?,
             ];
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "create_widget",
-                    args,
-                    options,
-                    <CreateWidgetClientError as ::core::convert::From<
-                        rt::RemoteError,
-                    >>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "create_widget",
+                args,
+                options,
+                <CreateWidgetClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
 
         /// No return value (`null` on the wire), no parameters; a handler timeout of its own.
         ///
         /// Calls RPC `reset`.
-        pub async fn reset(
-            &self,
-        ) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
+        pub async fn reset(&self) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
             self.reset_with(::core::clone::Clone::clone(&self.options)).await
         }
 
         /// Calls RPC `reset` with per-call options (timeout, target instance, extra headers).
-        pub async fn reset_with(
-            &self,
-            options: rt::CallOptions,
-        ) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
+        pub async fn reset_with(&self, options: rt::CallOptions) -> ::core::result::Result<
+            (),
+            rt::RpcError<ResetClientError>,
+        > {
             let args = ::std::vec::Vec::new();
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "reset",
-                    args,
-                    options,
-                    <ResetClientError as ::core::convert::From<rt::RemoteError>>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "reset",
+                args,
+                options,
+                <ResetClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
 
         /// Returns an optional.
         ///
         /// Calls RPC `find_widget`.
-        pub async fn find_widget(
-            &self,
-            id: super::WidgetId,
-        ) -> ::core::result::Result<
+        pub async fn find_widget(&self, id: super::WidgetId) -> ::core::result::Result<
             ::core::option::Option<super::Widget>,
             rt::RpcError<FindWidgetClientError>,
         > {
@@ -2327,25 +2450,22 @@ pub mod features {
             ::core::option::Option<super::Widget>,
             rt::RpcError<FindWidgetClientError>,
         > {
-            let args = ::std::vec![rt::encode_arg(& id) ?,];
+            let args = ::std::vec![
+                rt::encode_arg(&id)?,
+            ];
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "find_widget",
-                    args,
-                    options,
-                    <FindWidgetClientError as ::core::convert::From<
-                        rt::RemoteError,
-                    >>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "find_widget",
+                args,
+                options,
+                <FindWidgetClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
 
         /// Opens a session with one instance of the service: events published through the
         /// returned handle reach only that instance's `in_session` handlers.
-        pub async fn open_session(
-            &self,
-        ) -> ::core::result::Result<FeaturesSession, rt::RpcError> {
+        pub async fn open_session(&self) -> ::core::result::Result<FeaturesSession, rt::RpcError> {
             let session = self.messenger.open_session(&self.service).await?;
             ::core::result::Result::Ok(FeaturesSession { session })
         }

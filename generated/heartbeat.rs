@@ -27,19 +27,14 @@ pub mod heartbeat_service {
         /// Returns `"pong"`.
         ///
         /// RPC `ping`.
-        fn ping(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<::std::string::String, PingError>,
+        fn ping(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, PingError>
         > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(
-            &self,
-        ) -> impl ::core::future::Future<
-            Output = ::core::option::Option<::std::string::String>,
+        fn degraded(&self) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>
         > + ::core::marker::Send {
             async { ::core::option::Option::None }
         }
@@ -74,7 +69,7 @@ pub mod heartbeat_service {
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for PingError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -100,9 +95,7 @@ pub mod heartbeat_service {
 
     impl<T> ::core::clone::Clone for HeartbeatServiceServer<T> {
         fn clone(&self) -> Self {
-            Self {
-                inner: ::core::clone::Clone::clone(&self.inner),
-            }
+            Self { inner: ::core::clone::Clone::clone(&self.inner) }
         }
     }
 
@@ -146,51 +139,53 @@ pub mod heartbeat_service {
                 rt::ServiceBuilder::task,
             );
             let svc = ::core::clone::Clone::clone(&self.inner);
-            builder
-                .health_check(move || {
-                    let svc = ::core::clone::Clone::clone(&svc);
-                    async move {
-                        match svc.degraded().await {
-                            ::core::option::Option::None => rt::Health::Ok,
-                            ::core::option::Option::Some(reason) => {
-                                rt::Health::degraded(reason)
-                            }
-                        }
+            builder.health_check(move || {
+                let svc = ::core::clone::Clone::clone(&svc);
+                async move {
+                    match svc.degraded().await {
+                        ::core::option::Option::None => rt::Health::Ok,
+                        ::core::option::Option::Some(reason) => rt::Health::degraded(reason),
                     }
-                })
+                }
+            })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("ping", move | call : rt::Call | { let svc =
-                ::core::clone::Clone::clone(& svc); async move { match svc.ping(call
-                .context). await { ::core::result::Result::Ok(value) =>
-                rt::encode_result(& value), ::core::result::Result::Err(error) =>
-                ::core::result::Result::Err(error.into_handler_error()), } } })
-                .params(::std::vec::Vec::<::std::string::String >::new()) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("ping", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            match svc.ping(call.context).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .params(::std::vec::Vec::<::std::string::String>::new())
+                },
             ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
     }
 
     /// The client errors a call to [`HeartbeatServiceClient::ping`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum PingClientError {
         /// A code the contract does not declare for this method.
         Other(rt::RemoteError),
@@ -268,9 +263,7 @@ pub mod heartbeat_service {
         /// Returns `"pong"`.
         ///
         /// Calls RPC `ping`.
-        pub async fn ping(
-            &self,
-        ) -> ::core::result::Result<
+        pub async fn ping(&self) -> ::core::result::Result<
             ::std::string::String,
             rt::RpcError<PingClientError>,
         > {
@@ -278,23 +271,19 @@ pub mod heartbeat_service {
         }
 
         /// Calls RPC `ping` with per-call options (timeout, target instance, extra headers).
-        pub async fn ping_with(
-            &self,
-            options: rt::CallOptions,
-        ) -> ::core::result::Result<
+        pub async fn ping_with(&self, options: rt::CallOptions) -> ::core::result::Result<
             ::std::string::String,
             rt::RpcError<PingClientError>,
         > {
             let args = ::std::vec::Vec::new();
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "ping",
-                    args,
-                    options,
-                    <PingClientError as ::core::convert::From<rt::RemoteError>>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "ping",
+                args,
+                options,
+                <PingClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
     }
 }

@@ -33,15 +33,13 @@ pub mod rpc_service {
             ctx: rt::Context,
             feature: ::std::string::String,
         ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<::std::string::String, RpcExampleError>,
+            Output = ::core::result::Result<::std::string::String, RpcExampleError>
         > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(
-            &self,
-        ) -> impl ::core::future::Future<
-            Output = ::core::option::Option<::std::string::String>,
+        fn degraded(&self) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>
         > + ::core::marker::Send {
             async { ::core::option::Option::None }
         }
@@ -65,7 +63,7 @@ pub mod rpc_service {
         /// `USER_INPUT_ERROR` with the contract's message, "Invalid feature value".
         pub fn user_input_error() -> Self {
             Self::UserInputError {
-                message: ::std::borrow::ToOwned::to_owned("Invalid feature value"),
+                message: ::std::borrow::ToOwned::to_owned("Invalid feature value")
             }
         }
 
@@ -85,16 +83,17 @@ pub mod rpc_service {
         /// The runtime's form of the error.
         pub fn into_handler_error(self) -> rt::HandlerError {
             match self {
-                Self::UserInputError { message } => {
-                    rt::HandlerError::client("USER_INPUT_ERROR", message)
-                }
+                Self::UserInputError { message } => rt::HandlerError::client(
+                    "USER_INPUT_ERROR",
+                    message,
+                ),
                 Self::Internal(error) => rt::HandlerError::internal(error),
             }
         }
     }
 
     impl<
-        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static,
+        E: ::std::error::Error + ::core::marker::Send + ::core::marker::Sync + 'static
     > ::core::convert::From<E> for RpcExampleError {
         fn from(error: E) -> Self {
             Self::Internal(::std::boxed::Box::new(error))
@@ -104,9 +103,10 @@ pub mod rpc_service {
     impl ::std::fmt::Display for RpcExampleError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Internal(error) => ::core::write!(f, "INTERNAL_ERROR: {error}"),
             }
         }
@@ -123,9 +123,7 @@ pub mod rpc_service {
 
     impl<T> ::core::clone::Clone for RpcServiceServer<T> {
         fn clone(&self) -> Self {
-            Self {
-                inner: ::core::clone::Clone::clone(&self.inner),
-            }
+            Self { inner: ::core::clone::Clone::clone(&self.inner) }
         }
     }
 
@@ -169,53 +167,58 @@ pub mod rpc_service {
                 rt::ServiceBuilder::task,
             );
             let svc = ::core::clone::Clone::clone(&self.inner);
-            builder
-                .health_check(move || {
-                    let svc = ::core::clone::Clone::clone(&svc);
-                    async move {
-                        match svc.degraded().await {
-                            ::core::option::Option::None => rt::Health::Ok,
-                            ::core::option::Option::Some(reason) => {
-                                rt::Health::degraded(reason)
-                            }
-                        }
+            builder.health_check(move || {
+                let svc = ::core::clone::Clone::clone(&svc);
+                async move {
+                    match svc.degraded().await {
+                        ::core::option::Option::None => rt::Health::Ok,
+                        ::core::option::Option::Some(reason) => rt::Health::degraded(reason),
                     }
-                })
+                }
+            })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::RpcEntrypoint::new("rpc_example", move | call : rt::Call | { let svc
-                = ::core::clone::Clone::clone(& svc); async move { let mut args =
-                ::core::iter::IntoIterator::into_iter(call.args); let feature :
-                ::std::string::String = rt::decode_arg("feature", rt::next_arg(& mut
-                args)) ?; match svc.rpc_example(call.context, feature). await {
-                ::core::result::Result::Ok(value) => rt::encode_result(& value),
-                ::core::result::Result::Err(error) => ::core::result::Result::Err(error
-                .into_handler_error()), } } }).param("feature", true) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::RpcEntrypoint::new("rpc_example", move |call: rt::Call| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+                            let feature: ::std::string::String = rt::decode_arg(
+                                "feature",
+                                rt::next_arg(&mut args),
+                            )?;
+                            match svc.rpc_example(call.context, feature).await {
+                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
+                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                                    error.into_handler_error()
+                                ),
+                            }
+                        }
+                    })
+                    .param("feature", true)
+                },
             ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
     }
 
     /// The client errors a call to [`RpcServiceClient::rpc_example`] may get back: the codes the contract declares, or another code.
-    #[derive(
-        ::core::fmt::Debug,
-        ::core::clone::Clone,
-        ::core::cmp::PartialEq,
-        ::core::cmp::Eq
-    )]
+    #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::cmp::Eq)]
     pub enum RpcExampleClientError {
         /// The input was not acceptable.
         ///
@@ -232,9 +235,7 @@ pub mod rpc_service {
         /// The wire code, if the server sent one.
         pub fn code(&self) -> ::core::option::Option<&str> {
             match self {
-                Self::UserInputError { .. } => {
-                    ::core::option::Option::Some("USER_INPUT_ERROR")
-                }
+                Self::UserInputError { .. } => ::core::option::Option::Some("USER_INPUT_ERROR"),
                 Self::Other(error) => error.code.as_deref(),
             }
         }
@@ -243,11 +244,9 @@ pub mod rpc_service {
     impl ::core::convert::From<rt::RemoteError> for RpcExampleClientError {
         fn from(error: rt::RemoteError) -> Self {
             match error.code.as_deref() {
-                ::core::option::Option::Some("USER_INPUT_ERROR") => {
-                    Self::UserInputError {
-                        message: rt::remote_message(&error),
-                    }
-                }
+                ::core::option::Option::Some("USER_INPUT_ERROR") => Self::UserInputError {
+                    message: rt::remote_message(&error)
+                },
                 _ => Self::Other(error),
             }
         }
@@ -256,9 +255,10 @@ pub mod rpc_service {
     impl ::std::fmt::Display for RpcExampleClientError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match self {
-                Self::UserInputError { message } => {
-                    ::core::write!(f, "USER_INPUT_ERROR: {message}")
-                }
+                Self::UserInputError { message } => ::core::write!(
+                    f,
+                    "USER_INPUT_ERROR: {message}",
+                ),
                 Self::Other(error) => ::std::fmt::Display::fmt(error, f),
             }
         }
@@ -316,12 +316,8 @@ pub mod rpc_service {
         pub async fn rpc_example(
             &self,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<RpcExampleClientError>,
-        > {
-            self.rpc_example_with(::core::clone::Clone::clone(&self.options), feature)
-                .await
+        ) -> ::core::result::Result<::std::string::String, rt::RpcError<RpcExampleClientError>> {
+            self.rpc_example_with(::core::clone::Clone::clone(&self.options), feature).await
         }
 
         /// Calls RPC `rpc_example` with per-call options (timeout, target instance, extra headers).
@@ -329,25 +325,18 @@ pub mod rpc_service {
             &self,
             options: rt::CallOptions,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<RpcExampleClientError>,
-        > {
+        ) -> ::core::result::Result<::std::string::String, rt::RpcError<RpcExampleClientError>> {
             let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String
-                >::into(feature)) ?,
+                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(feature))?,
             ];
             rt::call(
-                    &self.messenger,
-                    &self.service,
-                    "rpc_example",
-                    args,
-                    options,
-                    <RpcExampleClientError as ::core::convert::From<
-                        rt::RemoteError,
-                    >>::from,
-                )
-                .await
+                &self.messenger,
+                &self.service,
+                "rpc_example",
+                args,
+                options,
+                <RpcExampleClientError as ::core::convert::From<rt::RemoteError>>::from,
+            ).await
         }
     }
 }

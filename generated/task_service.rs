@@ -28,39 +28,28 @@ pub mod task_service {
         /// Every 10 seconds, starting right away.
         ///
         /// Task `tick`: every 10 s, and once at start.
-        fn tick(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn tick(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// At 03:00 on weekdays (cron tasks do not run at start).
         ///
         /// Task `nightly_report`: on cron `0 3 * * MON-FRI` (local time).
-        fn nightly_report(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn nightly_report(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// At the interval (seconds) found under `app.cleanup.interval`.
         ///
         /// Task `cleanup`: every N seconds, N from config `app.cleanup.interval`, and once at start.
-        fn cleanup(
-            &self,
-            ctx: rt::Context,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<(), rt::BoxError>,
+        fn cleanup(&self, ctx: rt::Context) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::BoxError>
         > + ::core::marker::Send;
 
         /// Why the service is degraded, if it is (Kontiki's `@degraded_on`): run before every
         /// heartbeat to the registry. Healthy by default.
-        fn degraded(
-            &self,
-        ) -> impl ::core::future::Future<
-            Output = ::core::option::Option<::std::string::String>,
+        fn degraded(&self) -> impl ::core::future::Future<
+            Output = ::core::option::Option<::std::string::String>
         > + ::core::marker::Send {
             async { ::core::option::Option::None }
         }
@@ -77,9 +66,7 @@ pub mod task_service {
 
     impl<T> ::core::clone::Clone for TaskServiceServer<T> {
         fn clone(&self) -> Self {
-            Self {
-                inner: ::core::clone::Clone::clone(&self.inner),
-            }
+            Self { inner: ::core::clone::Clone::clone(&self.inner) }
         }
     }
 
@@ -123,50 +110,65 @@ pub mod task_service {
                 rt::ServiceBuilder::task,
             );
             let svc = ::core::clone::Clone::clone(&self.inner);
-            builder
-                .health_check(move || {
-                    let svc = ::core::clone::Clone::clone(&svc);
-                    async move {
-                        match svc.degraded().await {
-                            ::core::option::Option::None => rt::Health::Ok,
-                            ::core::option::Option::Some(reason) => {
-                                rt::Health::degraded(reason)
-                            }
-                        }
+            builder.health_check(move || {
+                let svc = ::core::clone::Clone::clone(&svc);
+                async move {
+                    match svc.degraded().await {
+                        ::core::option::Option::None => rt::Health::Ok,
+                        ::core::option::Option::Some(reason) => rt::Health::degraded(reason),
                     }
-                })
+                }
+            })
         }
 
         /// The RPC entrypoints, one per `rpc` of the contract.
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
 
         /// The event entrypoints, one per `on_event` of the contract.
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
-            ::std::vec![]
+            ::std::vec![
+            ]
         }
 
         /// The periodic tasks, one per `task` of the contract.
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
-                { let svc = ::core::clone::Clone::clone(& self.inner);
-                rt::TaskEntrypoint::new("tick",
-                rt::Schedule::Every(::core::time::Duration::from_secs(10)), move | run :
-                rt::TaskRun | { let svc = ::core::clone::Clone::clone(& svc); async move
-                { svc.tick(run.context). await .map_err(rt::HandlerError::internal) } })
-                .immediate(true) }, { let svc = ::core::clone::Clone::clone(& self
-                .inner); rt::TaskEntrypoint::new("nightly_report",
-                rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")),
-                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
-                svc); async move { svc.nightly_report(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(false)
-                .time_zone("UTC") }, { let svc = ::core::clone::Clone::clone(& self
-                .inner); rt::TaskEntrypoint::new("cleanup",
-                rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.cleanup.interval")),
-                move | run : rt::TaskRun | { let svc = ::core::clone::Clone::clone(&
-                svc); async move { svc.cleanup(run.context). await
-                .map_err(rt::HandlerError::internal) } }).immediate(true) },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("tick", rt::Schedule::Every(::core::time::Duration::from_secs(10)), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.tick(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("nightly_report", rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.nightly_report(run.context).await.map_err(
+                                rt::HandlerError::internal
+                            )
+                        }
+                    })
+                    .immediate(false)
+                    .time_zone("UTC")
+                },
+                {
+                    let svc = ::core::clone::Clone::clone(&self.inner);
+                    rt::TaskEntrypoint::new("cleanup", rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.cleanup.interval")), move |run: rt::TaskRun| {
+                        let svc = ::core::clone::Clone::clone(&svc);
+                        async move {
+                            svc.cleanup(run.context).await.map_err(rt::HandlerError::internal)
+                        }
+                    })
+                    .immediate(true)
+                },
             ]
         }
     }

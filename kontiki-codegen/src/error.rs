@@ -25,16 +25,6 @@ pub enum Error {
         #[source]
         source: minijinja::Error,
     },
-    /// The rendered Rust does not parse (a bug in kontiki-codegen).
-    #[error("generated Rust for `{file}` does not parse: {message}\n{code}")]
-    Syntax {
-        /// The output file.
-        file: String,
-        /// What syn reported.
-        message: String,
-        /// The lines around the error.
-        code: String,
-    },
     /// An OpenAPI document could not be encoded.
     #[error("could not encode the OpenAPI document `{file}`: {source}")]
     OpenApi {

@@ -177,7 +177,7 @@ pub fn generate(files: &[impl AsRef<Path>], opts: &Opts) -> Result<Output> {
         };
         let view = model::file_view(model, pkg, source.clone(), opts, &consts);
         let file = format!("{name}.rs");
-        let text = rust::package(&env, &file, &view)?;
+        let text = rust::package(&env, &view)?;
         out.insert(file, text);
         let docs = if pkg.docs.is_empty() {
             vec![format!("Generated from `{source}`.")]

@@ -55,16 +55,26 @@ pub(crate) fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<St
         })
 }
 
-/// Doc lines as `#[doc = " line"]` attributes (prettyplease prints them as `/// line`).
+/// What the `doc` filter starts its second and later lines with: [`crate::rust::tidy`]
+/// replaces it with the indentation of the line before, so that a doc comment of several
+/// lines rendered at `{{ docs | doc }}` lines up under its first line.
+pub(crate) const DOC_CONTINUATION: &str = "\u{1}";
+
+/// Doc lines as `///` comments, the second and later ones starting with [`DOC_CONTINUATION`];
+/// nothing for no lines.
 fn doc(lines: Vec<String>) -> String {
     let mut out = String::new();
-    for line in lines {
-        let text = if line.is_empty() {
-            String::new()
-        } else {
-            format!(" {line}")
-        };
-        out.push_str(&format!("#[doc = {text:?}]\n"));
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(DOC_CONTINUATION);
+        }
+        out.push_str("///");
+        if !line.is_empty() {
+            out.push(' ');
+            // A doc line is one line: a stray carriage return must not end the comment.
+            out.push_str(&line.replace(['\r', '\n'], " "));
+        }
     }
     out
 }

@@ -112,3 +112,43 @@ fn builder_writes_files_and_selects_services() {
         "service not selected"
     );
 }
+
+/// The generator prints the templates' Rust as it is, without parsing it: every Rust file it
+/// writes for the contracts of `idl/` and `tests/hostile/` (server side, client side, both, with
+/// `lib.rs`) must parse.
+#[test]
+fn every_generated_rust_file_parses() {
+    let mut files: Vec<PathBuf> = ["../idl", "tests/hostile"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kontiki"))
+        .collect();
+    files.sort();
+    let variants = [
+        opts(|o| o.lib = true),
+        opts(|o| o.server_only = true),
+        opts(|o| o.client_only = true),
+    ];
+    let mut parsed = 0;
+    for file in &files {
+        for o in &variants {
+            let out = kontiki_codegen::generate(&[file], o)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            for (name, text) in out.files.iter().filter(|(n, _)| n.ends_with(".rs")) {
+                let text = std::str::from_utf8(text).unwrap();
+                if let Err(e) = syn::parse_file(text) {
+                    let keep = std::env::temp_dir().join(format!("kontiki-unparsed-{name}"));
+                    std::fs::write(&keep, text).unwrap();
+                    panic!(
+                        "{name} from {} does not parse: {e} (the file is kept at {})",
+                        file.display(),
+                        keep.display()
+                    );
+                }
+                parsed += 1;
+            }
+        }
+    }
+    assert!(parsed > 3 * files.len(), "parsed only {parsed} files");
+}
