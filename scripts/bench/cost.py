@@ -76,16 +76,20 @@ def instructions(cmd, env):
     sys.exit("cost.py: no summary line in callgrind's output")
 
 
-def per_op(exe, kind, env):
-    """Marginal instructions of one operation (see the module doc)."""
+def per_op(exe, kind, env, raw=False):
+    """Marginal instructions of one operation (see the module doc); of the bench's raw lapin
+    contender when `raw`."""
     json_path = OUT / f"cost-{kind}.json"
+    only = "kontiki-rs"
+    if raw:
+        only = "raw-rs" if kind == "rpc" else "raw-lapin"
 
     def cmd(n):
         if kind == "rpc":
-            return [str(exe), "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+            return [str(exe), "--rounds", "1", "--no-extras", "--only", only,
                     "--concurrency", "1", "--calls1", str(n), "--warmup", str(WARMUP),
                     "--json", str(json_path)]
-        return [str(exe), "--rounds", "1", "--no-extras", "--only", "kontiki-rs",
+        return [str(exe), "--rounds", "1", "--no-extras", "--only", only,
                 "--publishers", "1", "--events", str(n), "--warmup", str(WARMUP),
                 "--json", str(json_path)]
 
@@ -111,28 +115,34 @@ def main():
     ]
     rows = []
     for kind in ["rpc", "events"]:
+        # Issue 22 item 4: the same operation by the bench's raw lapin contender (same wire
+        # settings), the floor kontiki-rs is compared with.
+        print(f"{kind}: raw lapin", file=sys.stderr)
+        raw = per_op(plain[kind], kind, {}, raw=True)
         base = None
         for name, exes, env in contenders:
             print(f"{kind}: {name}", file=sys.stderr)
             cost = per_op(exes[kind], kind, env)
             base = cost if base is None else base
-            rows.append((kind, name, cost, cost / base))
+            rows.append((kind, name, cost, cost / base, cost / raw))
+        rows.append((kind, "raw lapin", raw, raw / base, 1.0))
     lines = [
         f"Instructions per operation (callgrind; marginal cost between {N1} and {N2} "
         f"operations after {WARMUP} warm-up, median of {REPEAT}; client and service in one "
         "process)",
         "",
-        "| bench | kontiki-rs | instructions / op | vs metrics off |",
-        "|---|---|---:|---:|",
+        "| bench | contender | instructions / op | vs kontiki-rs metrics off | vs raw lapin |",
+        "|---|---|---:|---:|---:|",
     ]
-    for kind, name, cost, ratio in rows:
+    for kind, name, cost, ratio, vs_raw in rows:
         label = "RPC c=1 (per call)" if kind == "rpc" else "events (per event)"
-        lines.append(f"| {label} | {name} | {cost:,.0f} | {ratio:.3f}× |")
+        who = name if name == "raw lapin" else f"kontiki-rs, {name}"
+        lines.append(f"| {label} | {who} | {cost:,.0f} | {ratio:.3f}× | {vs_raw:.3f}× |")
     text = "\n".join(lines) + "\n"
     (OUT / "cost.md").write_text(text)
     (OUT / "cost.json").write_text(json.dumps(
-        [dict(bench=kind, contender=name, per_op=cost, ratio=ratio)
-         for kind, name, cost, ratio in rows], indent=1))
+        [dict(bench=kind, contender=name, per_op=cost, ratio=ratio, vs_raw=vs_raw)
+         for kind, name, cost, ratio, vs_raw in rows], indent=1))
     print(text)
 
 
