@@ -219,24 +219,94 @@ fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &
     }
 }
 
-/// One HTTP request answered: `kontiki_http_requests_total{route, status}` and
-/// `kontiki_http_request_duration_seconds{route}`. `route` is the declared path template
-/// (`GET /items/{id}`), never the requested path.
+/// The handles of one HTTP route's metrics: `kontiki_http_requests_total{route, status}` and
+/// `kontiki_http_request_duration_seconds{route}`, where `route` is the declared path template
+/// (`GET /items/{id}`), never the requested path. Registered when the router is built, so
+/// answering a request only bumps atomics (a status's counter is registered on its first
+/// answer).
 #[cfg(feature = "http")]
-pub(crate) fn http_served(service: &str, route: &str, status: u16, elapsed: Duration) {
+#[derive(Debug)]
+pub(crate) struct HttpRouteMetrics {
     #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ("service", service.to_owned()),
-            ("route", route.to_owned()),
-            ("status", status.to_string()),
-        ];
-        metrics::counter!("kontiki_http_requests_total", &labels).increment(1);
-        metrics::histogram!("kontiki_http_request_duration_seconds", &labels[..2])
-            .record(elapsed.as_secs_f64());
+    handles: Option<HttpHandles>,
+}
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+#[derive(Debug)]
+struct HttpHandles {
+    labels: [(&'static str, String); 2],
+    duration: metrics::Histogram,
+    /// By status, in the order first answered.
+    statuses: std::sync::RwLock<Vec<(u16, metrics::Counter)>>,
+}
+
+#[cfg(feature = "http")]
+impl HttpRouteMetrics {
+    /// Registers the handles of `route` (`GET /items/{id}`), or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, route: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [("service", service.to_owned()), ("route", route.to_owned())];
+                HttpHandles {
+                    duration: metrics::histogram!("kontiki_http_request_duration_seconds", &labels),
+                    statuses: std::sync::RwLock::new(Vec::new()),
+                    labels,
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, route);
+            Self {}
+        }
     }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, route, status, elapsed);
+
+    /// Whether requests are recorded: when not, the caller need not time them.
+    pub(crate) fn is_on(&self) -> bool {
+        #[cfg(feature = "metrics")]
+        {
+            self.handles.is_some()
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            false
+        }
+    }
+
+    /// A request was answered with `status` after `elapsed`.
+    pub(crate) fn served(&self, status: u16, elapsed: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.duration.record(elapsed.as_secs_f64());
+            let statuses = h
+                .statuses
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, c)) = statuses.iter().find(|(s, _)| *s == status) {
+                c.increment(1);
+                return;
+            }
+            drop(statuses);
+            let mut statuses = h
+                .statuses
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Another request may have registered it meanwhile.
+            if let Some((_, c)) = statuses.iter().find(|(s, _)| *s == status) {
+                c.increment(1);
+                return;
+            }
+            let mut l = h.labels.to_vec();
+            l.push(("status", status.to_string()));
+            let c = metrics::counter!("kontiki_http_requests_total", &l);
+            c.increment(1);
+            statuses.push((status, c));
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (status, elapsed);
+    }
 }
 
 /// The handles of one RPC method's server-side metrics, registered once when the service

@@ -75,6 +75,8 @@ struct Route {
     has_params: bool,
     context: Context,
     max_body: usize,
+    /// `kontiki_http_requests_total` and `kontiki_http_request_duration_seconds`.
+    metrics: crate::observe::metrics::HttpRouteMetrics,
 }
 
 /// A running HTTP server.
@@ -197,10 +199,15 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
                 .name
                 .as_deref()
                 .map_or_else(|| operation.clone(), Arc::from),
-            operation,
+            operation: operation.clone(),
             has_params: path.contains('{'),
             context: context.clone(),
             max_body: settings.max_body_bytes,
+            metrics: crate::observe::metrics::HttpRouteMetrics::new(
+                container.settings().metrics.enabled,
+                &container.identity().service_name,
+                &operation,
+            ),
         });
         // A method given twice on one path (config paths are only known here) would make
         // axum panic.
@@ -329,16 +336,12 @@ impl std::fmt::Display for ErrorChain<'_> {
 
 /// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
 async fn serve(route: Arc<Route>, req: Request) -> Response {
-    let started = std::time::Instant::now();
+    let started = route.metrics.is_on().then(std::time::Instant::now);
     let res = serve_route(&route, req).await;
-    let container = route.context.container();
-    if container.settings().metrics.enabled {
-        crate::observe::metrics::http_served(
-            &container.identity().service_name,
-            &route.operation,
-            res.status().as_u16(),
-            started.elapsed(),
-        );
+    if let Some(started) = started {
+        route
+            .metrics
+            .served(res.status().as_u16(), started.elapsed());
     }
     res
 }
