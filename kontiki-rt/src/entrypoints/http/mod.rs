@@ -61,6 +61,7 @@
 //! ```
 
 mod docs;
+mod flow;
 pub(crate) mod ops;
 mod request;
 mod response;

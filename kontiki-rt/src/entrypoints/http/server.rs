@@ -1,6 +1,7 @@
-//! The server: routes into an axum router, the layer that gives every request its flow, the
-//! listener, and the graceful drain at shutdown.
+//! The server: routes into an axum router (inside the flow layer, `flow.rs`), the listener,
+//! and the graceful drain at shutdown.
 
+use super::flow::{FlowLayer, RequestFlow};
 use super::response::{InternalError, json_error};
 use super::routing::{shape_of, try_route};
 use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
@@ -10,9 +11,8 @@ use crate::handler::{Container, Context};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts as _, RawPathParams, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{FromRequestParts as _, RawPathParams, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use futures_util::FutureExt as _;
@@ -22,14 +22,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
-
-/// The response header that carries the request's flow id (protocol §4).
-pub(crate) const FLOW_ID_HEADER: HeaderName = HeaderName::from_static("flow_id");
-
-/// The flow id the layer gave the request, for the route's handler scope.
-#[derive(Debug, Clone)]
-struct RequestFlow(Arc<str>);
 
 /// Checks a route path: starts with `/`, parameters are whole segments (`{id}`, `{*rest}` last).
 pub(crate) fn check_path(path: &str) -> Result<()> {
@@ -242,85 +234,26 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     }
     // /metrics, /live and /ready, unless the service declares a route of the same path.
     router = router.merge(super::ops::routes(container, &|p| shapes.contains_key(p)));
-    let service = FlowState {
-        service: Arc::from(&*container.identity().service_name),
-        telemetry: container.messenger().telemetry().cloned(),
-        // Probes and scrapes come every few seconds: no trace for each.
-        untraced: ["/metrics", "/live", "/ready"]
-            .into_iter()
-            .filter(|p| !shapes.contains_key(*p))
-            .collect(),
-    };
+    // Probes and scrapes come every few seconds: no trace for each.
+    let untraced = ["/metrics", "/live", "/ready"]
+        .into_iter()
+        .filter(|p| !shapes.contains_key(*p))
+        .collect();
+    let flow = FlowLayer::new(
+        Arc::from(&*container.identity().service_name),
+        container.messenger().telemetry().cloned(),
+        untraced,
+    );
     Ok(router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
-        .layer(middleware::from_fn_with_state(service, flow_layer)))
-}
-
-/// What [`flow_layer`] needs of its service.
-#[derive(Clone)]
-struct FlowState {
-    service: Arc<str>,
-    telemetry: Option<crate::observe::otel::Telemetry>,
-    /// The operational routes served here (`/metrics`, `/live`, `/ready`): not traced.
-    untraced: Vec<&'static str>,
-}
-
-/// Gives each request a new flow id (HTTP always starts a flow), a tracing span (and, with
-/// traces on, a server span continuing the caller's `traceparent`), the `flow_id` response
-/// header (on every response: handlers', 404, 405, 413), and logs internal errors once.
-async fn flow_layer(State(state): State<FlowState>, mut req: Request, next: Next) -> Response {
-    let service = &state.service;
-    let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
-    let otel = state
-        .telemetry
-        .as_ref()
-        .filter(|_| !state.untraced.contains(&req.uri().path()))
-        .map(|t| {
-            t.http_server(
-                req.headers(),
-                req.method().as_str(),
-                req.uri().path(),
-                &flow_id,
-            )
-        });
-    req.extensions_mut().insert(RequestFlow(flow_id.clone()));
-    let span = tracing::info_span!(
-        "http",
-        service = %service,
-        method = %req.method(),
-        path = %req.uri().path(),
-        route = tracing::field::Empty,
-        flow_id = %flow_id,
-    );
-    let mut res = crate::observe::otel::instrument(otel.as_ref(), next.run(req))
-        .instrument(span.clone())
-        .await;
-    if let Some(otel) = otel {
-        let status = res.status();
-        otel.set_str("http.response.status_code", status.as_str());
-        if status.is_server_error() {
-            otel.fail(status.as_str(), "");
-        }
-        otel.end();
-    }
-    if let Ok(v) = HeaderValue::from_str(&flow_id) {
-        res.headers_mut().insert(FLOW_ID_HEADER, v);
-    }
-    let status = res.status().as_u16();
-    match res.extensions_mut().remove::<InternalError>() {
-        Some(InternalError(e)) => span.in_scope(|| {
-            tracing::error!(status, error = %ErrorChain(&**e), "http handler failed");
-        }),
-        None => span.in_scope(|| tracing::debug!(status, "http request served")),
-    }
-    res
+        .layer(flow))
 }
 
 /// An error with its sources: `a: b: c`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+pub(super) struct ErrorChain<'a>(pub(super) &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -347,16 +280,21 @@ async fn serve(route: Arc<Route>, req: Request) -> Response {
 }
 
 async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
-    tracing::Span::current().record("route", &*route.name);
+    let (mut parts, body) = req.into_parts();
+    // The flow layer wraps every route; a router without it (none is built) would still give
+    // each request its flow.
+    let flow_id = match parts.extensions.remove::<RequestFlow>() {
+        Some(flow) => {
+            if !flow.span.is_disabled() {
+                flow.span.record("route", &*route.name);
+            }
+            flow.id
+        }
+        None => crate::transport::wire::new_flow_id_arc(),
+    };
     if route.context.messenger().telemetry().is_some() {
         crate::observe::otel::set_http_route(&route.operation);
     }
-    let flow_id = req
-        .extensions()
-        .get::<RequestFlow>()
-        .map(|f| f.0.clone())
-        .unwrap_or_else(|| Arc::from(crate::transport::wire::new_flow_id()));
-    let (mut parts, body) = req.into_parts();
     let path_params = if route.has_params {
         match RawPathParams::from_request_parts(&mut parts, &()).await {
             Ok(params) => params
