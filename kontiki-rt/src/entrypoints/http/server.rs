@@ -9,12 +9,12 @@ use crate::error::{Error, Result};
 use crate::handler::panic_message;
 use crate::handler::{Container, Context};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts as _, RawPathParams, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
+use axum::{Router, ServiceExt as _};
 use futures_util::FutureExt as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower_layer::Layer as _;
 
 /// Checks a route path: starts with `/`, parameters are whole segments (`{id}`, `{*rest}` last).
 pub(crate) fn check_path(path: &str) -> Result<()> {
@@ -119,7 +120,11 @@ pub(crate) async fn start(
     if defs.routes.is_empty() {
         return Ok((None, None));
     }
-    let router = build_router(defs, container)?;
+    let (routes, flow) = build_router(defs, container)?;
+    // The router an application mounts has the flow layer on each route (axum's
+    // `Router::layer`); the server runs its own copy inside one flow service instead, which
+    // spares each request the boxed service and future that a routed layer costs.
+    let router = routes.clone().layer(flow.clone());
     if settings.disable {
         tracing::info!(
             routes = defs.routes.len(),
@@ -140,7 +145,7 @@ pub(crate) async fn start(
         .map_err(|source| Error::HttpBind { address, source })?;
     let stop = CancellationToken::new();
     let signal = stop.clone();
-    let served = router.clone();
+    let served = flow.layer(routes).into_make_service();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, served)
             .with_graceful_shutdown(async move { signal.cancelled().await });
@@ -162,7 +167,9 @@ pub(crate) fn config_path(config: &crate::Config, key: &str) -> Result<String> {
     Ok(p)
 }
 
-fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
+/// The service's routes (with the docs and ops routes and the fallbacks), and the flow layer
+/// that must wrap them.
+fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, FlowLayer)> {
     let settings = &container.settings().http;
     let context = Context::new(container.clone());
     let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
@@ -244,12 +251,12 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
         container.messenger().telemetry().cloned(),
         untraced,
     );
-    Ok(router
+    let router = router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        })
-        .layer(flow))
+        });
+    Ok((router, flow))
 }
 
 /// An error with its sources: `a: b: c`.
