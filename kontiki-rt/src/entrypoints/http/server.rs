@@ -145,7 +145,9 @@ pub(crate) async fn start(
         .map_err(|source| Error::HttpBind { address, source })?;
     let stop = CancellationToken::new();
     let signal = stop.clone();
-    let served = flow.layer(routes).into_make_service();
+    // `with_state` turns the handlers into routes once, as axum::serve does for a bare Router;
+    // unconverted, each request would convert its handler again.
+    let served = flow.layer(routes.with_state(())).into_make_service();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, served)
             .with_graceful_shutdown(async move { signal.cancelled().await });
