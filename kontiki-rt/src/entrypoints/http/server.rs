@@ -304,17 +304,18 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     if route.context.messenger().telemetry().is_some() {
         crate::observe::otel::set_http_route(&route.operation);
     }
-    let path_params = if route.has_params {
+    let mut path_params = BTreeMap::new();
+    if route.has_params {
         match RawPathParams::from_request_parts(&mut parts, &()).await {
-            Ok(params) => params
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            // Inserted one by one: `collect` would gather and sort them in a Vec first.
+            Ok(params) => {
+                for (k, v) in &params {
+                    path_params.insert(k.to_owned(), v.to_owned());
+                }
+            }
             Err(rejection) => return HttpError::BadRequest(rejection.body_text()).into_response(),
         }
-    } else {
-        BTreeMap::new()
-    };
+    }
     let query = parts
         .uri
         .query()
@@ -369,6 +370,10 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
 
 /// The body, at most `limit` bytes: 413 over it.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+    // A GET has no body: nothing to collect.
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let too_large = || {
         HttpError::mapped(
             StatusCode::PAYLOAD_TOO_LARGE,
