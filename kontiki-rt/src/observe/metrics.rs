@@ -231,13 +231,21 @@ pub(crate) struct HttpRouteMetrics {
     handles: Option<HttpHandles>,
 }
 
+/// How many statuses of a route have a counter read without a lock.
+#[cfg(all(feature = "http", feature = "metrics"))]
+const STATUS_SLOTS: usize = 8;
+
 #[cfg(all(feature = "http", feature = "metrics"))]
 #[derive(Debug)]
 struct HttpHandles {
     labels: [(&'static str, String); 2],
     duration: metrics::Histogram,
-    /// By status, in the order first answered.
-    statuses: std::sync::RwLock<Vec<(u16, metrics::Counter)>>,
+    /// The counters of the first statuses answered, filled in order (under `more`'s lock) and
+    /// read without a lock: requests on every worker read them at once, and even a read lock
+    /// is a write to memory they all share.
+    statuses: [std::sync::OnceLock<(u16, metrics::Counter)>; STATUS_SLOTS],
+    /// The counters of further statuses.
+    more: std::sync::Mutex<Vec<(u16, metrics::Counter)>>,
 }
 
 #[cfg(feature = "http")]
@@ -250,7 +258,8 @@ impl HttpRouteMetrics {
                 let labels = [("service", service.to_owned()), ("route", route.to_owned())];
                 HttpHandles {
                     duration: metrics::histogram!("kontiki_http_request_duration_seconds", &labels),
-                    statuses: std::sync::RwLock::new(Vec::new()),
+                    statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
+                    more: std::sync::Mutex::new(Vec::new()),
                     labels,
                 }
             });
@@ -280,21 +289,25 @@ impl HttpRouteMetrics {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.duration.record(elapsed.as_secs_f64());
-            let statuses = h
-                .statuses
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, c)) = statuses.iter().find(|(s, _)| *s == status) {
+            let known = |status| {
+                h.statuses
+                    .iter()
+                    .map_while(std::sync::OnceLock::get)
+                    .find(|(s, _)| *s == status)
+                    .map(|(_, c)| c)
+            };
+            if let Some(c) = known(status) {
                 c.increment(1);
                 return;
             }
-            drop(statuses);
-            let mut statuses = h
-                .statuses
-                .write()
+            let mut more = h
+                .more
+                .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Another request may have registered it meanwhile.
-            if let Some((_, c)) = statuses.iter().find(|(s, _)| *s == status) {
+            if let Some(c) =
+                known(status).or_else(|| more.iter().find(|(s, _)| *s == status).map(|(_, c)| c))
+            {
                 c.increment(1);
                 return;
             }
@@ -302,7 +315,13 @@ impl HttpRouteMetrics {
             l.push(("status", status.to_string()));
             let c = metrics::counter!("kontiki_http_requests_total", &l);
             c.increment(1);
-            statuses.push((status, c));
+            match h.statuses.iter().find(|slot| slot.get().is_none()) {
+                // Only this lock's holder sets a slot: it is still empty.
+                Some(slot) => {
+                    let _ = slot.set((status, c));
+                }
+                None => more.push((status, c)),
+            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (status, elapsed);
@@ -664,5 +683,41 @@ impl MessengerMetrics {
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (service, event_type, outcome);
+    }
+}
+
+#[cfg(all(test, feature = "http", feature = "metrics"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_of_a_route_counts_apart_past_the_lock_free_slots() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let m = HttpRouteMetrics::new(true, "svc", "GET /x");
+            assert!(m.is_on());
+            // More statuses than slots; each answered as often as its rank.
+            for (rank, status) in (200..200 + STATUS_SLOTS as u16 + 3).enumerate() {
+                for _ in 0..=rank {
+                    m.served(status, Duration::from_millis(1));
+                }
+            }
+        });
+        let text = handle.render();
+        for (rank, status) in (200..200 + STATUS_SLOTS as u16 + 3).enumerate() {
+            let line = format!(
+                "kontiki_http_requests_total{{service=\"svc\",route=\"GET /x\",status=\"{status}\"}} {}",
+                rank + 1
+            );
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        assert!(
+            text.contains(
+                r#"kontiki_http_request_duration_seconds_count{service="svc",route="GET /x"} 66"#
+            ),
+            "{text}"
+        );
+        assert!(!HttpRouteMetrics::new(false, "svc", "GET /x").is_on());
     }
 }

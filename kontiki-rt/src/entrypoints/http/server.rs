@@ -219,7 +219,9 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, 
             )));
         }
         let entry = by_path.entry(path).or_default();
-        *entry = std::mem::take(entry).on(filter, move |req: Request| serve(route.clone(), req));
+        // FnOnce: axum clones the handler for each request, and that clone is the request's
+        // reference to its route (one count up and down on the shared Arc, not two).
+        *entry = std::mem::take(entry).on(filter, move |req: Request| serve(route, req));
     }
     let mut router = Router::new();
     for (path, method_router) in by_path {
@@ -339,10 +341,11 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
         entrypoint: EntrypointKind::Http,
         operation: route.operation.clone(),
     };
-    let report_scope = scope.clone();
-    let handler = route.handler.clone();
+    // Kept for the report of an unmapped error: this request's own id, not a count on the
+    // route's shared operation name.
+    let report_flow_id = scope.flow_id.clone();
     // The call itself is inside too: a handler may panic before returning its future.
-    let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
+    let run = AssertUnwindSafe(async { (route.handler)(request).await }).catch_unwind();
     let (res, exception_type) = match flow::scope(scope, run).await {
         Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
         Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
@@ -359,6 +362,12 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
     // are answers, not failures. (The layer logs them.)
     if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        let report_scope = FlowContext {
+            flow_id: report_flow_id,
+            inbound_hop_id: None,
+            entrypoint: EntrypointKind::Http,
+            operation: route.operation.clone(),
+        };
         route.context.container().report_uncaught(
             &report_scope,
             exception_type,
