@@ -4,7 +4,7 @@
 use super::flow::{FlowLayer, RequestFlow};
 use super::response::{InternalError, json_error};
 use super::routing::{shape_of, try_route};
-use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
+use super::{HttpDefs, HttpError, HttpRequest, HttpResponse, RoutePath, docs};
 use crate::error::{Error, Result};
 use crate::handler::panic_message;
 use crate::handler::{Container, Context};
@@ -17,6 +17,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt as _};
 use futures_util::FutureExt as _;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -59,8 +60,7 @@ pub(crate) fn check_path(path: &str) -> Result<()> {
 }
 
 /// What every request of one route needs.
-struct Route {
-    handler: Arc<Handler>,
+pub(super) struct Route {
     /// `GET /items/{id}`: the flow's operation.
     operation: Arc<str>,
     /// The handler's name, for logs.
@@ -194,8 +194,7 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, 
         let filter = MethodFilter::try_from(r.method.clone())
             .map_err(|e| Error::Definition(format!("http route `{} {path}`: {e}", r.method)))?;
         let operation: Arc<str> = Arc::from(format!("{} {path}", r.method));
-        let route = Arc::new(Route {
-            handler: r.handler.clone(),
+        let route = Route {
             name: r
                 .name
                 .as_deref()
@@ -209,7 +208,7 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, 
                 &container.identity().service_name,
                 &operation,
             ),
-        });
+        };
         // A method given twice on one path (config paths are only known here) would make
         // axum panic.
         if !methods.insert((r.method.to_string(), path.clone())) {
@@ -219,9 +218,7 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, 
             )));
         }
         let entry = by_path.entry(path).or_default();
-        // FnOnce: axum clones the handler for each request, and that clone is the request's
-        // reference to its route (one count up and down on the shared Arc, not two).
-        *entry = std::mem::take(entry).on(filter, move |req: Request| serve(route, req));
+        *entry = (r.mount)(std::mem::take(entry), filter, route);
     }
     let mut router = Router::new();
     for (path, method_router) in by_path {
@@ -278,10 +275,21 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// A route as its path's method router holds it: what every request needs, and the handler.
+pub(super) struct Served<F> {
+    pub(super) route: Route,
+    pub(super) handler: Arc<F>,
+}
+
 /// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
-async fn serve(route: Arc<Route>, req: Request) -> Response {
+pub(super) async fn serve<F, Fut>(served: Arc<Served<F>>, req: Request) -> Response
+where
+    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
+{
+    let route = &served.route;
     let started = route.metrics.is_on().then(std::time::Instant::now);
-    let res = serve_route(&route, req).await;
+    let res = serve_route(route, &*served.handler, req).await;
     if let Some(started) = started {
         route
             .metrics
@@ -290,7 +298,11 @@ async fn serve(route: Arc<Route>, req: Request) -> Response {
     res
 }
 
-async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
+async fn serve_route<F, Fut>(route: &Route, handler: &F, req: Request) -> Response
+where
+    F: Fn(HttpRequest) -> Fut,
+    Fut: Future<Output = Result<HttpResponse, HttpError>>,
+{
     let (mut parts, body) = req.into_parts();
     // The flow layer wraps every route; a router without it (none is built) would still give
     // each request its flow.
@@ -345,7 +357,7 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     // route's shared operation name.
     let report_flow_id = scope.flow_id.clone();
     // The call itself is inside too: a handler may panic before returning its future.
-    let run = AssertUnwindSafe(async { (route.handler)(request).await }).catch_unwind();
+    let run = AssertUnwindSafe(async { handler(request).await }).catch_unwind();
     let (res, exception_type) = match flow::scope(scope, run).await {
         Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
         Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
