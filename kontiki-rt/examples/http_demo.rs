@@ -8,10 +8,14 @@
 //! kontiki-rt http://127.0.0.1:8080
 //! ```
 //!
-//! With a second port (`-- 8080 8081`) it also serves a bare axum `GET /api/v1/health` there,
-//! the baseline of the benchmark, and prints `bare-axum http://127.0.0.1:8081`.
+//! With a second port (`-- 8080 8081`) it also serves, there, the two routes the benchmark
+//! measures as bare axum handlers doing the same work (`GET /api/v1/health` and
+//! `POST /api/v1/items/{id}`, a path parameter and a JSON body in, JSON out), the baseline of
+//! `make bench`, and prints `bare-axum http://127.0.0.1:8081`.
 
-use kontiki_rt::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method, StatusCode};
+use kontiki_rt::http::{
+    Bytes, HttpError, HttpRequest, HttpResponse, HttpRoute, Method, StatusCode,
+};
 use kontiki_rt::{BoxError, Config, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,6 +24,24 @@ use serde_json::json;
 struct NewItem {
     name: String,
     qty: u32,
+}
+
+/// What `POST /api/v1/items/{id}` answers: the item under its id.
+#[derive(Debug, Serialize)]
+struct StoredItem {
+    id: u64,
+    name: String,
+    qty: u32,
+}
+
+impl StoredItem {
+    fn new(id: u64, item: NewItem) -> Self {
+        Self {
+            id,
+            name: item.name,
+            qty: item.qty,
+        }
+    }
 }
 
 const OPENAPI_V1: &str = r##"{
@@ -38,6 +60,12 @@ const OPENAPI_V1: &str = r##"{
         "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
         "409": {"description": "conflict happened", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         "422": {"description": "the body does not fit NewItem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+    "/api/v1/items/{id}": {"post": {"tags": ["items"], "summary": "store an item under an id", "operationId": "put_item",
+      "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
+      "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+      "responses": {
+        "200": {"description": "the stored item", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoredItem"}}}},
+        "422": {"description": "the id or the body does not fit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
     "/items/{id}": {"get": {"tags": ["items"], "summary": "get an item", "operationId": "get_item",
       "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
                      {"name": "deleted", "in": "query", "schema": {"type": "boolean", "default": false}}],
@@ -46,6 +74,7 @@ const OPENAPI_V1: &str = r##"{
   "components": {"schemas": {
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "NewItem": {"type": "object", "required": ["name", "qty"], "properties": {"name": {"type": "string"}, "qty": {"type": "integer", "minimum": 0}}},
+    "StoredItem": {"type": "object", "required": ["id", "name", "qty"], "properties": {"id": {"type": "integer", "minimum": 0}, "name": {"type": "string"}, "qty": {"type": "integer", "minimum": 0}}},
     "Error": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"},
       "errors": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}}}
   }}
@@ -58,7 +87,12 @@ fn service() -> Result<Service, BoxError> {
                 Method::GET,
                 "/api/v1/health",
                 |_req: HttpRequest| async move {
-                    Ok(HttpResponse::json(StatusCode::OK, &json!({"status": "ok"})))
+                    // The same answer as the bare axum handler's, made the same way.
+                    Ok(HttpResponse::bytes(
+                        StatusCode::OK,
+                        "application/json",
+                        Bytes::from_static(HEALTH),
+                    ))
                 },
             )
             .version("v1")
@@ -95,21 +129,64 @@ fn service() -> Result<Service, BoxError> {
             .version("v1")
             .name("get_item"),
         )
+        .http(
+            HttpRoute::new(
+                Method::POST,
+                "/api/v1/items/{id}",
+                |req: HttpRequest| async move {
+                    let id: u64 = req.path_param("id")?;
+                    let item: NewItem = req.json_body()?;
+                    Ok(HttpResponse::json(
+                        StatusCode::OK,
+                        &StoredItem::new(id, item),
+                    ))
+                },
+            )
+            .version("v1")
+            .name("put_item"),
+        )
         .openapi("v1", OPENAPI_V1)
         .build()?)
 }
 
-/// The baseline: the same health answer from a bare axum handler.
+/// The baseline of `POST /api/v1/items/{id}`: the same work as the kontiki route (the id
+/// parsed from the path, the body read and decoded into `NewItem`, the answer written as JSON).
+/// axum's `json` feature is off in this workspace, so the body is decoded as its `Json`
+/// extractor would.
+async fn bare_put_item(
+    axum::extract::Path(id): axum::extract::Path<u64>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    match serde_json::from_slice::<NewItem>(&body) {
+        Ok(item) => match serde_json::to_vec(&StoredItem::new(id, item)) {
+            Ok(out) => (json, out).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        Err(_) => {
+            let body = r#"{"message":"malformed JSON"}"#;
+            (StatusCode::BAD_REQUEST, json, body).into_response()
+        }
+    }
+}
+
+/// What `GET /api/v1/health` answers on both ports.
+const HEALTH: &[u8] = br#"{"status":"ok"}"#;
+
+/// The baseline: the same answers from bare axum handlers.
 async fn bare_axum(port: u16) -> Result<(), BoxError> {
-    let app = axum::Router::new().route(
-        "/api/v1/health",
-        axum::routing::get(|| async {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                r#"{"status":"ok"}"#,
-            )
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/health",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    Bytes::from_static(HEALTH),
+                )
+            }),
+        )
+        .route("/api/v1/items/{id}", axum::routing::post(bare_put_item));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("bare-axum http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

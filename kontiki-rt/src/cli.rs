@@ -286,14 +286,17 @@ pub fn init_tracing() {
     };
     // Kontiki's log files (`logging.directory`) take INFO and above whatever RUST_LOG says to
     // the console, as Kontiki's `kontiki` logger does; the runtime's dependencies only from WARN.
-    let files = crate::observe::logfile::KontikiLogLayer.with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_default(tracing::Level::INFO)
-            .with_target("lapin", tracing::Level::WARN)
-            .with_target("amq_protocol", tracing::Level::WARN)
-            .with_target("hyper", tracing::Level::WARN)
-            .with_target("h2", tracing::Level::WARN),
-    );
+    // Until a service opens its file the layer wants nothing (`WhileOpen`), so that a request
+    // span the console filters out is not made for it.
+    let files =
+        crate::observe::logfile::KontikiLogLayer.with_filter(crate::observe::logfile::WhileOpen(
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target("lapin", tracing::Level::WARN)
+                .with_target("amq_protocol", tracing::Level::WARN)
+                .with_target("hyper", tracing::Level::WARN)
+                .with_target("h2", tracing::Level::WARN),
+        ));
     let _ = tracing_subscriber::registry()
         .with(console.with_filter(filter))
         .with(files)

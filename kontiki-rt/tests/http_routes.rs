@@ -490,6 +490,8 @@ async fn internal_errors_and_panics_are_logged_once_with_their_cause_and_flow() 
         "{}",
         boom[0]
     );
+    // The route recorded its name in the request's span.
+    assert!(boom[0].contains(r#"route="POST /items""#), "{}", boom[0]);
     let panic = lines_with("secret panic payload 91c2");
     // The panic hook prints the panic once to stderr; the log has it once.
     assert_eq!(panic.len(), 1, "logged once: {panic:#?}");

@@ -20,7 +20,9 @@ Each round runs, in order: RPC (kontiki-rt/benches/rpc.rs with `kontiki-rs` and 
 the Python client against the Python service; the order of Rust and Python alternates every
 round), events (kontiki-rt/benches/events.rs with `kontiki-rs` and `raw-lapin`, and the Python
 pair), idle footprint (kontiki-rt/examples/idle_service.rs in both modes and
-scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_demo.rs), and
+scripts/bench/py_service.py idle), HTTP (wrk against kontiki-rt/examples/http_demo.rs:
+`GET /api/v1/health` and `POST /api/v1/items/{id}` with a JSON body, each as a kontiki-rt route
+and as a bare axum handler in the same process), and
 scale-out (kontiki-rt/examples/cluster_bench.rs: 1 replica on the single broker of
 KONTIKI_AMQP_URL, then 1, 2 and 4 replicas on the three-node cluster of scripts/cluster.sh,
 started for the run when it is not up and taken down after; one load process each). The
@@ -355,10 +357,12 @@ def idle_round(exes, py, tmp, rnd):
     return out
 
 
-def wrk_rps(url):
+def wrk_rps(url, script=None):
     secs = SIZES["http_s"]
-    p = subprocess.run(["wrk", "-t2", "-c50", f"-d{secs}s", "--latency", url],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = ["wrk", "-t2", "-c50", f"-d{secs}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    p = subprocess.run(cmd + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0 or "Non-2xx" in p.stdout:
         die(f"wrk against {url} failed:\n{p.stdout}{p.stderr}")
     m = re.search(r"^Requests/sec:\s+([\d.]+)", p.stdout, re.M)
@@ -369,13 +373,23 @@ def wrk_rps(url):
     return dict(per_s=float(m.group(1)), p50_us=p50)
 
 
+# The routes of the HTTP section: (key, what the report calls it, path, wrk script or None).
+# Each is served by http_demo on both ports, as a kontiki-rt HttpRoute and as a bare axum
+# handler doing the same work.
+HTTP_ROUTES = [
+    ("health", "`GET /api/v1/health`", "/api/v1/health", None),
+    ("item", "`POST /api/v1/items/{id}` (JSON body)",
+     "/api/v1/items/42", ROOT / "scripts" / "bench" / "wrk_post_item.lua"),
+]
+HTTP_CONTENDERS = ["kontiki-rs", "bare axum"]
+
+
 def http_round(demo, rnd):
+    """{route key: {contender: figures}}; the contenders' order alternates every round."""
     out = {}
-    order = [("kontiki-rs", demo["kontiki"]), ("bare axum", demo["bare"])]
-    if rnd % 2 == 0:
-        order.reverse()
-    for name, url in order:
-        out[name] = wrk_rps(url)
+    for key, _, path, script in HTTP_ROUTES:
+        order = HTTP_CONTENDERS if rnd % 2 else HTTP_CONTENDERS[::-1]
+        out[key] = {name: wrk_rps(demo[name] + path, script) for name in order}
     return out
 
 
@@ -400,8 +414,7 @@ def start_http_demo(exe):
     watchdog.cancel()
     if not line:
         die("http_demo exited before it was ready")
-    return p, {"kontiki": f"http://127.0.0.1:{port}/api/v1/health",
-               "bare": f"http://127.0.0.1:{bare}/api/v1/health"}
+    return p, {"kontiki-rs": f"http://127.0.0.1:{port}", "bare axum": f"http://127.0.0.1:{bare}"}
 
 
 def cluster_script(*args):
@@ -607,17 +620,24 @@ def report(res, meta):
               f"{fmt(mib(g('hwm')), 1)} |")
         w("")
     if "http" in res:
-        rounds = res["http"]
-        w(f"### HTTP (`GET /api/v1/health`, wrk -t2 -c50 -d{SIZES['http_s']}s, server and wrk on "
-          "the same cores)")
+        w(f"### HTTP (wrk -t2 -c50 -d{SIZES['http_s']}s per route and contender, server and wrk "
+          "on the same cores; kontiki-rt/examples/http_demo.rs, both contenders in one process; "
+          "the POST body is `{\"name\": \"widget\", \"qty\": 3}`)")
         w("")
-        w("| contender | requests/s | p50 µs |")
+        w("| route | contender | requests/s | p50 µs |")
+        w("|---|---|---:|---:|")
+        for key, label, _, _ in HTTP_ROUTES:
+            rounds = [r[key] for r in res["http"] if key in r]
+            for name in HTTP_CONTENDERS:
+                g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
+                w(f"| {label} | {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} |")
+        w("")
+        w("| route | kontiki-rs / bare axum: requests/s | p50 |")
         w("|---|---:|---:|")
-        for name in ("kontiki-rs", "bare axum"):
-            g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
-            w(f"| {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} |")
-        w(f"| kontiki-rs / bare axum | {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'per_s'))} "
-          f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} |")
+        for key, label, _, _ in HTTP_ROUTES:
+            rounds = [r[key] for r in res["http"] if key in r]
+            w(f"| {label} | {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'per_s'))} "
+              f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} |")
         w("")
     if "cluster" in res:
         rounds = res["cluster"]
@@ -688,7 +708,7 @@ def report(res, meta):
         w("### CPU per operation in instructions (callgrind, scripts/bench/cost.py)")
         w("")
         w((OUT / "cost.md").read_text())
-    # Targets of issue 10 (and issue 17's metrics cost)
+    # Targets of issue 10 (and issue 17's metrics cost, issue 22's HTTP routes)
     t = []
     if "payload" in res:
         for size in SIZES["payload_calls"]:
@@ -725,6 +745,14 @@ def report(res, meta):
         t.append(("events p50 kontiki-rs / raw lapin", "≤ 1.10×", ratio(v), v is not None and v <= 1.1))
         v = paired(r, "kontiki-rs", "Python Kontiki", "per_s")
         t.append(("events throughput kontiki-rs / Python", "≥ 3.2×", ratio(v), v is not None and v >= 3.2))
+    for key, label, _, _ in HTTP_ROUTES if "http" in res else []:
+        rounds = [r[key] for r in res["http"] if key in r]
+        v = paired(rounds, "kontiki-rs", "bare axum", "per_s")
+        t.append((f"HTTP {label.split(' (')[0]} requests/s kontiki-rs / bare axum", "≥ 0.95×",
+                  ratio(v), v is not None and v >= 0.95))
+        v = paired(rounds, "kontiki-rs", "bare axum", "p50_us")
+        t.append((f"HTTP {label.split(' (')[0]} p50 kontiki-rs / bare axum", "≤ 1.15×",
+                  ratio(v), v is not None and v <= 1.15))
     if "idle" in res:
         v = med([r["kontiki-rs"]["ready_ms"] for r in res["idle"]])
         t.append(("kontiki-rs ready after spawn", "≤ 50 ms", f"{fmt(v, 1)} ms", v is not None and v <= 50))

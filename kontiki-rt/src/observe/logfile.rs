@@ -80,15 +80,19 @@ pub(crate) fn open(
         short_id: short_instance_id(instance_id),
         file: Mutex::new(std::io::LineWriter::new(file)),
     });
-    let mut files = FILES
+    let mut guard = FILES
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let files = files.get_or_insert_with(Files::default);
+    let files = guard.get_or_insert_with(Files::default);
     files
         .by_instance
         .insert(instance_id.to_owned(), sink.clone());
     files.first.get_or_insert(sink);
-    ANY_OPEN.store(true, Ordering::Release);
+    drop(guard);
+    if !ANY_OPEN.swap(true, Ordering::AcqRel) {
+        // `WhileOpen` refused every callsite so far: ask them again.
+        tracing::callsite::rebuild_interest_cache();
+    }
     Ok(path)
 }
 
@@ -149,6 +153,45 @@ impl Visit for Message {
         } else {
             let _ = write!(self.fields, " {}={value:?}", field.name());
         }
+    }
+}
+
+/// The filter [`cli::init_tracing`](crate::cli::init_tracing) puts on [`KontikiLogLayer`]:
+/// `targets`, and only once a file is open. Until then the layer wants no callsite, so a span
+/// or event no other layer wants (an INFO request span under `RUST_LOG=warn`) is not created
+/// at all, instead of being created for a layer that would drop it (the registry makes every
+/// span some per-layer filter might want). [`open`] has tracing ask every callsite again when
+/// the first file opens.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone)]
+pub(crate) struct WhileOpen(pub(crate) tracing_subscriber::filter::Targets);
+
+#[cfg(feature = "cli")]
+impl WhileOpen {
+    fn wants(&self, meta: &tracing::Metadata<'_>) -> bool {
+        ANY_OPEN.load(Ordering::Acquire) && self.0.would_enable(meta.target(), meta.level())
+    }
+}
+
+#[cfg(feature = "cli")]
+impl<S> tracing_subscriber::layer::Filter<S> for WhileOpen {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        self.wants(meta)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.wants(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        tracing_subscriber::layer::Filter::<S>::max_level_hint(&self.0)
     }
 }
 

@@ -219,24 +219,113 @@ fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &
     }
 }
 
-/// One HTTP request answered: `kontiki_http_requests_total{route, status}` and
-/// `kontiki_http_request_duration_seconds{route}`. `route` is the declared path template
-/// (`GET /items/{id}`), never the requested path.
+/// The handles of one HTTP route's metrics: `kontiki_http_requests_total{route, status}` and
+/// `kontiki_http_request_duration_seconds{route}`, where `route` is the declared path template
+/// (`GET /items/{id}`), never the requested path. Registered when the router is built, so
+/// answering a request only bumps atomics (a status's counter is registered on its first
+/// answer).
 #[cfg(feature = "http")]
-pub(crate) fn http_served(service: &str, route: &str, status: u16, elapsed: Duration) {
+#[derive(Debug)]
+pub(crate) struct HttpRouteMetrics {
     #[cfg(feature = "metrics")]
-    {
-        let labels = [
-            ("service", service.to_owned()),
-            ("route", route.to_owned()),
-            ("status", status.to_string()),
-        ];
-        metrics::counter!("kontiki_http_requests_total", &labels).increment(1);
-        metrics::histogram!("kontiki_http_request_duration_seconds", &labels[..2])
-            .record(elapsed.as_secs_f64());
+    handles: Option<HttpHandles>,
+}
+
+/// How many statuses of a route have a counter read without a lock.
+#[cfg(all(feature = "http", feature = "metrics"))]
+const STATUS_SLOTS: usize = 8;
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+#[derive(Debug)]
+struct HttpHandles {
+    labels: [(&'static str, String); 2],
+    duration: metrics::Histogram,
+    /// The counters of the first statuses answered, filled in order (under `more`'s lock) and
+    /// read without a lock: requests on every worker read them at once, and even a read lock
+    /// is a write to memory they all share.
+    statuses: [std::sync::OnceLock<(u16, metrics::Counter)>; STATUS_SLOTS],
+    /// The counters of further statuses.
+    more: std::sync::Mutex<Vec<(u16, metrics::Counter)>>,
+}
+
+#[cfg(feature = "http")]
+impl HttpRouteMetrics {
+    /// Registers the handles of `route` (`GET /items/{id}`), or none when `on` is false.
+    pub(crate) fn new(on: bool, service: &str, route: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let handles = on.then(|| {
+                let labels = [("service", service.to_owned()), ("route", route.to_owned())];
+                HttpHandles {
+                    duration: metrics::histogram!("kontiki_http_request_duration_seconds", &labels),
+                    statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
+                    more: std::sync::Mutex::new(Vec::new()),
+                    labels,
+                }
+            });
+            Self { handles }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = (on, service, route);
+            Self {}
+        }
     }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (service, route, status, elapsed);
+
+    /// Whether requests are recorded: when not, the caller need not time them.
+    pub(crate) fn is_on(&self) -> bool {
+        #[cfg(feature = "metrics")]
+        {
+            self.handles.is_some()
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            false
+        }
+    }
+
+    /// A request was answered with `status` after `elapsed`.
+    pub(crate) fn served(&self, status: u16, elapsed: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.duration.record(elapsed.as_secs_f64());
+            let known = |status| {
+                h.statuses
+                    .iter()
+                    .map_while(std::sync::OnceLock::get)
+                    .find(|(s, _)| *s == status)
+                    .map(|(_, c)| c)
+            };
+            if let Some(c) = known(status) {
+                c.increment(1);
+                return;
+            }
+            let mut more = h
+                .more
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Another request may have registered it meanwhile.
+            if let Some(c) =
+                known(status).or_else(|| more.iter().find(|(s, _)| *s == status).map(|(_, c)| c))
+            {
+                c.increment(1);
+                return;
+            }
+            let mut l = h.labels.to_vec();
+            l.push(("status", status.to_string()));
+            let c = metrics::counter!("kontiki_http_requests_total", &l);
+            c.increment(1);
+            match h.statuses.iter().find(|slot| slot.get().is_none()) {
+                // Only this lock's holder sets a slot: it is still empty.
+                Some(slot) => {
+                    let _ = slot.set((status, c));
+                }
+                None => more.push((status, c)),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (status, elapsed);
+    }
 }
 
 /// The handles of one RPC method's server-side metrics, registered once when the service
@@ -594,5 +683,41 @@ impl MessengerMetrics {
         }
         #[cfg(not(feature = "metrics"))]
         let _ = (service, event_type, outcome);
+    }
+}
+
+#[cfg(all(test, feature = "http", feature = "metrics"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_of_a_route_counts_apart_past_the_lock_free_slots() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let m = HttpRouteMetrics::new(true, "svc", "GET /x");
+            assert!(m.is_on());
+            // More statuses than slots; each answered as often as its rank.
+            for (rank, status) in (200..200 + STATUS_SLOTS as u16 + 3).enumerate() {
+                for _ in 0..=rank {
+                    m.served(status, Duration::from_millis(1));
+                }
+            }
+        });
+        let text = handle.render();
+        for (rank, status) in (200..200 + STATUS_SLOTS as u16 + 3).enumerate() {
+            let line = format!(
+                "kontiki_http_requests_total{{service=\"svc\",route=\"GET /x\",status=\"{status}\"}} {}",
+                rank + 1
+            );
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        assert!(
+            text.contains(
+                r#"kontiki_http_request_duration_seconds_count{service="svc",route="GET /x"} 66"#
+            ),
+            "{text}"
+        );
+        assert!(!HttpRouteMetrics::new(false, "svc", "GET /x").is_on());
     }
 }

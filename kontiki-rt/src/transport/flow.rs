@@ -55,7 +55,7 @@ impl FlowContext {
     ) -> Self {
         let flow_id = match flow_id {
             Some(f) if !f.is_empty() => Arc::from(f),
-            _ => Arc::from(crate::transport::wire::new_flow_id()),
+            _ => crate::transport::wire::new_flow_id_arc(),
         };
         Self {
             flow_id,

@@ -43,7 +43,7 @@ pub(super) fn resolve_flow_id(
     match (explicit, scope) {
         (Some(f), _) => Arc::from(f),
         (None, Some(ctx)) => ctx.flow_id.clone(),
-        (None, None) => Arc::from(wire::new_flow_id()),
+        (None, None) => wire::new_flow_id_arc(),
     }
 }
 

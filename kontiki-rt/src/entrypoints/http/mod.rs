@@ -61,6 +61,7 @@
 //! ```
 
 mod docs;
+mod flow;
 pub(crate) mod ops;
 mod request;
 mod response;
@@ -74,12 +75,14 @@ pub use response::{FieldError, HttpError, HttpResponse};
 
 pub(crate) use server::{HttpServer, start};
 
-use futures_util::future::BoxFuture;
+use axum::routing::{MethodFilter, MethodRouter};
 use std::future::Future;
 use std::sync::Arc;
 
-type Handler =
-    dyn Fn(HttpRequest) -> BoxFuture<'static, Result<HttpResponse, HttpError>> + Send + Sync;
+/// Adds a route's handler to the method router of its path, with what each request of the
+/// route needs. Made where the handler's type is known, so that a request's future holds the
+/// handler's future in place rather than in a box of its own.
+type Mount = dyn Fn(MethodRouter, MethodFilter, server::Route) -> MethodRouter + Send + Sync;
 
 /// Where a route's path comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +101,7 @@ pub struct HttpRoute {
     pub(crate) path: RoutePath,
     pub(crate) version: Option<String>,
     pub(crate) name: Option<String>,
-    pub(crate) handler: Arc<Handler>,
+    mount: Arc<Mount>,
 }
 
 impl std::fmt::Debug for HttpRoute {
@@ -138,12 +141,23 @@ impl HttpRoute {
         F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
     {
+        let handler = Arc::new(handler);
         Self {
             method,
             path,
             version: None,
             name: None,
-            handler: Arc::new(move |req| Box::pin(handler(req))),
+            mount: Arc::new(move |router, filter, route| {
+                let served = Arc::new(server::Served {
+                    route,
+                    handler: handler.clone(),
+                });
+                // FnOnce: axum clones the handler for each request, and that clone is the
+                // request's reference to its route (one count up and down on the shared Arc).
+                router.on(filter, move |req: axum::extract::Request| {
+                    server::serve(served, req)
+                })
+            }),
         }
     }
 

@@ -1,35 +1,29 @@
-//! The server: routes into an axum router, the layer that gives every request its flow, the
-//! listener, and the graceful drain at shutdown.
+//! The server: routes into an axum router (inside the flow layer, `flow.rs`), the listener,
+//! and the graceful drain at shutdown.
 
+use super::flow::{FlowLayer, RequestFlow};
 use super::response::{InternalError, json_error};
 use super::routing::{shape_of, try_route};
-use super::{Handler, HttpDefs, HttpError, HttpRequest, RoutePath, docs};
+use super::{HttpDefs, HttpError, HttpRequest, HttpResponse, RoutePath, docs};
 use crate::error::{Error, Result};
 use crate::handler::panic_message;
 use crate::handler::{Container, Context};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts as _, RawPathParams, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{FromRequestParts as _, RawPathParams, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
+use axum::{Router, ServiceExt as _};
 use futures_util::FutureExt as _;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
-
-/// The response header that carries the request's flow id (protocol §4).
-pub(crate) const FLOW_ID_HEADER: HeaderName = HeaderName::from_static("flow_id");
-
-/// The flow id the layer gave the request, for the route's handler scope.
-#[derive(Debug, Clone)]
-struct RequestFlow(Arc<str>);
+use tower_layer::Layer as _;
 
 /// Checks a route path: starts with `/`, parameters are whole segments (`{id}`, `{*rest}` last).
 pub(crate) fn check_path(path: &str) -> Result<()> {
@@ -66,8 +60,7 @@ pub(crate) fn check_path(path: &str) -> Result<()> {
 }
 
 /// What every request of one route needs.
-struct Route {
-    handler: Arc<Handler>,
+pub(super) struct Route {
     /// `GET /items/{id}`: the flow's operation.
     operation: Arc<str>,
     /// The handler's name, for logs.
@@ -75,6 +68,8 @@ struct Route {
     has_params: bool,
     context: Context,
     max_body: usize,
+    /// `kontiki_http_requests_total` and `kontiki_http_request_duration_seconds`.
+    metrics: crate::observe::metrics::HttpRouteMetrics,
 }
 
 /// A running HTTP server.
@@ -125,7 +120,11 @@ pub(crate) async fn start(
     if defs.routes.is_empty() {
         return Ok((None, None));
     }
-    let router = build_router(defs, container)?;
+    let (routes, flow) = build_router(defs, container)?;
+    // The router an application mounts has the flow layer on each route (axum's
+    // `Router::layer`); the server runs its own copy inside one flow service instead, which
+    // spares each request the boxed service and future that a routed layer costs.
+    let router = routes.clone().layer(flow.clone());
     if settings.disable {
         tracing::info!(
             routes = defs.routes.len(),
@@ -146,7 +145,9 @@ pub(crate) async fn start(
         .map_err(|source| Error::HttpBind { address, source })?;
     let stop = CancellationToken::new();
     let signal = stop.clone();
-    let served = router.clone();
+    // `with_state` turns the handlers into routes once, as axum::serve does for a bare Router;
+    // unconverted, each request would convert its handler again.
+    let served = flow.layer(routes.with_state(())).into_make_service();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, served)
             .with_graceful_shutdown(async move { signal.cancelled().await });
@@ -168,7 +169,9 @@ pub(crate) fn config_path(config: &crate::Config, key: &str) -> Result<String> {
     Ok(p)
 }
 
-fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
+/// The service's routes (with the docs and ops routes and the fallbacks), and the flow layer
+/// that must wrap them.
+fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, FlowLayer)> {
     let settings = &container.settings().http;
     let context = Context::new(container.clone());
     let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
@@ -191,17 +194,21 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
         let filter = MethodFilter::try_from(r.method.clone())
             .map_err(|e| Error::Definition(format!("http route `{} {path}`: {e}", r.method)))?;
         let operation: Arc<str> = Arc::from(format!("{} {path}", r.method));
-        let route = Arc::new(Route {
-            handler: r.handler.clone(),
+        let route = Route {
             name: r
                 .name
                 .as_deref()
                 .map_or_else(|| operation.clone(), Arc::from),
-            operation,
+            operation: operation.clone(),
             has_params: path.contains('{'),
             context: context.clone(),
             max_body: settings.max_body_bytes,
-        });
+            metrics: crate::observe::metrics::HttpRouteMetrics::new(
+                container.settings().metrics.enabled,
+                &container.identity().service_name,
+                &operation,
+            ),
+        };
         // A method given twice on one path (config paths are only known here) would make
         // axum panic.
         if !methods.insert((r.method.to_string(), path.clone())) {
@@ -211,7 +218,7 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
             )));
         }
         let entry = by_path.entry(path).or_default();
-        *entry = std::mem::take(entry).on(filter, move |req: Request| serve(route.clone(), req));
+        *entry = (r.mount)(std::mem::take(entry), filter, route);
     }
     let mut router = Router::new();
     for (path, method_router) in by_path {
@@ -235,85 +242,26 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<Router> {
     }
     // /metrics, /live and /ready, unless the service declares a route of the same path.
     router = router.merge(super::ops::routes(container, &|p| shapes.contains_key(p)));
-    let service = FlowState {
-        service: Arc::from(&*container.identity().service_name),
-        telemetry: container.messenger().telemetry().cloned(),
-        // Probes and scrapes come every few seconds: no trace for each.
-        untraced: ["/metrics", "/live", "/ready"]
-            .into_iter()
-            .filter(|p| !shapes.contains_key(*p))
-            .collect(),
-    };
-    Ok(router
+    // Probes and scrapes come every few seconds: no trace for each.
+    let untraced = ["/metrics", "/live", "/ready"]
+        .into_iter()
+        .filter(|p| !shapes.contains_key(*p))
+        .collect();
+    let flow = FlowLayer::new(
+        Arc::from(&*container.identity().service_name),
+        container.messenger().telemetry().cloned(),
+        untraced,
+    );
+    let router = router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        })
-        .layer(middleware::from_fn_with_state(service, flow_layer)))
-}
-
-/// What [`flow_layer`] needs of its service.
-#[derive(Clone)]
-struct FlowState {
-    service: Arc<str>,
-    telemetry: Option<crate::observe::otel::Telemetry>,
-    /// The operational routes served here (`/metrics`, `/live`, `/ready`): not traced.
-    untraced: Vec<&'static str>,
-}
-
-/// Gives each request a new flow id (HTTP always starts a flow), a tracing span (and, with
-/// traces on, a server span continuing the caller's `traceparent`), the `flow_id` response
-/// header (on every response: handlers', 404, 405, 413), and logs internal errors once.
-async fn flow_layer(State(state): State<FlowState>, mut req: Request, next: Next) -> Response {
-    let service = &state.service;
-    let flow_id: Arc<str> = Arc::from(crate::transport::wire::new_flow_id());
-    let otel = state
-        .telemetry
-        .as_ref()
-        .filter(|_| !state.untraced.contains(&req.uri().path()))
-        .map(|t| {
-            t.http_server(
-                req.headers(),
-                req.method().as_str(),
-                req.uri().path(),
-                &flow_id,
-            )
         });
-    req.extensions_mut().insert(RequestFlow(flow_id.clone()));
-    let span = tracing::info_span!(
-        "http",
-        service = %service,
-        method = %req.method(),
-        path = %req.uri().path(),
-        route = tracing::field::Empty,
-        flow_id = %flow_id,
-    );
-    let mut res = crate::observe::otel::instrument(otel.as_ref(), next.run(req))
-        .instrument(span.clone())
-        .await;
-    if let Some(otel) = otel {
-        let status = res.status();
-        otel.set_str("http.response.status_code", status.as_str());
-        if status.is_server_error() {
-            otel.fail(status.as_str(), "");
-        }
-        otel.end();
-    }
-    if let Ok(v) = HeaderValue::from_str(&flow_id) {
-        res.headers_mut().insert(FLOW_ID_HEADER, v);
-    }
-    let status = res.status().as_u16();
-    match res.extensions_mut().remove::<InternalError>() {
-        Some(InternalError(e)) => span.in_scope(|| {
-            tracing::error!(status, error = %ErrorChain(&**e), "http handler failed");
-        }),
-        None => span.in_scope(|| tracing::debug!(status, "http request served")),
-    }
-    res
+    Ok((router, flow))
 }
 
 /// An error with its sources: `a: b: c`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+pub(super) struct ErrorChain<'a>(pub(super) &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -327,44 +275,61 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// A route as its path's method router holds it: what every request needs, and the handler.
+pub(super) struct Served<F> {
+    pub(super) route: Route,
+    pub(super) handler: Arc<F>,
+}
+
 /// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
-async fn serve(route: Arc<Route>, req: Request) -> Response {
-    let started = std::time::Instant::now();
-    let res = serve_route(&route, req).await;
-    let container = route.context.container();
-    if container.settings().metrics.enabled {
-        crate::observe::metrics::http_served(
-            &container.identity().service_name,
-            &route.operation,
-            res.status().as_u16(),
-            started.elapsed(),
-        );
+pub(super) async fn serve<F, Fut>(served: Arc<Served<F>>, req: Request) -> Response
+where
+    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
+{
+    let route = &served.route;
+    let started = route.metrics.is_on().then(std::time::Instant::now);
+    let res = serve_route(route, &*served.handler, req).await;
+    if let Some(started) = started {
+        route
+            .metrics
+            .served(res.status().as_u16(), started.elapsed());
     }
     res
 }
 
-async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
-    tracing::Span::current().record("route", &*route.name);
+async fn serve_route<F, Fut>(route: &Route, handler: &F, req: Request) -> Response
+where
+    F: Fn(HttpRequest) -> Fut,
+    Fut: Future<Output = Result<HttpResponse, HttpError>>,
+{
+    let (mut parts, body) = req.into_parts();
+    // The flow layer wraps every route; a router without it (none is built) would still give
+    // each request its flow.
+    let flow_id = match parts.extensions.remove::<RequestFlow>() {
+        Some(flow) => {
+            if !flow.span.is_disabled() {
+                flow.span.record("route", &*route.name);
+            }
+            flow.id
+        }
+        None => crate::transport::wire::new_flow_id_arc(),
+    };
     if route.context.messenger().telemetry().is_some() {
         crate::observe::otel::set_http_route(&route.operation);
     }
-    let flow_id = req
-        .extensions()
-        .get::<RequestFlow>()
-        .map(|f| f.0.clone())
-        .unwrap_or_else(|| Arc::from(crate::transport::wire::new_flow_id()));
-    let (mut parts, body) = req.into_parts();
-    let path_params = if route.has_params {
+    let mut path_params = BTreeMap::new();
+    if route.has_params {
         match RawPathParams::from_request_parts(&mut parts, &()).await {
-            Ok(params) => params
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            // Inserted one by one: `collect` would gather and sort them in a Vec first.
+            Ok(params) => {
+                for (k, v) in &params {
+                    path_params.insert(k.to_owned(), v.to_owned());
+                }
+            }
             Err(rejection) => return HttpError::BadRequest(rejection.body_text()).into_response(),
         }
-    } else {
-        BTreeMap::new()
-    };
+    }
     let query = parts
         .uri
         .query()
@@ -388,10 +353,11 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
         entrypoint: EntrypointKind::Http,
         operation: route.operation.clone(),
     };
-    let report_scope = scope.clone();
-    let handler = route.handler.clone();
+    // Kept for the report of an unmapped error: this request's own id, not a count on the
+    // route's shared operation name.
+    let report_flow_id = scope.flow_id.clone();
     // The call itself is inside too: a handler may panic before returning its future.
-    let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
+    let run = AssertUnwindSafe(async { handler(request).await }).catch_unwind();
     let (res, exception_type) = match flow::scope(scope, run).await {
         Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
         Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
@@ -408,6 +374,12 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
     // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
     // are answers, not failures. (The layer logs them.)
     if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        let report_scope = FlowContext {
+            flow_id: report_flow_id,
+            inbound_hop_id: None,
+            entrypoint: EntrypointKind::Http,
+            operation: route.operation.clone(),
+        };
         route.context.container().report_uncaught(
             &report_scope,
             exception_type,
@@ -419,6 +391,10 @@ async fn serve_route(route: &Arc<Route>, req: Request) -> Response {
 
 /// The body, at most `limit` bytes: 413 over it.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+    // A GET has no body: nothing to collect.
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let too_large = || {
         HttpError::mapped(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,7 +12,7 @@ mod on;
 #[cfg(all(feature = "otel", feature = "http"))]
 pub(crate) use on::set_http_route;
 #[cfg(feature = "otel")]
-pub(crate) use on::{OtelSpan, Telemetry, instrument};
+pub(crate) use on::{Instrumented, OtelSpan, Telemetry, instrument};
 #[cfg(feature = "otel")]
 pub use on::{otlp_requested, tracer_provider_from_env};
 
@@ -21,4 +21,4 @@ mod off;
 #[cfg(all(not(feature = "otel"), feature = "http"))]
 pub(crate) use off::set_http_route;
 #[cfg(not(feature = "otel"))]
-pub(crate) use off::{OtelSpan, Telemetry, instrument};
+pub(crate) use off::{Instrumented, OtelSpan, Telemetry, instrument};

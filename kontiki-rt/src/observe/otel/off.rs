@@ -79,8 +79,11 @@ impl OtelSpan {
     }
 }
 
+/// What [`instrument`] makes of a future: the future itself.
+pub(crate) type Instrumented<F> = F;
+
 /// Runs `fut` as it is.
-pub(crate) fn instrument<F: Future>(_span: Option<&OtelSpan>, fut: F) -> F {
+pub(crate) fn instrument<F: Future>(_span: Option<&OtelSpan>, fut: F) -> Instrumented<F> {
     fut
 }
 

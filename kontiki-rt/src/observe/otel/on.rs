@@ -262,12 +262,13 @@ impl OtelSpan {
     }
 }
 
+/// What [`instrument`] makes of a future.
+pub(crate) type Instrumented<F> =
+    futures_util::future::Either<opentelemetry::context::WithContext<F>, F>;
+
 /// Runs `fut` with `span` as the active span, so that the calls and publishes it makes are the
 /// span's children.
-pub(crate) fn instrument<F: Future>(
-    span: Option<&OtelSpan>,
-    fut: F,
-) -> futures_util::future::Either<opentelemetry::context::WithContext<F>, F> {
+pub(crate) fn instrument<F: Future>(span: Option<&OtelSpan>, fut: F) -> Instrumented<F> {
     use opentelemetry::context::FutureExt as _;
     match span {
         Some(span) => futures_util::future::Either::Left(fut.with_context(span.cx.clone())),
