@@ -35,7 +35,10 @@ fn idl(lines: usize) -> String {
 
 fn main() {
     // `cargo bench` passes `--bench` to a harness-less benchmark.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let [flag, path, rest @ ..] = args.as_slice()
         && flag == "--write-idl"
     {
