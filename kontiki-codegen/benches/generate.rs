@@ -2,6 +2,10 @@
 //! rendered and pretty-printed, OpenAPI built) and prints the median.
 //!
 //! Run with: `cargo bench -p kontiki-codegen --bench generate`
+//!
+//! `… --bench generate -- --write-idl FILE [LINES]` only writes the IDL (5,000 lines unless
+//! LINES says otherwise) and exits: `make bench`'s compile-time section builds the crate
+//! generated from it, so both measure the same contract.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -30,6 +34,22 @@ fn idl(lines: usize) -> String {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench` to a harness-less benchmark.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if let [flag, path, rest @ ..] = args.as_slice()
+        && flag == "--write-idl"
+    {
+        let lines = match rest {
+            [] => 5_000,
+            [n] => n.parse().expect("LINES is a number"),
+            _ => panic!("usage: generate --write-idl FILE [LINES]"),
+        };
+        std::fs::write(path, idl(lines)).expect("write the IDL");
+        return;
+    }
     let text = idl(5_000);
     let lines = text.lines().count();
     let dir = tempfile::tempdir().expect("temp dir");

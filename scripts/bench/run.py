@@ -7,8 +7,11 @@ Environment:
   BENCH_RUNS=5         paired rounds; every figure is the median over the rounds, and every
                        ratio the median of the per-round ratios
   BENCH_QUICK=1        tiny sizes (development on a busy machine; figures not meaningful)
-  BENCH_ONLY=rpc,events,payload,broadcast,idle,http,cluster,codegen,cost   run a subset (`cost` is
-                       left out with BENCH_QUICK unless named)
+  BENCH_ONLY=rpc,events,payload,broadcast,idle,http,cluster,codegen,compile,cost   run a subset
+                       (`cost` is left out with BENCH_QUICK unless named)
+  BENCH_COMPILE_RUNS   rounds of the `compile` section (default: BENCH_RUNS, at most 3)
+  BENCH_COMPILE_BASELINE=tonic|none   the `compile` section's baseline (default tonic, none
+                       with BENCH_QUICK)
   KONTIKI_AMQP_URL     the broker (default amqp://guest:guest@127.0.0.1:5672/%2f)
   BENCH_SINGLE_URL     the single broker node the cluster section compares with (default
                        KONTIKI_AMQP_URL; `none` leaves that row out and the report says so)
@@ -26,7 +29,10 @@ and as a bare axum handler in the same process), and
 scale-out (kontiki-rt/examples/cluster_bench.rs: 1 replica on the single broker of
 KONTIKI_AMQP_URL, then 1, 2 and 4 replicas on the three-node cluster of scripts/cluster.sh,
 started for the run when it is not up and taken down after; one load process each). The
-IDL/codegen benchmarks run once at the end (they take their own medians), then the `cost`
+IDL/codegen benchmarks run once at the end (they take their own medians), the compile time of
+generated code has rounds of its own (scripts/bench/compile_time.py: `cargo check` and `cargo
+build --release` of the crate generated from the 5,000-line benchmark contract, of a crate that
+implements it, of the tonic + prost equivalents and of generated/), then the `cost`
 section: scripts/bench/cost.py counts instructions per RPC call and per event under callgrind
 with metrics off, on, and with `otel` built (COST_REPEAT=3, median). Everything is built with
 the `bench` profile (release + line tables).
@@ -49,16 +55,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import compile_time
+
 ROOT = Path(__file__).resolve().parents[2]
 URL = os.environ.get("KONTIKI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 RUNS = int(os.environ.get("BENCH_RUNS", "2" if QUICK else "5"))
 ONLY = set(filter(None, os.environ.get(
-    "BENCH_ONLY", "rpc,events,payload,broadcast,idle,http,cluster,codegen" + ("" if QUICK else ",cost")
+    "BENCH_ONLY", "rpc,events,payload,broadcast,idle,http,cluster,codegen,compile"
+    + ("" if QUICK else ",cost")
 ).split(",")))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 OUT = ROOT / "target" / "bench"
 PROFILE = os.environ.get("BENCH_PROFILE", "bench")
+COMPILE_RUNS = int(os.environ.get("BENCH_COMPILE_RUNS", str(min(RUNS, 3))))
 CONCURRENCY = [1, 16, 64]
 # kontiki-rs with `kontiki.metrics.enabled: false` (the metrics-cost comparison).
 METRICS_OFF = "kontiki-rs, metrics off"
@@ -86,6 +96,8 @@ CLUSTER_REPLICAS = [1, 2, 4]
 CLUSTER_C = 16
 SINGLE = "single node"
 SINGLE_URL = os.environ.get("BENCH_SINGLE_URL", URL)
+# The `compile` section (compile_time.Section), once main has made it.
+COMPILE = None
 
 
 def log(msg):
@@ -698,6 +710,8 @@ def report(res, meta):
           f"| {ratio(paired(r, a, b, 'per_s'))} | {ratio(paired(r, a, b, 'p50_us'))} "
           f"| {ratio(paired(r, a, b, 'cpu_us_per_op'))} |")
         w("")
+    if "compile" in res:
+        t_compile = COMPILE.report(res["compile"], w, med, fmt, ratio, paired)
     if "codegen" in res:
         w("### Codegen (5,000-line IDL file)")
         w("")
@@ -708,8 +722,10 @@ def report(res, meta):
         w("### CPU per operation in instructions (callgrind, scripts/bench/cost.py)")
         w("")
         w((OUT / "cost.md").read_text())
-    # Targets of issue 10 (and issue 17's metrics cost, issue 22's HTTP routes)
+    # Targets of issue 10 (and issue 17's metrics cost, issue 22's HTTP routes and compile time)
     t = []
+    if "compile" in res:
+        t.extend(t_compile)
     if "payload" in res:
         for size in SIZES["payload_calls"]:
             for c in (1, PAYLOAD_C):
@@ -776,7 +792,7 @@ def report(res, meta):
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = load()
-    py = python_exe()
+    py = python_exe() if ONLY & {"rpc", "events", "idle"} else None
     exes = {}
     if ONLY & {"rpc", "events", "payload", "broadcast", "idle", "http", "cluster"}:
         exes.update(cargo_build(["-p", "kontiki-rt", "--bench", "rpc", "--bench", "events",
@@ -785,6 +801,9 @@ def main():
     if "codegen" in ONLY:
         exes.update(cargo_build(["-p", "kontiki-idl", "--bench", "parse", "--bench", "toolchain"]))
         exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate"]))
+    if "compile" in ONLY:
+        exes.update(cargo_build(["-p", "kontiki-codegen", "--bench", "generate",
+                                 "--bin", "kontiki-codegen"]))
     if "cost" in ONLY and not shutil.which("valgrind"):
         die("valgrind is not installed (Debian, as root: apt-get install -y valgrind), or leave "
             "`cost` out of BENCH_ONLY")
@@ -839,6 +858,16 @@ def main():
             if demo:
                 demo[0].send_signal(signal.SIGINT)
                 demo[0].wait(timeout=15)
+    if "compile" in ONLY:
+        global COMPILE
+        COMPILE = compile_time.Section(ROOT, TARGET, OUT, QUICK, exes, log, die)
+        log(f"compile: writing the crates ({COMPILE.lines}-line contract)")
+        COMPILE.prepare()
+        COMPILE.warm()
+        res["compile"] = []
+        for rnd in range(1, COMPILE_RUNS + 1):
+            log(f"compile round {rnd}/{COMPILE_RUNS}: cargo {' and '.join(COMPILE.modes)}")
+            res["compile"].append(COMPILE.round(rnd))
     if "codegen" in ONLY:
         log("codegen")
         # parse: two lines, the file as generated, then with its cron expressions distinct.
@@ -875,6 +904,9 @@ def main():
             return [keyed(v) for v in x]
         return x
 
+    if "compile" in res:
+        res["compile"] = [{" / ".join(k): v for k, v in r.items()} for r in res["compile"]]
+        res["compile_sizes"] = COMPILE.summary()
     (OUT / "report.json").write_text(json.dumps({"meta": meta, "results": keyed(res)}, indent=1) + "\n")
     log(f"written {OUT / 'report.md'} and {OUT / 'report.json'}")
 
