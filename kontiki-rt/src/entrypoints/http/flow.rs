@@ -8,7 +8,6 @@
 //! every request.
 
 use super::response::InternalError;
-use super::server::ErrorChain;
 use crate::observe::otel::{Instrumented, OtelSpan, Telemetry};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
@@ -175,5 +174,20 @@ where
                 .in_scope(|| tracing::debug!(status, "http request served")),
         }
         Poll::Ready(Ok(res))
+    }
+}
+
+/// An error with its sources: `a: b: c`.
+pub(super) struct ErrorChain<'a>(pub(super) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
 }

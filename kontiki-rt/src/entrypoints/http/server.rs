@@ -1,7 +1,7 @@
 //! The server: routes into an axum router (inside the flow layer, `flow.rs`), the listener,
 //! and the graceful drain at shutdown.
 
-use super::flow::{FlowLayer, RequestFlow};
+use super::flow::{ErrorChain, FlowLayer, RequestFlow};
 use super::response::{InternalError, json_error};
 use super::routing::{shape_of, try_route};
 use super::{HttpDefs, HttpError, HttpRequest, HttpResponse, RoutePath, docs};
@@ -258,21 +258,6 @@ fn build_router(defs: &HttpDefs, container: &Arc<Container>) -> Result<(Router, 
             json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         });
     Ok((router, flow))
-}
-
-/// An error with its sources: `a: b: c`.
-pub(super) struct ErrorChain<'a>(pub(super) &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
 }
 
 /// A route as its path's method router holds it: what every request needs, and the handler.
