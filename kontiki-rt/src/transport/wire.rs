@@ -77,14 +77,8 @@ pub fn new_flow_id() -> String {
 /// [`new_flow_id`] as the `Arc<str>` a handler scope keeps, written in place: one
 /// allocation, where `Arc::from(new_flow_id())` makes two.
 pub(crate) fn new_flow_id_arc() -> std::sync::Arc<str> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut hex = [0u8; 12];
-    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
-    }
-    std::sync::Arc::from(std::str::from_utf8(&hex).expect("invariant: hex digits are ASCII"))
+    std::sync::Arc::from(fill_random_hex(&mut hex))
 }
 
 /// A new hop id: 16 lowercase hex characters (one per outbound message).
@@ -94,13 +88,20 @@ pub fn new_hop_id() -> String {
 
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(n: usize) -> String {
+    let mut hex = [0u8; 32];
+    fill_random_hex(&mut hex[..2 * n.min(16)]).to_owned()
+}
+
+/// Fills `out` (at most 32 bytes, an even number) with the lowercase hex of random bytes from a
+/// v4 UUID, and returns it as text.
+fn fill_random_hex(out: &mut [u8]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut out = String::with_capacity(n * 2);
-    for b in &bytes[..n.min(16)] {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
-    out
+    std::str::from_utf8(out).expect("invariant: hex digits are ASCII")
 }
 
 /// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()` writes it:
