@@ -552,13 +552,13 @@ impl EventMetrics {
 pub(crate) struct MessengerMetrics {
     #[cfg(feature = "metrics")]
     calls: std::sync::RwLock<
-        std::collections::HashMap<
+        crate::transport::FastMap<
             String,
-            std::collections::HashMap<String, std::sync::Arc<CallHandles>>,
+            crate::transport::FastMap<String, std::sync::Arc<CallHandles>>,
         >,
     >,
     #[cfg(feature = "metrics")]
-    publishes: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<PublishHandles>>>,
+    publishes: std::sync::RwLock<crate::transport::FastMap<String, std::sync::Arc<PublishHandles>>>,
 }
 
 #[cfg(feature = "metrics")]

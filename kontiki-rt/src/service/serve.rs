@@ -46,7 +46,7 @@ pub(super) struct ServeState {
     /// Consumer tags on the current link, to cancel at shutdown.
     pub(super) consumers: Mutex<Vec<(Arc<Link>, ShortString)>>,
     /// Each RPC method's metric handles, by method name.
-    pub(super) rpc_metrics: std::collections::HashMap<String, RpcServerMetrics>,
+    pub(super) rpc_metrics: crate::transport::FastMap<String, RpcServerMetrics>,
     /// Recently handled requests (`kontiki.amqp.rpc.dedup_window`); `None` when off.
     pub(super) dedup: Option<Dedup>,
     /// [`ServiceBuilder::on_connect`](super::ServiceBuilder::on_connect) callbacks.
@@ -333,18 +333,24 @@ async fn consume(
         let link = link.clone();
         // Tracked by the link too: a move to another broker waits for the handler's ack.
         let work = link.work.clone();
+        // The handler futures are spawned as they are: an `async move` around them would copy
+        // the whole (large) future once more on its first poll.
         match &dispatch {
             Dispatch::Rpc(ep) => {
-                let ep = ep.clone();
-                state.tracker.spawn(
-                    work.track_future(async move { handle_rpc(state2, ep, link, delivery).await }),
-                );
+                state.tracker.spawn(work.track_future(handle_rpc(
+                    state2,
+                    ep.clone(),
+                    link,
+                    delivery,
+                )));
             }
             Dispatch::Events(queue) => {
-                let queue = queue.clone();
-                state.tracker.spawn(work.track_future(async move {
-                    handle_event(state2, queue, link, delivery).await
-                }));
+                state.tracker.spawn(work.track_future(handle_event(
+                    state2,
+                    queue.clone(),
+                    link,
+                    delivery,
+                )));
             }
             Dispatch::Queue(ep) => {
                 let ep = ep.clone();
@@ -406,9 +412,9 @@ async fn handle_rpc(
                 dedup::key(cid, reply_to.map_or("", |r| r.as_str()), &delivery.data)
             });
         let mut run = None;
-        if let (Some(dedup), Some(key)) = (state.dedup.as_ref(), key.as_deref()) {
+        if let (Some(dedup), Some(key)) = (state.dedup.as_ref(), key.as_ref()) {
             match dedup.begin(key) {
-                Seen::New => run = Some(RunGuard { dedup, cid: key }),
+                Seen::New => run = Some(RunGuard { dedup, key }),
                 Seen::Done(reply) => {
                     answer_again(&state, &ep, &link, &delivery, &reply).await;
                     return;
@@ -467,9 +473,15 @@ async fn handle_rpc(
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
     };
-    crate::observe::otel::instrument(otel.as_ref(), traced)
-        .instrument(span)
-        .await;
+    // No subscriber wants the span (the default without a log layer at info): skip
+    // `Instrumented`, which enters and leaves it on every poll.
+    if span.is_disabled() {
+        crate::observe::otel::instrument(otel.as_ref(), traced).await;
+    } else {
+        crate::observe::otel::instrument(otel.as_ref(), traced)
+            .instrument(span)
+            .await;
+    }
     if let Some(span) = otel {
         span.end();
     }
@@ -561,19 +573,19 @@ async fn answer_again(
 /// it (the task ended early), the entry is abandoned so that redeliveries do not wait for good.
 struct RunGuard<'a> {
     dedup: &'a Dedup,
-    cid: &'a str,
+    key: &'a dedup::Key,
 }
 
 impl RunGuard<'_> {
     fn finish(self, reply: &[u8]) {
-        self.dedup.finish(self.cid, reply);
+        self.dedup.finish(self.key, reply);
         std::mem::forget(self);
     }
 }
 
 impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
-        self.dedup.abandon(self.cid);
+        self.dedup.abandon(self.key);
     }
 }
 
@@ -820,9 +832,15 @@ async fn handle_event(
             );
         }
     };
-    crate::observe::otel::instrument(otel.as_ref(), traced)
-        .instrument(span)
-        .await;
+    // No subscriber wants the span (the default without a log layer at info): skip
+    // `Instrumented`, which enters and leaves it on every poll.
+    if span.is_disabled() {
+        crate::observe::otel::instrument(otel.as_ref(), traced).await;
+    } else {
+        crate::observe::otel::instrument(otel.as_ref(), traced)
+            .instrument(span)
+            .await;
+    }
     if let Some(span) = otel {
         span.end();
     }

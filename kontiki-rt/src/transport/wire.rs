@@ -54,19 +54,33 @@ pub fn reserved_header_names<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec
 /// Routing key of an RPC request: `{service}.{method}` or `{service}.{method}.{instance_id}`.
 pub fn rpc_routing_key(service: &str, method: &str, instance_id: Option<&str>) -> String {
     match instance_id {
-        Some(iid) => format!("{service}.{method}.{iid}"),
-        None => format!("{service}.{method}"),
+        Some(iid) => join_dotted(&[service, method, iid]),
+        None => join_dotted(&[service, method]),
     }
 }
 
 /// Name of the shared RPC queue of a method: `{service}.{method}.queue`.
 pub fn rpc_queue(service: &str, method: &str) -> String {
-    format!("{service}.{method}.queue")
+    join_dotted(&[service, method, "queue"])
 }
 
 /// Name of the per-instance RPC queue of a method: `{service}.{method}.{instance_id}.queue`.
 pub fn rpc_instance_queue(service: &str, method: &str, instance_id: &str) -> String {
-    format!("{service}.{method}.{instance_id}.queue")
+    join_dotted(&[service, method, instance_id, "queue"])
+}
+
+/// `parts` joined with dots, in one allocation of the right size: these names are built for
+/// every call, and `format!` costs several times more.
+fn join_dotted(parts: &[&str]) -> String {
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 /// A new flow id: 12 lowercase hex characters, like Python's `secrets.token_hex(6)`.
@@ -111,27 +125,54 @@ pub fn timestamp_now() -> String {
 }
 
 /// Formats a UTC time the way Python's `isoformat()` does. Written digit by digit: it runs
-/// for every message sent, and chrono's format strings cost more than the rest of the headers.
+/// for every message sent, and `core::fmt` costs more than the rest of the headers.
 pub fn format_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike as _, Timelike as _};
-    use std::fmt::Write as _;
     let micros = t.nanosecond() / 1000 % 1_000_000;
-    let mut out = String::with_capacity(32);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    if micros != 0 {
-        let _ = write!(out, ".{micros:06}");
+    // `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`; years past 9999 (chrono allows them) get more digits.
+    let mut out = Vec::with_capacity(32);
+    let year = t.year();
+    if year < 0 {
+        out.push(b'-');
     }
-    out.push_str("+00:00");
-    out
+    let year = year.unsigned_abs();
+    push_digits(
+        &mut out,
+        year,
+        if year > 9999 { digit_count(year) } else { 4 },
+    );
+    for (sep, value) in [
+        (b'-', t.month()),
+        (b'-', t.day()),
+        (b'T', t.hour()),
+        (b':', t.minute()),
+        (b':', t.second()),
+    ] {
+        out.push(sep);
+        push_digits(&mut out, value, 2);
+    }
+    if micros != 0 {
+        out.push(b'.');
+        push_digits(&mut out, micros, 6);
+    }
+    out.extend_from_slice(b"+00:00");
+    String::from_utf8(out).expect("invariant: digits and separators are ASCII")
+}
+
+/// Writes the last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut Vec<u8>, mut value: u32, width: u32) {
+    let start = out.len();
+    out.resize(start + width as usize, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        // `value % 10` is below 10.
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// How many decimal digits `value` has.
+fn digit_count(value: u32) -> u32 {
+    value.checked_ilog10().unwrap_or(0) + 1
 }
 
 /// Kind of error in an RPC reply envelope.
@@ -251,6 +292,32 @@ pub enum ReplyDecodeError {
 
 /// Reads a reply body: an envelope, or (as the Python client accepts) a bare JSON value.
 pub fn decode_reply(body: &[u8]) -> Result<Reply, ReplyDecodeError> {
+    // Every Kontiki reply is an envelope: read it straight into its fields. Anything else
+    // (another shape, a duplicate key, an odd `error_type`) takes the general path below,
+    // which decides exactly as before.
+    if let Ok(envelope) = serde_json::from_slice::<EnvelopeIn<'_>>(body)
+        && envelope.rpcreturn
+        && let Some(error_type) = match envelope.error_type.as_deref() {
+            None | Some("NONE") => Some(ErrorType::None),
+            Some("CLIENT") => Some(ErrorType::Client),
+            Some("SERVER") => Some(ErrorType::Server),
+            Some(_) => None,
+        }
+    {
+        if envelope.success {
+            return Ok(Reply::Success(envelope.result));
+        }
+        let (code, message) = (text(envelope.error_code), text(envelope.message));
+        return Ok(match error_type {
+            ErrorType::Client => Reply::ClientError { code, message },
+            ErrorType::None | ErrorType::Server => Reply::ServerError { code, message },
+        });
+    }
+    decode_reply_value(body)
+}
+
+/// [`decode_reply`] through a [`Value`]: any JSON.
+fn decode_reply_value(body: &[u8]) -> Result<Reply, ReplyDecodeError> {
     let value: Value = serde_json::from_slice(body).map_err(ReplyDecodeError::NotJson)?;
     let Value::Object(mut obj) = value else {
         return Ok(Reply::Success(value));
@@ -278,11 +345,6 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, ReplyDecodeError> {
             )));
         }
     };
-    let text = |v: Option<Value>| match v {
-        Some(Value::String(s)) => Some(s),
-        None | Some(Value::Null) => None,
-        Some(other) => Some(other.to_string()),
-    };
     if success {
         return Ok(Reply::Success(obj.remove("result").unwrap_or(Value::Null)));
     }
@@ -292,6 +354,31 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, ReplyDecodeError> {
         ErrorType::Client => Reply::ClientError { code, message },
         ErrorType::None | ErrorType::Server => Reply::ServerError { code, message },
     })
+}
+
+/// The fields of a reply envelope a caller reads (the fast path of [`decode_reply`]).
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    #[serde(rename = "__rpcreturn__")]
+    rpcreturn: bool,
+    success: bool,
+    #[serde(default)]
+    result: Value,
+    #[serde(default, borrow)]
+    error_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    error_code: Option<Value>,
+    #[serde(default)]
+    message: Option<Value>,
+}
+
+/// An error code or message as text: a string as it is, another value as its JSON.
+fn text(v: Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => None,
+        Some(other) => Some(other.to_string()),
+    }
 }
 
 /// An RPC request body `{"args": [...], "kwargs": {...}}`; missing keys default to empty.
@@ -575,6 +662,34 @@ mod tests {
     }
 
     #[test]
+    fn the_envelope_fast_path_decides_as_the_general_one() {
+        let bodies: &[&[u8]] = &[
+            br#"{"__rpcreturn__":true,"success":true,"result":{"x":[1,2]},"error_type":"NONE"}"#,
+            br#"{"__rpcreturn__":true,"success":true}"#,
+            br#"{"__rpcreturn__":true,"success":true,"result":null,"error_type":null}"#,
+            br#"{"__rpcreturn__":false,"success":true,"result":1}"#,
+            br#"{"__rpcreturn__":1,"success":true,"result":1}"#,
+            br#"{"success":true,"result":1}"#,
+            br#"{"__rpcreturn__":true,"success":"yes","result":1}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":"CLIENT","error_code":"E","message":"m\u00e9"}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":"SERVER","error_code":7,"message":{"a":1}}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":"NONE"}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":"FOO"}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":3}"#,
+            br#"{"__rpcreturn__":true,"success":false,"error_type":"CL\u0049ENT"}"#,
+            br#"{"__rpcreturn__":true,"success":true,"result":1,"result":2}"#,
+            br#"{"__rpcreturn__":true,"success":true,"result":1,"extra":[]}"#,
+            br#"[1,2]"#,
+            b"",
+        ];
+        for body in bodies {
+            let fast = decode_reply(body).map_err(|e| e.to_string());
+            let general = decode_reply_value(body).map_err(|e| e.to_string());
+            assert_eq!(fast, general, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
     fn requests_are_checked_with_precise_reasons() {
         assert_eq!(decode_request(b"{}").unwrap(), RequestBody::default());
         assert_eq!(
@@ -616,6 +731,33 @@ mod tests {
         assert_eq!(format_timestamp(t), "2026-11-29T04:19:50+00:00");
         let t = t + chrono::Duration::microseconds(580_576);
         assert_eq!(format_timestamp(t), "2026-11-29T04:19:50.580576+00:00");
+        let t = chrono::Utc.with_ymd_and_hms(5, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(format_timestamp(t), "0005-01-02T03:04:05+00:00");
+    }
+
+    #[test]
+    fn timestamps_agree_with_chrono_formatting() {
+        use chrono::TimeZone as _;
+        // Spread over four centuries, with every kind of fraction (none, leading zeros, full).
+        let mut secs: i64 = 946_684_800;
+        for i in 0..2_000_i64 {
+            secs = (secs * 6_364_136 + 1_442_695 + i) % 12_000_000_000;
+            let micros = match i % 4 {
+                0 => 0,
+                1 => i % 10,
+                2 => 999_999 - i,
+                _ => (i * 7_919) % 1_000_000,
+            };
+            let t = chrono::Utc
+                .timestamp_opt(secs, (micros * 1000) as u32)
+                .unwrap();
+            let expected = if micros == 0 {
+                t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+            } else {
+                t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+            };
+            assert_eq!(format_timestamp(t), expected, "{secs} s {micros} µs");
+        }
     }
 
     #[test]

@@ -112,11 +112,15 @@ impl Messenger {
         // The reply comes on this link: a move to another broker waits for it.
         let _work = link.work.token();
         let routing_key = wire::rpc_routing_key(service, method, options.instance_id.as_deref());
-        let correlation_id = uuid::Uuid::new_v4().to_string();
+        let uuid = uuid::Uuid::new_v4();
+        let correlation_id = uuid
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned();
         let (tx, rx) = oneshot::channel();
         let guard = PendingGuard::new(
             &self.inner,
-            correlation_id.clone(),
+            uuid.as_u128(),
             Pending {
                 tx,
                 generation: link.generation,
@@ -137,7 +141,7 @@ impl Messenger {
             span.inject(&mut headers);
             span.set_str("messaging.message.conversation_id", &correlation_id);
         }
-        let expiration = timeout.as_millis().max(1).to_string();
+        let expiration = decimal(timeout.as_millis().max(1));
         let props = BasicProperties::default()
             .with_correlation_id(correlation_id.as_str().into())
             .with_reply_to(DIRECT_REPLY_TO.into())
@@ -154,7 +158,12 @@ impl Messenger {
         // rather than report an unknown service or method that is only late.
         if link.recovering(super::publish::RECOVERY_WINDOW) {
             while self
-                .check_route(service, method, options.instance_id.as_deref())
+                .check_route(
+                    &routing_key,
+                    service,
+                    method,
+                    options.instance_id.as_deref(),
+                )
                 .await
                 .is_some()
                 && tokio::time::Instant::now() + ROUTE_RETRY < deadline
@@ -197,7 +206,12 @@ impl Messenger {
         // Beside the mandatory flag (which a catch-all binding, such as the Kontiki registry's
         // `rpc_exchange` → `registry_event_exchange` `#`, defeats), check that the target queue
         // exists; cached, so it costs a round trip once per method every few seconds.
-        let mut route = Box::pin(self.check_route(service, method, options.instance_id.as_deref()));
+        let mut route = Box::pin(self.check_route(
+            &routing_key,
+            service,
+            method,
+            options.instance_id.as_deref(),
+        ));
         let mut route_pending = true;
         // Set when the broker returned the request; the route check (still running, or done)
         // then says which of unknown service and unknown method it is.
@@ -270,7 +284,7 @@ impl Messenger {
                         Ok(Confirmation::Nack(_)) => {
                             drop(guard);
                             return Err(RpcError::Transport(Error::Nacked {
-                                exchange: wire::RPC_EXCHANGE.to_owned(), routing_key,
+                                exchange: wire::RPC_EXCHANGE.to_owned(), routing_key: routing_key.clone(),
                             }));
                         }
                         Ok(_) => {}
@@ -290,28 +304,31 @@ impl Messenger {
 
     /// `None` when the queue a request goes to exists (or cannot be checked), else the typed
     /// error for a request nobody can take.
+    /// `routing_key` is the request's (it names the queue as well as `service`, `method` and
+    /// `instance_id` do, and the cache is keyed by it).
     async fn check_route(
         &self,
+        routing_key: &str,
         service: &str,
         method: &str,
         instance_id: Option<&str>,
     ) -> Option<RpcError> {
-        let queue = match instance_id {
-            Some(iid) => wire::rpc_instance_queue(service, method, iid),
-            None => wire::rpc_queue(service, method),
-        };
-        if let Some(seen) = lock(&self.inner.routes).get(&queue)
+        if let Some(seen) = lock(&self.inner.routes).get(routing_key)
             && seen.elapsed() < ROUTE_CACHE
         {
             return None;
         }
+        let queue = match instance_id {
+            Some(iid) => wire::rpc_instance_queue(service, method, iid),
+            None => wire::rpc_queue(service, method),
+        };
         match self.probe(&queue).await {
             Some(true) => {
                 let mut routes = lock(&self.inner.routes);
                 if routes.len() > 1024 {
                     routes.retain(|_, seen| seen.elapsed() < ROUTE_CACHE);
                 }
-                routes.insert(queue, std::time::Instant::now());
+                routes.insert(routing_key.to_owned(), std::time::Instant::now());
                 None
             }
             Some(false) => Some(
@@ -420,6 +437,22 @@ async fn queue_exists(connector: &Connector, queue: &str) -> Option<bool> {
     }
 }
 
+/// `n` in decimal, without `core::fmt` (the expiration of every request).
+fn decimal(mut n: u128) -> String {
+    let mut digits = [0u8; 39];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is below 10.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&digits[start..]).into_owned()
+}
+
 /// RabbitMQ's direct reply-to pseudo queue: replies come straight to the calling channel.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -462,12 +495,12 @@ fn client_error_type(e: &RpcError) -> &str {
 /// Removes a pending call when the call ends, however it ends (reply, timeout, cancellation).
 struct PendingGuard<'a> {
     inner: &'a Inner,
-    correlation_id: String,
+    correlation_id: u128,
 }
 
 impl<'a> PendingGuard<'a> {
-    fn new(inner: &'a Inner, correlation_id: String, pending: Pending) -> Self {
-        lock(&inner.pending).insert(correlation_id.clone(), pending);
+    fn new(inner: &'a Inner, correlation_id: u128, pending: Pending) -> Self {
+        lock(&inner.pending).insert(correlation_id, pending);
         Self {
             inner,
             correlation_id,
@@ -531,7 +564,10 @@ impl Hook for ReplyHook {
                         tracing::debug!("reply without correlation id dropped");
                         continue;
                     };
-                    let pending = lock(&inner.pending).remove(cid.as_str());
+                    // Our ids are v4 UUIDs; anything else is nobody's reply.
+                    let pending = uuid::Uuid::try_parse(cid.as_str())
+                        .ok()
+                        .and_then(|id| lock(&inner.pending).remove(&id.as_u128()));
                     match pending {
                         Some(p) => {
                             let _ = p.tx.send(ReplyMsg::Body(delivery.data));
@@ -555,15 +591,27 @@ impl Hook for ReplyHook {
         };
         let lost: Vec<Pending> = {
             let mut map = lock(&inner.pending);
-            let keys: Vec<String> = map
+            let keys: Vec<u128> = map
                 .iter()
                 .filter(|(_, p)| p.generation <= generation)
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| *k)
                 .collect();
             keys.into_iter().filter_map(|k| map.remove(&k)).collect()
         };
         for p in lost {
             let _ = p.tx.send(ReplyMsg::ConnectionLost);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_writes_what_display_writes() {
+        for n in [0, 1, 9, 10, 99, 100, 30_000, 4_294_967_296, u128::MAX] {
+            assert_eq!(decimal(n), n.to_string());
         }
     }
 }

@@ -15,11 +15,11 @@ use call::ReplyHook;
 use crate::config::{AmqpSettings, TlsSettings};
 use crate::error::{Error, Result};
 use crate::observe::Observer;
+use crate::transport::FastMap;
 use crate::transport::connection::{Connector, ConnectorOptions};
 use crate::transport::wire::{self};
 use futures_util::future::BoxFuture;
 use lapin::types::FieldTable;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -37,14 +37,16 @@ pub(super) struct Pending {
 pub(super) struct Inner {
     connector: Connector,
     /// Request queues seen to exist, and when (see `check_route`).
-    routes: Mutex<HashMap<String, std::time::Instant>>,
+    /// Keyed by routing key.
+    routes: Mutex<FastMap<String, std::time::Instant>>,
     /// Route checks in flight: concurrent calls to a route not yet seen share one check.
-    probes: Mutex<HashMap<String, futures_util::future::Shared<BoxFuture<'static, Option<bool>>>>>,
+    probes: Mutex<FastMap<String, futures_util::future::Shared<BoxFuture<'static, Option<bool>>>>>,
     identity: Identity,
     /// `service_name`, `instance_id`, `host`, built once.
     identity_headers: FieldTable,
     rpc_timeout: Duration,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// Calls waiting for their reply, by correlation id (a v4 UUID, kept as its 128 bits).
+    pending: Mutex<FastMap<u128, Pending>>,
     owns_connection: bool,
     /// Set by [`crate::testing`]: records what this Messenger publishes and calls.
     observer: std::sync::OnceLock<Arc<dyn Observer>>,
@@ -59,7 +61,7 @@ pub(super) struct Inner {
     /// Event routing keys seen delivered to a queue, and whether their subscribers are gone
     /// (`true`: the last publish found no binding after the whole wait). Written only when a
     /// key's state changes; at most [`MAX_ROUTED_KEYS`] keys.
-    routed: std::sync::RwLock<HashMap<String, bool>>,
+    routed: std::sync::RwLock<FastMap<String, bool>>,
     /// The tracer of its calls and publishes (feature `otel`); unset, they make no spans.
     telemetry: std::sync::OnceLock<crate::observe::otel::Telemetry>,
 }
@@ -240,12 +242,12 @@ impl Messenger {
         identity_headers.insert("host".into(), wire::header_str(identity.host.as_bytes()));
         let inner = Arc::new(Inner {
             connector: connector.clone(),
-            routes: Mutex::new(HashMap::new()),
-            probes: Mutex::new(HashMap::new()),
+            routes: Mutex::new(FastMap::default()),
+            probes: Mutex::new(FastMap::default()),
             identity_headers,
             identity,
             rpc_timeout,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(FastMap::default()),
             owns_connection,
             observer: std::sync::OnceLock::new(),
             metrics: std::sync::atomic::AtomicBool::new(true),
@@ -254,7 +256,7 @@ impl Messenger {
                 crate::config::AmqpSettings::DEFAULT_MAX_MESSAGE_SIZE,
             ),
             fail_when_subscribers_gone: std::sync::atomic::AtomicBool::new(false),
-            routed: std::sync::RwLock::new(HashMap::new()),
+            routed: std::sync::RwLock::new(FastMap::default()),
             telemetry: std::sync::OnceLock::new(),
         });
         connector.add_hook(Arc::new(ReplyHook {
