@@ -27,7 +27,8 @@
 //! [--callsN N] [--concurrency 1,64] [--only a,b] [--no-extras] [--payload BYTES] [--json PATH]`
 //! (`--payload`: each call sends, and gets back, a string of that many bytes instead of a number)
 //! (env: `KONTIKI_AMQP_URL`, `KONTIKI_BENCH_ROUNDS`, `KONTIKI_BENCH_CALLS1`,
-//! `KONTIKI_BENCH_CALLSN`). Defaults: 5 rounds, 4,000 calls per run at c=1 and 30,000 at
+//! `KONTIKI_BENCH_CALLSN`; `KONTIKI_BENCH_METRICS=off`, `KONTIKI_BENCH_DEDUP=off` and
+//! `KONTIKI_BENCH_CONSUMER_CONNECTION=off` turn those features off in the service). Defaults: 5 rounds, 4,000 calls per run at c=1 and 30,000 at
 //! c=64, after a warm-up; `--quick` (CI): 2 rounds, 300 and 3,000. Contenders run interleaved for R rounds; the table shows medians
 //! over the rounds. CPU is the whole process (`/proc/self/stat` utime+stime), so it covers
 //! client and server; broker CPU is read from the local `beam.smp` process when there is one.
@@ -245,8 +246,14 @@ async fn start_service(url: &str, name: &str, prefetch: u16) -> BenchResult<Runn
         std::env::var("KONTIKI_BENCH_CONSUMER_CONNECTION").as_deref(),
         Ok("off")
     );
+    // KONTIKI_BENCH_DEDUP=off: `kontiki.amqp.rpc.dedup_window: 0` (no redelivery cache), for
+    // the price-of-each-feature rows of `make bench`'s cost section.
+    let dedup = match std::env::var("KONTIKI_BENCH_DEDUP").as_deref() {
+        Ok("off") => "    rpc:\n      dedup_window: 0\n",
+        _ => "",
+    };
     let yaml = format!(
-        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n    consumer_connection: {consumer_connection}\n  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
+        "kontiki:\n  service_name: {name}\n  amqp:\n    url: \"{url}\"\n    max_pending_messages: {prefetch}\n    consumer_connection: {consumer_connection}\n{dedup}  registration:\n    disable: true\n  shutdown:\n    grace_seconds: 5\n{metrics}"
     );
     let config = Config::from_yaml_str("bench.yaml", &yaml).map_err(|e| format!("config: {e}"))?;
     echo_service(name)?

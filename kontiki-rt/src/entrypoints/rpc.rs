@@ -43,7 +43,8 @@ type Handler = dyn Fn(Call) -> BoxFuture<'static, Result<Value, HandlerError>> +
 /// An RPC method of a service: name, parameters and handler.
 #[derive(Clone)]
 pub struct RpcEntrypoint {
-    pub(crate) name: String,
+    /// Shared with every handler scope's `operation` (no copy per call).
+    pub(crate) name: Arc<str>,
     pub(crate) params: Option<Vec<Param>>,
     pub(crate) include_headers: bool,
     pub(crate) timeout: Option<Duration>,
@@ -70,7 +71,7 @@ impl RpcEntrypoint {
         Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
     {
         Self {
-            name: name.into(),
+            name: Arc::from(name.into()),
             params: None,
             include_headers: false,
             timeout: None,
@@ -238,7 +239,7 @@ pub(crate) async fn serve(
     };
     let ctx = FlowContext::inbound(
         EntrypointKind::Rpc,
-        ep.name.as_str(),
+        ep.name.clone(),
         wire::header_text(headers, "flow_id"),
         wire::header_text(headers, "hop_id"),
     );

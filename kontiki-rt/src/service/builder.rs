@@ -180,13 +180,13 @@ impl ServiceBuilder {
         let mut seen = BTreeSet::new();
         for ep in &s.rpcs {
             check_word(&ep.name, "rpc name")?;
-            if ep.name == wire::SESSION_OPEN_METHOD {
+            if &*ep.name == wire::SESSION_OPEN_METHOD {
                 return Err(Error::Definition(format!(
                     "`{}` is Kontiki's internal session RPC",
                     ep.name
                 )));
             }
-            if !seen.insert(ep.name.as_str()) {
+            if !seen.insert(&*ep.name) {
                 return Err(Error::Definition(format!(
                     "rpc `{}` is declared twice",
                     ep.name

@@ -622,7 +622,7 @@ pub(super) fn catalogue(
         .iter()
         .map(|ep| {
             let entry = serde_json::json!({"type": "rpc", "name": ep.name, "handler": ep.name});
-            (ep.name.clone(), entry)
+            (ep.name.to_string(), entry)
         })
         .collect();
     rpcs.sort_by(|a, b| a.0.cmp(&b.0));

@@ -258,12 +258,16 @@ fn read_u32(data: &[u8], pos: usize) -> Option<usize> {
 /// levels (the table itself is level 1), found without recursion; `None` when the table is
 /// malformed.
 fn too_deep(body: &[u8]) -> Option<bool> {
-    // The end of each open table or array, and whether it is a table (entries have names).
-    let mut open: Vec<(usize, bool)> = vec![(body.len(), true)];
+    // The end of each open table or array, and whether it is a table (entries have names): a
+    // stack on the stack, as deep as the limit (this runs for every larger content header).
+    let mut open = [(0usize, false); MAX_HEADER_DEPTH + 1];
+    open[0] = (body.len(), true);
+    let mut depth = 1;
     let mut pos = 0;
-    while let Some(&(end, is_table)) = open.last() {
+    while depth > 0 {
+        let (end, is_table) = open[depth - 1];
         if pos == end {
-            open.pop();
+            depth -= 1;
             continue;
         }
         if is_table {
@@ -285,10 +289,11 @@ fn too_deep(body: &[u8]) -> Option<bool> {
                     return None;
                 }
                 pos += 4;
-                open.push((inner_end, kind == b'F'));
-                if open.len() > MAX_HEADER_DEPTH {
+                if depth == MAX_HEADER_DEPTH {
                     return Some(true);
                 }
+                open[depth] = (inner_end, kind == b'F');
+                depth += 1;
                 continue;
             }
             _ => return None,

@@ -121,53 +121,96 @@ fn fill_random_hex(out: &mut [u8]) -> &str {
 /// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()` writes it:
 /// `2026-11-29T04:19:50.580576+00:00`, without the fraction when the microseconds are 0.
 pub fn timestamp_now() -> String {
-    format_timestamp(chrono::Utc::now())
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_unix_time(since_epoch.as_secs(), since_epoch.subsec_micros())
+}
+
+/// [`format_timestamp`] of `secs` seconds and `micros` microseconds after the Unix epoch,
+/// without chrono's calendar types (it runs for every message sent).
+fn format_unix_time(secs: u64, micros: u32) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let (year, month, day) = civil_from_days(days);
+    let in_day = u32::try_from(secs % 86_400).unwrap_or(0);
+    write_iso(
+        year,
+        [month, day, in_day / 3600, in_day / 60 % 60, in_day % 60],
+        micros,
+    )
+}
+
+/// The proleptic Gregorian date of a day number (days since 1970-01-01): Howard Hinnant's
+/// `civil_from_days`.
+fn civil_from_days(days: i64) -> (i32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // Day and month are in 1..=31 and 1..=12; the year fits any date a clock gives.
+    (
+        i32::try_from(year).unwrap_or(i32::MAX),
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
 }
 
 /// Formats a UTC time the way Python's `isoformat()` does. Written digit by digit: it runs
 /// for every message sent, and `core::fmt` costs more than the rest of the headers.
 pub fn format_timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike as _, Timelike as _};
-    let micros = t.nanosecond() / 1000 % 1_000_000;
-    // `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`; years past 9999 (chrono allows them) get more digits.
-    let mut out = Vec::with_capacity(32);
-    let year = t.year();
+    write_iso(
+        t.year(),
+        [t.month(), t.day(), t.hour(), t.minute(), t.second()],
+        t.nanosecond() / 1000 % 1_000_000,
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00` from the year, `[month, day, hour, minute, second]`
+/// and the microseconds (years past 9999, which chrono allows, get more digits).
+fn write_iso(year: i32, fields: [u32; 5], micros: u32) -> String {
+    // Sign, up to 10 year digits, 15 for the rest of the date and time, 7 for the fraction and
+    // 6 for the offset.
+    let mut buf = [0u8; 40];
+    let mut at = 0;
     if year < 0 {
-        out.push(b'-');
+        buf[0] = b'-';
+        at = 1;
     }
     let year = year.unsigned_abs();
-    push_digits(
-        &mut out,
+    at = put_digits(
+        &mut buf,
+        at,
         year,
         if year > 9999 { digit_count(year) } else { 4 },
     );
-    for (sep, value) in [
-        (b'-', t.month()),
-        (b'-', t.day()),
-        (b'T', t.hour()),
-        (b':', t.minute()),
-        (b':', t.second()),
-    ] {
-        out.push(sep);
-        push_digits(&mut out, value, 2);
+    for (sep, value) in [b'-', b'-', b'T', b':', b':'].into_iter().zip(fields) {
+        buf[at] = sep;
+        at = put_digits(&mut buf, at + 1, value, 2);
     }
     if micros != 0 {
-        out.push(b'.');
-        push_digits(&mut out, micros, 6);
+        buf[at] = b'.';
+        at = put_digits(&mut buf, at + 1, micros, 6);
     }
-    out.extend_from_slice(b"+00:00");
-    String::from_utf8(out).expect("invariant: digits and separators are ASCII")
+    buf[at..at + 6].copy_from_slice(b"+00:00");
+    String::from_utf8_lossy(&buf[..at + 6]).into_owned()
 }
 
-/// Writes the last `width` decimal digits of `value`, zero-padded.
-fn push_digits(out: &mut Vec<u8>, mut value: u32, width: u32) {
-    let start = out.len();
-    out.resize(start + width as usize, b'0');
-    for slot in out[start..].iter_mut().rev() {
+/// Writes the last `width` decimal digits of `value`, zero-padded, at `buf[at..]`; returns
+/// where the next byte goes.
+fn put_digits(buf: &mut [u8], at: usize, mut value: u32, width: u32) -> usize {
+    let end = at + width as usize;
+    for slot in buf[at..end].iter_mut().rev() {
         // `value % 10` is below 10.
         *slot = b'0' + (value % 10) as u8;
         value /= 10;
     }
+    end
 }
 
 /// How many decimal digits `value` has.
@@ -757,6 +800,8 @@ mod tests {
                 t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
             };
             assert_eq!(format_timestamp(t), expected, "{secs} s {micros} µs");
+            let unix = format_unix_time(secs as u64, micros as u32);
+            assert_eq!(unix, expected, "{secs} s {micros} µs");
         }
     }
 

@@ -141,7 +141,7 @@ impl Messenger {
             span.inject(&mut headers);
             span.set_str("messaging.message.conversation_id", &correlation_id);
         }
-        let expiration = decimal(timeout.as_millis().max(1));
+        let expiration = decimal(u64::try_from(timeout.as_millis().max(1)).unwrap_or(u64::MAX));
         let props = BasicProperties::default()
             .with_correlation_id(correlation_id.as_str().into())
             .with_reply_to(DIRECT_REPLY_TO.into())
@@ -206,13 +206,16 @@ impl Messenger {
         // Beside the mandatory flag (which a catch-all binding, such as the Kontiki registry's
         // `rpc_exchange` → `registry_event_exchange` `#`, defeats), check that the target queue
         // exists; cached, so it costs a round trip once per method every few seconds.
-        let mut route = Box::pin(self.check_route(
-            &routing_key,
-            service,
-            method,
-            options.instance_id.as_deref(),
-        ));
-        let mut route_pending = true;
+        // A route seen within ROUTE_CACHE needs no check: no future is made for it.
+        let mut route = (!self.route_seen(&routing_key)).then(|| {
+            Box::pin(self.check_route(
+                &routing_key,
+                service,
+                method,
+                options.instance_id.as_deref(),
+            ))
+        });
+        let mut route_pending = route.is_some();
         // Set when the broker returned the request; the route check (still running, or done)
         // then says which of unknown service and unknown method it is.
         let mut returned = false;
@@ -258,7 +261,7 @@ impl Messenger {
                     .await);
             }
             tokio::select! {
-                unknown = &mut route, if route_pending => {
+                unknown = async { match route.as_mut() { Some(r) => r.await, None => std::future::pending().await } }, if route_pending => {
                     route_pending = false;
                     // Just after a reconnection a missing queue may only be late: the request
                     // went out mandatory, so a return (and the retry above) decides instead.
@@ -313,9 +316,7 @@ impl Messenger {
         method: &str,
         instance_id: Option<&str>,
     ) -> Option<RpcError> {
-        if let Some(seen) = lock(&self.inner.routes).get(routing_key)
-            && seen.elapsed() < ROUTE_CACHE
-        {
+        if self.route_seen(routing_key) {
             return None;
         }
         let queue = match instance_id {
@@ -337,6 +338,13 @@ impl Messenger {
             ),
             None => None,
         }
+    }
+
+    /// Whether the request queue of `routing_key` was seen to exist within [`ROUTE_CACHE`].
+    fn route_seen(&self, routing_key: &str) -> bool {
+        lock(&self.inner.routes)
+            .get(routing_key)
+            .is_some_and(|seen| seen.elapsed() < ROUTE_CACHE)
     }
 
     /// [`queue_exists`], shared by every caller that asks about `queue` while it runs (a burst
@@ -438,8 +446,8 @@ async fn queue_exists(connector: &Connector, queue: &str) -> Option<bool> {
 }
 
 /// `n` in decimal, without `core::fmt` (the expiration of every request).
-fn decimal(mut n: u128) -> String {
-    let mut digits = [0u8; 39];
+fn decimal(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -610,7 +618,7 @@ mod tests {
 
     #[test]
     fn decimal_writes_what_display_writes() {
-        for n in [0, 1, 9, 10, 99, 100, 30_000, 4_294_967_296, u128::MAX] {
+        for n in [0, 1, 9, 10, 99, 100, 30_000, 4_294_967_296, u64::MAX] {
             assert_eq!(decimal(n), n.to_string());
         }
     }
