@@ -182,23 +182,11 @@ pub mod api_gateway {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("compute", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let feature: ::std::string::String = rt::decode_arg(
-                                "feature",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.compute(call.context, feature).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "compute",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_compute,
+                    )
                     .param("feature", true)
                 },
             ]
@@ -214,6 +202,27 @@ pub mod api_gateway {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: ApiGateway> ApiGatewayServer<T> {
+        fn handle_rpc_compute(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let feature: ::std::string::String = match rt::decode_arg(
+                "feature",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.compute(ctx, feature).await, ComputeError::into_handler_error)
+            })
         }
     }
 
@@ -313,22 +322,26 @@ pub mod api_gateway {
         /// Calls `rpc_service.RpcService.rpc_example(feature)` and returns its result.
         ///
         /// Calls RPC `compute`.
-        pub async fn compute(
+        pub fn compute(
             &self,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>> {
-            self.compute_with(::core::clone::Clone::clone(&self.options), feature).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>>
+        > + ::core::marker::Send + '_ {
+            self.compute_with(::core::clone::Clone::clone(&self.options), feature)
         }
 
         /// Calls RPC `compute` with per-call options (timeout, target instance, extra headers).
-        pub async fn compute_with(
+        pub fn compute_with(
             &self,
             options: rt::CallOptions,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(feature))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, rt::RpcError<ComputeClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg::<::std::string::String>(
+                &::core::convert::Into::into(feature)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -336,7 +349,7 @@ pub mod api_gateway {
                 args,
                 options,
                 <ComputeClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

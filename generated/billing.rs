@@ -185,23 +185,11 @@ pub mod billing {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("create_invoice", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let user_id: ::std::string::String = rt::decode_arg(
-                                "user_id",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.create_invoice(call.context, user_id).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "create_invoice",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_create_invoice,
+                    )
                     .param("user_id", true)
                 },
             ]
@@ -220,6 +208,30 @@ pub mod billing {
         }
     }
 
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: Billing> BillingServer<T> {
+        fn handle_rpc_create_invoice(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let user_id: ::std::string::String = match rt::decode_arg(
+                "user_id",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.create_invoice(ctx, user_id).await,
+                    CreateInvoiceError::into_handler_error,
+                )
+            })
+        }
+    }
+
     /// Publishes the events [`Billing`] emits, with their payload types.
     #[derive(::core::fmt::Debug, ::core::clone::Clone)]
     pub struct BillingPublisher {
@@ -235,20 +247,25 @@ pub mod billing {
         /// A user account was created.
         ///
         /// Publishes `user.created`.
-        pub async fn user_created(
+        pub fn user_created(
             &self,
             payload: &super::super::user_events::UserCreated,
-        ) -> rt::Result<()> {
-            self.messenger.publish(events::USER_CREATED, payload).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::USER_CREATED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `user.created` with extra headers or a flow id.
-        pub async fn user_created_with(
+        pub fn user_created_with(
             &self,
             payload: &super::super::user_events::UserCreated,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::USER_CREATED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(&self.messenger, events::USER_CREATED, rt::encode_event(payload), options)
         }
     }
 
@@ -331,22 +348,26 @@ pub mod billing {
         /// Creates an invoice for `user_id` and publishes `user.created`.
         ///
         /// Calls RPC `create_invoice`.
-        pub async fn create_invoice(
+        pub fn create_invoice(
             &self,
             user_id: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>> {
-            self.create_invoice_with(::core::clone::Clone::clone(&self.options), user_id).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>>
+        > + ::core::marker::Send + '_ {
+            self.create_invoice_with(::core::clone::Clone::clone(&self.options), user_id)
         }
 
         /// Calls RPC `create_invoice` with per-call options (timeout, target instance, extra headers).
-        pub async fn create_invoice_with(
+        pub fn create_invoice_with(
             &self,
             options: rt::CallOptions,
             user_id: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(user_id))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Invoice, rt::RpcError<CreateInvoiceClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg::<::std::string::String>(
+                &::core::convert::Into::into(user_id)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -354,7 +375,7 @@ pub mod billing {
                 args,
                 options,
                 <CreateInvoiceClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

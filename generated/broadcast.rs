@@ -142,21 +142,13 @@ pub mod cache_service {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: super::CacheInvalidate = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_invalidate(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_invalidate", [events::CACHE_INVALIDATE], handler)
-                        .mode(rt::EventMode::Broadcast)
+                    rt::EventEntrypoint::with_fn(
+                        "on_invalidate",
+                        &[events::CACHE_INVALIDATE],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_invalidate,
+                    )
+                    .mode(rt::EventMode::Broadcast)
                 },
             ]
         }
@@ -165,6 +157,29 @@ pub mod cache_service {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: CacheService> CacheServiceServer<T> {
+        fn handle_event_on_invalidate(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let payload: super::CacheInvalidate = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_invalidate(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 
@@ -183,17 +198,30 @@ pub mod cache_service {
         /// Caches must drop an entry.
         ///
         /// Publishes `cache.invalidate`.
-        pub async fn cache_invalidate(&self, payload: &super::CacheInvalidate) -> rt::Result<()> {
-            self.messenger.publish(events::CACHE_INVALIDATE, payload).await
+        pub fn cache_invalidate(
+            &self,
+            payload: &super::CacheInvalidate,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::CACHE_INVALIDATE,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `cache.invalidate` with extra headers or a flow id.
-        pub async fn cache_invalidate_with(
+        pub fn cache_invalidate_with(
             &self,
             payload: &super::CacheInvalidate,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::CACHE_INVALIDATE, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::CACHE_INVALIDATE,
+                rt::encode_event(payload),
+                options,
+            )
         }
     }
 

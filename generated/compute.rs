@@ -187,20 +187,11 @@ pub mod compute_api {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("compute", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let x: i64 = rt::decode_arg("x", rt::next_arg(&mut args))?;
-                            match svc.compute(call.context, x).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "compute",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_compute,
+                    )
                     .param("x", true)
                 },
             ]
@@ -210,22 +201,14 @@ pub mod compute_api {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: rt::Json = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_thing(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_thing", [events::THING_HAPPENED], handler)
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
+                    rt::EventEntrypoint::with_fn(
+                        "on_thing",
+                        &[events::THING_HAPPENED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_thing,
+                    )
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(3)
                 },
             ]
         }
@@ -234,6 +217,36 @@ pub mod compute_api {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: ComputeApi> ComputeApiServer<T> {
+        fn handle_rpc_compute(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let x: i64 = match rt::decode_arg("x", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.compute(ctx, x).await, ComputeError::into_handler_error)
+            })
+        }
+
+        fn handle_event_on_thing(svc: &::std::sync::Arc<T>, event: rt::Event) -> rt::EventFuture {
+            let payload: rt::Json = match rt::decode_payload(&event.event_type, event.payload) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_thing(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 
@@ -252,17 +265,30 @@ pub mod compute_api {
         /// Published after a `thing_happened` event has been handled.
         ///
         /// Publishes `thing_processed`.
-        pub async fn thing_processed(&self, payload: &super::ThingProcessed) -> rt::Result<()> {
-            self.messenger.publish(events::THING_PROCESSED, payload).await
+        pub fn thing_processed(
+            &self,
+            payload: &super::ThingProcessed,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::THING_PROCESSED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `thing_processed` with extra headers or a flow id.
-        pub async fn thing_processed_with(
+        pub fn thing_processed_with(
             &self,
             payload: &super::ThingProcessed,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::THING_PROCESSED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::THING_PROCESSED,
+                rt::encode_event(payload),
+                options,
+            )
         }
     }
 
@@ -345,22 +371,17 @@ pub mod compute_api {
         /// Returns `x * 2` (computed by the service delegate).
         ///
         /// Calls RPC `compute`.
-        pub async fn compute(&self, x: i64) -> ::core::result::Result<
-            i64,
-            rt::RpcError<ComputeClientError>,
-        > {
-            self.compute_with(::core::clone::Clone::clone(&self.options), x).await
+        pub fn compute(&self, x: i64) -> impl ::core::future::Future<
+            Output = ::core::result::Result<i64, rt::RpcError<ComputeClientError>>
+        > + ::core::marker::Send + '_ {
+            self.compute_with(::core::clone::Clone::clone(&self.options), x)
         }
 
         /// Calls RPC `compute` with per-call options (timeout, target instance, extra headers).
-        pub async fn compute_with(
-            &self,
-            options: rt::CallOptions,
-            x: i64,
-        ) -> ::core::result::Result<i64, rt::RpcError<ComputeClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&x)?,
-            ];
+        pub fn compute_with(&self, options: rt::CallOptions, x: i64) -> impl ::core::future::Future<
+            Output = ::core::result::Result<i64, rt::RpcError<ComputeClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg(&x);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -368,7 +389,7 @@ pub mod compute_api {
                 args,
                 options,
                 <ComputeClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

@@ -1710,78 +1710,31 @@ pub mod features {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("create_widget", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let headers = call.headers.unwrap_or_default();
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let kind: super::Kind = rt::decode_arg(
-                                "kind",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let title: ::std::string::String = rt::decode_arg(
-                                "title",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let r#type: ::std::string::String = rt::decode_arg_or(
-                                "type",
-                                rt::next_arg(&mut args),
-                                || ::std::borrow::ToOwned::to_owned("plain"),
-                            )?;
-                            match svc.create_widget(
-                                call.context,
-                                headers,
-                                kind,
-                                title,
-                                r#type,
-                            ).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "create_widget",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_create_widget,
+                    )
                     .param("kind", true)
                     .param("title", true)
                     .param("type", false)
                     .include_headers(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("reset", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.reset(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "reset",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_reset,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                     .timeout(::core::time::Duration::from_secs(30))
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("find_widget", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let id: super::WidgetId = rt::decode_arg(
-                                "id",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.find_widget(call.context, id).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "find_widget",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_find_widget,
+                    )
                     .param("id", true)
                 },
             ]
@@ -1791,101 +1744,44 @@ pub mod features {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let headers = event.headers.unwrap_or_default();
-                            let decoded = match event.event_type.as_str() {
-                                events::WIDGET_CREATED => OnWidgetOrUserEvent::WidgetCreated(
-                                    rt::decode_payload(&event.event_type, event.payload)?
-                                ),
-                                events::USER_CREATED => OnWidgetOrUserEvent::UserCreated(
-                                    rt::decode_payload(&event.event_type, event.payload)?
-                                ),
-                                other => return ::core::result::Result::Err(
-                                    rt::HandlerError::client(
-                                        "INVALID_PAYLOAD",
-                                        ::std::format!(
-                                            "`{other}` is not an event type of `on_widget_or_user`"
-                                        ),
-                                    )
-                                ),
-                            };
-                            svc.on_widget_or_user(
-                                event.context,
-                                headers,
-                                decoded,
-                            ).await.map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new(
+                    rt::EventEntrypoint::with_fn(
                         "on_widget_or_user",
-                        [events::WIDGET_CREATED, events::USER_CREATED],
-                        handler,
+                        &[events::WIDGET_CREATED, events::USER_CREATED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_widget_or_user,
                     )
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(5)
-                        .include_headers(true)
-                        .timeout(::core::time::Duration::from_secs(600))
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(5)
+                    .include_headers(true)
+                    .timeout(::core::time::Duration::from_secs(600))
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: super::WidgetId = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_deleted_everywhere(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new(
+                    rt::EventEntrypoint::with_fn(
                         "on_deleted_everywhere",
-                        [events::WIDGET_DELETED],
-                        handler,
+                        &[events::WIDGET_DELETED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_deleted_everywhere,
                     )
-                        .mode(rt::EventMode::Broadcast)
+                    .mode(rt::EventMode::Broadcast)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: super::WidgetId = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_deleted_in_session(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new(
+                    rt::EventEntrypoint::with_fn(
                         "on_deleted_in_session",
-                        [events::WIDGET_DELETED],
-                        handler,
+                        &[events::WIDGET_DELETED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_deleted_in_session,
                     )
-                        .mode(rt::EventMode::InSession)
+                    .mode(rt::EventMode::InSession)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.on_configured(
-                                event.context,
-                                event.event_type,
-                                event.payload,
-                            ).await.map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::from_config("on_configured", "app.events.widgets", handler)
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
+                    rt::EventEntrypoint::from_config_with_fn(
+                        "on_configured",
+                        "app.events.widgets",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_configured,
+                    )
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(3)
                 },
             ]
         }
@@ -1894,164 +1790,81 @@ pub mod features {
         pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let kind: ::core::option::Option<super::Kind> = rt::query_param(
-                                &req,
-                                "kind",
-                            )?.unwrap_or_default();
-                            let limit: u32 = rt::query_param_or(&req, "limit", || 50_u32)?;
-                            match svc.list_widgets(req.context, kind, limit).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/widgets", handler)
-                        .version("v1")
-                        .name("list_widgets")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/widgets",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_list_widgets,
+                    )
+                    .version("v1")
+                    .name("list_widgets")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let body: super::Widget = req.json_body()?;
-                            match svc.post_widget(req.context, body).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(201, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::POST, "/widgets", handler)
-                        .version("v1")
-                        .name("post_widget")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::POST,
+                        "/widgets",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_post_widget,
+                    )
+                    .version("v1")
+                    .name("post_widget")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            let body: super::Widget = req.json_body()?;
-                            match svc.put_widget(req.context, id, body).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::PUT, "/widgets/{id}", handler)
-                        .version("v1")
-                        .name("put_widget")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::PUT,
+                        "/widgets/{id}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_put_widget,
+                    )
+                    .version("v1")
+                    .name("put_widget")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            let body: rt::Json = req.json_body()?;
-                            match svc.patch_widget(req.context, id, body).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
-                                    rt::empty_response(200)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::PATCH, "/widgets/{id}", handler)
-                        .version("v1")
-                        .name("patch_widget")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::PATCH,
+                        "/widgets/{id}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_patch_widget,
+                    )
+                    .version("v1")
+                    .name("patch_widget")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let id: super::WidgetId = rt::path_param(&req, "id")?;
-                            match svc.delete_widget(req.context, id).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
-                                    rt::empty_response(204)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::DELETE, "/widgets/{id}", handler)
-                        .version("v2")
-                        .name("delete_widget")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::DELETE,
+                        "/widgets/{id}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_delete_widget,
+                    )
+                    .version("v2")
+                    .name("delete_widget")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.ping(req.context).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::from_config(rt::Method::GET, "app.http.ping_path", handler)
-                        .name("ping")
+                    rt::HttpRoute::from_config_with_fn(
+                        rt::Method::GET,
+                        "app.http.ping_path",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_ping,
+                    )
+                    .name("ping")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.probe(req.context).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
-                                    rt::empty_response(200)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::HEAD, "/probe", handler)
-                        .name("probe")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::HEAD,
+                        "/probe",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_probe,
+                    )
+                    .name("probe")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.preflight(req.context).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
-                                    rt::empty_response(200)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::OPTIONS, "/widgets", handler)
-                        .name("preflight")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::OPTIONS,
+                        "/widgets",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_preflight,
+                    )
+                    .name("preflight")
                 },
             ]
         }
@@ -2060,80 +1873,457 @@ pub mod features {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("every_seconds", rt::Schedule::Every(::core::time::Duration::from_secs(30)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.every_seconds(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "every_seconds",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(30)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_every_seconds,
+                    )
                     .immediate(false)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("every_minutes", rt::Schedule::Every(::core::time::Duration::from_secs(300)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.every_minutes(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "every_minutes",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(300)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_every_minutes,
+                    )
                     .immediate(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("every_hour", rt::Schedule::Every(::core::time::Duration::from_secs(3600)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.every_hour(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "every_hour",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(3600)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_every_hour,
+                    )
                     .immediate(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("every_day", rt::Schedule::Every(::core::time::Duration::from_secs(86400)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.every_day(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "every_day",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(86400)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_every_day,
+                    )
                     .immediate(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("from_config", rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.tasks.interval")), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.from_config(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "from_config",
+                        rt::Schedule::EveryConfig(
+                            ::std::borrow::ToOwned::to_owned("app.tasks.interval")
+                        ),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_from_config,
+                    )
                     .immediate(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("cron_task", rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.cron_task(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "cron_task",
+                        rt::Schedule::Cron(
+                            ::std::borrow::ToOwned::to_owned("*/15 8-18 1,15 JAN-JUN MON-FRI")
+                        ),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_cron_task,
+                    )
                     .immediate(false)
                     .time_zone("Europe/Paris")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("cron_from_config", rt::Schedule::CronConfig(::std::borrow::ToOwned::to_owned("app.tasks.cron")), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.cron_from_config(run.context).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "cron_from_config",
+                        rt::Schedule::CronConfig(
+                            ::std::borrow::ToOwned::to_owned("app.tasks.cron")
+                        ),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_cron_from_config,
+                    )
                     .immediate(true)
                     .time_zone("UTC")
                 },
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: Features> FeaturesServer<T> {
+        fn handle_rpc_create_widget(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let headers = call.headers.unwrap_or_default();
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let kind: super::Kind = match rt::decode_arg("kind", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let title: ::std::string::String = match rt::decode_arg(
+                "title",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let r#type: ::std::string::String = match rt::decode_arg_or(
+                "type",
+                rt::next_arg(&mut args),
+                || ::std::borrow::ToOwned::to_owned("plain"),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.create_widget(ctx, headers, kind, title, r#type).await,
+                    CreateWidgetError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_reset(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.reset(ctx).await, ResetError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_find_widget(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let id: super::WidgetId = match rt::decode_arg("id", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.find_widget(ctx, id).await, FindWidgetError::into_handler_error)
+            })
+        }
+
+        fn handle_event_on_widget_or_user(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let headers = event.headers.unwrap_or_default();
+            let decoded = match event.event_type.as_str() {
+                events::WIDGET_CREATED => rt::decode_payload(&event.event_type, event.payload).map(
+                    OnWidgetOrUserEvent::WidgetCreated
+                ),
+                events::USER_CREATED => rt::decode_payload(
+                    &event.event_type,
+                    event.payload,
+                ).map(OnWidgetOrUserEvent::UserCreated),
+                other => ::core::result::Result::Err(
+                    rt::HandlerError::client(
+                        "INVALID_PAYLOAD",
+                        ::std::format!("`{other}` is not an event type of `on_widget_or_user`"),
+                    )
+                ),
+            };
+            let decoded = match decoded {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_widget_or_user(ctx, headers, decoded).await.map_err(
+                    rt::HandlerError::internal
+                )
+            })
+        }
+
+        fn handle_event_on_deleted_everywhere(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let payload: super::WidgetId = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_deleted_everywhere(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
+        }
+
+        fn handle_event_on_deleted_in_session(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let payload: super::WidgetId = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_deleted_in_session(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
+        }
+
+        fn handle_event_on_configured(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let event_type = event.event_type;
+            let payload = event.payload;
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_configured(ctx, event_type, payload).await.map_err(
+                    rt::HandlerError::internal
+                )
+            })
+        }
+
+        fn handle_http_list_widgets(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let kind: ::core::option::Option<super::Kind> = match rt::query_param(&req, "kind").map(
+                ::core::option::Option::unwrap_or_default
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let limit: u32 = match rt::query_param_or(&req, "limit", || 50_u32) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.list_widgets(ctx, kind, limit).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_post_widget(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let body: super::Widget = match req.json_body() {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.post_widget(ctx, body).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(201, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_put_widget(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let id: super::WidgetId = match rt::path_param(&req, "id") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let body: super::Widget = match req.json_body() {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.put_widget(ctx, id, body).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_patch_widget(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let id: super::WidgetId = match rt::path_param(&req, "id") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let body: rt::Json = match req.json_body() {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.patch_widget(ctx, id, body).await {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        rt::empty_response(200)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_delete_widget(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let id: super::WidgetId = match rt::path_param(&req, "id") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.delete_widget(ctx, id).await {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        rt::empty_response(204)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_ping(svc: &::std::sync::Arc<T>, req: rt::HttpRequest) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.ping(ctx).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_probe(svc: &::std::sync::Arc<T>, req: rt::HttpRequest) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.probe(ctx).await {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        rt::empty_response(200)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_preflight(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.preflight(ctx).await {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        rt::empty_response(200)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_task_every_seconds(
+            svc: &::std::sync::Arc<T>,
+            run: rt::TaskRun,
+        ) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.every_seconds(run.context).await.map_err(rt::HandlerError::internal)
+                }
+            )
+        }
+
+        fn handle_task_every_minutes(
+            svc: &::std::sync::Arc<T>,
+            run: rt::TaskRun,
+        ) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.every_minutes(run.context).await.map_err(rt::HandlerError::internal)
+                }
+            )
+        }
+
+        fn handle_task_every_hour(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move { svc.every_hour(run.context).await.map_err(rt::HandlerError::internal) }
+            )
+        }
+
+        fn handle_task_every_day(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move { svc.every_day(run.context).await.map_err(rt::HandlerError::internal) }
+            )
+        }
+
+        fn handle_task_from_config(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.from_config(run.context).await.map_err(rt::HandlerError::internal)
+                }
+            )
+        }
+
+        fn handle_task_cron_task(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move { svc.cron_task(run.context).await.map_err(rt::HandlerError::internal) }
+            )
+        }
+
+        fn handle_task_cron_from_config(
+            svc: &::std::sync::Arc<T>,
+            run: rt::TaskRun,
+        ) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.cron_from_config(run.context).await.map_err(rt::HandlerError::internal)
+                }
+            )
         }
     }
 
@@ -2152,33 +2342,49 @@ pub mod features {
         /// Event with a payload declared here.
         ///
         /// Publishes `widget.created`.
-        pub async fn widget_created(&self, payload: &super::Widget) -> rt::Result<()> {
-            self.messenger.publish(events::WIDGET_CREATED, payload).await
+        pub fn widget_created(
+            &self,
+            payload: &super::Widget,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::WIDGET_CREATED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `widget.created` with extra headers or a flow id.
-        pub async fn widget_created_with(
+        pub fn widget_created_with(
             &self,
             payload: &super::Widget,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::WIDGET_CREATED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(&self.messenger, events::WIDGET_CREATED, rt::encode_event(payload), options)
         }
 
         /// An event type written as a string.
         ///
         /// Publishes `widget.deleted`.
-        pub async fn widget_deleted(&self, payload: &super::WidgetId) -> rt::Result<()> {
-            self.messenger.publish(events::WIDGET_DELETED, payload).await
+        pub fn widget_deleted(
+            &self,
+            payload: &super::WidgetId,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::WIDGET_DELETED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `widget.deleted` with extra headers or a flow id.
-        pub async fn widget_deleted_with(
+        pub fn widget_deleted_with(
             &self,
             payload: &super::WidgetId,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::WIDGET_DELETED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(&self.messenger, events::WIDGET_DELETED, rt::encode_event(payload), options)
         }
     }
 
@@ -2371,33 +2577,32 @@ pub mod features {
         /// Several parameters, a default, errors from here and from an import, headers.
         ///
         /// Calls RPC `create_widget`.
-        pub async fn create_widget(
+        pub fn create_widget(
             &self,
             kind: super::Kind,
             title: impl ::core::convert::Into<::std::string::String>,
             r#type: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
-            self.create_widget_with(
-                ::core::clone::Clone::clone(&self.options),
-                kind,
-                title,
-                r#type,
-            ).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>>
+        > + ::core::marker::Send + '_ {
+            self.create_widget_with(::core::clone::Clone::clone(&self.options), kind, title, r#type)
         }
 
         /// Calls RPC `create_widget` with per-call options (timeout, target instance, extra headers).
-        pub async fn create_widget_with(
+        pub fn create_widget_with(
             &self,
             options: rt::CallOptions,
             kind: super::Kind,
             title: impl ::core::convert::Into<::std::string::String>,
             r#type: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&kind)?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(title))?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(r#type))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Widget, rt::RpcError<CreateWidgetClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(3).arg(&kind).arg::<::std::string::String>(
+                &::core::convert::Into::into(title)
+            ).arg::<::std::string::String>(
+                &::core::convert::Into::into(r#type)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2405,22 +2610,23 @@ pub mod features {
                 args,
                 options,
                 <CreateWidgetClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// No return value (`null` on the wire), no parameters; a handler timeout of its own.
         ///
         /// Calls RPC `reset`.
-        pub async fn reset(&self) -> ::core::result::Result<(), rt::RpcError<ResetClientError>> {
-            self.reset_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn reset(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<ResetClientError>>
+        > + ::core::marker::Send + '_ {
+            self.reset_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `reset` with per-call options (timeout, target instance, extra headers).
-        pub async fn reset_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            (),
-            rt::RpcError<ResetClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn reset_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<ResetClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2428,31 +2634,33 @@ pub mod features {
                 args,
                 options,
                 <ResetClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Returns an optional.
         ///
         /// Calls RPC `find_widget`.
-        pub async fn find_widget(&self, id: super::WidgetId) -> ::core::result::Result<
-            ::core::option::Option<super::Widget>,
-            rt::RpcError<FindWidgetClientError>,
-        > {
-            self.find_widget_with(::core::clone::Clone::clone(&self.options), id).await
+        pub fn find_widget(&self, id: super::WidgetId) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::core::option::Option<super::Widget>,
+                rt::RpcError<FindWidgetClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.find_widget_with(::core::clone::Clone::clone(&self.options), id)
         }
 
         /// Calls RPC `find_widget` with per-call options (timeout, target instance, extra headers).
-        pub async fn find_widget_with(
+        pub fn find_widget_with(
             &self,
             options: rt::CallOptions,
             id: super::WidgetId,
-        ) -> ::core::result::Result<
-            ::core::option::Option<super::Widget>,
-            rt::RpcError<FindWidgetClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(&id)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::core::option::Option<super::Widget>,
+                rt::RpcError<FindWidgetClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg(&id);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2460,7 +2668,7 @@ pub mod features {
                 args,
                 options,
                 <FindWidgetClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Opens a session with one instance of the service: events published through the
@@ -2486,8 +2694,16 @@ pub mod features {
         /// An event type written as a string.
         ///
         /// Publishes `widget.deleted` to the session's instance.
-        pub async fn widget_deleted(&self, payload: &super::WidgetId) -> rt::Result<()> {
-            self.session.publish(events::WIDGET_DELETED, payload).await
+        pub fn widget_deleted(
+            &self,
+            payload: &super::WidgetId,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish_session(
+                &self.session,
+                events::WIDGET_DELETED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
     }
 }

@@ -154,18 +154,11 @@ pub mod heartbeat_service {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("ping", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.ping(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "ping",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_ping,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
             ]
@@ -181,6 +174,19 @@ pub mod heartbeat_service {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: HeartbeatService> HeartbeatServiceServer<T> {
+        fn handle_rpc_ping(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.ping(ctx).await, PingError::into_handler_error)
+            })
         }
     }
 
@@ -263,19 +269,17 @@ pub mod heartbeat_service {
         /// Returns `"pong"`.
         ///
         /// Calls RPC `ping`.
-        pub async fn ping(&self) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<PingClientError>,
-        > {
-            self.ping_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn ping(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, rt::RpcError<PingClientError>>
+        > + ::core::marker::Send + '_ {
+            self.ping_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `ping` with per-call options (timeout, target instance, extra headers).
-        pub async fn ping_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            ::std::string::String,
-            rt::RpcError<PingClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn ping_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<::std::string::String, rt::RpcError<PingClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -283,7 +287,7 @@ pub mod heartbeat_service {
                 args,
                 options,
                 <PingClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

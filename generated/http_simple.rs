@@ -778,93 +778,44 @@ pub mod http_simple {
         pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.health(req.context).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/health", handler)
-                        .version("v1")
-                        .name("health")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/health",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_health,
+                    )
+                    .version("v1")
+                    .name("health")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let body: super::NewItem = req.json_body()?;
-                            match svc.create_item(req.context, body).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(201, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::POST, "/items", handler)
-                        .version("v1")
-                        .name("create_item")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::POST,
+                        "/items",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_create_item,
+                    )
+                    .version("v1")
+                    .name("create_item")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let id: u64 = rt::path_param(&req, "id")?;
-                            let deleted: bool = rt::query_param_or(&req, "deleted", || false)?;
-                            match svc.get_item(req.context, id, deleted).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/items/{id}", handler)
-                        .version("v1")
-                        .name("get_item")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/items/{id}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_get_item,
+                    )
+                    .version("v1")
+                    .name("get_item")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let owner: ::std::string::String = rt::path_param(&req, "owner")?;
-                            let limit: u32 = rt::query_param_or(&req, "limit", || 20_u32)?;
-                            let order: super::Order = rt::query_param_or(
-                                &req,
-                                "order",
-                                || super::Order::Asc,
-                            )?;
-                            let cursor: ::core::option::Option<
-                                ::std::string::String
-                            > = rt::query_param(&req, "cursor")?.unwrap_or_default();
-                            match svc.list_items(req.context, owner, limit, order, cursor).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/owners/{owner}/items", handler)
-                        .version("v1")
-                        .name("list_items")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/owners/{owner}/items",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_list_items,
+                    )
+                    .version("v1")
+                    .name("list_items")
                 },
             ]
         }
@@ -873,6 +824,113 @@ pub mod http_simple {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: HttpSimple> HttpSimpleServer<T> {
+        fn handle_http_health(svc: &::std::sync::Arc<T>, req: rt::HttpRequest) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.health(ctx).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_create_item(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let body: super::NewItem = match req.json_body() {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.create_item(ctx, body).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(201, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_get_item(svc: &::std::sync::Arc<T>, req: rt::HttpRequest) -> rt::HttpFuture {
+            let id: u64 = match rt::path_param(&req, "id") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let deleted: bool = match rt::query_param_or(&req, "deleted", || false) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.get_item(ctx, id, deleted).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_list_items(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let owner: ::std::string::String = match rt::path_param(&req, "owner") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let limit: u32 = match rt::query_param_or(&req, "limit", || 20_u32) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let order: super::Order = match rt::query_param_or(
+                &req,
+                "order",
+                || super::Order::Asc,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let cursor: ::core::option::Option<
+                ::std::string::String
+            > = match rt::query_param(&req, "cursor").map(
+                ::core::option::Option::unwrap_or_default
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.list_items(ctx, owner, limit, order, cursor).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
         }
     }
 

@@ -239,33 +239,19 @@ pub mod orders_worker {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("open_warehouse", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.open_warehouse(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "open_warehouse",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_open_warehouse,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("shipped", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.shipped(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "shipped",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_shipped,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
             ]
@@ -275,22 +261,14 @@ pub mod orders_worker {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: super::OrderPlaced = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_order_placed(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_order_placed", [events::ORDER_PLACED], handler)
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
+                    rt::EventEntrypoint::with_fn(
+                        "on_order_placed",
+                        &[events::ORDER_PLACED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_order_placed,
+                    )
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(3)
                 },
             ]
         }
@@ -299,6 +277,45 @@ pub mod orders_worker {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: OrdersWorker> OrdersWorkerServer<T> {
+        fn handle_rpc_open_warehouse(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.open_warehouse(ctx).await, OpenWarehouseError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_shipped(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.shipped(ctx).await, ShippedError::into_handler_error)
+            })
+        }
+
+        fn handle_event_on_order_placed(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let payload: super::OrderPlaced = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_order_placed(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 
@@ -413,19 +430,17 @@ pub mod orders_worker {
         /// Opens the warehouse: orders handled from now on ship.
         ///
         /// Calls RPC `open_warehouse`.
-        pub async fn open_warehouse(&self) -> ::core::result::Result<
-            (),
-            rt::RpcError<OpenWarehouseClientError>,
-        > {
-            self.open_warehouse_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn open_warehouse(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<OpenWarehouseClientError>>
+        > + ::core::marker::Send + '_ {
+            self.open_warehouse_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `open_warehouse` with per-call options (timeout, target instance, extra headers).
-        pub async fn open_warehouse_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            (),
-            rt::RpcError<OpenWarehouseClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn open_warehouse_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<OpenWarehouseClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -433,25 +448,29 @@ pub mod orders_worker {
                 args,
                 options,
                 <OpenWarehouseClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// The ids of the orders shipped so far, oldest first.
         ///
         /// Calls RPC `shipped`.
-        pub async fn shipped(&self) -> ::core::result::Result<
-            ::std::vec::Vec<::std::string::String>,
-            rt::RpcError<ShippedClientError>,
-        > {
-            self.shipped_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn shipped(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                rt::RpcError<ShippedClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.shipped_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `shipped` with per-call options (timeout, target instance, extra headers).
-        pub async fn shipped_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            ::std::vec::Vec<::std::string::String>,
-            rt::RpcError<ShippedClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn shipped_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                rt::RpcError<ShippedClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -459,7 +478,7 @@ pub mod orders_worker {
                 args,
                 options,
                 <ShippedClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

@@ -530,109 +530,52 @@ pub mod proto_svc {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("echo", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let text: ::std::string::String = rt::decode_arg(
-                                "text",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let n: i64 = rt::decode_arg("n", rt::next_arg(&mut args))?;
-                            match svc.echo(call.context, text, n).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "echo",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_echo,
+                    )
                     .param("text", true)
                     .param("n", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("client_err", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.client_err(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "client_err",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_client_err,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("boom", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.boom(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "boom",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_boom,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("ret_none", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.ret_none(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "ret_none",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_ret_none,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("types", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.types(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "types",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_types,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("model_arg", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let item: super::Item = rt::decode_arg(
-                                "item",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let other: ::core::option::Option<super::Item> = rt::decode_arg(
-                                "other",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.model_arg(call.context, item, other).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "model_arg",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_model_arg,
+                    )
                     .param("item", true)
                     .param("other", false)
                 },
@@ -649,6 +592,83 @@ pub mod proto_svc {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: ProtoSvc> ProtoSvcServer<T> {
+        fn handle_rpc_echo(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let text: ::std::string::String = match rt::decode_arg(
+                "text",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let n: i64 = match rt::decode_arg("n", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.echo(ctx, text, n).await, EchoError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_client_err(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.client_err(ctx).await, ClientErrError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_boom(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.boom(ctx).await, BoomError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_ret_none(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.ret_none(ctx).await, RetNoneError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_types(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.types(ctx).await, TypesError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_model_arg(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let item: super::Item = match rt::decode_arg("item", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let other: ::core::option::Option<super::Item> = match rt::decode_arg(
+                "other",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.model_arg(ctx, item, other).await, ModelArgError::into_handler_error)
+            })
         }
     }
 
@@ -905,25 +925,28 @@ pub mod proto_svc {
         /// Returns `{"args": [...], "kwargs": {...}}` as received (the Python side takes `*args`).
         ///
         /// Calls RPC `echo`.
-        pub async fn echo(
+        pub fn echo(
             &self,
             text: impl ::core::convert::Into<::std::string::String>,
             n: i64,
-        ) -> ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>> {
-            self.echo_with(::core::clone::Clone::clone(&self.options), text, n).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>>
+        > + ::core::marker::Send + '_ {
+            self.echo_with(::core::clone::Clone::clone(&self.options), text, n)
         }
 
         /// Calls RPC `echo` with per-call options (timeout, target instance, extra headers).
-        pub async fn echo_with(
+        pub fn echo_with(
             &self,
             options: rt::CallOptions,
             text: impl ::core::convert::Into<::std::string::String>,
             n: i64,
-        ) -> ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(text))?,
-                rt::encode_arg(&n)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Echoed, rt::RpcError<EchoClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(2).arg::<::std::string::String>(
+                &::core::convert::Into::into(text)
+            ).arg(&n);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -931,25 +954,23 @@ pub mod proto_svc {
                 args,
                 options,
                 <EchoClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Returns client error `NOT_FOUND` / `no such thing`.
         ///
         /// Calls RPC `client_err`.
-        pub async fn client_err(&self) -> ::core::result::Result<
-            (),
-            rt::RpcError<ClientErrClientError>,
-        > {
-            self.client_err_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn client_err(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<ClientErrClientError>>
+        > + ::core::marker::Send + '_ {
+            self.client_err_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `client_err` with per-call options (timeout, target instance, extra headers).
-        pub async fn client_err_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            (),
-            rt::RpcError<ClientErrClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn client_err_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<ClientErrClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -957,22 +978,23 @@ pub mod proto_svc {
                 args,
                 options,
                 <ClientErrClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Raises `RuntimeError("kaboom")`: a server error.
         ///
         /// Calls RPC `boom`.
-        pub async fn boom(&self) -> ::core::result::Result<(), rt::RpcError<BoomClientError>> {
-            self.boom_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn boom(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<BoomClientError>>
+        > + ::core::marker::Send + '_ {
+            self.boom_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `boom` with per-call options (timeout, target instance, extra headers).
-        pub async fn boom_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            (),
-            rt::RpcError<BoomClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn boom_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<BoomClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -980,25 +1002,23 @@ pub mod proto_svc {
                 args,
                 options,
                 <BoomClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Returns `None`.
         ///
         /// Calls RPC `ret_none`.
-        pub async fn ret_none(&self) -> ::core::result::Result<
-            (),
-            rt::RpcError<RetNoneClientError>,
-        > {
-            self.ret_none_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn ret_none(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<RetNoneClientError>>
+        > + ::core::marker::Send + '_ {
+            self.ret_none_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `ret_none` with per-call options (timeout, target instance, extra headers).
-        pub async fn ret_none_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            (),
-            rt::RpcError<RetNoneClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn ret_none_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<(), rt::RpcError<RetNoneClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -1006,25 +1026,23 @@ pub mod proto_svc {
                 args,
                 options,
                 <RetNoneClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Returns one value of each special type.
         ///
         /// Calls RPC `types`.
-        pub async fn types(&self) -> ::core::result::Result<
-            super::Types,
-            rt::RpcError<TypesClientError>,
-        > {
-            self.types_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn types(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Types, rt::RpcError<TypesClientError>>
+        > + ::core::marker::Send + '_ {
+            self.types_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `types` with per-call options (timeout, target instance, extra headers).
-        pub async fn types_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            super::Types,
-            rt::RpcError<TypesClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn types_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Types, rt::RpcError<TypesClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -1032,31 +1050,32 @@ pub mod proto_svc {
                 args,
                 options,
                 <TypesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Takes pydantic models; `other` may be left out.
         ///
         /// Calls RPC `model_arg`.
-        pub async fn model_arg(
+        pub fn model_arg(
             &self,
             item: super::Item,
             other: ::core::option::Option<super::Item>,
-        ) -> ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
-            self.model_arg_with(::core::clone::Clone::clone(&self.options), item, other).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>>
+        > + ::core::marker::Send + '_ {
+            self.model_arg_with(::core::clone::Clone::clone(&self.options), item, other)
         }
 
         /// Calls RPC `model_arg` with per-call options (timeout, target instance, extra headers).
-        pub async fn model_arg_with(
+        pub fn model_arg_with(
             &self,
             options: rt::CallOptions,
             item: super::Item,
             other: ::core::option::Option<super::Item>,
-        ) -> ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&item)?,
-                rt::encode_arg(&other)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::ModelArg, rt::RpcError<ModelArgClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(2).arg(&item).arg(&other);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -1064,7 +1083,7 @@ pub mod proto_svc {
                 args,
                 options,
                 <ModelArgClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

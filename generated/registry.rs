@@ -1600,224 +1600,82 @@ pub mod service_registry {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("get_services", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let status: ::core::option::Option<
-                                ::std::string::String
-                            > = rt::decode_arg(
-                                "status",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.get_services(call.context, status).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "get_services",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_get_services,
+                    )
                     .param("status", false)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("list_instances", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let service_name: ::std::string::String = rt::decode_arg(
-                                "service_name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.list_instances(call.context, service_name).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "list_instances",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_list_instances,
+                    )
                     .param("service_name", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("list_failed_messages", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let service_name: ::std::string::String = rt::decode_arg(
-                                "service_name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let name: ::std::string::String = rt::decode_arg(
-                                "name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let limit: i64 = rt::decode_arg("limit", rt::next_arg(&mut args))?;
-                            match svc.list_failed_messages(
-                                call.context,
-                                service_name,
-                                name,
-                                limit,
-                            ).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "list_failed_messages",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_list_failed_messages,
+                    )
                     .param("service_name", true)
                     .param("name", true)
                     .param("limit", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("replay_failed_messages", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let service_name: ::std::string::String = rt::decode_arg(
-                                "service_name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let name: ::std::string::String = rt::decode_arg(
-                                "name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let count: i64 = rt::decode_arg("count", rt::next_arg(&mut args))?;
-                            match svc.replay_failed_messages(
-                                call.context,
-                                service_name,
-                                name,
-                                count,
-                            ).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "replay_failed_messages",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_replay_failed_messages,
+                    )
                     .param("service_name", true)
                     .param("name", true)
                     .param("count", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("drop_failed_messages", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let service_name: ::std::string::String = rt::decode_arg(
-                                "service_name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let name: ::std::string::String = rt::decode_arg(
-                                "name",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let count: i64 = rt::decode_arg("count", rt::next_arg(&mut args))?;
-                            match svc.drop_failed_messages(
-                                call.context,
-                                service_name,
-                                name,
-                                count,
-                            ).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "drop_failed_messages",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_drop_failed_messages,
+                    )
                     .param("service_name", true)
                     .param("name", true)
                     .param("count", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("get_events", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.get_events(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "get_events",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_get_events,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("get_filtered_events", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let filter_field: ::std::string::String = rt::decode_arg(
-                                "filter_field",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let value: ::std::string::String = rt::decode_arg(
-                                "value",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.get_filtered_events(call.context, filter_field, value).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "get_filtered_events",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_get_filtered_events,
+                    )
                     .param("filter_field", true)
                     .param("value", true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("get_exceptions", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.get_exceptions(call.context).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "get_exceptions",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_get_exceptions,
+                    )
                     .params(::std::vec::Vec::<::std::string::String>::new())
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("get_filtered_exceptions", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let filter_field: ::std::string::String = rt::decode_arg(
-                                "filter_field",
-                                rt::next_arg(&mut args),
-                            )?;
-                            let value: ::std::string::String = rt::decode_arg(
-                                "value",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.get_filtered_exceptions(
-                                call.context,
-                                filter_field,
-                                value,
-                            ).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "get_filtered_exceptions",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_get_filtered_exceptions,
+                    )
                     .param("filter_field", true)
                     .param("value", true)
                 },
@@ -1834,179 +1692,76 @@ pub mod service_registry {
         pub fn http_routes(&self) -> ::std::vec::Vec<rt::HttpRoute> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let service_name: ::std::string::String = rt::path_param(
-                                &req,
-                                "service_name",
-                            )?;
-                            match svc.live(req.context, service_name).await {
-                                ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
-                                    rt::empty_response(200)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/live/{service_name}", handler)
-                        .name("live")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/live/{service_name}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_live,
+                    )
+                    .name("live")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let service_name: ::std::string::String = rt::path_param(
-                                &req,
-                                "service_name",
-                            )?;
-                            match svc.http_list_instances(req.context, service_name).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/instances/{service_name}", handler)
-                        .name("http_list_instances")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/instances/{service_name}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_list_instances,
+                    )
+                    .name("http_list_instances")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.http_get_services(req.context).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/services", handler)
-                        .name("http_get_services")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/services",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_services,
+                    )
+                    .name("http_get_services")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let status: ::std::string::String = rt::path_param(&req, "status")?;
-                            match svc.http_get_services_by_status(req.context, status).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/services/{status}", handler)
-                        .name("http_get_services_by_status")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/services/{status}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_services_by_status,
+                    )
+                    .name("http_get_services_by_status")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.http_get_events(req.context).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/events", handler)
-                        .name("http_get_events")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/events",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_events,
+                    )
+                    .name("http_get_events")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let filter_field: ::std::string::String = rt::path_param(
-                                &req,
-                                "filter_field",
-                            )?;
-                            let value: ::std::string::String = rt::path_param(&req, "value")?;
-                            match svc.http_get_filtered_events(
-                                req.context,
-                                filter_field,
-                                value,
-                            ).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/events/{filter_field}/{value}", handler)
-                        .name("http_get_filtered_events")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/events/{filter_field}/{value}",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_filtered_events,
+                    )
+                    .name("http_get_filtered_events")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            match svc.http_get_exceptions(req.context).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(rt::Method::GET, "/exceptions", handler)
-                        .name("http_get_exceptions")
+                    rt::HttpRoute::with_fn(
+                        rt::Method::GET,
+                        "/exceptions",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_exceptions,
+                    )
+                    .name("http_get_exceptions")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |req: rt::HttpRequest| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let filter_field: ::std::string::String = rt::path_param(
-                                &req,
-                                "filter_field",
-                            )?;
-                            let value: ::std::string::String = rt::path_param(&req, "value")?;
-                            match svc.http_get_filtered_exceptions(
-                                req.context,
-                                filter_field,
-                                value,
-                            ).await {
-                                ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
-                                    rt::json_response(200, &value)
-                                ),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_http_error()
-                                ),
-                            }
-                        }
-                    };
-                    rt::HttpRoute::new(
+                    rt::HttpRoute::with_fn(
                         rt::Method::GET,
                         "/exceptions/{filter_field}/{value}",
-                        handler,
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_http_http_get_filtered_exceptions,
                     )
-                        .name("http_get_filtered_exceptions")
+                    .name("http_get_filtered_exceptions")
                 },
             ]
         }
@@ -2015,18 +1770,411 @@ pub mod service_registry {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("monitor_instance_statuses", rt::Schedule::Every(::core::time::Duration::from_secs(5)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.monitor_instance_statuses(run.context).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "monitor_instance_statuses",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(5)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_monitor_instance_statuses,
+                    )
                     .immediate(false)
                 },
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: ServiceRegistry> ServiceRegistryServer<T> {
+        fn handle_rpc_get_services(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let status: ::core::option::Option<::std::string::String> = match rt::decode_arg(
+                "status",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.get_services(ctx, status).await, GetServicesError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_list_instances(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let service_name: ::std::string::String = match rt::decode_arg(
+                "service_name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.list_instances(ctx, service_name).await,
+                    ListInstancesError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_list_failed_messages(
+            svc: &::std::sync::Arc<T>,
+            call: rt::Call,
+        ) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let service_name: ::std::string::String = match rt::decode_arg(
+                "service_name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let name: ::std::string::String = match rt::decode_arg(
+                "name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let limit: i64 = match rt::decode_arg("limit", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.list_failed_messages(ctx, service_name, name, limit).await,
+                    ListFailedMessagesError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_replay_failed_messages(
+            svc: &::std::sync::Arc<T>,
+            call: rt::Call,
+        ) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let service_name: ::std::string::String = match rt::decode_arg(
+                "service_name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let name: ::std::string::String = match rt::decode_arg(
+                "name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let count: i64 = match rt::decode_arg("count", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.replay_failed_messages(ctx, service_name, name, count).await,
+                    ReplayFailedMessagesError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_drop_failed_messages(
+            svc: &::std::sync::Arc<T>,
+            call: rt::Call,
+        ) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let service_name: ::std::string::String = match rt::decode_arg(
+                "service_name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let name: ::std::string::String = match rt::decode_arg(
+                "name",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let count: i64 = match rt::decode_arg("count", rt::next_arg(&mut args)) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.drop_failed_messages(ctx, service_name, name, count).await,
+                    DropFailedMessagesError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_get_events(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.get_events(ctx).await, GetEventsError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_get_filtered_events(
+            svc: &::std::sync::Arc<T>,
+            call: rt::Call,
+        ) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let filter_field: ::std::string::String = match rt::decode_arg(
+                "filter_field",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let value: ::std::string::String = match rt::decode_arg(
+                "value",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.get_filtered_events(ctx, filter_field, value).await,
+                    GetFilteredEventsError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_rpc_get_exceptions(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.get_exceptions(ctx).await, GetExceptionsError::into_handler_error)
+            })
+        }
+
+        fn handle_rpc_get_filtered_exceptions(
+            svc: &::std::sync::Arc<T>,
+            call: rt::Call,
+        ) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let filter_field: ::std::string::String = match rt::decode_arg(
+                "filter_field",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let value: ::std::string::String = match rt::decode_arg(
+                "value",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.get_filtered_exceptions(ctx, filter_field, value).await,
+                    GetFilteredExceptionsError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_http_live(svc: &::std::sync::Arc<T>, req: rt::HttpRequest) -> rt::HttpFuture {
+            let service_name: ::std::string::String = match rt::path_param(&req, "service_name") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.live(ctx, service_name).await {
+                    ::core::result::Result::Ok(()) => ::core::result::Result::Ok(
+                        rt::empty_response(200)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_list_instances(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let service_name: ::std::string::String = match rt::path_param(&req, "service_name") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_list_instances(ctx, service_name).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_services(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_services(ctx).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_services_by_status(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let status: ::std::string::String = match rt::path_param(&req, "status") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_services_by_status(ctx, status).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_events(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_events(ctx).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_filtered_events(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let filter_field: ::std::string::String = match rt::path_param(&req, "filter_field") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let value: ::std::string::String = match rt::path_param(&req, "value") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_filtered_events(ctx, filter_field, value).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_exceptions(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_exceptions(ctx).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_http_http_get_filtered_exceptions(
+            svc: &::std::sync::Arc<T>,
+            req: rt::HttpRequest,
+        ) -> rt::HttpFuture {
+            let filter_field: ::std::string::String = match rt::path_param(&req, "filter_field") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let value: ::std::string::String = match rt::path_param(&req, "value") {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::http_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = req.context;
+            ::std::boxed::Box::pin(async move {
+                match svc.http_get_filtered_exceptions(ctx, filter_field, value).await {
+                    ::core::result::Result::Ok(value) => ::core::result::Result::Ok(
+                        rt::json_response(200, &value)
+                    ),
+                    ::core::result::Result::Err(error) => ::core::result::Result::Err(
+                        error.into_http_error()
+                    ),
+                }
+            })
+        }
+
+        fn handle_task_monitor_instance_statuses(
+            svc: &::std::sync::Arc<T>,
+            run: rt::TaskRun,
+        ) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.monitor_instance_statuses(run.context).await.map_err(
+                        rt::HandlerError::internal
+                    )
+                }
+            )
         }
     }
 
@@ -2045,89 +2193,117 @@ pub mod service_registry {
         /// An instance registered (or registered again).
         ///
         /// Publishes `registry.instance.registered`.
-        pub async fn registry_instance_registered(
+        pub fn registry_instance_registered(
             &self,
             payload: &super::InstanceRegistered,
-        ) -> rt::Result<()> {
-            self.messenger.publish(events::REGISTRY_INSTANCE_REGISTERED, payload).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::REGISTRY_INSTANCE_REGISTERED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `registry.instance.registered` with extra headers or a flow id.
-        pub async fn registry_instance_registered_with(
+        pub fn registry_instance_registered_with(
             &self,
             payload: &super::InstanceRegistered,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
                 events::REGISTRY_INSTANCE_REGISTERED,
-                payload,
+                rt::encode_event(payload),
                 options,
-            ).await
+            )
         }
 
         /// An instance unregistered at graceful shutdown.
         ///
         /// Publishes `registry.instance.deregistered`.
-        pub async fn registry_instance_deregistered(
+        pub fn registry_instance_deregistered(
             &self,
             payload: &super::InstanceDeregistered,
-        ) -> rt::Result<()> {
-            self.messenger.publish(events::REGISTRY_INSTANCE_DEREGISTERED, payload).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::REGISTRY_INSTANCE_DEREGISTERED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `registry.instance.deregistered` with extra headers or a flow id.
-        pub async fn registry_instance_deregistered_with(
+        pub fn registry_instance_deregistered_with(
             &self,
             payload: &super::InstanceDeregistered,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
                 events::REGISTRY_INSTANCE_DEREGISTERED,
-                payload,
+                rt::encode_event(payload),
                 options,
-            ).await
+            )
         }
 
         /// An instance changed status (after a heartbeat, or found by the 5 s monitor).
         ///
         /// Publishes `registry.instance.status_changed`.
-        pub async fn registry_instance_status_changed(
+        pub fn registry_instance_status_changed(
             &self,
             payload: &super::StatusChanged,
-        ) -> rt::Result<()> {
-            self.messenger.publish(events::REGISTRY_INSTANCE_STATUS_CHANGED, payload).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::REGISTRY_INSTANCE_STATUS_CHANGED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `registry.instance.status_changed` with extra headers or a flow id.
-        pub async fn registry_instance_status_changed_with(
+        pub fn registry_instance_status_changed_with(
             &self,
             payload: &super::StatusChanged,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
                 events::REGISTRY_INSTANCE_STATUS_CHANGED,
-                payload,
+                rt::encode_event(payload),
                 options,
-            ).await
+            )
         }
 
         /// An exception record was stored.
         ///
         /// Publishes `registry.exception.recorded`.
-        pub async fn registry_exception_recorded(
+        pub fn registry_exception_recorded(
             &self,
             payload: &super::ExceptionRecord,
-        ) -> rt::Result<()> {
-            self.messenger.publish(events::REGISTRY_EXCEPTION_RECORDED, payload).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::REGISTRY_EXCEPTION_RECORDED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `registry.exception.recorded` with extra headers or a flow id.
-        pub async fn registry_exception_recorded_with(
+        pub fn registry_exception_recorded_with(
             &self,
             payload: &super::ExceptionRecord,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::REGISTRY_EXCEPTION_RECORDED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::REGISTRY_EXCEPTION_RECORDED,
+                rt::encode_event(payload),
+                options,
+            )
         }
     }
 
@@ -2579,22 +2755,24 @@ pub mod service_registry {
         /// Every service and instance, optionally only those with a status.
         ///
         /// Calls RPC `get_services`.
-        pub async fn get_services(
+        pub fn get_services(
             &self,
             status: ::core::option::Option<::std::string::String>,
-        ) -> ::core::result::Result<super::Services, rt::RpcError<GetServicesClientError>> {
-            self.get_services_with(::core::clone::Clone::clone(&self.options), status).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Services, rt::RpcError<GetServicesClientError>>
+        > + ::core::marker::Send + '_ {
+            self.get_services_with(::core::clone::Clone::clone(&self.options), status)
         }
 
         /// Calls RPC `get_services` with per-call options (timeout, target instance, extra headers).
-        pub async fn get_services_with(
+        pub fn get_services_with(
             &self,
             options: rt::CallOptions,
             status: ::core::option::Option<::std::string::String>,
-        ) -> ::core::result::Result<super::Services, rt::RpcError<GetServicesClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&status)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<super::Services, rt::RpcError<GetServicesClientError>>
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg(&status);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2602,36 +2780,38 @@ pub mod service_registry {
                 args,
                 options,
                 <GetServicesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Sorted ids of the active or degraded instances of a service; `[]` if unknown.
         ///
         /// Calls RPC `list_instances`.
-        pub async fn list_instances(
+        pub fn list_instances(
             &self,
             service_name: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<::std::string::String>,
-            rt::RpcError<ListInstancesClientError>,
-        > {
-            self.list_instances_with(::core::clone::Clone::clone(&self.options), service_name).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                rt::RpcError<ListInstancesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.list_instances_with(::core::clone::Clone::clone(&self.options), service_name)
         }
 
         /// Calls RPC `list_instances` with per-call options (timeout, target instance, extra headers).
-        pub async fn list_instances_with(
+        pub fn list_instances_with(
             &self,
             options: rt::CallOptions,
             service_name: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<::std::string::String>,
-            rt::RpcError<ListInstancesClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(service_name)
-                )?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                rt::RpcError<ListInstancesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg::<::std::string::String>(
+                &::core::convert::Into::into(service_name)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2639,48 +2819,48 @@ pub mod service_registry {
                 args,
                 options,
                 <ListInstancesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Peeks at the failed queue `{service_name}.{name}.failed` (needs `registry.failed_messages:
         /// read` or `manage`).
         ///
         /// Calls RPC `list_failed_messages`.
-        pub async fn list_failed_messages(
+        pub fn list_failed_messages(
             &self,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             limit: i64,
-        ) -> ::core::result::Result<
-            super::FailedMessages,
-            rt::RpcError<ListFailedMessagesClientError>,
-        > {
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::FailedMessages,
+                rt::RpcError<ListFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
             self.list_failed_messages_with(
                 ::core::clone::Clone::clone(&self.options),
                 service_name,
                 name,
                 limit,
-            ).await
+            )
         }
 
         /// Calls RPC `list_failed_messages` with per-call options (timeout, target instance, extra headers).
-        pub async fn list_failed_messages_with(
+        pub fn list_failed_messages_with(
             &self,
             options: rt::CallOptions,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             limit: i64,
-        ) -> ::core::result::Result<
-            super::FailedMessages,
-            rt::RpcError<ListFailedMessagesClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(service_name)
-                )?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(name))?,
-                rt::encode_arg(&limit)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::FailedMessages,
+                rt::RpcError<ListFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(3).arg::<::std::string::String>(
+                &::core::convert::Into::into(service_name)
+            ).arg::<::std::string::String>(&::core::convert::Into::into(name)).arg(&limit);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2688,48 +2868,48 @@ pub mod service_registry {
                 args,
                 options,
                 <ListFailedMessagesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Republishes up to `count` failed messages on `event_exchange` with routing key `name`
         /// (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `replay_failed_messages`.
-        pub async fn replay_failed_messages(
+        pub fn replay_failed_messages(
             &self,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> ::core::result::Result<
-            super::Replayed,
-            rt::RpcError<ReplayFailedMessagesClientError>,
-        > {
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::Replayed,
+                rt::RpcError<ReplayFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
             self.replay_failed_messages_with(
                 ::core::clone::Clone::clone(&self.options),
                 service_name,
                 name,
                 count,
-            ).await
+            )
         }
 
         /// Calls RPC `replay_failed_messages` with per-call options (timeout, target instance, extra headers).
-        pub async fn replay_failed_messages_with(
+        pub fn replay_failed_messages_with(
             &self,
             options: rt::CallOptions,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> ::core::result::Result<
-            super::Replayed,
-            rt::RpcError<ReplayFailedMessagesClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(service_name)
-                )?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(name))?,
-                rt::encode_arg(&count)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::Replayed,
+                rt::RpcError<ReplayFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(3).arg::<::std::string::String>(
+                &::core::convert::Into::into(service_name)
+            ).arg::<::std::string::String>(&::core::convert::Into::into(name)).arg(&count);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2737,41 +2917,47 @@ pub mod service_registry {
                 args,
                 options,
                 <ReplayFailedMessagesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Removes up to `count` failed messages (needs `registry.failed_messages: manage`).
         ///
         /// Calls RPC `drop_failed_messages`.
-        pub async fn drop_failed_messages(
+        pub fn drop_failed_messages(
             &self,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> ::core::result::Result<super::Dropped, rt::RpcError<DropFailedMessagesClientError>> {
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::Dropped,
+                rt::RpcError<DropFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
             self.drop_failed_messages_with(
                 ::core::clone::Clone::clone(&self.options),
                 service_name,
                 name,
                 count,
-            ).await
+            )
         }
 
         /// Calls RPC `drop_failed_messages` with per-call options (timeout, target instance, extra headers).
-        pub async fn drop_failed_messages_with(
+        pub fn drop_failed_messages_with(
             &self,
             options: rt::CallOptions,
             service_name: impl ::core::convert::Into<::std::string::String>,
             name: impl ::core::convert::Into<::std::string::String>,
             count: i64,
-        ) -> ::core::result::Result<super::Dropped, rt::RpcError<DropFailedMessagesClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(service_name)
-                )?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(name))?,
-                rt::encode_arg(&count)?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                super::Dropped,
+                rt::RpcError<DropFailedMessagesClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(3).arg::<::std::string::String>(
+                &::core::convert::Into::into(service_name)
+            ).arg::<::std::string::String>(&::core::convert::Into::into(name)).arg(&count);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2779,25 +2965,29 @@ pub mod service_registry {
                 args,
                 options,
                 <DropFailedMessagesClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// The whole activity timeline.
         ///
         /// Calls RPC `get_events`.
-        pub async fn get_events(&self) -> ::core::result::Result<
-            ::std::vec::Vec<super::TimelineEntry>,
-            rt::RpcError<GetEventsClientError>,
-        > {
-            self.get_events_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn get_events(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                rt::RpcError<GetEventsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.get_events_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `get_events` with per-call options (timeout, target instance, extra headers).
-        pub async fn get_events_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            ::std::vec::Vec<super::TimelineEntry>,
-            rt::RpcError<GetEventsClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn get_events_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                rt::RpcError<GetEventsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2805,43 +2995,44 @@ pub mod service_registry {
                 args,
                 options,
                 <GetEventsClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Timeline entries whose `filter_field` equals `value`.
         ///
         /// Calls RPC `get_filtered_events`.
-        pub async fn get_filtered_events(
+        pub fn get_filtered_events(
             &self,
             filter_field: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<super::TimelineEntry>,
-            rt::RpcError<GetFilteredEventsClientError>,
-        > {
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                rt::RpcError<GetFilteredEventsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
             self.get_filtered_events_with(
                 ::core::clone::Clone::clone(&self.options),
                 filter_field,
                 value,
-            ).await
+            )
         }
 
         /// Calls RPC `get_filtered_events` with per-call options (timeout, target instance, extra headers).
-        pub async fn get_filtered_events_with(
+        pub fn get_filtered_events_with(
             &self,
             options: rt::CallOptions,
             filter_field: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<super::TimelineEntry>,
-            rt::RpcError<GetFilteredEventsClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(filter_field)
-                )?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(value))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::TimelineEntry>,
+                rt::RpcError<GetFilteredEventsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(2).arg::<::std::string::String>(
+                &::core::convert::Into::into(filter_field)
+            ).arg::<::std::string::String>(&::core::convert::Into::into(value));
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2849,25 +3040,29 @@ pub mod service_registry {
                 args,
                 options,
                 <GetFilteredEventsClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Every exception record.
         ///
         /// Calls RPC `get_exceptions`.
-        pub async fn get_exceptions(&self) -> ::core::result::Result<
-            ::std::vec::Vec<super::ExceptionRecord>,
-            rt::RpcError<GetExceptionsClientError>,
-        > {
-            self.get_exceptions_with(::core::clone::Clone::clone(&self.options)).await
+        pub fn get_exceptions(&self) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                rt::RpcError<GetExceptionsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.get_exceptions_with(::core::clone::Clone::clone(&self.options))
         }
 
         /// Calls RPC `get_exceptions` with per-call options (timeout, target instance, extra headers).
-        pub async fn get_exceptions_with(&self, options: rt::CallOptions) -> ::core::result::Result<
-            ::std::vec::Vec<super::ExceptionRecord>,
-            rt::RpcError<GetExceptionsClientError>,
-        > {
-            let args = ::std::vec::Vec::new();
+        pub fn get_exceptions_with(&self, options: rt::CallOptions) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                rt::RpcError<GetExceptionsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(0);
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2875,43 +3070,44 @@ pub mod service_registry {
                 args,
                 options,
                 <GetExceptionsClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
 
         /// Exception records whose `filter_field` equals `value`.
         ///
         /// Calls RPC `get_filtered_exceptions`.
-        pub async fn get_filtered_exceptions(
+        pub fn get_filtered_exceptions(
             &self,
             filter_field: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<super::ExceptionRecord>,
-            rt::RpcError<GetFilteredExceptionsClientError>,
-        > {
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                rt::RpcError<GetFilteredExceptionsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
             self.get_filtered_exceptions_with(
                 ::core::clone::Clone::clone(&self.options),
                 filter_field,
                 value,
-            ).await
+            )
         }
 
         /// Calls RPC `get_filtered_exceptions` with per-call options (timeout, target instance, extra headers).
-        pub async fn get_filtered_exceptions_with(
+        pub fn get_filtered_exceptions_with(
             &self,
             options: rt::CallOptions,
             filter_field: impl ::core::convert::Into<::std::string::String>,
             value: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<
-            ::std::vec::Vec<super::ExceptionRecord>,
-            rt::RpcError<GetFilteredExceptionsClientError>,
-        > {
-            let args = ::std::vec![
-                rt::encode_arg(
-                    &::core::convert::Into::<::std::string::String>::into(filter_field)
-                )?,
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(value))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::vec::Vec<super::ExceptionRecord>,
+                rt::RpcError<GetFilteredExceptionsClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(2).arg::<::std::string::String>(
+                &::core::convert::Into::into(filter_field)
+            ).arg::<::std::string::String>(&::core::convert::Into::into(value));
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -2919,7 +3115,7 @@ pub mod service_registry {
                 args,
                 options,
                 <GetFilteredExceptionsClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

@@ -182,23 +182,11 @@ pub mod rpc_service {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("rpc_example", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let feature: ::std::string::String = rt::decode_arg(
-                                "feature",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.rpc_example(call.context, feature).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "rpc_example",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_rpc_example,
+                    )
                     .param("feature", true)
                 },
             ]
@@ -214,6 +202,27 @@ pub mod rpc_service {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: RpcService> RpcServiceServer<T> {
+        fn handle_rpc_rpc_example(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let feature: ::std::string::String = match rt::decode_arg(
+                "feature",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(svc.rpc_example(ctx, feature).await, RpcExampleError::into_handler_error)
+            })
         }
     }
 
@@ -313,22 +322,32 @@ pub mod rpc_service {
         /// Echoes a feature; `"bad_input"` returns `USER_INPUT_ERROR`.
         ///
         /// Calls RPC `rpc_example`.
-        pub async fn rpc_example(
+        pub fn rpc_example(
             &self,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<RpcExampleClientError>> {
-            self.rpc_example_with(::core::clone::Clone::clone(&self.options), feature).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::string::String,
+                rt::RpcError<RpcExampleClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.rpc_example_with(::core::clone::Clone::clone(&self.options), feature)
         }
 
         /// Calls RPC `rpc_example` with per-call options (timeout, target instance, extra headers).
-        pub async fn rpc_example_with(
+        pub fn rpc_example_with(
             &self,
             options: rt::CallOptions,
             feature: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<RpcExampleClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(feature))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::string::String,
+                rt::RpcError<RpcExampleClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg::<::std::string::String>(
+                &::core::convert::Into::into(feature)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -336,7 +355,7 @@ pub mod rpc_service {
                 args,
                 options,
                 <RpcExampleClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

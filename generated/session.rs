@@ -145,25 +145,14 @@ pub mod session_service {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let headers = event.headers.unwrap_or_default();
-                            let payload: super::Step = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_step(
-                                event.context,
-                                headers,
-                                payload,
-                            ).await.map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_step", [events::SESSION_STEP], handler)
-                        .mode(rt::EventMode::InSession)
-                        .include_headers(true)
+                    rt::EventEntrypoint::with_fn(
+                        "on_step",
+                        &[events::SESSION_STEP],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_step,
+                    )
+                    .mode(rt::EventMode::InSession)
+                    .include_headers(true)
                 },
             ]
         }
@@ -172,6 +161,24 @@ pub mod session_service {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: SessionService> SessionServiceServer<T> {
+        fn handle_event_on_step(svc: &::std::sync::Arc<T>, event: rt::Event) -> rt::EventFuture {
+            let headers = event.headers.unwrap_or_default();
+            let payload: super::Step = match rt::decode_payload(&event.event_type, event.payload) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_step(ctx, headers, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 
@@ -245,8 +252,16 @@ pub mod session_service {
         /// One step of a multi-message conversation.
         ///
         /// Publishes `session.step` to the session's instance.
-        pub async fn session_step(&self, payload: &super::Step) -> rt::Result<()> {
-            self.session.publish(events::SESSION_STEP, payload).await
+        pub fn session_step(
+            &self,
+            payload: &super::Step,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish_session(
+                &self.session,
+                events::SESSION_STEP,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
     }
 }

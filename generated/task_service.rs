@@ -137,39 +137,67 @@ pub mod task_service {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("tick", rt::Schedule::Every(::core::time::Duration::from_secs(10)), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.tick(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "tick",
+                        rt::Schedule::Every(::core::time::Duration::from_secs(10)),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_tick,
+                    )
                     .immediate(true)
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("nightly_report", rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.nightly_report(run.context).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "nightly_report",
+                        rt::Schedule::Cron(::std::borrow::ToOwned::to_owned("0 3 * * MON-FRI")),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_nightly_report,
+                    )
                     .immediate(false)
                     .time_zone("UTC")
                 },
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::TaskEntrypoint::new("cleanup", rt::Schedule::EveryConfig(::std::borrow::ToOwned::to_owned("app.cleanup.interval")), move |run: rt::TaskRun| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            svc.cleanup(run.context).await.map_err(rt::HandlerError::internal)
-                        }
-                    })
+                    rt::TaskEntrypoint::with_fn(
+                        "cleanup",
+                        rt::Schedule::EveryConfig(
+                            ::std::borrow::ToOwned::to_owned("app.cleanup.interval")
+                        ),
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_task_cleanup,
+                    )
                     .immediate(true)
                 },
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: TaskService> TaskServiceServer<T> {
+        fn handle_task_tick(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move { svc.tick(run.context).await.map_err(rt::HandlerError::internal) }
+            )
+        }
+
+        fn handle_task_nightly_report(
+            svc: &::std::sync::Arc<T>,
+            run: rt::TaskRun,
+        ) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move {
+                    svc.nightly_report(run.context).await.map_err(rt::HandlerError::internal)
+                }
+            )
+        }
+
+        fn handle_task_cleanup(svc: &::std::sync::Arc<T>, run: rt::TaskRun) -> rt::TaskFuture {
+            let svc = ::core::clone::Clone::clone(svc);
+            ::std::boxed::Box::pin(
+                async move { svc.cleanup(run.context).await.map_err(rt::HandlerError::internal) }
+            )
         }
     }
 

@@ -219,24 +219,11 @@ pub mod tenant_api {
         pub fn rpc_entrypoints(&self) -> ::std::vec::Vec<rt::RpcEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    rt::RpcEntrypoint::new("save_note", move |call: rt::Call| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let headers = call.headers.unwrap_or_default();
-                            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
-                            let text: ::std::string::String = rt::decode_arg(
-                                "text",
-                                rt::next_arg(&mut args),
-                            )?;
-                            match svc.save_note(call.context, headers, text).await {
-                                ::core::result::Result::Ok(value) => rt::encode_result(&value),
-                                ::core::result::Result::Err(error) => ::core::result::Result::Err(
-                                    error.into_handler_error()
-                                ),
-                            }
-                        }
-                    })
+                    rt::RpcEntrypoint::with_fn(
+                        "save_note",
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_rpc_save_note,
+                    )
                     .param("text", true)
                     .include_headers(true)
                 },
@@ -247,26 +234,15 @@ pub mod tenant_api {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let headers = event.headers.unwrap_or_default();
-                            let payload: super::NoteSaved = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_note_saved(
-                                event.context,
-                                headers,
-                                payload,
-                            ).await.map_err(rt::HandlerError::internal)
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_note_saved", [events::NOTE_SAVED], handler)
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
-                        .include_headers(true)
+                    rt::EventEntrypoint::with_fn(
+                        "on_note_saved",
+                        &[events::NOTE_SAVED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_note_saved,
+                    )
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(3)
+                    .include_headers(true)
                 },
             ]
         }
@@ -275,6 +251,50 @@ pub mod tenant_api {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: TenantApi> TenantApiServer<T> {
+        fn handle_rpc_save_note(svc: &::std::sync::Arc<T>, call: rt::Call) -> rt::RpcFuture {
+            let headers = call.headers.unwrap_or_default();
+            let mut args = ::core::iter::IntoIterator::into_iter(call.args);
+            let text: ::std::string::String = match rt::decode_arg(
+                "text",
+                rt::next_arg(&mut args),
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::rpc_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = call.context;
+            ::std::boxed::Box::pin(async move {
+                rt::reply(
+                    svc.save_note(ctx, headers, text).await,
+                    SaveNoteError::into_handler_error,
+                )
+            })
+        }
+
+        fn handle_event_on_note_saved(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let headers = event.headers.unwrap_or_default();
+            let payload: super::NoteSaved = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_note_saved(ctx, headers, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 
@@ -293,17 +313,25 @@ pub mod tenant_api {
         /// A tenant's note was saved.
         ///
         /// Publishes `note.saved`.
-        pub async fn note_saved(&self, payload: &super::NoteSaved) -> rt::Result<()> {
-            self.messenger.publish(events::NOTE_SAVED, payload).await
+        pub fn note_saved(
+            &self,
+            payload: &super::NoteSaved,
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(
+                &self.messenger,
+                events::NOTE_SAVED,
+                rt::encode_event(payload),
+                <rt::PublishOptions as ::core::default::Default>::default(),
+            )
         }
 
         /// Publishes `note.saved` with extra headers or a flow id.
-        pub async fn note_saved_with(
+        pub fn note_saved_with(
             &self,
             payload: &super::NoteSaved,
             options: rt::PublishOptions,
-        ) -> rt::Result<()> {
-            self.messenger.publish_with(events::NOTE_SAVED, payload, options).await
+        ) -> impl ::core::future::Future<Output = rt::Result<()>> + ::core::marker::Send + '_ {
+            rt::publish(&self.messenger, events::NOTE_SAVED, rt::encode_event(payload), options)
         }
     }
 
@@ -401,22 +429,32 @@ pub mod tenant_api {
         /// tenant.
         ///
         /// Calls RPC `save_note`.
-        pub async fn save_note(
+        pub fn save_note(
             &self,
             text: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<SaveNoteClientError>> {
-            self.save_note_with(::core::clone::Clone::clone(&self.options), text).await
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::string::String,
+                rt::RpcError<SaveNoteClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            self.save_note_with(::core::clone::Clone::clone(&self.options), text)
         }
 
         /// Calls RPC `save_note` with per-call options (timeout, target instance, extra headers).
-        pub async fn save_note_with(
+        pub fn save_note_with(
             &self,
             options: rt::CallOptions,
             text: impl ::core::convert::Into<::std::string::String>,
-        ) -> ::core::result::Result<::std::string::String, rt::RpcError<SaveNoteClientError>> {
-            let args = ::std::vec![
-                rt::encode_arg(&::core::convert::Into::<::std::string::String>::into(text))?,
-            ];
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<
+                ::std::string::String,
+                rt::RpcError<SaveNoteClientError>,
+            >
+        > + ::core::marker::Send + '_ {
+            let args = rt::Args::new(1).arg::<::std::string::String>(
+                &::core::convert::Into::into(text)
+            );
             rt::call(
                 &self.messenger,
                 &self.service,
@@ -424,7 +462,7 @@ pub mod tenant_api {
                 args,
                 options,
                 <SaveNoteClientError as ::core::convert::From<rt::RemoteError>>::from,
-            ).await
+            )
         }
     }
 }

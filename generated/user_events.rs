@@ -143,22 +143,14 @@ pub mod user_events {
         pub fn event_entrypoints(&self) -> ::std::vec::Vec<rt::EventEntrypoint> {
             ::std::vec![
                 {
-                    let svc = ::core::clone::Clone::clone(&self.inner);
-                    let handler = move |event: rt::Event| {
-                        let svc = ::core::clone::Clone::clone(&svc);
-                        async move {
-                            let payload: super::UserCreated = rt::decode_payload(
-                                &event.event_type,
-                                event.payload,
-                            )?;
-                            svc.on_user_created(event.context, payload).await.map_err(
-                                rt::HandlerError::internal
-                            )
-                        }
-                    };
-                    rt::EventEntrypoint::new("on_user_created", [events::USER_CREATED], handler)
-                        .mode(rt::EventMode::Competing)
-                        .max_attempts(3)
+                    rt::EventEntrypoint::with_fn(
+                        "on_user_created",
+                        &[events::USER_CREATED],
+                        ::core::clone::Clone::clone(&self.inner),
+                        Self::handle_event_on_user_created,
+                    )
+                    .mode(rt::EventMode::Competing)
+                    .max_attempts(3)
                 },
             ]
         }
@@ -167,6 +159,29 @@ pub mod user_events {
         pub fn task_entrypoints(&self) -> ::std::vec::Vec<rt::TaskEntrypoint> {
             ::std::vec![
             ]
+        }
+    }
+
+    /// The entrypoints' functions: each decodes what the contract declares, calls the
+    /// implementation and encodes what it returns. Registered through `with_fn`, so that all
+    /// the entrypoints of a kind share one closure type.
+    impl<T: UserEvents> UserEventsServer<T> {
+        fn handle_event_on_user_created(
+            svc: &::std::sync::Arc<T>,
+            event: rt::Event,
+        ) -> rt::EventFuture {
+            let payload: super::UserCreated = match rt::decode_payload(
+                &event.event_type,
+                event.payload,
+            ) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => return rt::event_failed(error),
+            };
+            let svc = ::core::clone::Clone::clone(svc);
+            let ctx = event.context;
+            ::std::boxed::Box::pin(async move {
+                svc.on_user_created(ctx, payload).await.map_err(rt::HandlerError::internal)
+            })
         }
     }
 

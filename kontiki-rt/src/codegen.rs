@@ -21,20 +21,27 @@ pub use uuid;
 
 pub use crate::clients::messenger::{CallOptions, Messenger, PublishOptions, Session};
 pub use crate::clients::registry::Health;
-pub use crate::entrypoints::event::{Event, EventEntrypoint, EventMode};
+pub use crate::entrypoints::event::{Event, EventEntrypoint, EventFuture, EventMode};
 #[cfg(feature = "http")]
-pub use crate::entrypoints::http::{HttpError, HttpRequest, HttpResponse, HttpRoute, Method};
-pub use crate::entrypoints::rpc::{Call, RpcEntrypoint};
-pub use crate::entrypoints::task::{Schedule, TaskEntrypoint, TaskRun};
+pub use crate::entrypoints::http::{
+    HttpError, HttpFuture, HttpRequest, HttpResponse, HttpRoute, Method,
+};
+pub use crate::entrypoints::rpc::{Call, RpcEntrypoint, RpcFuture};
+pub use crate::entrypoints::task::{Schedule, TaskEntrypoint, TaskFuture, TaskRun};
 pub use crate::error::{BoxError, Error, RemoteError, Result, RpcError};
 pub use crate::handler::Context;
 pub use crate::handler::HandlerError;
 pub use crate::service::{Service, ServiceBuilder};
 pub use crate::transport::wire::RequestBody;
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 
 /// The date-time type of `datetime` fields: UTC, RFC 3339 on the wire
 /// (`2024-01-02T03:04:05Z`; Python's `datetime.fromisoformat` reads it from 3.11 on), and any
@@ -108,17 +115,127 @@ pub fn decode_payload<T: DeserializeOwned>(
     })
 }
 
+/// The future of an RPC whose arguments could not be decoded (not generic: one instantiation).
+pub fn rpc_failed(error: HandlerError) -> RpcFuture {
+    Box::pin(std::future::ready(Err(error)))
+}
+
+/// The future of an event handler whose payload could not be decoded.
+pub fn event_failed(error: HandlerError) -> EventFuture {
+    Box::pin(std::future::ready(Err(error)))
+}
+
+/// The future of an HTTP route whose parameters or body could not be decoded.
+#[cfg(feature = "http")]
+pub fn http_failed(error: HttpError) -> HttpFuture {
+    Box::pin(std::future::ready(Err(error)))
+}
+
 /// Encodes a handler's result for the reply envelope.
 pub fn encode_result<T: Serialize>(value: &T) -> Result<Value, HandlerError> {
     serde_json::to_value(value).map_err(HandlerError::internal)
 }
 
-/// Encodes one argument of an outgoing call.
-pub fn encode_arg<T: Serialize, C>(value: &T) -> Result<Value, RpcError<C>>
+/// The reply of an RPC handler: the encoded value, or the error in the runtime's form.
+pub fn reply<T: Serialize, E>(
+    result: Result<T, E>,
+    into_error: fn(E) -> HandlerError,
+) -> Result<Value, HandlerError> {
+    match result {
+        Ok(value) => encode_result(&value),
+        Err(error) => Err(into_error(error)),
+    }
+}
+
+/// The positional arguments of an outgoing call, encoded as they are added (the first
+/// encoding error is kept and returned by the call).
+#[derive(Debug)]
+pub struct Args(Result<Vec<Value>, Error>);
+
+impl Args {
+    /// Room for `n` arguments.
+    pub fn new(n: usize) -> Self {
+        Self(Ok(Vec::with_capacity(n)))
+    }
+
+    /// Adds one argument.
+    pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
+        if let Ok(args) = &mut self.0 {
+            match serde_json::to_value(value) {
+                Ok(value) => args.push(value),
+                Err(e) => self.0 = Err(Error::Encode(e)),
+            }
+        }
+        self
+    }
+}
+
+/// Calls `method` of `service` with positional arguments, mapping client errors with `map`
+/// and decoding the result as `T`. The call itself is one non-generic future, boxed; what is
+/// generic (per result and client-error type) is only [`Reply`]'s short `poll`.
+pub fn call<'a, T: DeserializeOwned, C>(
+    messenger: &'a Messenger,
+    service: &'a str,
+    method: &'static str,
+    args: Args,
+    options: CallOptions,
+    map: fn(RemoteError) -> C,
+) -> Reply<'a, T, C>
 where
     C: std::fmt::Debug + std::fmt::Display,
 {
-    serde_json::to_value(value).map_err(|e| RpcError::Transport(Error::Encode(e)))
+    Reply {
+        call: call_value(messenger, service, method, args, options),
+        service,
+        method,
+        map,
+        result: PhantomData,
+    }
+}
+
+fn call_value<'a>(
+    messenger: &'a Messenger,
+    service: &'a str,
+    method: &'static str,
+    args: Args,
+    options: CallOptions,
+) -> BoxFuture<'a, Result<Value, RpcError>> {
+    Box::pin(async move {
+        let body = RequestBody {
+            args: args.0?,
+            kwargs: Map::new(),
+        };
+        messenger.call_with(service, method, body, options).await
+    })
+}
+
+/// The future of a generated client method: the call, then the result decoded as `T` and
+/// client errors mapped to `C`. Made by [`call`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Reply<'a, T, C> {
+    call: BoxFuture<'a, Result<Value, RpcError>>,
+    service: &'a str,
+    method: &'static str,
+    map: fn(RemoteError) -> C,
+    result: PhantomData<fn() -> T>,
+}
+
+impl<T, C> std::fmt::Debug for Reply<'_, T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("service", &self.service)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned, C: std::fmt::Debug + std::fmt::Display> Future for Reply<'_, T, C> {
+    type Output = Result<T, RpcError<C>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let value = ready!(self.call.as_mut().poll(cx)).map_err(|e| e.map_client(self.map))?;
+        Poll::Ready(decode_reply(self.service, self.method, value))
+    }
 }
 
 /// Decodes the result of a call; a result of the wrong shape is an invalid reply.
@@ -130,34 +247,52 @@ pub fn decode_reply<T: DeserializeOwned, C>(
 where
     C: std::fmt::Debug + std::fmt::Display,
 {
-    serde_json::from_value(value).map_err(|e| RpcError::InvalidReply {
+    serde_json::from_value(value).map_err(|e| invalid_result(service, method, &e))
+}
+
+fn invalid_result<C: std::fmt::Debug + std::fmt::Display>(
+    service: &str,
+    method: &str,
+    e: &serde_json::Error,
+) -> RpcError<C> {
+    RpcError::InvalidReply {
         service: service.to_owned(),
         method: method.to_owned(),
         reason: format!("the result does not match the contract: {e}"),
+    }
+}
+
+/// Encodes an event payload for [`publish`] and [`publish_session`].
+pub fn encode_event<T: Serialize + ?Sized>(payload: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(payload).map_err(Error::Encode)
+}
+
+/// Publishes an event whose payload [`encode_event`] encoded: the non-generic path of the
+/// generated publishers. Boxed: a generated method that returns it as `impl Future + Send`
+/// then costs rustc one `dyn Future + Send` check instead of a walk through every type the
+/// publishing state machine holds.
+pub fn publish<'a>(
+    messenger: &'a Messenger,
+    event_type: &'static str,
+    body: Result<Vec<u8>>,
+    options: PublishOptions,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        messenger
+            .publish_event(event_type, event_type, body?, &options, None)
+            .await
     })
 }
 
-/// Calls `method` of `service` with positional arguments, mapping client errors with `map`.
-pub async fn call<T: DeserializeOwned, C>(
-    messenger: &Messenger,
-    service: &str,
-    method: &str,
-    args: Vec<Value>,
-    options: CallOptions,
-    map: impl FnOnce(RemoteError) -> C,
-) -> Result<T, RpcError<C>>
-where
-    C: std::fmt::Debug + std::fmt::Display,
-{
-    let body = RequestBody {
-        args,
-        kwargs: Map::new(),
-    };
-    let value = messenger
-        .call_with(service, method, body, options)
-        .await
-        .map_err(|e| e.map_client(map))?;
-    decode_reply(service, method, value)
+/// Publishes an event whose payload [`encode_event`] encoded to a session's instance (boxed,
+/// as [`publish`]).
+pub fn publish_session<'a>(
+    session: &'a Session,
+    event_type: &'static str,
+    body: Result<Vec<u8>>,
+    options: PublishOptions,
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move { session.publish_encoded(event_type, body?, options).await })
 }
 
 /// The message of a client error that arrived without one.

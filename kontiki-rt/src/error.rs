@@ -192,11 +192,10 @@ impl std::fmt::Display for RemoteError {
 ///
 /// `C` is the type of client errors: [`RemoteError`] for the dynamic API, a typed enum of the
 /// declared error codes for generated clients.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
     /// The server answered with a client error (Kontiki's `rpc_error(code, message)`).
-    #[error("client error from {service}.{method}: {error}")]
     Client {
         /// The service called.
         service: String,
@@ -206,7 +205,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         error: C,
     },
     /// The server failed while handling the call (`INTERNAL_ERROR`).
-    #[error("server error from {service}.{method}: {error}")]
     Server {
         /// The service called.
         service: String,
@@ -216,7 +214,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         error: RemoteError,
     },
     /// No reply came within the timeout.
-    #[error("{service}.{method} [RPC_TIMEOUT]: no reply within {timeout:?}")]
     Timeout {
         /// The service called.
         service: String,
@@ -226,7 +223,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         timeout: Duration,
     },
     /// No service of that name is running (no queue took the request).
-    #[error("unknown service `{service}`: no queue is bound for {service}.{method}")]
     UnknownService {
         /// The service called.
         service: String,
@@ -234,7 +230,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         method: String,
     },
     /// The service exists but has no such method (or no such instance).
-    #[error("service `{service}` has no method `{method}`{}", instance_suffix(.instance_id))]
     UnknownMethod {
         /// The service called.
         service: String,
@@ -244,7 +239,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         instance_id: Option<String>,
     },
     /// The broker connection was lost while the call was in flight.
-    #[error("the broker connection was lost during {service}.{method}")]
     ConnectionLost {
         /// The service called.
         service: String,
@@ -252,7 +246,6 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         method: String,
     },
     /// The reply could not be read.
-    #[error("invalid reply from {service}.{method}: {reason}")]
     InvalidReply {
         /// The service called.
         service: String,
@@ -262,14 +255,108 @@ pub enum RpcError<C: std::fmt::Debug + std::fmt::Display = RemoteError> {
         reason: String,
     },
     /// The request could not be sent.
-    #[error(transparent)]
-    Transport(#[from] Error),
+    Transport(Error),
 }
 
-fn instance_suffix(iid: &Option<String>) -> String {
-    iid.as_ref()
-        .map(|i| format!(" on instance {i}"))
-        .unwrap_or_default()
+impl<C: std::fmt::Debug + std::fmt::Display> From<Error> for RpcError<C> {
+    fn from(error: Error) -> Self {
+        Self::Transport(error)
+    }
+}
+
+/// An [`RpcError`] with its client error seen as `dyn Display`: what [`fmt_rpc_error`] reads,
+/// so that formatting is compiled once rather than once per client-error type.
+enum Shown<'a> {
+    Client(&'a str, &'a str, &'a dyn std::fmt::Display),
+    Server(&'a str, &'a str, &'a RemoteError),
+    Timeout(&'a str, &'a str, Duration),
+    UnknownService(&'a str, &'a str),
+    UnknownMethod(&'a str, &'a str, Option<&'a str>),
+    ConnectionLost(&'a str, &'a str),
+    InvalidReply(&'a str, &'a str, &'a str),
+    Transport(&'a Error),
+}
+
+fn fmt_rpc_error(shown: Shown<'_>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match shown {
+        Shown::Client(service, method, error) => {
+            write!(f, "client error from {service}.{method}: {error}")
+        }
+        Shown::Server(service, method, error) => {
+            write!(f, "server error from {service}.{method}: {error}")
+        }
+        Shown::Timeout(service, method, timeout) => write!(
+            f,
+            "{service}.{method} [RPC_TIMEOUT]: no reply within {timeout:?}"
+        ),
+        Shown::UnknownService(service, method) => write!(
+            f,
+            "unknown service `{service}`: no queue is bound for {service}.{method}"
+        ),
+        Shown::UnknownMethod(service, method, instance) => {
+            write!(f, "service `{service}` has no method `{method}`")?;
+            match instance {
+                Some(i) => write!(f, " on instance {i}"),
+                None => Ok(()),
+            }
+        }
+        Shown::ConnectionLost(service, method) => write!(
+            f,
+            "the broker connection was lost during {service}.{method}"
+        ),
+        Shown::InvalidReply(service, method, reason) => {
+            write!(f, "invalid reply from {service}.{method}: {reason}")
+        }
+        Shown::Transport(error) => std::fmt::Display::fmt(error, f),
+    }
+}
+
+impl<C: std::fmt::Debug + std::fmt::Display> std::fmt::Display for RpcError<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fmt_rpc_error(
+            match self {
+                Self::Client {
+                    service,
+                    method,
+                    error,
+                } => Shown::Client(service, method, error),
+                Self::Server {
+                    service,
+                    method,
+                    error,
+                } => Shown::Server(service, method, error),
+                Self::Timeout {
+                    service,
+                    method,
+                    timeout,
+                } => Shown::Timeout(service, method, *timeout),
+                Self::UnknownService { service, method } => Shown::UnknownService(service, method),
+                Self::UnknownMethod {
+                    service,
+                    method,
+                    instance_id,
+                } => Shown::UnknownMethod(service, method, instance_id.as_deref()),
+                Self::ConnectionLost { service, method } => Shown::ConnectionLost(service, method),
+                Self::InvalidReply {
+                    service,
+                    method,
+                    reason,
+                } => Shown::InvalidReply(service, method, reason),
+                Self::Transport(error) => Shown::Transport(error),
+            },
+            f,
+        )
+    }
+}
+
+impl<C: std::fmt::Debug + std::fmt::Display> std::error::Error for RpcError<C> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // As `#[error(transparent)]` did: a transport error stands in for itself.
+        match self {
+            Self::Transport(error) => std::error::Error::source(error),
+            _ => None,
+        }
+    }
 }
 
 impl<C: std::fmt::Debug + std::fmt::Display> RpcError<C> {

@@ -63,7 +63,10 @@ pub struct Event {
     pub context: Context,
 }
 
-type Handler = dyn Fn(Event) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync;
+/// The future of an event handler registered with [`EventEntrypoint::with_fn`].
+pub type EventFuture = BoxFuture<'static, Result<(), HandlerError>>;
+
+type Handler = dyn Fn(Event) -> EventFuture + Send + Sync;
 
 /// An event handler of a service.
 #[derive(Clone)]
@@ -117,19 +120,59 @@ impl EventEntrypoint {
         Self::with_source(name, EventSource::Config(key.into()), handler)
     }
 
+    /// A handler served by a plain function over shared state, `handler(&state, event)`, for
+    /// the given event types. A service registers all its handlers this way through one
+    /// closure type, so each handler costs rustc only its function (generated adapters use it).
+    pub fn with_fn<S: Send + Sync + 'static>(
+        name: impl Into<String>,
+        event_types: &[&str],
+        state: Arc<S>,
+        handler: fn(&Arc<S>, Event) -> EventFuture,
+    ) -> Self {
+        let types = event_types.iter().map(|t| (*t).to_owned()).collect();
+        Self::boxed(
+            name.into(),
+            EventSource::Types(types),
+            Arc::new(move |ev| handler(&state, ev)),
+        )
+    }
+
+    /// [`with_fn`](Self::with_fn) with the event types read from the config key `key` at
+    /// start, as [`from_config`](Self::from_config).
+    pub fn from_config_with_fn<S: Send + Sync + 'static>(
+        name: impl Into<String>,
+        key: impl Into<String>,
+        state: Arc<S>,
+        handler: fn(&Arc<S>, Event) -> EventFuture,
+    ) -> Self {
+        Self::boxed(
+            name.into(),
+            EventSource::Config(key.into()),
+            Arc::new(move |ev| handler(&state, ev)),
+        )
+    }
+
     fn with_source<F, Fut>(name: impl Into<String>, source: EventSource, handler: F) -> Self
     where
         F: Fn(Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        Self::boxed(
+            name.into(),
+            source,
+            Arc::new(move |ev| Box::pin(handler(ev))),
+        )
+    }
+
+    fn boxed(name: String, source: EventSource, handler: Arc<Handler>) -> Self {
         Self {
-            name: name.into(),
+            name,
             source,
             mode: EventMode::Competing,
             max_attempts: None,
             include_headers: false,
             timeout: None,
-            handler: Arc::new(move |ev| Box::pin(handler(ev))),
+            handler,
         }
     }
 

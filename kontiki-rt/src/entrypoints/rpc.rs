@@ -38,7 +38,10 @@ pub struct Call {
     pub context: Context,
 }
 
-type Handler = dyn Fn(Call) -> BoxFuture<'static, Result<Value, HandlerError>> + Send + Sync;
+/// The future of an RPC handler registered with [`RpcEntrypoint::with_fn`].
+pub type RpcFuture = BoxFuture<'static, Result<Value, HandlerError>>;
+
+type Handler = dyn Fn(Call) -> RpcFuture + Send + Sync;
 
 /// An RPC method of a service: name, parameters and handler.
 #[derive(Clone)]
@@ -70,12 +73,27 @@ impl RpcEntrypoint {
         F: Fn(Call) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
     {
+        Self::boxed(name.into(), Arc::new(move |call| Box::pin(handler(call))))
+    }
+
+    /// An RPC served by a plain function over shared state: `handler(&state, call)`. A service
+    /// registers all its methods this way through one closure type, so each method costs
+    /// rustc only its function (generated adapters use it).
+    pub fn with_fn<S: Send + Sync + 'static>(
+        name: impl Into<String>,
+        state: Arc<S>,
+        handler: fn(&Arc<S>, Call) -> RpcFuture,
+    ) -> Self {
+        Self::boxed(name.into(), Arc::new(move |call| handler(&state, call)))
+    }
+
+    fn boxed(name: String, handler: Arc<Handler>) -> Self {
         Self {
-            name: Arc::from(name.into()),
+            name: Arc::from(name),
             params: None,
             include_headers: false,
             timeout: None,
-            handler: Arc::new(move |call| Box::pin(handler(call))),
+            handler,
         }
     }
 

@@ -88,7 +88,10 @@ pub struct TaskRun {
     pub context: Context,
 }
 
-type Handler = dyn Fn(TaskRun) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync;
+/// The future of a task registered with [`TaskEntrypoint::with_fn`].
+pub type TaskFuture = BoxFuture<'static, Result<(), HandlerError>>;
+
+type Handler = dyn Fn(TaskRun) -> TaskFuture + Send + Sync;
 
 /// A periodic task of a service.
 #[derive(Clone)]
@@ -118,12 +121,36 @@ impl TaskEntrypoint {
         F: Fn(TaskRun) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        Self::boxed(
+            name.into(),
+            schedule,
+            Arc::new(move |run| Box::pin(handler(run))),
+        )
+    }
+
+    /// A task run by a plain function over shared state, `handler(&state, run)`. A service
+    /// registers all its tasks this way through one closure type, so each task costs rustc
+    /// only its function (generated adapters use it).
+    pub fn with_fn<S: Send + Sync + 'static>(
+        name: impl Into<String>,
+        schedule: Schedule,
+        state: Arc<S>,
+        handler: fn(&Arc<S>, TaskRun) -> TaskFuture,
+    ) -> Self {
+        Self::boxed(
+            name.into(),
+            schedule,
+            Arc::new(move |run| handler(&state, run)),
+        )
+    }
+
+    fn boxed(name: String, schedule: Schedule, handler: Arc<Handler>) -> Self {
         Self {
-            name: name.into(),
+            name,
             schedule,
             immediate: None,
             time_zone: None,
-            handler: Arc::new(move |run| Box::pin(handler(run))),
+            handler,
         }
     }
 

@@ -109,19 +109,35 @@ impl Container {
 /// A handler's view of its service (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Context {
-    container: Arc<Container>,
+    container: Arc<dyn Shared>,
+}
+
+/// The [`Container`] as `Context` holds it: behind a trait object whose `Send + Sync` bounds
+/// make `Context: Send` a one-step proof. Held as `Arc<Container>`, rustc would prove it by
+/// walking every type the container reaches (messenger, connection, config), again in each
+/// `async fn` that takes a `Context` (every generated handler), for the `Send` bound of the
+/// future; that walk was most of the time `cargo check` spent on a crate implementing many
+/// services.
+trait Shared: Send + Sync + std::fmt::Debug {
+    fn get(&self) -> &Container;
+}
+
+impl Shared for Container {
+    fn get(&self) -> &Container {
+        self
+    }
 }
 
 impl Context {
     /// The service's messenger; messages sent through it inside a handler carry the handler's
     /// flow id and hop.
     pub fn messenger(&self) -> &Messenger {
-        &self.container.messenger
+        &self.container.get().messenger
     }
 
     /// The container (config, settings, identity).
     pub fn container(&self) -> &Container {
-        &self.container
+        self.container.get()
     }
 
     /// The flow id of the running handler.

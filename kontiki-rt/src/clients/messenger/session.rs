@@ -73,6 +73,16 @@ impl Session {
         options: PublishOptions,
     ) -> Result<()> {
         let body = serde_json::to_vec(payload).map_err(Error::Encode)?;
+        self.publish_encoded(event_type, body, options).await
+    }
+
+    /// Publishes a payload already encoded as JSON bytes.
+    pub(crate) async fn publish_encoded(
+        &self,
+        event_type: &str,
+        body: Vec<u8>,
+        options: PublishOptions,
+    ) -> Result<()> {
         let routing_key = format!("{event_type}.{}", self.instance_id);
         self.messenger
             .publish_event(

@@ -84,6 +84,11 @@ use std::sync::Arc;
 /// handler's future in place rather than in a box of its own.
 type Mount = dyn Fn(MethodRouter, MethodFilter, server::Route) -> MethodRouter + Send + Sync;
 
+/// The future of a route registered with [`HttpRoute::with_fn`].
+pub type HttpFuture = futures_util::future::BoxFuture<'static, Result<HttpResponse, HttpError>>;
+
+type DynHandler = dyn Fn(HttpRequest) -> HttpFuture + Send + Sync;
+
 /// Where a route's path comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RoutePath {
@@ -134,6 +139,43 @@ impl HttpRoute {
         Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
     {
         Self::with_path(method, RoutePath::Config(config_key.into()), handler)
+    }
+
+    /// A route served by a plain function over shared state, `handler(&state, request)`. All
+    /// such routes share one instantiation of the serving code (axum's handler, body reading,
+    /// metrics), so each route costs rustc only its function; the price is one boxed future
+    /// per request (generated adapters use it).
+    pub fn with_fn<S: Send + Sync + 'static>(
+        method: Method,
+        path: impl Into<String>,
+        state: Arc<S>,
+        handler: fn(&Arc<S>, HttpRequest) -> HttpFuture,
+    ) -> Self {
+        Self::with_dyn(
+            method,
+            RoutePath::Literal(path.into()),
+            Arc::new(move |req| handler(&state, req)),
+        )
+    }
+
+    /// [`with_fn`](Self::with_fn) with the path read from the config key `config_key` at
+    /// start, as [`from_config`](Self::from_config).
+    pub fn from_config_with_fn<S: Send + Sync + 'static>(
+        method: Method,
+        config_key: impl Into<String>,
+        state: Arc<S>,
+        handler: fn(&Arc<S>, HttpRequest) -> HttpFuture,
+    ) -> Self {
+        Self::with_dyn(
+            method,
+            RoutePath::Config(config_key.into()),
+            Arc::new(move |req| handler(&state, req)),
+        )
+    }
+
+    /// Not generic: every route made here shares one closure type, so one `with_path`.
+    fn with_dyn(method: Method, path: RoutePath, handler: Arc<DynHandler>) -> Self {
+        Self::with_path(method, path, move |req| handler(req))
     }
 
     fn with_path<F, Fut>(method: Method, path: RoutePath, handler: F) -> Self
