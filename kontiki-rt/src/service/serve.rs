@@ -621,7 +621,7 @@ pub(super) fn catalogue(
         .rpcs
         .iter()
         .map(|ep| {
-            let entry = serde_json::json!({"type": "rpc", "name": ep.name, "handler": ep.name});
+            let entry = serde_json::json!({"type": "rpc", "name": &*ep.name, "handler": &*ep.name});
             (ep.name.to_string(), entry)
         })
         .collect();
