@@ -197,7 +197,7 @@ impl<S> tracing_subscriber::layer::Filter<S> for WhileOpen {
 
 /// The tracing layer that writes Kontiki's log files (`logging.directory`, for kontiki-tui).
 ///
-/// [`cli::init_tracing`](crate::cli::init_tracing) (feature `cli`) installs it; an
+/// `kontiki_rt::cli::init_tracing` (feature `cli`) installs it; an
 /// application with a subscriber of its own adds it there:
 ///
 /// ```

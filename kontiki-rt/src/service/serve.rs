@@ -473,15 +473,7 @@ async fn handle_rpc(
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
     };
-    // No subscriber wants the span (the default without a log layer at info): skip
-    // `Instrumented`, which enters and leaves it on every poll.
-    if span.is_disabled() {
-        crate::observe::otel::instrument(otel.as_ref(), traced).await;
-    } else {
-        crate::observe::otel::instrument(otel.as_ref(), traced)
-            .instrument(span)
-            .await;
-    }
+    run_in_spans(traced, span, otel.as_ref()).await;
     if let Some(span) = otel {
         span.end();
     }
@@ -832,17 +824,26 @@ async fn handle_event(
             );
         }
     };
-    // No subscriber wants the span (the default without a log layer at info): skip
-    // `Instrumented`, which enters and leaves it on every poll.
-    if span.is_disabled() {
-        crate::observe::otel::instrument(otel.as_ref(), traced).await;
-    } else {
-        crate::observe::otel::instrument(otel.as_ref(), traced)
-            .instrument(span)
-            .await;
-    }
+    run_in_spans(traced, span, otel.as_ref()).await;
     if let Some(span) = otel {
         span.end();
+    }
+}
+
+/// Runs a delivery's handling inside its tracing span and its OpenTelemetry server span (when
+/// traces are on). When no subscriber wants the tracing span (the default without a log layer
+/// at info), it skips `Instrumented`, which enters and leaves the span on every poll.
+async fn run_in_spans(
+    traced: impl std::future::Future<Output = ()>,
+    span: tracing::Span,
+    otel: Option<&crate::observe::otel::OtelSpan>,
+) {
+    if span.is_disabled() {
+        crate::observe::otel::instrument(otel, traced).await;
+    } else {
+        crate::observe::otel::instrument(otel, traced)
+            .instrument(span)
+            .await;
     }
 }
 
