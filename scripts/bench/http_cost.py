@@ -39,10 +39,13 @@ N1 = int(os.environ.get("HTTP_COST_N1", "500"))
 N2 = int(os.environ.get("HTTP_COST_N2", "2500"))
 WARMUP = 200
 BODY = b'{"name": "widget", "qty": 3}'
-# (key, method, path, body): the routes of `make bench`'s HTTP section.
+# (key, method, path, body): the routes of `make bench`'s HTTP section, and one more.
 ROUTES = [
     ("health", "GET", "/api/v1/health", None),
     ("item", "POST", "/api/v1/items/42", BODY),
+    # The item route registered with `HttpRoute::with_fn`, as generated code does (bare axum
+    # serves the same handler there).
+    ("item (with_fn)", "POST", "/api/v1/fn-items/42", BODY),
 ]
 CONTENDERS = ["kontiki-rs", "bare axum"]
 
