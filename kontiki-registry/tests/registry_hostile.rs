@@ -91,6 +91,7 @@ fn odd_headers(depth: usize) -> FieldTable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_keeps_serving_after_hostile_intake() {
+    let _vhost = common::own_vhost();
     let registry = RustRegistry::start("").await;
     let m = messenger().await;
     let (conn, ch) = channel().await;
@@ -178,6 +179,7 @@ const FLOOD_GROWTH_BOUND_MIB: u64 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_memory_stays_bounded_under_a_heartbeat_flood() {
+    let _vhost = common::own_vhost();
     let n: usize = std::env::var("REGISTRY_FLOOD_HEARTBEATS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -37,6 +37,7 @@ async fn call(m: &kontiki_rt::Messenger, method: &str, service: &str) -> Result<
 
 #[tokio::test]
 async fn registry_refuses_failed_queue_operations_by_default() {
+    let _vhost = common::own_vhost();
     let m = common::messenger().await;
     let registry = RustRegistry::start_with_access("", "").await;
     let svc = unique("limits");
@@ -62,6 +63,7 @@ async fn registry_refuses_failed_queue_operations_by_default() {
 
 #[tokio::test]
 async fn registry_read_access_lists_but_does_not_change() {
+    let _vhost = common::own_vhost();
     let m = common::messenger().await;
     let registry = RustRegistry::start_with_access("read", "").await;
     let svc = unique("limits");
@@ -82,6 +84,7 @@ async fn registry_read_access_lists_but_does_not_change() {
 /// id, not the queue name or the broker's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_internal_errors_answer_with_an_error_id_only() {
+    let _vhost = common::own_vhost();
     let registry = RustRegistry::start_with_access("manage", "").await;
     let m = common::messenger().await;
     let svc = unique("errid");

@@ -31,6 +31,7 @@ fn is_lifecycle(msg: &Value, event: &str, service: &str, iid: &str) -> bool {
 
 #[tokio::test]
 async fn rust_registry_serves_python_services() {
+    let _vhost = common::own_vhost();
     let m = common::messenger().await;
     let tap = Tap::start().await;
     let registry = RustRegistry::start("activity_tracker:\n  max_events: 1000000\n").await;

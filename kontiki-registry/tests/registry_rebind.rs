@@ -32,6 +32,7 @@ fn vhost() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_restores_lost_bindings_after_it_reconnects() {
+    let _vhost = common::own_vhost();
     let registry = RustRegistry::start("").await;
     let name = unique("rebind");
     let event = format!("{name}.placed");

@@ -142,6 +142,13 @@ impl PyService {
     }
 }
 
+/// A vhost of this test's own (see `support::use_own_vhost`), first thing in every registry
+/// test: two registries on one vhost compete for `ServiceRegistry` calls and heartbeats, so a
+/// test could be answered by another test's registry, which knows other instances.
+pub(crate) fn own_vhost() -> support::OwnVhost {
+    support::use_own_vhost(&format!("kontiki-reg-{}", std::process::id()))
+}
+
 /// `tap.py`: every message on Kontiki's exchanges.
 pub(crate) struct Tap {
     _child: Child,
@@ -194,17 +201,29 @@ impl Tap {
         secs: u64,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let seen = self.seen.clone();
-        poll(what, secs, || {
-            let found = seen
-                .lock()
-                .expect("tap lock")
-                .iter()
-                .find(|v| pred(v))
-                .cloned();
-            async move { found }
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            {
+                let seen = self.seen.lock().expect("tap lock");
+                if let Some(v) = seen.iter().find(|v| pred(v)) {
+                    return v.clone();
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    // What the tap did see, to tell a lost message from a dead tap.
+                    let last: Vec<String> = seen
+                        .iter()
+                        .rev()
+                        .take(12)
+                        .map(|v| format!("{} {}", v["exchange"], v["routing_key"]))
+                        .collect();
+                    panic!(
+                        "{what}: not seen within {secs} s; the tap saw {} messages, the last: {last:#?}",
+                        seen.len()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

@@ -18,37 +18,67 @@ pub(crate) fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-/// Deletes the vhost [`use_own_vhost`] made, when dropped.
-pub(crate) struct OwnVhost(String);
+/// The vhost [`use_own_vhost`] made in this process, and how many tests hold it.
+static OWN_VHOST: std::sync::Mutex<(Option<String>, usize)> = std::sync::Mutex::new((None, 0));
+
+fn own_vhost() -> std::sync::MutexGuard<'static, (Option<String>, usize)> {
+    OWN_VHOST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A test's hold on the vhost [`use_own_vhost`] made: the last one dropped deletes it.
+pub(crate) struct OwnVhost(());
 
 impl Drop for OwnVhost {
     fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| rabbitmqctl(&["-q", "delete_vhost", &self.0]));
+        let mut own = own_vhost();
+        own.1 -= 1;
+        if own.1 == 0
+            && let Some(name) = own.0.clone()
+        {
+            let _ = std::panic::catch_unwind(|| rabbitmqctl(&["-q", "delete_vhost", &name]));
+        }
     }
 }
 
 /// Makes a vhost `name` on the test broker (rabbitmqctl) and points [`amqp_url`] at it for the
-/// rest of this test binary, for a test that must see no other test's traffic (a registry
-/// whose timeline records every message of its vhost). Call it once, first.
+/// rest of this process, for a test that must see no other test's traffic (a registry whose
+/// timeline records every message of its vhost, or that must not compete with other tests'
+/// registries for `ServiceRegistry` calls and heartbeats). Call it first in the test.
+///
+/// One vhost a process: under nextest each test has its own. Under `cargo test` the tests of a
+/// binary share one process, so they share the first test's vhost; it is deleted when the last
+/// test holding it ends (and made again if another one starts later).
 pub(crate) fn use_own_vhost(name: &str) -> OwnVhost {
-    rabbitmqctl(&["-q", "add_vhost", name]);
-    rabbitmqctl(&[
-        "-q",
-        "set_permissions",
-        "-p",
-        name,
-        "guest",
-        ".*",
-        ".*",
-        ".*",
-    ]);
-    let base = amqp_url();
-    let root = match base.rfind('/') {
-        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => &base[..i],
-        _ => base.as_str(),
-    };
-    let _ = OWN_URL.set(format!("{root}/{name}"));
-    OwnVhost(name.to_owned())
+    let mut own = own_vhost();
+    if own.0.is_none() {
+        let base = amqp_url();
+        let root = match base.rfind('/') {
+            Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => {
+                &base[..i]
+            }
+            _ => base.as_str(),
+        };
+        let _ = OWN_URL.set(format!("{root}/{name}"));
+        own.0 = Some(name.to_owned());
+    }
+    if own.1 == 0 {
+        let name = own.0.clone().unwrap_or_else(|| name.to_owned());
+        rabbitmqctl(&["-q", "add_vhost", &name]);
+        rabbitmqctl(&[
+            "-q",
+            "set_permissions",
+            "-p",
+            &name,
+            "guest",
+            ".*",
+            ".*",
+            ".*",
+        ]);
+    }
+    own.1 += 1;
+    OwnVhost(())
 }
 
 /// The message a broker test fails with when no broker answers. Broker tests never skip.
