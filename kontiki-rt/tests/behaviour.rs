@@ -66,17 +66,7 @@ impl Target {
             return (self.clone(), None);
         }
         let name = support::unique("behaviour-own");
-        support::rabbitmqctl(&["-q", "add_vhost", &name]);
-        support::rabbitmqctl(&[
-            "-q",
-            "set_permissions",
-            "-p",
-            &name,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ]);
+        support::add_vhost(&name);
         let root = self
             .url
             .rsplit_once('/')

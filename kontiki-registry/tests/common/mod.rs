@@ -201,29 +201,32 @@ impl Tap {
         secs: u64,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            {
-                let seen = self.seen.lock().expect("tap lock");
-                if let Some(v) = seen.iter().find(|v| pred(v)) {
-                    return v.clone();
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    // What the tap did see, to tell a lost message from a dead tap.
-                    let last: Vec<String> = seen
-                        .iter()
-                        .rev()
-                        .take(12)
-                        .map(|v| format!("{} {}", v["exchange"], v["routing_key"]))
-                        .collect();
-                    panic!(
-                        "{what}: not seen within {secs} s; the tap saw {} messages, the last: {last:#?}",
-                        seen.len()
-                    );
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let seen = &self.seen;
+        poll_explained(
+            what,
+            secs,
+            || {
+                let found = seen
+                    .lock()
+                    .expect("tap lock")
+                    .iter()
+                    .find(|v| pred(v))
+                    .cloned();
+                async move { found }
+            },
+            // What the tap did see, to tell a lost message from a dead tap.
+            || {
+                let seen = seen.lock().expect("tap lock");
+                let last: Vec<String> = seen
+                    .iter()
+                    .rev()
+                    .take(12)
+                    .map(|v| format!("{} {}", v["exchange"], v["routing_key"]))
+                    .collect();
+                format!("; the tap saw {} messages, the last: {last:#?}", seen.len())
+            },
+        )
+        .await
     }
 }
 
@@ -241,7 +244,21 @@ pub(crate) fn tapped_body(msg: &Value) -> Value {
 }
 
 /// Polls `f` every 200 ms until it returns `Some`, failing after `secs` seconds.
-pub(crate) async fn poll<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+pub(crate) async fn poll<T, F, Fut>(what: &str, secs: u64, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_explained(what, secs, f, String::new).await
+}
+
+/// [`poll`], with what `explain` says added to the failure.
+pub(crate) async fn poll_explained<T, F, Fut>(
+    what: &str,
+    secs: u64,
+    mut f: F,
+    explain: impl Fn() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -253,7 +270,8 @@ where
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: not seen within {secs} s"
+            "{what}: not seen within {secs} s{}",
+            explain()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

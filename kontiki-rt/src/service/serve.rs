@@ -473,7 +473,7 @@ async fn handle_rpc(
             observer.rpc_handled(&ep.name, &delivery.data, headers, &envelope);
         }
     };
-    run_in_spans(traced, span, otel.as_ref()).await;
+    in_spans(traced, span, otel.as_ref()).await;
     if let Some(span) = otel {
         span.end();
     }
@@ -824,26 +824,30 @@ async fn handle_event(
             );
         }
     };
-    run_in_spans(traced, span, otel.as_ref()).await;
+    in_spans(traced, span, otel.as_ref()).await;
     if let Some(span) = otel {
         span.end();
     }
 }
 
-/// Runs a delivery's handling inside its tracing span and its OpenTelemetry server span (when
+/// A delivery's handling inside its tracing span and its OpenTelemetry server span (when
 /// traces are on). When no subscriber wants the tracing span (the default without a log layer
-/// at info), it skips `Instrumented`, which enters and leaves the span on every poll.
-async fn run_in_spans(
-    traced: impl std::future::Future<Output = ()>,
+/// at info), it skips `Instrumented`, which enters and leaves the span on every poll. A plain
+/// function, not an `async fn`: the caller awaits the wrapper itself, with no state machine of
+/// its own around it on the per-message path.
+fn in_spans<F: std::future::Future<Output = ()>>(
+    traced: F,
     span: tracing::Span,
     otel: Option<&crate::observe::otel::OtelSpan>,
-) {
+) -> futures_util::future::Either<
+    crate::observe::otel::Instrumented<F>,
+    tracing::instrument::Instrumented<crate::observe::otel::Instrumented<F>>,
+> {
+    let traced = crate::observe::otel::instrument(otel, traced);
     if span.is_disabled() {
-        crate::observe::otel::instrument(otel, traced).await;
+        futures_util::future::Either::Left(traced)
     } else {
-        crate::observe::otel::instrument(otel, traced)
-            .instrument(span)
-            .await;
+        futures_util::future::Either::Right(traced.instrument(span))
     }
 }
 

@@ -52,33 +52,41 @@ impl Drop for OwnVhost {
 /// test holding it ends (and made again if another one starts later).
 pub(crate) fn use_own_vhost(name: &str) -> OwnVhost {
     let mut own = own_vhost();
-    if own.0.is_none() {
-        let base = amqp_url();
-        let root = match base.rfind('/') {
-            Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => {
-                &base[..i]
-            }
-            _ => base.as_str(),
-        };
-        let _ = OWN_URL.set(format!("{root}/{name}"));
-        own.0 = Some(name.to_owned());
-    }
+    let name = match &own.0 {
+        Some(first) => first.clone(),
+        None => {
+            let base = amqp_url();
+            let root = match base.rfind('/') {
+                Some(i) if base[..i].contains("://") && i > base.find("://").unwrap_or(0) + 2 => {
+                    &base[..i]
+                }
+                _ => base.as_str(),
+            };
+            let _ = OWN_URL.set(format!("{root}/{name}"));
+            own.0 = Some(name.to_owned());
+            name.to_owned()
+        }
+    };
     if own.1 == 0 {
-        let name = own.0.clone().unwrap_or_else(|| name.to_owned());
-        rabbitmqctl(&["-q", "add_vhost", &name]);
-        rabbitmqctl(&[
-            "-q",
-            "set_permissions",
-            "-p",
-            &name,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ]);
+        add_vhost(&name);
     }
     own.1 += 1;
     OwnVhost(())
+}
+
+/// Makes the vhost `name` on the test broker (rabbitmqctl), open to `guest`.
+pub(crate) fn add_vhost(name: &str) {
+    rabbitmqctl(&["-q", "add_vhost", name]);
+    rabbitmqctl(&[
+        "-q",
+        "set_permissions",
+        "-p",
+        name,
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
 }
 
 /// The message a broker test fails with when no broker answers. Broker tests never skip.
