@@ -106,14 +106,21 @@ pub(crate) fn random_hex(n: usize) -> String {
     fill_random_hex(&mut hex[..2 * n.min(16)]).to_owned()
 }
 
-/// Fills `out` (at most 32 bytes, an even number) with the lowercase hex of random bytes from a
-/// v4 UUID, and returns it as text.
+/// Fills `out` (at most 32 bytes) with random lowercase hex digits and returns it as text.
+///
+/// The bits come from fastrand's thread-local generator (wyrand, seeded per thread from the
+/// process's random hash keys): flow and hop ids trace messages and grant nothing, so they
+/// need to be unique, not unguessable, and this is a few instructions where a v4 UUID from a
+/// ChaCha generator is about a hundred. (Correlation ids, which a reply must match, stay v4
+/// UUIDs.)
 fn fill_random_hex(out: &mut [u8]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
+    for chunk in out.chunks_mut(16) {
+        let mut bits = fastrand::u64(..);
+        for c in chunk {
+            *c = HEX[(bits & 0xf) as usize];
+            bits >>= 4;
+        }
     }
     std::str::from_utf8(out).expect("invariant: hex digits are ASCII")
 }

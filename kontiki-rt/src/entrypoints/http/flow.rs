@@ -93,31 +93,33 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let state = &*self.state;
-        let flow_id = crate::transport::wire::new_flow_id_arc();
-        let otel = state
+        let telemetry = state
             .telemetry
             .as_ref()
-            .filter(|_| !state.untraced.contains(&req.uri().path()))
-            .map(|t| {
-                t.http_server(
-                    req.headers(),
-                    req.method().as_str(),
-                    req.uri().path(),
-                    &flow_id,
-                )
-            });
+            .filter(|_| !state.untraced.contains(&req.uri().path()));
         let span = tracing::info_span!(
             "http",
             service = %state.service,
             method = %req.method(),
             path = %req.uri().path(),
             route = tracing::field::Empty,
-            flow_id = %flow_id,
+            flow_id = tracing::field::Empty,
         );
-        req.extensions_mut().insert(RequestFlow {
-            id: flow_id.clone(),
-            span: span.clone(),
-        });
+        // The flow id is made here when something records it from the start (the request's
+        // span, a trace), and handed to the route in the request's extensions. Otherwise the
+        // route makes it and puts it in its answer itself: no extensions to allocate.
+        let flow_id = (telemetry.is_some() || !span.is_disabled())
+            .then(crate::transport::wire::new_flow_id_arc);
+        let mut otel = None;
+        if let Some(id) = &flow_id {
+            otel = telemetry
+                .map(|t| t.http_server(req.headers(), req.method().as_str(), req.uri().path(), id));
+            span.record("flow_id", &**id);
+            req.extensions_mut().insert(RequestFlow {
+                id: id.clone(),
+                span: span.clone(),
+            });
+        }
         let inner = {
             let _entered = span.enter();
             self.inner.call(req)
@@ -137,7 +139,8 @@ pub(super) struct FlowFuture<F> {
     inner: Instrumented<F>,
     span: tracing::Span,
     otel: Option<OtelSpan>,
-    flow_id: Arc<str>,
+    /// The flow id handed to the route; none when the route makes its own.
+    flow_id: Option<Arc<str>>,
 }
 
 impl<F> Future for FlowFuture<F>
@@ -161,14 +164,36 @@ where
             }
             otel.end();
         }
-        if let Ok(v) = HeaderValue::from_str(&this.flow_id) {
-            res.headers_mut().insert(FLOW_ID_HEADER, v);
+        match &this.flow_id {
+            Some(id) => {
+                if let Ok(v) = HeaderValue::from_str(id) {
+                    res.headers_mut().insert(FLOW_ID_HEADER, v);
+                }
+            }
+            // A route that made its flow id answered with it; other answers (404, 405, a
+            // layer's own) start a flow of their own here.
+            None => {
+                if !res.headers().contains_key(FLOW_ID_HEADER)
+                    && let Ok(v) = HeaderValue::from_str(&crate::transport::wire::new_flow_id_arc())
+                {
+                    res.headers_mut().insert(FLOW_ID_HEADER, v);
+                }
+            }
         }
         let status = res.status().as_u16();
         match res.extensions_mut().remove::<InternalError>() {
-            Some(InternalError(e)) => this.span.in_scope(|| {
-                tracing::error!(status, error = %ErrorChain(&**e), "http handler failed");
-            }),
+            Some(InternalError(e)) => {
+                // In the span when the span is on; otherwise in the line itself.
+                let flow_id = this
+                    .flow_id
+                    .is_none()
+                    .then(|| res.headers().get(FLOW_ID_HEADER))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok());
+                this.span.in_scope(|| {
+                    tracing::error!(status, flow_id, error = %ErrorChain(&**e), "http handler failed");
+                });
+            }
             None => this
                 .span
                 .in_scope(|| tracing::debug!(status, "http request served")),

@@ -70,7 +70,7 @@ mod server;
 
 pub use axum::body::Bytes;
 pub use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-pub use request::HttpRequest;
+pub use request::{HttpRequest, PathParams};
 pub use response::{FieldError, HttpError, HttpResponse};
 
 pub(crate) use server::{HttpServer, start};
@@ -183,6 +183,8 @@ impl HttpRoute {
         F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
     {
+        // Shared by the routers the route is mounted in (the served one and the one an
+        // application mounts).
         let handler = Arc::new(handler);
         Self {
             method,
@@ -194,11 +196,7 @@ impl HttpRoute {
                     route,
                     handler: handler.clone(),
                 });
-                // FnOnce: axum clones the handler for each request, and that clone is the
-                // request's reference to its route (one count up and down on the shared Arc).
-                router.on(filter, move |req: axum::extract::Request| {
-                    server::serve(served, req)
-                })
+                router.on_service(filter, server::RouteService(served))
             }),
         }
     }

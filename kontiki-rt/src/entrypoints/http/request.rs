@@ -3,11 +3,43 @@
 use super::response::{FieldError, HttpError};
 use crate::handler::Context;
 use axum::body::Bytes;
+use axum::extract::RawPathParams;
 use axum::http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
+
+/// The path parameters of a request (`{id}` segments), percent-decoded, in path order.
+///
+/// They stay as the router read them (shared, not copied into strings of their own).
+#[derive(Debug, Default)]
+pub struct PathParams(Option<RawPathParams>);
+
+impl PathParams {
+    pub(super) fn new(raw: RawPathParams) -> Self {
+        Self(Some(raw))
+    }
+
+    /// The value of the parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// `(name, value)` of each parameter, in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().flat_map(RawPathParams::iter)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
 
 /// An inbound HTTP request, as a route handler sees it.
 #[derive(Debug)]
@@ -16,7 +48,7 @@ pub struct HttpRequest {
     /// The method.
     pub method: Method,
     /// The path parameters (`{id}` segments), percent-decoded.
-    pub path_params: BTreeMap<String, String>,
+    pub path_params: PathParams,
     /// The query string as decoded `(name, value)` pairs, in order (a name may repeat).
     pub query: Vec<(String, String)>,
     /// The request headers.
@@ -150,8 +182,11 @@ pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpErr
 /// `1e3`): a `.`, `e` or `E` right after a digit. Such a number always has one; a string may
 /// too (`"v1.2"`), which only sends its body the long way.
 fn has_float_syntax(json: &[u8]) -> bool {
-    json.windows(2)
-        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'.' | b'e' | b'E'))
+    // The rare byte first: most bytes fail the first test and the digit before is not read.
+    json.iter()
+        .enumerate()
+        .skip(1)
+        .any(|(i, &b)| (b == b'.' || (b | 0x20) == b'e') && json[i - 1].is_ascii_digit())
 }
 
 fn integral_floats_to_integers(value: &mut serde_json::Value) {

@@ -1,7 +1,7 @@
 //! The server: routes into an axum router (inside the flow layer, `flow.rs`), the listener,
 //! and the graceful drain at shutdown.
 
-use super::flow::{ErrorChain, FlowLayer, RequestFlow};
+use super::flow::{ErrorChain, FLOW_ID_HEADER, FlowLayer, RequestFlow};
 use super::response::{InternalError, json_error};
 use super::routing::{shape_of, try_route};
 use super::{HttpDefs, HttpError, HttpRequest, HttpResponse, RoutePath, docs};
@@ -11,12 +11,13 @@ use crate::handler::{Container, Context};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts as _, RawPathParams, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt as _};
 use futures_util::FutureExt as _;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -266,53 +267,155 @@ pub(super) struct Served<F> {
     pub(super) handler: Arc<F>,
 }
 
-/// Serves one request and records it (`kontiki_http_requests_total`, by declared route).
-pub(super) async fn serve<F, Fut>(served: Arc<Served<F>>, req: Request) -> Response
+/// The service axum calls for each request of one route (`MethodRouter::on_service`).
+///
+/// A service rather than an axum handler: a handler's future is boxed with the request it
+/// was called with still in it, next to the route's own future (over 1 KiB a request, which
+/// the allocator serves on its slow path). Here the request is taken apart before the future
+/// is made, and the future keeps only what the rest of the request needs.
+pub(super) struct RouteService<F>(pub(super) Arc<Served<F>>);
+
+impl<F> Clone for RouteService<F> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// The future of one request of a route.
+pub(super) type ServeFuture =
+    std::pin::Pin<Box<dyn Future<Output = std::result::Result<Response, Infallible>> + Send>>;
+
+impl<F, Fut> tower_service::Service<Request> for RouteService<F>
 where
     F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
 {
-    let route = &served.route;
-    let started = route.metrics.is_on().then(std::time::Instant::now);
-    let res = serve_route(route, &*served.handler, req).await;
-    if let Some(started) = started {
-        route
-            .metrics
-            .served(res.status().as_u16(), started.elapsed());
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ServeFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
     }
-    res
+
+    fn call(&mut self, req: Request) -> ServeFuture {
+        let served = self.0.clone();
+        let started = served.route.metrics.is_on().then(std::time::Instant::now);
+        let (parts, body) = req.into_parts();
+        match prepare(&served.route, parts) {
+            Ok(prepared) => Box::pin(serve(served, started, prepared, body)),
+            Err(res) => {
+                served.route.served(&res, started);
+                Box::pin(std::future::ready(Ok(res)))
+            }
+        }
+    }
 }
 
-async fn serve_route<F, Fut>(route: &Route, handler: &F, req: Request) -> Response
+/// Serves one request whose flow, path and query are read: reads the body, runs the handler,
+/// records the answer (`kontiki_http_requests_total`, by declared route).
+///
+/// Not an `async fn`: an `async fn` keeps its arguments twice (as they came, and as moved into
+/// its body), which made each request's future hundreds of bytes larger.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold `prepared` twice in its future"
+)]
+fn serve<F, Fut>(
+    served: Arc<Served<F>>,
+    started: Option<std::time::Instant>,
+    prepared: Prepared,
+    body: Body,
+) -> impl Future<Output = std::result::Result<Response, Infallible>> + Send + 'static
 where
-    F: Fn(HttpRequest) -> Fut,
-    Fut: Future<Output = Result<HttpResponse, HttpError>>,
+    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
 {
-    let (mut parts, body) = req.into_parts();
-    // The flow layer wraps every route; a router without it (none is built) would still give
-    // each request its flow.
-    let flow_id = match parts.extensions.remove::<RequestFlow>() {
+    async move {
+        let route = &served.route;
+        let res = match read_body(body, &prepared.headers, route.max_body).await {
+            Err(e) => e.into_response(),
+            Ok(body) => {
+                let (request, flow_id, answer_flow_id) = prepared.into_request(route, body);
+                handle(route, &*served.handler, request, flow_id, answer_flow_id).await
+            }
+        };
+        route.served(&res, started);
+        Ok(res)
+    }
+}
+
+impl Route {
+    /// Records an answer in the route's metrics.
+    fn served(&self, res: &Response, started: Option<std::time::Instant>) {
+        if let Some(started) = started {
+            self.metrics
+                .served(res.status().as_u16(), started.elapsed());
+        }
+    }
+}
+
+/// What a request brings besides its body, read before the body is.
+struct Prepared {
+    method: axum::http::Method,
+    headers: HeaderMap,
+    path_params: super::PathParams,
+    query: Vec<(String, String)>,
+    flow_id: Arc<str>,
+    /// Whether the answer's `flow_id` header is the route's to set (the layer made no id).
+    answer_flow_id: bool,
+}
+
+impl Prepared {
+    fn into_request(self, route: &Route, body: Bytes) -> (HttpRequest, Arc<str>, bool) {
+        let request = HttpRequest {
+            method: self.method,
+            path_params: self.path_params,
+            query: self.query,
+            headers: self.headers,
+            body,
+            context: route.context.clone(),
+        };
+        (request, self.flow_id, self.answer_flow_id)
+    }
+}
+
+/// The request's flow, path parameters and query, or the answer when they are wrong. Not
+/// generic: one copy for all routes.
+#[allow(
+    clippy::result_large_err,
+    reason = "no larger than the Ok side (`Prepared`), and moved once"
+)]
+fn prepare(route: &Route, mut parts: axum::http::request::Parts) -> Result<Prepared, Response> {
+    // Without one from the layer (it hands one over only when its span or a trace records
+    // it), the route makes the flow id and answers with it itself.
+    let (flow_id, answer_flow_id) = match parts.extensions.remove::<RequestFlow>() {
         Some(flow) => {
             if !flow.span.is_disabled() {
                 flow.span.record("route", &*route.name);
             }
-            flow.id
+            (flow.id, false)
         }
-        None => crate::transport::wire::new_flow_id_arc(),
+        None => (crate::transport::wire::new_flow_id_arc(), true),
     };
     if route.context.messenger().telemetry().is_some() {
         crate::observe::otel::set_http_route(&route.operation);
     }
-    let mut path_params = BTreeMap::new();
+    let mut path_params = super::PathParams::default();
     if route.has_params {
-        match RawPathParams::from_request_parts(&mut parts, &()).await {
-            // Inserted one by one: `collect` would gather and sort them in a Vec first.
-            Ok(params) => {
-                for (k, v) in &params {
-                    path_params.insert(k.to_owned(), v.to_owned());
-                }
+        // Reads what the router left in the request: ready at once.
+        match RawPathParams::from_request_parts(&mut parts, &()).now_or_never() {
+            Some(Ok(params)) => path_params = super::PathParams::new(params),
+            Some(Err(rejection)) => {
+                return Err(HttpError::BadRequest(rejection.body_text()).into_response());
             }
-            Err(rejection) => return HttpError::BadRequest(rejection.body_text()).into_response(),
+            None => {
+                let e = HttpError::internal("axum's path parameters were not ready at once");
+                return Err(e.into_response());
+            }
         }
     }
     let query = parts
@@ -320,58 +423,86 @@ where
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let body = match read_body(body, &parts.headers, route.max_body).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let request = HttpRequest {
+    Ok(Prepared {
         method: parts.method,
+        headers: parts.headers,
         path_params,
         query,
-        headers: parts.headers,
-        body,
-        context: route.context.clone(),
-    };
+        flow_id,
+        answer_flow_id,
+    })
+}
+
+/// Runs the handler on `request` inside the request's flow scope, catching a panic, and
+/// reports an unmapped error or a panic to the registry.
+///
+/// The futures are made here, outside an `async fn`, so that the request is held once (by
+/// the handler's call) rather than also as an argument of the future that awaits it.
+fn handle<'a, F, Fut>(
+    route: &'a Route,
+    handler: &'a F,
+    request: HttpRequest,
+    flow_id: Arc<str>,
+    answer_flow_id: bool,
+) -> impl Future<Output = Response> + Send + 'a
+where
+    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
+{
+    // Kept for the answer's header and the report of an unmapped error.
+    let report_flow_id = flow_id.clone();
     let scope = FlowContext {
         flow_id,
         inbound_hop_id: None,
         entrypoint: EntrypointKind::Http,
         operation: route.operation.clone(),
     };
-    // Kept for the report of an unmapped error: this request's own id, not a count on the
-    // route's shared operation name.
-    let report_flow_id = scope.flow_id.clone();
     // The call itself is inside too: a handler may panic before returning its future.
-    let run = AssertUnwindSafe(async { handler(request).await }).catch_unwind();
-    let (res, exception_type) = match flow::scope(scope, run).await {
-        Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
-        Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
-        Err(panic) => (
-            HttpError::internal(format!(
-                "the handler of `{}` panicked: {}",
-                route.operation,
-                panic_message(&panic)
-            ))
-            .into_response(),
-            "Panic",
-        ),
-    };
-    // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
-    // are answers, not failures. (The layer logs them.)
-    if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
-        let report_scope = FlowContext {
-            flow_id: report_flow_id,
-            inbound_hop_id: None,
-            entrypoint: EntrypointKind::Http,
-            operation: route.operation.clone(),
+    let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
+    // `map`, not an `async` block awaiting `run`: that would hold `run` twice, as the
+    // block's capture and as what it awaits.
+    flow::scope(scope, run).map(move |outcome| {
+        let (mut res, exception_type) = match outcome {
+            Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
+            Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
+            Err(panic) => (
+                HttpError::internal(format!(
+                    "the handler of `{}` panicked: {}",
+                    route.operation,
+                    panic_message(&panic)
+                ))
+                .into_response(),
+                "Panic",
+            ),
         };
-        route.context.container().report_uncaught(
-            &report_scope,
-            exception_type,
-            &ErrorChain(&***e).to_string(),
-        );
-    }
-    res
+        if answer_flow_id && let Ok(v) = HeaderValue::from_str(&report_flow_id) {
+            res.headers_mut().insert(FLOW_ID_HEADER, v);
+        }
+        // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
+        // are answers, not failures. (The layer logs them.)
+        if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+            let report_scope = FlowContext {
+                flow_id: report_flow_id,
+                inbound_hop_id: None,
+                entrypoint: EntrypointKind::Http,
+                operation: route.operation.clone(),
+            };
+            route.context.container().report_uncaught(
+                &report_scope,
+                exception_type,
+                &ErrorChain(&***e).to_string(),
+            );
+        }
+        res
+    })
+}
+
+/// The 413 of a body over `limit` bytes.
+fn too_large(limit: usize) -> HttpError {
+    HttpError::mapped(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {limit} bytes"),
+    )
 }
 
 /// The body, at most `limit` bytes: 413 over it.
@@ -380,24 +511,18 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     if axum::body::HttpBody::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
-    let too_large = || {
-        HttpError::mapped(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {limit} bytes"),
-        )
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over {
-            too_large()
+            too_large(limit)
         } else {
             HttpError::BadRequest(format!("could not read the request body: {e}"))
         }
