@@ -304,8 +304,8 @@ where
     fn call(&mut self, req: Request) -> ServeFuture {
         let served = self.0.clone();
         let started = served.route.metrics.is_on().then(std::time::Instant::now);
-        let (parts, body) = req.into_parts();
-        match prepare(&served.route, parts) {
+        let (mut parts, body) = req.into_parts();
+        match prepare(&served.route, &mut parts) {
             Ok(prepared) => Box::pin(serve(served, started, prepared, body)),
             Err(res) => {
                 served.route.served(&res, started);
@@ -389,7 +389,7 @@ impl Prepared {
     clippy::result_large_err,
     reason = "no larger than the Ok side (`Prepared`), and moved once"
 )]
-fn prepare(route: &Route, mut parts: axum::http::request::Parts) -> Result<Prepared, Response> {
+fn prepare(route: &Route, parts: &mut axum::http::request::Parts) -> Result<Prepared, Response> {
     // Without one from the layer (it hands one over only when its span or a trace records
     // it), the route makes the flow id and answers with it itself.
     let (flow_id, answer_flow_id) = match parts.extensions.remove::<RequestFlow>() {
@@ -407,7 +407,7 @@ fn prepare(route: &Route, mut parts: axum::http::request::Parts) -> Result<Prepa
     let mut path_params = super::PathParams::default();
     if route.has_params {
         // Reads what the router left in the request: ready at once.
-        match RawPathParams::from_request_parts(&mut parts, &()).now_or_never() {
+        match RawPathParams::from_request_parts(parts, &()).now_or_never() {
             Some(Ok(params)) => path_params = super::PathParams::new(params),
             Some(Err(rejection)) => {
                 return Err(HttpError::BadRequest(rejection.body_text()).into_response());
@@ -424,8 +424,9 @@ fn prepare(route: &Route, mut parts: axum::http::request::Parts) -> Result<Prepa
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     Ok(Prepared {
-        method: parts.method,
-        headers: parts.headers,
+        // Taken, not moved: the rest of `parts` stays where it is (no copy of all of it).
+        method: std::mem::take(&mut parts.method),
+        headers: std::mem::take(&mut parts.headers),
         path_params,
         query,
         flow_id,
