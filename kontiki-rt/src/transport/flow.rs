@@ -80,6 +80,15 @@ pub fn scope<F: Future>(ctx: FlowContext, fut: F) -> impl Future<Output = F::Out
     CURRENT.scope(ctx, fut)
 }
 
+/// [`scope`] as a future whose type can be named (a field of a hand-written future).
+#[cfg(feature = "http")]
+pub(crate) fn named_scope<F: Future>(
+    ctx: FlowContext,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<FlowContext, F> {
+    CURRENT.scope(ctx, fut)
+}
+
 /// The scope of the running handler, if any.
 pub fn current() -> Option<FlowContext> {
     CURRENT.try_with(Clone::clone).ok()

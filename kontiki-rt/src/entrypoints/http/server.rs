@@ -21,7 +21,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_layer::Layer as _;
@@ -269,10 +271,11 @@ pub(super) struct Served<F> {
 
 /// The service axum calls for each request of one route (`MethodRouter::on_service`).
 ///
-/// A service rather than an axum handler: a handler's future is boxed with the request it
-/// was called with still in it, next to the route's own future (over 1 KiB a request, which
-/// the allocator serves on its slow path). Here the request is taken apart before the future
-/// is made, and the future keeps only what the rest of the request needs.
+/// A service rather than an axum handler, with a future written out: axum boxes a handler's
+/// future with the request it was called with still in it (1.5 KiB a request, which the
+/// allocator serves on its slow path), and then boxes the service around it again. Here the
+/// request is taken apart before the future is made, the future keeps only what the rest of
+/// the request needs, and axum's one box holds it.
 pub(super) struct RouteService<F>(pub(super) Arc<Served<F>>);
 
 impl<F> Clone for RouteService<F> {
@@ -281,10 +284,6 @@ impl<F> Clone for RouteService<F> {
     }
 }
 
-/// The future of one request of a route.
-pub(super) type ServeFuture =
-    std::pin::Pin<Box<dyn Future<Output = std::result::Result<Response, Infallible>> + Send>>;
-
 impl<F, Fut> tower_service::Service<Request> for RouteService<F>
 where
     F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
@@ -292,59 +291,186 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = ServeFuture;
+    type Future = ServeFuture<F, Fut>;
 
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::result::Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<std::result::Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request) -> ServeFuture {
-        let served = self.0.clone();
-        let started = served.route.metrics.is_on().then(std::time::Instant::now);
+    fn call(&mut self, req: Request) -> ServeFuture<F, Fut> {
+        let route = &self.0.route;
+        let started = route.metrics.is_on().then(std::time::Instant::now);
         let (mut parts, body) = req.into_parts();
-        match prepare(&served.route, &mut parts) {
-            Ok(prepared) => Box::pin(serve(served, started, prepared, body)),
-            Err(res) => {
-                served.route.served(&res, started);
-                Box::pin(std::future::ready(Ok(res)))
+        let state = match prepare(route, &mut parts) {
+            Err(res) => State::Done { res: Some(res) },
+            // A GET has no body: nothing to collect.
+            Ok(prepared) if axum::body::HttpBody::is_end_stream(&body) => {
+                State::handle(&self.0, prepared, Bytes::new())
             }
+            Ok(prepared) => match declared_too_large(&prepared.headers, route.max_body) {
+                Some(e) => State::Done {
+                    res: Some(e.into_response()),
+                },
+                None => State::Body {
+                    prepared: Some(prepared),
+                    collect: http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                        body,
+                        route.max_body,
+                    )),
+                },
+            },
+        };
+        ServeFuture {
+            served: self.0.clone(),
+            started,
+            state,
         }
     }
 }
 
-/// Serves one request whose flow, path and query are read: reads the body, runs the handler,
-/// records the answer (`kontiki_http_requests_total`, by declared route).
-///
-/// Not an `async fn`: an `async fn` keeps its arguments twice (as they came, and as moved into
-/// its body), which made each request's future hundreds of bytes larger.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an async fn would hold `prepared` twice in its future"
-)]
-fn serve<F, Fut>(
-    served: Arc<Served<F>>,
-    started: Option<std::time::Instant>,
-    prepared: Prepared,
-    body: Body,
-) -> impl Future<Output = std::result::Result<Response, Infallible>> + Send + 'static
+pin_project_lite::pin_project! {
+    /// One request of a route: its body read, its handler run in the request's flow scope,
+    /// its answer recorded (`kontiki_http_requests_total`, by declared route).
+    pub(super) struct ServeFuture<F, Fut> {
+        served: Arc<Served<F>>,
+        started: Option<std::time::Instant>,
+        #[pin]
+        state: State<F, Fut>,
+    }
+}
+
+/// The handler's call inside its flow scope, a panic caught.
+type Run<F, Fut> = tokio::task::futures::TaskLocalFuture<
+    FlowContext,
+    futures_util::future::CatchUnwind<AssertUnwindSafe<CallHandler<F, Fut>>>,
+>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, Fut> {
+        /// Reading the body.
+        Body {
+            prepared: Option<Prepared>,
+            #[pin]
+            collect: http_body_util::combinators::Collect<http_body_util::Limited<Body>>,
+        },
+        /// Running the handler.
+        Handle {
+            #[pin]
+            run: Run<F, Fut>,
+            flow_id: Arc<str>,
+            answer_flow_id: bool,
+        },
+        /// Answered.
+        Done { res: Option<Response> },
+    }
+}
+
+impl<F, Fut> State<F, Fut>
 where
-    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
+    F: Fn(HttpRequest) -> Fut,
+    Fut: Future,
 {
-    async move {
+    fn handle(served: &Served<F>, prepared: Prepared, body: Bytes) -> Self {
         let route = &served.route;
-        let res = match read_body(body, &prepared.headers, route.max_body).await {
-            Err(e) => e.into_response(),
-            Ok(body) => {
-                let (request, flow_id, answer_flow_id) = prepared.into_request(route, body);
-                handle(route, &*served.handler, request, flow_id, answer_flow_id).await
-            }
+        let (request, flow_id, answer_flow_id) = prepared.into_request(route, body);
+        let scope = FlowContext {
+            flow_id: flow_id.clone(),
+            inbound_hop_id: None,
+            entrypoint: EntrypointKind::Http,
+            operation: route.operation.clone(),
         };
-        route.served(&res, started);
-        Ok(res)
+        // The call itself is inside the scope and the panic guard too: a handler may panic
+        // before returning its future.
+        let call = CallHandler {
+            handler: served.handler.clone(),
+            request: Some(request),
+            fut: None,
+        };
+        State::Handle {
+            run: flow::named_scope(scope, AssertUnwindSafe(call).catch_unwind()),
+            flow_id,
+            answer_flow_id,
+        }
+    }
+}
+
+impl<F, Fut> Future for ServeFuture<F, Fut>
+where
+    F: Fn(HttpRequest) -> Fut,
+    Fut: Future<Output = Result<HttpResponse, HttpError>>,
+{
+    type Output = std::result::Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let res = match this.state.as_mut().project() {
+                StateProj::Body { prepared, collect } => {
+                    let read = ready!(collect.poll(cx));
+                    let next = match (read, prepared.take()) {
+                        (Ok(collected), Some(prepared)) => {
+                            State::handle(this.served, prepared, collected.to_bytes())
+                        }
+                        (Err(e), _) => State::Done {
+                            res: Some(body_error(&*e, this.served.route.max_body).into_response()),
+                        },
+                        (Ok(_), None) => State::Done {
+                            res: Some(polled_again()),
+                        },
+                    };
+                    this.state.set(next);
+                    continue;
+                }
+                StateProj::Handle {
+                    run,
+                    flow_id,
+                    answer_flow_id,
+                } => {
+                    let outcome = ready!(run.poll(cx));
+                    answer(&this.served.route, outcome, flow_id, *answer_flow_id)
+                }
+                StateProj::Done { res } => res.take().unwrap_or_else(polled_again),
+            };
+            this.state.set(State::Done { res: None });
+            this.served.route.served(&res, *this.started);
+            return Poll::Ready(Ok(res));
+        }
+    }
+}
+
+/// What a future polled after its answer answers (tower's contract forbids it; no panic).
+fn polled_again() -> Response {
+    HttpError::internal("an HTTP request's future was polled after it answered").into_response()
+}
+
+pin_project_lite::pin_project! {
+    /// Calls the handler at the first poll (inside the scope), then polls its future.
+    struct CallHandler<F, Fut> {
+        handler: Arc<F>,
+        request: Option<HttpRequest>,
+        #[pin]
+        fut: Option<Fut>,
+    }
+}
+
+impl<F, Fut> Future for CallHandler<F, Fut>
+where
+    F: Fn(HttpRequest) -> Fut,
+    Fut: Future,
+{
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Fut::Output> {
+        let mut this = self.project();
+        if let Some(request) = this.request.take() {
+            this.fut.set(Some((this.handler)(request)));
+        }
+        match this.fut.as_pin_mut() {
+            Some(fut) => fut.poll(cx),
+            // Polled after it finished: the caller (`CatchUnwind`) never does.
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -434,68 +560,46 @@ fn prepare(route: &Route, parts: &mut axum::http::request::Parts) -> Result<Prep
     })
 }
 
-/// Runs the handler on `request` inside the request's flow scope, catching a panic, and
-/// reports an unmapped error or a panic to the registry.
-///
-/// The futures are made here, outside an `async fn`, so that the request is held once (by
-/// the handler's call) rather than also as an argument of the future that awaits it.
-fn handle<'a, F, Fut>(
-    route: &'a Route,
-    handler: &'a F,
-    request: HttpRequest,
-    flow_id: Arc<str>,
+/// The handler's outcome as the answer: the flow id header when the route made the id, and
+/// an unmapped error or a panic reported to the registry. Not generic.
+fn answer(
+    route: &Route,
+    outcome: std::thread::Result<Result<HttpResponse, HttpError>>,
+    flow_id: &Arc<str>,
     answer_flow_id: bool,
-) -> impl Future<Output = Response> + Send + 'a
-where
-    F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<HttpResponse, HttpError>> + Send + 'static,
-{
-    // Kept for the answer's header and the report of an unmapped error.
-    let report_flow_id = flow_id.clone();
-    let scope = FlowContext {
-        flow_id,
-        inbound_hop_id: None,
-        entrypoint: EntrypointKind::Http,
-        operation: route.operation.clone(),
+) -> Response {
+    let (mut res, exception_type) = match outcome {
+        Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
+        Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
+        Err(panic) => (
+            HttpError::internal(format!(
+                "the handler of `{}` panicked: {}",
+                route.operation,
+                panic_message(&panic)
+            ))
+            .into_response(),
+            "Panic",
+        ),
     };
-    // The call itself is inside too: a handler may panic before returning its future.
-    let run = AssertUnwindSafe(async move { handler(request).await }).catch_unwind();
-    // `map`, not an `async` block awaiting `run`: that would hold `run` twice, as the
-    // block's capture and as what it awaits.
-    flow::scope(scope, run).map(move |outcome| {
-        let (mut res, exception_type) = match outcome {
-            Ok(Ok(res)) => (res.into_response(), "HttpHandlerError"),
-            Ok(Err(e)) => (e.into_response(), "HttpHandlerError"),
-            Err(panic) => (
-                HttpError::internal(format!(
-                    "the handler of `{}` panicked: {}",
-                    route.operation,
-                    panic_message(&panic)
-                ))
-                .into_response(),
-                "Panic",
-            ),
+    if answer_flow_id && let Ok(v) = HeaderValue::from_str(flow_id) {
+        res.headers_mut().insert(FLOW_ID_HEADER, v);
+    }
+    // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones are
+    // answers, not failures. (The layer logs them.)
+    if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        let report_scope = FlowContext {
+            flow_id: flow_id.clone(),
+            inbound_hop_id: None,
+            entrypoint: EntrypointKind::Http,
+            operation: route.operation.clone(),
         };
-        if answer_flow_id && let Ok(v) = HeaderValue::from_str(&report_flow_id) {
-            res.headers_mut().insert(FLOW_ID_HEADER, v);
-        }
-        // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones
-        // are answers, not failures. (The layer logs them.)
-        if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
-            let report_scope = FlowContext {
-                flow_id: report_flow_id,
-                inbound_hop_id: None,
-                entrypoint: EntrypointKind::Http,
-                operation: route.operation.clone(),
-            };
-            route.context.container().report_uncaught(
-                &report_scope,
-                exception_type,
-                &ErrorChain(&***e).to_string(),
-            );
-        }
-        res
-    })
+        route.context.container().report_uncaught(
+            &report_scope,
+            exception_type,
+            &ErrorChain(&***e).to_string(),
+        );
+    }
+    res
 }
 
 /// The 413 of a body over `limit` bytes.
@@ -506,28 +610,24 @@ fn too_large(limit: usize) -> HttpError {
     )
 }
 
-/// The body, at most `limit` bytes: 413 over it.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
-    // A GET has no body: nothing to collect.
-    if axum::body::HttpBody::is_end_stream(&body) {
-        return Ok(Bytes::new());
-    }
+/// A 413 when the request says its body is over `limit` bytes (before any of it is read).
+fn declared_too_large(headers: &HeaderMap, limit: usize) -> Option<HttpError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+    declared
+        .is_some_and(|n| n > limit as u64)
+        .then(|| too_large(limit))
+}
+
+/// Reading the body failed: 413 over the limit, 400 otherwise.
+fn body_error(e: &(dyn std::error::Error + Send + Sync + 'static), limit: usize) -> HttpError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        too_large(limit)
+    } else {
+        HttpError::BadRequest(format!("could not read the request body: {e}"))
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if over {
-            too_large(limit)
-        } else {
-            HttpError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })
 }
 
 #[cfg(test)]
