@@ -121,18 +121,28 @@ struct HexBuf([u8; 32]);
 /// ChaCha generator is about a hundred. (Correlation ids, which a reply must match, stay v4
 /// UUIDs.)
 fn fill_random_hex(buf: &mut HexBuf, len: usize) -> &str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let len = len.min(32);
     let filled = len.div_ceil(16) * 16;
     for chunk in buf.0[..filled].chunks_exact_mut(16) {
-        let mut bits = fastrand::u64(..);
-        for c in chunk {
-            *c = HEX[(bits & 0xf) as usize];
-            bits >>= 4;
-        }
+        let bits = fastrand::u64(..);
+        // The low nibbles of the eight bytes, then the high ones (the bits are random: their
+        // order does not matter).
+        chunk[..8].copy_from_slice(&hex_digits(bits & NIBBLES).to_le_bytes());
+        chunk[8..].copy_from_slice(&hex_digits((bits >> 4) & NIBBLES).to_le_bytes());
     }
     let text = std::str::from_utf8(&buf.0[..filled]).expect("invariant: hex digits are ASCII");
     &text[..len]
+}
+
+const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+
+/// Eight values 0–15, one per byte, as the bytes of their lowercase hex digits, all at once:
+/// `'0' + v`, plus `'a' - '0' - 10` where `v > 9` (`v + 6` carries into bit 4 exactly then;
+/// no byte overflows, so no byte disturbs the next).
+fn hex_digits(nibbles: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let over_nine = ((nibbles + 6 * ONES) >> 4) & ONES;
+    nibbles + u64::from(b'0') * ONES + over_nine * u64::from(b'a' - b'0' - 10)
 }
 
 /// The current UTC time as Python's `datetime.now(timezone.utc).isoformat()` writes it:
@@ -770,6 +780,7 @@ mod tests {
 
     #[test]
     fn ids_have_kontiki_shapes() {
+        const ONES_FOR_TEST: u64 = 0x0101_0101_0101_0101;
         for f in [new_flow_id(), new_flow_id_arc().to_string()] {
             assert_eq!(f.len(), 12);
             assert!(
@@ -780,6 +791,16 @@ mod tests {
         assert_ne!(new_flow_id_arc(), new_flow_id_arc());
         assert_eq!(new_hop_id().len(), 16);
         assert_ne!(new_hop_id(), new_hop_id());
+        // Every value of a byte, at every position: its two digits.
+        for b in 0..=255u64 {
+            let x = b * ONES_FOR_TEST;
+            let lo = hex_digits(x & NIBBLES).to_le_bytes();
+            let hi = hex_digits((x >> 4) & NIBBLES).to_le_bytes();
+            let want = format!("{b:02x}").into_bytes();
+            for i in 0..8 {
+                assert_eq!([hi[i], lo[i]], [want[0], want[1]], "{b}");
+            }
+        }
         for n in [0, 3, 8, 9, 16, 40] {
             let hex = random_hex(n);
             assert_eq!(hex.len(), 2 * n.min(16), "{n}");
