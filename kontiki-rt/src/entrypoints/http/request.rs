@@ -182,11 +182,37 @@ pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpErr
 /// `1e3`): a `.`, `e` or `E` right after a digit. Such a number always has one; a string may
 /// too (`"v1.2"`), which only sends its body the long way.
 fn has_float_syntax(json: &[u8]) -> bool {
-    // The rare byte first: most bytes fail the first test and the digit before is not read.
-    json.iter()
-        .enumerate()
-        .skip(1)
-        .any(|(i, &b)| (b == b'.' || (b | 0x20) == b'e') && json[i - 1].is_ascii_digit())
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `word` is zero: exact as a whole (a false alarm only ever sits above a
+    // real zero byte), which is all the test below needs.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut prev = b' ';
+    let mut chunks = json.chunks_exact(8);
+    for chunk in &mut chunks {
+        let bytes: [u8; 8] = chunk.try_into().unwrap_or([b' '; 8]);
+        // `.` and `e` are 0x2e and 0x65, `E` 0x45; with bit 5 set both letters are `e`.
+        let folded = u64::from_le_bytes(bytes) | (0x20 * ONES);
+        if (has_zero(folded ^ (u64::from(b'.') * ONES))
+            || has_zero(folded ^ (u64::from(b'e') * ONES)))
+            && after_digit(prev, &bytes)
+        {
+            return true;
+        }
+        prev = bytes[7];
+    }
+    after_digit(prev, chunks.remainder())
+}
+
+/// Whether `.`, `e` or `E` follows a digit in `bytes` (the byte before them being `prev`).
+fn after_digit(mut prev: u8, bytes: &[u8]) -> bool {
+    for &b in bytes {
+        if prev.is_ascii_digit() && (b == b'.' || (b | 0x20) == b'e') {
+            return true;
+        }
+        prev = b;
+    }
+    false
 }
 
 fn integral_floats_to_integers(value: &mut serde_json::Value) {
@@ -289,6 +315,34 @@ mod tests {
                 "{:?}",
                 std::str::from_utf8(integral)
             );
+        }
+    }
+
+    #[test]
+    fn float_scan_agrees_with_a_plain_scan_at_every_position() {
+        let plain = |json: &[u8]| {
+            json.windows(2)
+                .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'.' | b'e' | b'E'))
+        };
+        for len in 0..40 {
+            for at in 0..len {
+                for (a, b) in [
+                    (b'7', b'.'),
+                    (b'0', b'e'),
+                    (b'9', b'E'),
+                    (b'x', b'.'),
+                    (b'7', b'x'),
+                    (b'\x0e', b'e'),
+                    (b'5', b'\x0e'),
+                ] {
+                    let mut json = vec![b'"'; len];
+                    json[at] = a;
+                    if at + 1 < len {
+                        json[at + 1] = b;
+                    }
+                    assert_eq!(has_float_syntax(&json), plain(&json), "{json:?}");
+                }
+            }
         }
     }
 

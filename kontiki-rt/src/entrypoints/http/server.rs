@@ -11,7 +11,7 @@ use crate::handler::{Container, Context};
 use crate::transport::flow::{self, EntrypointKind, FlowContext};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts as _, RawPathParams, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Router, ServiceExt as _};
@@ -307,17 +307,19 @@ where
             Ok(prepared) if axum::body::HttpBody::is_end_stream(&body) => {
                 State::handle(&self.0, prepared, Bytes::new())
             }
-            Ok(prepared) => match declared_too_large(&prepared.headers, route.max_body) {
-                Some(e) => State::Done {
-                    res: Some(e.into_response()),
-                },
-                None => State::Body {
-                    prepared: Some(prepared),
-                    collect: http_body_util::BodyExt::collect(http_body_util::Limited::new(
-                        body,
-                        route.max_body,
-                    )),
-                },
+            // A body declared longer than the limit is refused before any of it is read
+            // (hyper's body knows the declared length: no header to parse again).
+            Ok(_) if axum::body::HttpBody::size_hint(&body).lower() > route.max_body as u64 => {
+                State::Done {
+                    res: Some(too_large(route.max_body).into_response()),
+                }
+            }
+            Ok(prepared) => State::Body {
+                prepared: Some(prepared),
+                collect: http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                    body,
+                    route.max_body,
+                )),
             },
         };
         ServeFuture {
@@ -608,17 +610,6 @@ fn too_large(limit: usize) -> HttpError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the request body is larger than {limit} bytes"),
     )
-}
-
-/// A 413 when the request says its body is over `limit` bytes (before any of it is read).
-fn declared_too_large(headers: &HeaderMap, limit: usize) -> Option<HttpError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    declared
-        .is_some_and(|n| n > limit as u64)
-        .then(|| too_large(limit))
 }
 
 /// Reading the body failed: 413 over the limit, 400 otherwise.
