@@ -162,8 +162,11 @@ async fn registry_internal_errors_answer_with_an_error_id_only() {
         .next()
         .unwrap_or("");
     assert_eq!(id.len(), 16, "{message}");
+    // The id is random hex: it may hold "404" by chance (it once did), so it is left out of
+    // what is searched.
+    let rest = message.replacen(id, "", 1);
     for detail in ["never.declared", "failed", "404", "NOT_FOUND", &svc] {
-        assert!(!message.contains(detail), "{detail} revealed: {message}");
+        assert!(!rest.contains(detail), "{detail} revealed: {message}");
     }
     let _ = conn.close(0, "done".into()).await;
     registry.running.shutdown().await;
