@@ -135,12 +135,13 @@ fn fill_random_hex(buf: &mut HexBuf, len: usize) -> &str {
 }
 
 const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+/// One in each byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// Eight values 0–15, one per byte, as the bytes of their lowercase hex digits, all at once:
 /// `'0' + v`, plus `'a' - '0' - 10` where `v > 9` (`v + 6` carries into bit 4 exactly then;
 /// no byte overflows, so no byte disturbs the next).
 fn hex_digits(nibbles: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     let over_nine = ((nibbles + 6 * ONES) >> 4) & ONES;
     nibbles + u64::from(b'0') * ONES + over_nine * u64::from(b'a' - b'0' - 10)
 }
@@ -780,7 +781,6 @@ mod tests {
 
     #[test]
     fn ids_have_kontiki_shapes() {
-        const ONES_FOR_TEST: u64 = 0x0101_0101_0101_0101;
         for f in [new_flow_id(), new_flow_id_arc().to_string()] {
             assert_eq!(f.len(), 12);
             assert!(
@@ -793,7 +793,7 @@ mod tests {
         assert_ne!(new_hop_id(), new_hop_id());
         // Every value of a byte, at every position: its two digits.
         for b in 0..=255u64 {
-            let x = b * ONES_FOR_TEST;
+            let x = b * ONES;
             let lo = hex_digits(x & NIBBLES).to_le_bytes();
             let hi = hex_digits((x >> 4) & NIBBLES).to_le_bytes();
             let want = format!("{b:02x}").into_bytes();

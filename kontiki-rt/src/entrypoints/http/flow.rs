@@ -1,7 +1,8 @@
-//! The layer around a service's whole router: each request gets a new flow id (HTTP always
-//! starts a flow), a tracing span (and, with traces on, a server span continuing the caller's
-//! `traceparent`), every response the `flow_id` header (handlers', 404, 405, 413, a layer's
-//! own), and an internal error its one log line.
+//! The layer around a service's whole router: each request gets a tracing span (and, with
+//! traces on, a server span continuing the caller's `traceparent`), every response the
+//! `flow_id` header (handlers', 404, 405, 413, a layer's own), and an internal error its one
+//! log line. HTTP always starts a new flow: its id is made here when the span or the trace
+//! records it, and otherwise by the route, which answers with it (`server.rs`).
 //!
 //! A tower [`Layer`] and [`Service`] written out, with a named future, rather than
 //! `axum::middleware::from_fn`, which boxes the inner service and an `async fn`'s future on

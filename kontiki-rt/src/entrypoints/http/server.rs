@@ -356,11 +356,10 @@ pin_project_lite::pin_project! {
             #[pin]
             collect: http_body_util::combinators::Collect<http_body_util::Limited<Body>>,
         },
-        /// Running the handler.
+        /// Running the handler (the flow id is the scope's, taken back when it is done).
         Handle {
             #[pin]
             run: Run<F, Fut>,
-            flow_id: Arc<str>,
             answer_flow_id: bool,
         },
         /// Answered.
@@ -377,7 +376,7 @@ where
         let route = &served.route;
         let (request, flow_id, answer_flow_id) = prepared.into_request(route, body);
         let scope = FlowContext {
-            flow_id: flow_id.clone(),
+            flow_id,
             inbound_hop_id: None,
             entrypoint: EntrypointKind::Http,
             operation: route.operation.clone(),
@@ -391,7 +390,6 @@ where
         };
         State::Handle {
             run: flow::named_scope(scope, AssertUnwindSafe(call).catch_unwind()),
-            flow_id,
             answer_flow_id,
         }
     }
@@ -425,12 +423,15 @@ where
                     continue;
                 }
                 StateProj::Handle {
-                    run,
-                    flow_id,
+                    mut run,
                     answer_flow_id,
                 } => {
-                    let outcome = ready!(run.poll(cx));
-                    answer(&this.served.route, outcome, flow_id, *answer_flow_id)
+                    let outcome = ready!(run.as_mut().poll(cx));
+                    // The scope is there until taken, here, once.
+                    match run.take_value() {
+                        Some(scope) => answer(&this.served.route, outcome, &scope, *answer_flow_id),
+                        None => polled_again(),
+                    }
                 }
                 StateProj::Done { res } => res.take().unwrap_or_else(polled_again),
             };
@@ -567,7 +568,7 @@ fn prepare(route: &Route, parts: &mut axum::http::request::Parts) -> Result<Prep
 fn answer(
     route: &Route,
     outcome: std::thread::Result<Result<HttpResponse, HttpError>>,
-    flow_id: &Arc<str>,
+    scope: &FlowContext,
     answer_flow_id: bool,
 ) -> Response {
     let (mut res, exception_type) = match outcome {
@@ -583,20 +584,14 @@ fn answer(
             "Panic",
         ),
     };
-    if answer_flow_id && let Ok(v) = HeaderValue::from_str(flow_id) {
+    if answer_flow_id && let Ok(v) = HeaderValue::from_str(&scope.flow_id) {
         res.headers_mut().insert(FLOW_ID_HEADER, v);
     }
     // Unmapped errors and panics go to the registry, as Kontiki reports them; mapped ones are
     // answers, not failures. (The layer logs them.)
     if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
-        let report_scope = FlowContext {
-            flow_id: flow_id.clone(),
-            inbound_hop_id: None,
-            entrypoint: EntrypointKind::Http,
-            operation: route.operation.clone(),
-        };
         route.context.container().report_uncaught(
-            &report_scope,
+            scope,
             exception_type,
             &ErrorChain(&***e).to_string(),
         );
