@@ -225,10 +225,12 @@ async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().map_or(Ok(8080), |p| p.parse())?;
     let bare_port: Option<u16> = args.next().map(|p| p.parse()).transpose()?;
+    // `HTTP_DEMO_METRICS=off` serves without metrics (what they cost, in `make bench`).
+    let metrics = std::env::var("HTTP_DEMO_METRICS").map_or(true, |v| v != "off");
     let config = Config::from_yaml_str(
         "http-demo.yaml",
         &format!(
-            "kontiki:\n  amqp:\n    disable: true\n  http:\n    address: 127.0.0.1\n    port: {port}\n    documentation:\n      title: kontiki-rs HTTP demo\n      description: Routes declared in the IDL, served by kontiki-rt on axum.\n"
+            "kontiki:\n  metrics:\n    enabled: {metrics}\n  amqp:\n    disable: true\n  http:\n    address: 127.0.0.1\n    port: {port}\n    documentation:\n      title: kontiki-rs HTTP demo\n      description: Routes declared in the IDL, served by kontiki-rt on axum.\n"
         ),
     )?;
     let running = service()?.start(config).await?;

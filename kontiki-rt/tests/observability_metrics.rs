@@ -202,6 +202,21 @@ async fn metrics_count_what_the_service_did() {
         ],
         2.0,
     );
+    // Rendered from the route's own tallies (kontiki-rt's exporter is the recorder here).
+    expect(
+        "kontiki_http_request_duration_seconds_count",
+        &[("service", s), ("route", "GET /hello/{who}")],
+        2.0,
+    );
+    expect(
+        "kontiki_http_request_duration_seconds_bucket",
+        &[
+            ("service", s),
+            ("route", "GET /hello/{who}"),
+            ("le", "+Inf"),
+        ],
+        2.0,
+    );
     expect(
         "kontiki_rpc_client_calls_total",
         &[

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// The histogram buckets of every `_seconds` metric: 0.5 ms to 10 s.
 #[cfg(feature = "metrics")]
-const BUCKETS: &[f64] = &[
+pub(super) const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -142,11 +142,8 @@ fn describe() {
         Unit::Count,
         "HTTP requests answered by a declared route, by route template and status"
     );
-    describe_histogram!(
-        "kontiki_http_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer an HTTP request of a declared route"
-    );
+    #[cfg(feature = "http")]
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, HTTP_DURATION_HELP);
     describe_counter!(
         "kontiki_connection_reconnects_total",
         Unit::Count,
@@ -161,8 +158,11 @@ pub(crate) fn render() -> Option<String> {
     #[cfg(feature = "metrics")]
     {
         HANDLE.get().and_then(Option::as_ref).map(|h| {
+            super::sharded::flush_all();
             h.run_upkeep();
-            h.render()
+            let mut text = h.render();
+            super::sharded::render_all(&mut text, HTTP_DURATION, HTTP_DURATION_HELP);
+            text
         })
     }
     #[cfg(not(feature = "metrics"))]
@@ -228,8 +228,11 @@ fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &
 #[derive(Debug)]
 pub(crate) struct HttpRouteMetrics {
     #[cfg(feature = "metrics")]
-    handles: Option<HttpHandles>,
+    handles: Option<Arc<HttpHandles>>,
 }
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+use std::sync::Arc;
 
 /// How many statuses of a route have a counter read without a lock.
 #[cfg(all(feature = "http", feature = "metrics"))]
@@ -239,13 +242,69 @@ const STATUS_SLOTS: usize = 8;
 #[derive(Debug)]
 struct HttpHandles {
     labels: [(&'static str, String); 2],
-    duration: metrics::Histogram,
+    /// The duration histogram, when the facade records it (another recorder than
+    /// kontiki-rt's exporter); with the exporter, the durations are rendered from `tallies`.
+    duration: Option<metrics::Histogram>,
+    /// The labels as the rendered text writes them, when `duration` is none.
+    rendered_labels: String,
     /// The counters of the first statuses answered, filled in order (under `more`'s lock) and
     /// read without a lock: requests on every worker read them at once, and even a read lock
     /// is a write to memory they all share.
     statuses: [std::sync::OnceLock<(u16, metrics::Counter)>; STATUS_SLOTS],
     /// The counters of further statuses.
     more: std::sync::Mutex<Vec<(u16, metrics::Counter)>>,
+    /// Durations and answers per status slot, per thread, until flushed (`sharded`).
+    tallies: super::sharded::Tallies<STATUS_SLOTS>,
+}
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+impl super::sharded::Flush for HttpHandles {
+    fn flush(&self) {
+        if let Some(duration) = &self.duration {
+            self.tallies
+                .take_durations(|batch| duration.record_many(batch.mean_seconds, batch.count));
+        }
+        self.tallies.take_statuses(|slot, n| {
+            if let Some((_, counter)) = self.statuses[slot].get() {
+                counter.increment(n);
+            }
+        });
+    }
+
+    fn render(&self, out: &mut String) {
+        if self.duration.is_none() {
+            let (counts, sum) = self.tallies.read_durations();
+            super::sharded::write_histogram(
+                out,
+                HTTP_DURATION,
+                &self.rendered_labels,
+                &counts,
+                sum,
+            );
+        }
+    }
+}
+
+/// The HTTP duration histogram, and what its `HELP` line says.
+#[cfg(all(feature = "http", feature = "metrics"))]
+const HTTP_DURATION: &str = "kontiki_http_request_duration_seconds";
+#[cfg(all(feature = "http", feature = "metrics"))]
+const HTTP_DURATION_HELP: &str = "Time to answer an HTTP request of a declared route";
+
+/// Whether kontiki-rt's exporter is the facade's recorder.
+#[cfg(all(feature = "http", feature = "metrics"))]
+fn own_exporter() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
+#[cfg(feature = "http")]
+impl Drop for HttpRouteMetrics {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            super::sharded::Flush::flush(&**h);
+        }
+    }
 }
 
 #[cfg(feature = "http")]
@@ -254,21 +313,42 @@ impl HttpRouteMetrics {
     pub(crate) fn new(on: bool, service: &str, route: &str) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let handles = on.then(|| {
-                let labels = [("service", service.to_owned()), ("route", route.to_owned())];
-                HttpHandles {
-                    duration: metrics::histogram!("kontiki_http_request_duration_seconds", &labels),
-                    statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
-                    more: std::sync::Mutex::new(Vec::new()),
-                    labels,
-                }
-            });
-            Self { handles }
+            Self::with_recorder(on, !own_exporter(), service, route)
         }
         #[cfg(not(feature = "metrics"))]
         {
             let _ = (on, service, route);
             Self {}
+        }
+    }
+
+    /// [`new`](Self::new), with durations recorded through the facade (`facade`) or kept for
+    /// kontiki-rt's exporter to render ([`render`]): on a busy route, the exporter's histogram
+    /// takes a lock-free push of every sample, which costs more than the request's own tally.
+    #[cfg(feature = "metrics")]
+    fn with_recorder(on: bool, facade: bool, service: &str, route: &str) -> Self {
+        {
+            let handles = on.then(|| {
+                use metrics_exporter_prometheus::formatting::sanitize_label_value;
+                let labels = [("service", service.to_owned()), ("route", route.to_owned())];
+                let rendered_labels = format!(
+                    "service=\"{}\",route=\"{}\"",
+                    sanitize_label_value(service),
+                    sanitize_label_value(route)
+                );
+                let handles = Arc::new(HttpHandles {
+                    duration: facade.then(|| metrics::histogram!(HTTP_DURATION, &labels)),
+                    rendered_labels,
+                    statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
+                    more: std::sync::Mutex::new(Vec::new()),
+                    labels,
+                    tallies: super::sharded::Tallies::new(),
+                });
+                let flush: Arc<dyn super::sharded::Flush> = handles.clone();
+                super::sharded::register(&flush);
+                handles
+            });
+            Self { handles }
         }
     }
 
@@ -288,7 +368,18 @@ impl HttpRouteMetrics {
     pub(crate) fn served(&self, status: u16, elapsed: Duration) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
-            h.duration.record(elapsed.as_secs_f64());
+            // The first statuses answered are tallied with the duration, on this thread's
+            // shard; the rest are counted here.
+            let slot = h
+                .statuses
+                .iter()
+                .map_while(std::sync::OnceLock::get)
+                .position(|(s, _)| *s == status);
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            h.tallies.add(nanos, slot);
+            if slot.is_some() {
+                return;
+            }
             let known = |status| {
                 h.statuses
                     .iter()
@@ -296,10 +387,6 @@ impl HttpRouteMetrics {
                     .find(|(s, _)| *s == status)
                     .map(|(_, c)| c)
             };
-            if let Some(c) = known(status) {
-                c.increment(1);
-                return;
-            }
             let mut more = h
                 .more
                 .lock()
@@ -695,7 +782,7 @@ mod tests {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
-            let m = HttpRouteMetrics::new(true, "svc", "GET /x");
+            let m = HttpRouteMetrics::with_recorder(true, true, "svc", "GET /x");
             assert!(m.is_on());
             // More statuses than slots; each answered as often as its rank.
             for (rank, status) in (200..200 + STATUS_SLOTS as u16 + 3).enumerate() {
@@ -719,5 +806,41 @@ mod tests {
             "{text}"
         );
         assert!(!HttpRouteMetrics::new(false, "svc", "GET /x").is_on());
+    }
+
+    #[test]
+    fn with_our_exporter_a_route_renders_its_durations_itself() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let mut own = String::new();
+        metrics::with_local_recorder(&recorder, || {
+            let m = HttpRouteMetrics::with_recorder(true, false, "s\"v", "GET /x");
+            for ms in [1, 2, 3, 20_000] {
+                m.served(200, Duration::from_millis(ms));
+            }
+            let h = m.handles.as_ref().unwrap();
+            super::super::sharded::Flush::flush(&**h);
+            super::super::sharded::Flush::render(&**h, &mut own);
+        });
+        let labels = r#"service="s\"v",route="GET /x""#;
+        for line in [
+            format!("{HTTP_DURATION}_bucket{{{labels},le=\"0.001\"}} 1\n"),
+            format!("{HTTP_DURATION}_bucket{{{labels},le=\"0.0025\"}} 2\n"),
+            format!("{HTTP_DURATION}_bucket{{{labels},le=\"10\"}} 3\n"),
+            format!("{HTTP_DURATION}_bucket{{{labels},le=\"+Inf\"}} 4\n"),
+            format!("{HTTP_DURATION}_sum{{{labels}}} 20.006\n"),
+            format!("{HTTP_DURATION}_count{{{labels}}} 4\n"),
+        ] {
+            assert!(own.contains(&line), "{line} in:\n{own}");
+        }
+        // The exporter has the counter, and no histogram of its own for the route.
+        let text = handle.render();
+        assert!(
+            text.contains(
+                r#"kontiki_http_requests_total{service="s\"v",route="GET /x",status="200"} 4"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(HTTP_DURATION), "{text}");
     }
 }

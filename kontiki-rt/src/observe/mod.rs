@@ -4,6 +4,8 @@
 pub(crate) mod logfile;
 pub(crate) mod metrics;
 pub(crate) mod otel;
+#[cfg(all(feature = "http", feature = "metrics"))]
+mod sharded;
 pub(crate) mod stats;
 
 use crate::error::RpcError;
