@@ -809,6 +809,15 @@ mod tests {
     }
 
     #[test]
+    fn bounds_in_nanoseconds_are_the_exporter_buckets() {
+        let nanos = super::super::sharded::BUCKET_NANOS;
+        assert_eq!(nanos.len(), BUCKETS.len());
+        for (n, s) in nanos.iter().zip(BUCKETS) {
+            assert_eq!(*n as f64 / 1e9, *s);
+        }
+    }
+
+    #[test]
     fn with_our_exporter_a_route_renders_its_durations_itself() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
