@@ -245,6 +245,25 @@ async fn metrics_count_what_the_service_did() {
         ],
         2.0,
     );
+    // The other duration histograms are rendered from per-thread tallies too.
+    expect(
+        "kontiki_event_handle_duration_seconds_count",
+        &[
+            ("service", s),
+            ("handler", "on_thing"),
+            ("event_type", &event_type),
+        ],
+        2.0,
+    );
+    expect(
+        "kontiki_rpc_client_duration_seconds_count",
+        &[
+            ("service", &caller),
+            ("target_service", s),
+            ("method", "echo"),
+        ],
+        4.0,
+    );
     assert!(
         text.contains("kontiki_rpc_server_duration_seconds_bucket{"),
         "durations are histograms with buckets:\n{text}"

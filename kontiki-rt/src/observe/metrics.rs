@@ -9,11 +9,56 @@
 
 use std::time::Duration;
 
-/// The histogram buckets of every `_seconds` metric: 0.5 ms to 10 s.
 #[cfg(feature = "metrics")]
-pub(super) const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+use super::BUCKET_NANOS;
+
+/// [`BUCKET_NANOS`] in seconds, for the exporter.
+#[cfg(feature = "metrics")]
+const BUCKETS: [f64; BUCKET_NANOS.len()] = {
+    let mut seconds = [0.0; BUCKET_NANOS.len()];
+    let mut i = 0;
+    while i < BUCKET_NANOS.len() {
+        seconds[i] = BUCKET_NANOS[i] as f64 / 1e9;
+        i += 1;
+    }
+    seconds
+};
+
+/// A histogram family: its name and what its `HELP` line says.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone, Copy)]
+struct Family {
+    name: &'static str,
+    help: &'static str,
+}
+
+/// The duration histograms of the hot paths, rendered from per-thread tallies when
+/// kontiki-rt's exporter is the recorder (`sharded`).
+#[cfg(feature = "metrics")]
+const RPC_SERVER_DURATION: Family = Family {
+    name: "kontiki_rpc_server_duration_seconds",
+    help: "Time from taking an RPC request to acking it, reply sent",
+};
+#[cfg(feature = "metrics")]
+const RPC_CLIENT_DURATION: Family = Family {
+    name: "kontiki_rpc_client_duration_seconds",
+    help: "Time a caller waited for a call's reply",
+};
+#[cfg(feature = "metrics")]
+const EVENT_DURATION: Family = Family {
+    name: "kontiki_event_handle_duration_seconds",
+    help: "Time an event handler took, settlement included",
+};
+#[cfg(all(feature = "http", feature = "metrics"))]
+const HTTP_DURATION: Family = Family {
+    name: "kontiki_http_request_duration_seconds",
+    help: "Time to answer an HTTP request of a declared route",
+};
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+use super::sharded::{Flush, Tallies};
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
 
 /// The process-wide exporter, installed by the first service that starts with metrics on.
 #[cfg(feature = "metrics")]
@@ -31,7 +76,7 @@ pub(crate) fn install() -> bool {
                 let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
                     .set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()),
-                        BUCKETS,
+                        &BUCKETS,
                     );
                 let recorder = match builder {
                     Ok(b) => b.build_recorder(),
@@ -77,11 +122,11 @@ fn describe() {
         Unit::Count,
         "RPC requests a service answered, by method and outcome (ok, a declared error code, internal, timeout)"
     );
-    describe_histogram!(
-        "kontiki_rpc_server_duration_seconds",
-        Unit::Seconds,
-        "Time from taking an RPC request to acking it, reply sent"
-    );
+    for family in [RPC_SERVER_DURATION, RPC_CLIENT_DURATION, EVENT_DURATION] {
+        describe_histogram!(family.name, Unit::Seconds, family.help);
+    }
+    #[cfg(feature = "http")]
+    describe_histogram!(HTTP_DURATION.name, Unit::Seconds, HTTP_DURATION.help);
     describe_gauge!(
         "kontiki_rpc_server_in_flight",
         Unit::Count,
@@ -97,20 +142,10 @@ fn describe() {
         Unit::Count,
         "Calls made through a Messenger, by called service, method and outcome (ok, error code, internal, timeout, unknown_service, connection_lost, error)"
     );
-    describe_histogram!(
-        "kontiki_rpc_client_duration_seconds",
-        Unit::Seconds,
-        "Time a caller waited for a call's reply"
-    );
     describe_counter!(
         "kontiki_event_handled_total",
         Unit::Count,
         "Event deliveries settled, by handler, event type and outcome (ok, retried, dead_lettered)"
-    );
-    describe_histogram!(
-        "kontiki_event_handle_duration_seconds",
-        Unit::Seconds,
-        "Time an event handler took, settlement included"
     );
     describe_counter!(
         "kontiki_event_redelivered_total",
@@ -142,8 +177,6 @@ fn describe() {
         Unit::Count,
         "HTTP requests answered by a declared route, by route template and status"
     );
-    #[cfg(feature = "http")]
-    describe_histogram!(HTTP_DURATION, Unit::Seconds, HTTP_DURATION_HELP);
     describe_counter!(
         "kontiki_connection_reconnects_total",
         Unit::Count,
@@ -161,7 +194,7 @@ pub(crate) fn render() -> Option<String> {
             super::sharded::flush_all();
             h.run_upkeep();
             let mut text = h.render();
-            super::sharded::render_all(&mut text, HTTP_DURATION, HTTP_DURATION_HELP);
+            super::sharded::render_all(&mut text);
             text
         })
     }
@@ -219,6 +252,101 @@ fn call_outcome(result: &Result<serde_json::Value, crate::error::RpcError>) -> &
     }
 }
 
+/// Whether kontiki-rt's exporter is the facade's recorder (which renders `/metrics`, served
+/// with the `http` feature only).
+#[cfg(feature = "metrics")]
+fn own_exporter() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
+/// `labels` as the Prometheus text writes them: `service="a",method="b"`.
+#[cfg(all(feature = "http", feature = "metrics"))]
+fn rendered_labels(labels: &[(&'static str, String)]) -> String {
+    use metrics_exporter_prometheus::formatting::sanitize_label_value;
+    let mut out = String::new();
+    for (key, value) in labels {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push_str("=\"");
+        out.push_str(&sanitize_label_value(value));
+        out.push('"');
+    }
+    out
+}
+
+/// One series of a duration histogram on a hot path. With kontiki-rt's exporter, each thread
+/// tallies its samples apart and `/metrics` renders the series from the tallies (`sharded`):
+/// no sample list shared by every request. With another recorder, samples go to the facade as
+/// they come.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+enum Timing {
+    Facade(metrics::Histogram),
+    #[cfg(feature = "http")]
+    Tallied(Arc<TalliedSeries>),
+}
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+#[derive(Debug)]
+struct TalliedSeries {
+    family: Family,
+    /// The labels, written.
+    labels: String,
+    tallies: Tallies<0>,
+}
+
+#[cfg(all(feature = "http", feature = "metrics"))]
+impl Flush for TalliedSeries {
+    fn flush(&self) {}
+
+    fn family(&self) -> (&'static str, &'static str) {
+        (self.family.name, self.family.help)
+    }
+
+    fn render(&self, out: &mut String) {
+        let (counts, sum) = self.tallies.read_durations();
+        super::sharded::write_histogram(out, self.family.name, &self.labels, &counts, sum);
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Timing {
+    /// The series of `family` with `labels`: tallied when kontiki-rt's exporter renders it.
+    fn new(family: Family, labels: &[(&'static str, String)]) -> Self {
+        Self::with(family, labels, own_exporter())
+    }
+
+    /// The series of `family` with `labels`, tallied when `tallied` (and `/metrics` is served).
+    fn with(family: Family, labels: &[(&'static str, String)], tallied: bool) -> Self {
+        #[cfg(feature = "http")]
+        if tallied {
+            let series = Arc::new(TalliedSeries {
+                family,
+                labels: rendered_labels(labels),
+                tallies: Tallies::new(),
+            });
+            let registered: Arc<dyn Flush> = series.clone();
+            super::sharded::register(&registered, false);
+            return Self::Tallied(series);
+        }
+        #[cfg(not(feature = "http"))]
+        let _ = tallied;
+        Self::Facade(metrics::histogram!(family.name, labels))
+    }
+
+    fn record(&self, elapsed: Duration) {
+        match self {
+            Self::Facade(h) => h.record(elapsed.as_secs_f64()),
+            #[cfg(feature = "http")]
+            Self::Tallied(series) => series
+                .tallies
+                .add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), None),
+        }
+    }
+}
+
 /// The handles of one HTTP route's metrics: `kontiki_http_requests_total{route, status}` and
 /// `kontiki_http_request_duration_seconds{route}`, where `route` is the declared path template
 /// (`GET /items/{id}`), never the requested path. Registered when the router is built, so
@@ -230,9 +358,6 @@ pub(crate) struct HttpRouteMetrics {
     #[cfg(feature = "metrics")]
     handles: Option<Arc<HttpHandles>>,
 }
-
-#[cfg(all(feature = "http", feature = "metrics"))]
-use std::sync::Arc;
 
 /// How many statuses of a route have a counter read without a lock.
 #[cfg(all(feature = "http", feature = "metrics"))]
@@ -254,11 +379,11 @@ struct HttpHandles {
     /// The counters of further statuses.
     more: std::sync::Mutex<Vec<(u16, metrics::Counter)>>,
     /// Durations and answers per status slot, per thread, until flushed (`sharded`).
-    tallies: super::sharded::Tallies<STATUS_SLOTS>,
+    tallies: Tallies<STATUS_SLOTS>,
 }
 
 #[cfg(all(feature = "http", feature = "metrics"))]
-impl super::sharded::Flush for HttpHandles {
+impl Flush for HttpHandles {
     fn flush(&self) {
         if let Some(duration) = &self.duration {
             self.tallies
@@ -271,12 +396,16 @@ impl super::sharded::Flush for HttpHandles {
         });
     }
 
+    fn family(&self) -> (&'static str, &'static str) {
+        (HTTP_DURATION.name, HTTP_DURATION.help)
+    }
+
     fn render(&self, out: &mut String) {
         if self.duration.is_none() {
             let (counts, sum) = self.tallies.read_durations();
             super::sharded::write_histogram(
                 out,
-                HTTP_DURATION,
+                HTTP_DURATION.name,
                 &self.rendered_labels,
                 &counts,
                 sum,
@@ -285,24 +414,12 @@ impl super::sharded::Flush for HttpHandles {
     }
 }
 
-/// The HTTP duration histogram, and what its `HELP` line says.
-#[cfg(all(feature = "http", feature = "metrics"))]
-const HTTP_DURATION: &str = "kontiki_http_request_duration_seconds";
-#[cfg(all(feature = "http", feature = "metrics"))]
-const HTTP_DURATION_HELP: &str = "Time to answer an HTTP request of a declared route";
-
-/// Whether kontiki-rt's exporter is the facade's recorder.
-#[cfg(all(feature = "http", feature = "metrics"))]
-fn own_exporter() -> bool {
-    HANDLE.get().is_some_and(Option::is_some)
-}
-
 #[cfg(feature = "http")]
 impl Drop for HttpRouteMetrics {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
-            super::sharded::Flush::flush(&**h);
+            h.flush();
         }
     }
 }
@@ -327,29 +444,21 @@ impl HttpRouteMetrics {
     /// takes a lock-free push of every sample, which costs more than the request's own tally.
     #[cfg(feature = "metrics")]
     fn with_recorder(on: bool, facade: bool, service: &str, route: &str) -> Self {
-        {
-            let handles = on.then(|| {
-                use metrics_exporter_prometheus::formatting::sanitize_label_value;
-                let labels = [("service", service.to_owned()), ("route", route.to_owned())];
-                let rendered_labels = format!(
-                    "service=\"{}\",route=\"{}\"",
-                    sanitize_label_value(service),
-                    sanitize_label_value(route)
-                );
-                let handles = Arc::new(HttpHandles {
-                    duration: facade.then(|| metrics::histogram!(HTTP_DURATION, &labels)),
-                    rendered_labels,
-                    statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
-                    more: std::sync::Mutex::new(Vec::new()),
-                    labels,
-                    tallies: super::sharded::Tallies::new(),
-                });
-                let flush: Arc<dyn super::sharded::Flush> = handles.clone();
-                super::sharded::register(&flush);
-                handles
+        let handles = on.then(|| {
+            let labels = [("service", service.to_owned()), ("route", route.to_owned())];
+            let handles = Arc::new(HttpHandles {
+                duration: facade.then(|| metrics::histogram!(HTTP_DURATION.name, &labels)),
+                rendered_labels: rendered_labels(&labels),
+                statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
+                more: std::sync::Mutex::new(Vec::new()),
+                labels,
+                tallies: Tallies::new(),
             });
-            Self { handles }
-        }
+            let flush: Arc<dyn Flush> = handles.clone();
+            super::sharded::register(&flush, true);
+            handles
+        });
+        Self { handles }
     }
 
     /// Whether requests are recorded: when not, the caller need not time them.
@@ -433,7 +542,7 @@ struct RpcHandles {
     internal: metrics::Counter,
     timeout: metrics::Counter,
     codes: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
-    duration: metrics::Histogram,
+    duration: Timing,
     in_flight: metrics::Gauge,
 }
 
@@ -462,7 +571,7 @@ impl RpcServerMetrics {
                     internal: with("internal"),
                     timeout: with("timeout"),
                     codes: std::sync::Mutex::new(Vec::new()),
-                    duration: metrics::histogram!("kontiki_rpc_server_duration_seconds", &labels),
+                    duration: Timing::new(RPC_SERVER_DURATION, &labels),
                     in_flight: metrics::gauge!("kontiki_rpc_server_in_flight", &labels),
                     labels,
                 }
@@ -505,7 +614,7 @@ impl RpcServerMetrics {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.decrement(1.0);
-            h.duration.record(elapsed.as_secs_f64());
+            h.duration.record(elapsed);
             if timed_out {
                 h.timeout.increment(1);
                 return;
@@ -550,7 +659,7 @@ struct EventHandles {
     retried: metrics::Counter,
     dead_lettered: metrics::Counter,
     redelivered: metrics::Counter,
-    duration: metrics::Histogram,
+    duration: Timing,
     in_flight: metrics::Gauge,
 }
 
@@ -581,7 +690,7 @@ impl EventMetrics {
                     retried: with("retried"),
                     dead_lettered: with("dead_lettered"),
                     redelivered: metrics::counter!("kontiki_event_redelivered_total", &labels),
-                    duration: metrics::histogram!("kontiki_event_handle_duration_seconds", &labels),
+                    duration: Timing::new(EVENT_DURATION, &labels),
                     in_flight: metrics::gauge!(
                         "kontiki_event_in_flight",
                         "service" => service.to_owned(),
@@ -618,7 +727,7 @@ impl EventMetrics {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.in_flight.decrement(1.0);
-            h.duration.record(elapsed.as_secs_f64());
+            h.duration.record(elapsed);
             match settled {
                 super::EventSettled::Acked => h.ok.increment(1),
                 super::EventSettled::Requeued => h.retried.increment(1),
@@ -654,7 +763,7 @@ struct CallHandles {
     labels: [(&'static str, String); 3],
     ok: metrics::Counter,
     others: std::sync::Mutex<Vec<(String, metrics::Counter)>>,
-    duration: metrics::Histogram,
+    duration: Timing,
 }
 
 #[cfg(feature = "metrics")]
@@ -695,7 +804,7 @@ impl MessengerMetrics {
                 let h = std::sync::Arc::new(CallHandles {
                     ok: metrics::counter!("kontiki_rpc_client_calls_total", &ok),
                     others: std::sync::Mutex::new(Vec::new()),
-                    duration: metrics::histogram!("kontiki_rpc_client_duration_seconds", &labels),
+                    duration: Timing::new(RPC_CLIENT_DURATION, &labels),
                     labels,
                 });
                 self.calls
@@ -707,7 +816,7 @@ impl MessengerMetrics {
                     .or_insert(h)
                     .clone()
             });
-            h.duration.record(elapsed.as_secs_f64());
+            h.duration.record(elapsed);
             match call_outcome(result) {
                 "ok" => h.ok.increment(1),
                 outcome => {
@@ -809,12 +918,14 @@ mod tests {
     }
 
     #[test]
-    fn bounds_in_nanoseconds_are_the_exporter_buckets() {
-        let nanos = super::super::sharded::BUCKET_NANOS;
-        assert_eq!(nanos.len(), BUCKETS.len());
-        for (n, s) in nanos.iter().zip(BUCKETS) {
-            assert_eq!(*n as f64 / 1e9, *s);
-        }
+    fn buckets_are_half_a_millisecond_to_ten_seconds() {
+        assert_eq!(
+            BUCKETS,
+            [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0
+            ]
+        );
     }
 
     #[test]
@@ -828,17 +939,18 @@ mod tests {
                 m.served(200, Duration::from_millis(ms));
             }
             let h = m.handles.as_ref().unwrap();
-            super::super::sharded::Flush::flush(&**h);
-            super::super::sharded::Flush::render(&**h, &mut own);
+            h.flush();
+            h.render(&mut own);
         });
         let labels = r#"service="s\"v",route="GET /x""#;
+        let name = HTTP_DURATION.name;
         for line in [
-            format!("{HTTP_DURATION}_bucket{{{labels},le=\"0.001\"}} 1\n"),
-            format!("{HTTP_DURATION}_bucket{{{labels},le=\"0.0025\"}} 2\n"),
-            format!("{HTTP_DURATION}_bucket{{{labels},le=\"10\"}} 3\n"),
-            format!("{HTTP_DURATION}_bucket{{{labels},le=\"+Inf\"}} 4\n"),
-            format!("{HTTP_DURATION}_sum{{{labels}}} 20.006\n"),
-            format!("{HTTP_DURATION}_count{{{labels}}} 4\n"),
+            format!("{name}_bucket{{{labels},le=\"0.001\"}} 1\n"),
+            format!("{name}_bucket{{{labels},le=\"0.0025\"}} 2\n"),
+            format!("{name}_bucket{{{labels},le=\"10\"}} 3\n"),
+            format!("{name}_bucket{{{labels},le=\"+Inf\"}} 4\n"),
+            format!("{name}_sum{{{labels}}} 20.006\n"),
+            format!("{name}_count{{{labels}}} 4\n"),
         ] {
             assert!(own.contains(&line), "{line} in:\n{own}");
         }
@@ -850,6 +962,82 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(!text.contains(HTTP_DURATION), "{text}");
+        assert!(!text.contains(name), "{text}");
+    }
+
+    #[test]
+    fn a_tallied_series_renders_in_its_family_until_dropped() {
+        let labels = [
+            ("service", "tallied".to_owned()),
+            ("method", "m\"1".to_owned()),
+        ];
+        let timing = Timing::with(RPC_SERVER_DURATION, &labels, true);
+        let other = Timing::with(
+            RPC_SERVER_DURATION,
+            &[
+                ("service", "tallied".to_owned()),
+                ("method", "m2".to_owned()),
+            ],
+            true,
+        );
+        for ms in [1, 2, 3] {
+            timing.record(Duration::from_millis(ms));
+        }
+        other.record(Duration::from_secs(60));
+        let mut text = String::new();
+        super::super::sharded::render_all(&mut text);
+        let name = RPC_SERVER_DURATION.name;
+        let written = r#"service="tallied",method="m\"1""#;
+        for line in [
+            format!(
+                "# HELP {name} {}\n# TYPE {name} histogram\n",
+                RPC_SERVER_DURATION.help
+            ),
+            format!("{name}_bucket{{{written},le=\"0.001\"}} 1\n"),
+            format!("{name}_bucket{{{written},le=\"0.0025\"}} 2\n"),
+            format!("{name}_bucket{{{written},le=\"+Inf\"}} 3\n"),
+            format!("{name}_sum{{{written}}} 0.006\n"),
+            format!("{name}_count{{{written}}} 3\n"),
+            format!("{name}_bucket{{service=\"tallied\",method=\"m2\",le=\"10\"}} 0\n"),
+            format!("{name}_count{{service=\"tallied\",method=\"m2\"}} 1\n"),
+        ] {
+            assert!(text.contains(&line), "{line} in:\n{text}");
+        }
+        // One family header for both series.
+        assert_eq!(
+            text.matches(&format!("# TYPE {name} ")).count(),
+            1,
+            "{text}"
+        );
+        drop(timing);
+        let mut text = String::new();
+        super::super::sharded::render_all(&mut text);
+        assert!(!text.contains(written), "{text}");
+        assert!(text.contains(r#"method="m2""#), "{text}");
+    }
+
+    #[test]
+    fn with_another_recorder_a_series_goes_to_the_facade() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let timing = Timing::with(
+                EVENT_DURATION,
+                &[
+                    ("service", "facade".to_owned()),
+                    ("handler", "h".to_owned()),
+                ],
+                false,
+            );
+            assert!(matches!(timing, Timing::Facade(_)));
+            timing.record(Duration::from_millis(4));
+            timing.record(Duration::from_millis(6));
+        });
+        let text = handle.render();
+        let line = format!(
+            "{}_count{{service=\"facade\",handler=\"h\"}} 2",
+            EVENT_DURATION.name
+        );
+        assert!(text.contains(&line), "{line} in:\n{text}");
     }
 }

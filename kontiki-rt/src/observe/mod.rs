@@ -8,6 +8,27 @@ pub(crate) mod otel;
 mod sharded;
 pub(crate) mod stats;
 
+/// The histogram buckets of every `_seconds` metric, 0.5 ms to 10 s, in nanoseconds: the
+/// tallies of the hot paths (`sharded.rs`) find a duration's bucket without floating point,
+/// and `metrics.rs` gives the exporter the same bounds in seconds.
+#[cfg(feature = "metrics")]
+const BUCKET_NANOS: [u64; 14] = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
 use crate::error::RpcError;
 use crate::transport::wire::Envelope;
 use lapin::types::FieldTable;

@@ -1,13 +1,15 @@
-//! Per-thread tallies of an HTTP route's answers, handed to the `metrics` facade in batches.
+//! Per-thread tallies of the durations (and, for HTTP routes, the statuses) of the hot paths,
+//! rendered from the tallies or handed to the `metrics` facade in batches.
 //!
-//! Recording an answer through the facade straight away bumps atomics that every request of
-//! the route shares: the histogram's sample list and the status counter, each with a generation
-//! count beside it. On two cores that moves their cache lines from core to core on every
-//! request, which the wall clock sees (3–4 % of a health check's requests/s on the benchmark
-//! machine; docs/PERFORMANCE.md) and an instruction count does not. Here each thread adds to a
-//! shard of its own (a cache line apart from the others) and [`flush_all`] hands the sums to the
-//! facade: before `/metrics` renders, every second from a thread of its own, and when a route's
-//! metrics are dropped.
+//! Recording a duration through the facade straight away bumps atomics that every request of
+//! the series shares: the exporter histogram's sample list and the status counter, each with a
+//! generation count beside it. On two cores that moves their cache lines from core to core on
+//! every request, which the wall clock sees (3–4 % of a health check's requests/s on the
+//! benchmark machine; docs/PERFORMANCE.md) and an instruction count does not. Here each thread
+//! adds to a shard of its own (a cache line apart from the others). With kontiki-rt's exporter,
+//! `/metrics` renders the histograms from the tallies ([`render_all`]); with another recorder,
+//! [`flush_all`] hands the sums to the facade: before `/metrics` renders, every second from a
+//! thread of its own, and when a series' metrics are dropped.
 //!
 //! What the facade receives is what it would have received sample by sample, except for when:
 //! per bucket of [`BUCKET_NANOS`], the number of answers and their mean duration, recorded that
@@ -17,24 +19,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-/// The bounds of the `_seconds` histogram buckets (metrics.rs's `BUCKETS`) in
-/// nanoseconds, so that a duration finds its bucket without floating point.
-pub(super) const BUCKET_NANOS: [u64; 14] = [
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
+use super::BUCKET_NANOS;
 
 /// Buckets, the last one above every bound (`+Inf`).
 const BUCKETS: usize = BUCKET_NANOS.len() + 1;
@@ -60,7 +45,7 @@ impl<const S: usize> Shard<S> {
     }
 }
 
-/// The tallies of one route, one shard per thread (threads share a shard past the count).
+/// The tallies of one series, one shard per thread (threads share a shard past the count).
 pub(super) struct Tallies<const S: usize> {
     shards: Box<[Shard<S>]>,
 }
@@ -114,19 +99,12 @@ impl<const S: usize> Tallies<S> {
     /// how many and their mean.
     pub(super) fn take_durations(&self, mut batch: impl FnMut(Batch)) {
         for b in 0..BUCKETS {
-            let count: u64 = self
-                .shards
-                .iter()
-                .map(|s| s.count[b].swap(0, Relaxed))
-                .sum();
+            let count = self.take_sum(|s| &s.count[b]);
             if count == 0 {
                 // A duration added after its count was taken waits for the next batch.
                 continue;
             }
-            let nanos = self
-                .shards
-                .iter()
-                .fold(0u64, |sum, s| sum.wrapping_add(s.nanos[b].swap(0, Relaxed)));
+            let nanos = self.take_sum(|s| &s.nanos[b]);
             batch(Batch {
                 count: usize::try_from(count).unwrap_or(usize::MAX),
                 mean_seconds: in_bucket(b, nanos as f64 / count as f64 / 1e9),
@@ -137,15 +115,18 @@ impl<const S: usize> Tallies<S> {
     /// The answers per status slot since the last call.
     pub(super) fn take_statuses(&self, mut status: impl FnMut(usize, u64)) {
         for slot in 0..S {
-            let n: u64 = self
-                .shards
-                .iter()
-                .map(|s| s.statuses[slot].swap(0, Relaxed))
-                .sum();
+            let n = self.take_sum(|s| &s.statuses[slot]);
             if n > 0 {
                 status(slot, n);
             }
         }
+    }
+
+    /// One counter summed over the shards, each set back to zero.
+    fn take_sum(&self, counter: impl Fn(&Shard<S>) -> &AtomicU64) -> u64 {
+        self.shards.iter().fold(0, |sum: u64, s| {
+            sum.wrapping_add(counter(s).swap(0, Relaxed))
+        })
     }
 
     /// All durations so far (none taken): answers per bucket, and their sum in seconds.
@@ -222,6 +203,9 @@ fn thread_number() -> usize {
 pub(super) trait Flush: Send + Sync {
     /// Hands the tallies since the last flush to the facade.
     fn flush(&self);
+    /// The family whose sample lines [`render`](Flush::render) writes: its name, and what its
+    /// `HELP` line says.
+    fn family(&self) -> (&'static str, &'static str);
     /// Writes the sample lines of what the facade does not record (see [`write_histogram`]).
     fn render(&self, out: &mut String);
 }
@@ -229,23 +213,26 @@ pub(super) trait Flush: Send + Sync {
 /// Everything that has tallies, registered when made.
 static REGISTERED: Mutex<Vec<Weak<dyn Flush>>> = Mutex::new(Vec::new());
 
-/// Registers `it` for [`flush_all`] (until it is dropped). The first registration starts the
-/// thread that flushes every second, whichever recorder the facade has.
-pub(super) fn register(it: &Arc<dyn Flush>) {
+/// Registers `it` for [`flush_all`] and [`render_all`] (until it is dropped). The first
+/// registration of one that `flushes` (hands tallies to the facade) starts the thread that
+/// flushes every second.
+pub(super) fn register(it: &Arc<dyn Flush>, flushes: bool) {
     static FLUSHER: std::sync::Once = std::sync::Once::new();
-    FLUSHER.call_once(|| {
-        let started = std::thread::Builder::new()
-            .name("kontiki-metrics-flush".to_owned())
-            .spawn(|| {
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    flush_all();
-                }
-            });
-        if let Err(e) = started {
-            tracing::warn!(error = %e, "metrics: no flush thread; HTTP route metrics are handed over only when /metrics is read");
-        }
-    });
+    if flushes {
+        FLUSHER.call_once(|| {
+            let started = std::thread::Builder::new()
+                .name("kontiki-metrics-flush".to_owned())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        flush_all();
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "metrics: no flush thread; HTTP route metrics are handed over only when /metrics is read");
+            }
+        });
+    }
     let mut all = REGISTERED.lock().unwrap_or_else(PoisonError::into_inner);
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(it));
@@ -268,20 +255,23 @@ pub(super) fn flush_all() {
 }
 
 /// Appends the families rendered from tallies (see [`Flush::render`]) to `out`, the
-/// exporter's text: `help` and `kind` go once before the family `name`'s lines, when it has any.
-pub(super) fn render_all(out: &mut String, name: &str, help: &str) {
-    let mut lines = String::new();
+/// exporter's text: each family that has lines, after its `HELP` and `TYPE`.
+pub(super) fn render_all(out: &mut String) {
+    let mut families = std::collections::BTreeMap::<(&str, &str), String>::new();
     for it in live() {
-        it.render(&mut lines);
+        it.render(families.entry(it.family()).or_default());
     }
-    if lines.is_empty() {
-        return;
+    for (family, lines) in families {
+        if lines.is_empty() {
+            continue;
+        }
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let (name, help) = family;
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        out.push_str(&lines);
     }
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-    out.push_str(&lines);
 }
 
 #[cfg(test)]
