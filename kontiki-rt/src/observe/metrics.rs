@@ -311,6 +311,33 @@ impl Flush for TalliedSeries {
     }
 }
 
+/// The tallied series made so far, by key: two instances of one service in a process (same
+/// service name, same labels) share a series, as they share a histogram of the exporter's.
+#[cfg(all(feature = "http", feature = "metrics"))]
+type Made<K, T> = std::sync::Mutex<std::collections::BTreeMap<K, std::sync::Weak<T>>>;
+
+/// The series of `key` in `made`, or a new one from `make`, registered for rendering (and,
+/// when it `flushes`, for the flushes).
+#[cfg(all(feature = "http", feature = "metrics"))]
+fn shared<K: Ord, T: Flush + 'static>(
+    made: &Made<K, T>,
+    key: K,
+    flushes: bool,
+    make: impl FnOnce() -> T,
+) -> Arc<T> {
+    let mut made = made
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(it) = made.get(&key).and_then(std::sync::Weak::upgrade) {
+        return it;
+    }
+    let it = Arc::new(make());
+    let registered: Arc<dyn Flush> = it.clone();
+    super::sharded::register(&registered, flushes);
+    made.insert(key, Arc::downgrade(&it));
+    it
+}
+
 #[cfg(feature = "metrics")]
 impl Timing {
     /// The series of `family` with `labels`: tallied when kontiki-rt's exporter renders it.
@@ -322,14 +349,15 @@ impl Timing {
     fn with(family: Family, labels: &[(&'static str, String)], tallied: bool) -> Self {
         #[cfg(feature = "http")]
         if tallied {
-            let series = Arc::new(TalliedSeries {
+            static MADE: Made<(&str, String), TalliedSeries> =
+                std::sync::Mutex::new(std::collections::BTreeMap::new());
+            let written = rendered_labels(labels);
+            let key = (family.name, written.clone());
+            return Self::Tallied(shared(&MADE, key, false, || TalliedSeries {
                 family,
-                labels: rendered_labels(labels),
+                labels: written,
                 tallies: Tallies::new(),
-            });
-            let registered: Arc<dyn Flush> = series.clone();
-            super::sharded::register(&registered, false);
-            return Self::Tallied(series);
+            }));
         }
         #[cfg(not(feature = "http"))]
         let _ = tallied;
@@ -444,19 +472,19 @@ impl HttpRouteMetrics {
     /// takes a lock-free push of every sample, which costs more than the request's own tally.
     #[cfg(feature = "metrics")]
     fn with_recorder(on: bool, facade: bool, service: &str, route: &str) -> Self {
+        static MADE: Made<(bool, String), HttpHandles> =
+            std::sync::Mutex::new(std::collections::BTreeMap::new());
         let handles = on.then(|| {
             let labels = [("service", service.to_owned()), ("route", route.to_owned())];
-            let handles = Arc::new(HttpHandles {
+            let written = rendered_labels(&labels);
+            shared(&MADE, (facade, written.clone()), true, || HttpHandles {
                 duration: facade.then(|| metrics::histogram!(HTTP_DURATION.name, &labels)),
-                rendered_labels: rendered_labels(&labels),
+                rendered_labels: written,
                 statuses: [const { std::sync::OnceLock::new() }; STATUS_SLOTS],
                 more: std::sync::Mutex::new(Vec::new()),
                 labels,
                 tallies: Tallies::new(),
-            });
-            let flush: Arc<dyn Flush> = handles.clone();
-            super::sharded::register(&flush, true);
-            handles
+            })
         });
         Self { handles }
     }
@@ -1014,6 +1042,44 @@ mod tests {
         super::super::sharded::render_all(&mut text);
         assert!(!text.contains(written), "{text}");
         assert!(text.contains(r#"method="m2""#), "{text}");
+    }
+
+    #[test]
+    fn two_instances_of_a_service_share_their_series() {
+        let labels = [("service", "twice".to_owned()), ("method", "m".to_owned())];
+        let a = Timing::with(RPC_CLIENT_DURATION, &labels, true);
+        let b = Timing::with(RPC_CLIENT_DURATION, &labels, true);
+        let (Timing::Tallied(sa), Timing::Tallied(sb)) = (&a, &b) else {
+            panic!("both tallied");
+        };
+        assert!(Arc::ptr_eq(sa, sb));
+        a.record(Duration::from_millis(1));
+        b.record(Duration::from_millis(1));
+        let routes = [
+            HttpRouteMetrics::with_recorder(true, false, "twice", "GET /y"),
+            HttpRouteMetrics::with_recorder(true, false, "twice", "GET /y"),
+        ];
+        for r in &routes {
+            r.served(200, Duration::from_millis(1));
+        }
+        let mut text = String::new();
+        super::super::sharded::render_all(&mut text);
+        for (name, written) in [
+            (RPC_CLIENT_DURATION.name, r#"service="twice",method="m""#),
+            (HTTP_DURATION.name, r#"service="twice",route="GET /y""#),
+        ] {
+            let count = format!("{name}_count{{{written}}} ");
+            assert_eq!(text.matches(&count).count(), 1, "{count} once in:\n{text}");
+            assert!(
+                text.contains(&format!("{count}2\n")),
+                "{count}2 in:\n{text}"
+            );
+        }
+        // The second instance stopping leaves the first one's series.
+        drop(b);
+        let mut text = String::new();
+        super::super::sharded::render_all(&mut text);
+        assert!(text.contains(r#"method="m"} 2"#), "{text}");
     }
 
     #[test]
