@@ -245,7 +245,8 @@ async fn metrics_count_what_the_service_did() {
         ],
         2.0,
     );
-    // The other duration histograms are rendered from per-thread tallies too.
+    // The event and client duration histograms count what they timed (rendered, like the
+    // route's, from per-thread tallies).
     expect(
         "kontiki_event_handle_duration_seconds_count",
         &[

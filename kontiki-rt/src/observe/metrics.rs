@@ -334,6 +334,8 @@ fn shared<K: Ord, T: Flush + 'static>(
     let it = Arc::new(make());
     let registered: Arc<dyn Flush> = it.clone();
     super::sharded::register(&registered, flushes);
+    // Series of stopped services are forgotten (a service starts with all of its series).
+    made.retain(|_, series| series.strong_count() > 0);
     made.insert(key, Arc::downgrade(&it));
     it
 }

@@ -305,8 +305,8 @@ mod tests {
         let mut got_sum = 0.0;
         let mut statuses = [0u64; 2];
         t.take_durations(|b| {
-            // The exporter places the mean by the same bounds (`value <= bound`).
-            // (metrics.rs checks that these bounds are the exporter's.)
+            // The exporter places the mean by the same bounds (`value <= bound`): metrics.rs
+            // gives it these, in seconds.
             let bucket = BUCKET_NANOS
                 .iter()
                 .position(|&n| b.mean_seconds <= n as f64 / 1e9)
