@@ -11,7 +11,9 @@
 //! With a second port (`-- 8080 8081`) it also serves, there, the two routes the benchmark
 //! measures as bare axum handlers doing the same work (`GET /api/v1/health` and
 //! `POST /api/v1/items/{id}`, a path parameter and a JSON body in, JSON out), the baseline of
-//! `make bench`, and prints `bare-axum http://127.0.0.1:8081`.
+//! `make bench`, and prints `bare-axum http://127.0.0.1:8081`. A third port (`-- 8080 8081
+//! 8082`) serves the same bare axum routes once more, for an A/A control of the benchmark
+//! (`scripts/bench/http_alt.py --aa`), and prints `bare-axum-2 http://127.0.0.1:8082` first.
 
 use kontiki_rt::http::{
     Bytes, HttpError, HttpFuture, HttpRequest, HttpResponse, HttpRoute, Method, StatusCode,
@@ -199,8 +201,13 @@ async fn bare_put_item(
 /// What `GET /api/v1/health` answers on both ports.
 const HEALTH: &[u8] = br#"{"status":"ok"}"#;
 
-/// The baseline: the same answers from bare axum handlers.
-async fn bare_axum(port: u16) -> Result<(), BoxError> {
+/// The baseline: the same answers from bare axum handlers, announced as `label` (then
+/// `ready` is told).
+async fn bare_axum(
+    port: u16,
+    label: &str,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), BoxError> {
     let app = axum::Router::new()
         .route(
             "/api/v1/health",
@@ -214,7 +221,10 @@ async fn bare_axum(port: u16) -> Result<(), BoxError> {
         .route("/api/v1/items/{id}", axum::routing::post(bare_put_item))
         .route("/api/v1/fn-items/{id}", axum::routing::post(bare_put_item));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("bare-axum http://{}", listener.local_addr()?);
+    println!("{label} http://{}", listener.local_addr()?);
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -225,6 +235,7 @@ async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().map_or(Ok(8080), |p| p.parse())?;
     let bare_port: Option<u16> = args.next().map(|p| p.parse()).transpose()?;
+    let control_port: Option<u16> = args.next().map(|p| p.parse()).transpose()?;
     // `HTTP_DEMO_METRICS=off` serves without metrics (what they cost, in `make bench`).
     let metrics = std::env::var("HTTP_DEMO_METRICS").map_or(true, |v| v != "off");
     let config = Config::from_yaml_str(
@@ -236,9 +247,20 @@ async fn main() -> Result<(), BoxError> {
     let running = service()?.start(config).await?;
     let addr = running.http_addr().ok_or("HTTP did not start")?;
     println!("kontiki-rt http://{addr}");
+    if let Some(control) = control_port {
+        // Bound and announced before the baseline: its line is the one scripts wait for.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let served = bare_axum(control, "bare-axum-2", Some(ready_tx)).await;
+            if let Err(e) = served {
+                eprintln!("second bare axum server failed: {e}");
+            }
+        });
+        ready_rx.await?;
+    }
     if let Some(bare) = bare_port {
         tokio::spawn(async move {
-            if let Err(e) = bare_axum(bare).await {
+            if let Err(e) = bare_axum(bare, "bare-axum", None).await {
                 eprintln!("bare axum server failed: {e}");
             }
         });

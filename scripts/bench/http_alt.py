@@ -3,13 +3,19 @@
 alternating wrk runs: many pairs of a few seconds or less, so that what drifts on a shared
 machine (other load, the host's steal time) moves both sides of a pair alike.
 
-    python3 scripts/bench/http_alt.py target/release/examples/http_demo [SECS] [PAIRS] [ROUTE]
+    python3 scripts/bench/http_alt.py target/release/examples/http_demo [SECS] [PAIRS] [ROUTE] [--aa]
 
 SECS per wrk run (default 1), PAIRS pairs (default 30), ROUTE `health` or `item` (default
 health). The order alternates every pair. Prints the median and quartiles of the per-pair
 ratios (requests/s and p50, kontiki-rs / bare axum). `HTTP_DEMO_METRICS=off` in the
 environment serves without metrics.
+
+`--aa` adds the A/A control to the same run: http_demo serves the bare axum routes on a third
+port too, each round runs the three servers in turn (the order rotating through all six), and
+control / bare axum is printed beside kontiki-rs / bare axum: what the method reads when both
+sides are the same code.
 """
+
 
 import importlib.util
 import re
@@ -41,23 +47,29 @@ def wrk(url, secs, script):
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = [a for a in sys.argv[1:] if a != "--aa"]
+    control = len(args) < len(sys.argv) - 1
+    if not args:
         sys.exit(__doc__)
-    exe = sys.argv[1]
-    secs = sys.argv[2] if len(sys.argv) > 2 else "1"
-    pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 30
-    route = sys.argv[4] if len(sys.argv) > 4 else "health"
+    exe = args[0]
+    secs = args[1] if len(args) > 1 else "1"
+    pairs = int(args[2]) if len(args) > 2 else 30
+    route = args[3] if len(args) > 3 else "health"
     if route not in ROUTES:
         sys.exit(f"http_alt.py: ROUTE is one of {', '.join(ROUTES)}")
     path, script = ROUTES[route]
     proc, demo = run.start_http_demo(exe)
-    rps, p50 = [], []
+    if control:
+        orders = run.HTTP_ORDERS
+    else:
+        orders = [["kontiki-rs", "bare axum"], ["bare axum", "kontiki-rs"]]
+    ratios = {name: ([], []) for name in orders[0] if name != "bare axum"}
     try:
         for i in range(pairs):
-            order = run.HTTP_CONTENDERS if i % 2 == 0 else run.HTTP_CONTENDERS[::-1]
-            res = {name: wrk(demo[name] + path, secs, script) for name in order}
-            rps.append(res["kontiki-rs"][0] / res["bare axum"][0])
-            p50.append(res["kontiki-rs"][1] / res["bare axum"][1])
+            res = {name: wrk(demo[name] + path, secs, script) for name in orders[i % len(orders)]}
+            for name, (rps, p50) in ratios.items():
+                rps.append(res[name][0] / res["bare axum"][0])
+                p50.append(res[name][1] / res["bare axum"][1])
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
@@ -66,8 +78,10 @@ def main():
         first, median, third = statistics.quantiles(xs, n=4)
         return f"{statistics.median(xs):.3f} (quartiles {first:.3f}–{third:.3f})"
 
-    print(f"{route}, {pairs} pairs of {secs} s, load average now {run.load()}: "
-          f"requests/s {q(rps)}, p50 {q(p50)}")
+    rounds = "rounds" if control else "pairs"
+    print(f"{route}, {pairs} {rounds} of {secs} s, load average now {run.load()}:")
+    for name, (rps, p50) in ratios.items():
+        print(f"  {name} / bare axum: requests/s {q(rps)}, p50 {q(p50)}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def main():
             order = list(exes) if rnd % 2 else list(exes)[::-1]
             for name in order:
                 run.log(f"round {rnd}/{rounds}: {name}")
-                res[name].append(run.http_round(demos[name][1], rnd))
+                res[name].append(run.http_round(demos[name][1], rnd, control=False))
     finally:
         for p, _ in demos.values():
             p.send_signal(signal.SIGINT)

@@ -42,6 +42,7 @@ target/bench/report.md, with the raw figures in target/bench/report.json.
 """
 
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -393,14 +394,19 @@ HTTP_ROUTES = [
     ("item", "`POST /api/v1/items/{id}` (JSON body)",
      "/api/v1/items/42", ROOT / "scripts" / "bench" / "wrk_post_item.lua"),
 ]
-HTTP_CONTENDERS = ["kontiki-rs", "bare axum"]
+# The control is bare axum again, on a port of its own: control / bare axum is what the method
+# reads when both sides are the same code, in the same run as kontiki-rs / bare axum.
+HTTP_CONTENDERS = ["kontiki-rs", "bare axum", "bare axum (control)"]
+HTTP_ORDERS = list(itertools.permutations(HTTP_CONTENDERS))
 
 
-def http_round(demo, rnd):
-    """{route key: {contender: figures}}; the contenders' order alternates every round."""
+def http_round(demo, rnd, control=True):
+    """{route key: {contender: figures}}; the contenders' order rotates through all six (or
+    alternates, without the control)."""
+    orders = HTTP_ORDERS if control else [HTTP_CONTENDERS[:2], HTTP_CONTENDERS[1::-1]]
     out = {}
     for key, _, path, script in HTTP_ROUTES:
-        order = HTTP_CONTENDERS if rnd % 2 else HTTP_CONTENDERS[::-1]
+        order = orders[rnd % len(orders)]
         out[key] = {name: wrk_rps(demo[name] + path, script) for name in order}
     return out
 
@@ -415,8 +421,8 @@ def start_http_demo(exe):
         s.close()
         return port
 
-    port, bare = free_port(), free_port()
-    p = subprocess.Popen([exe, str(port), str(bare)], cwd=ROOT, stdout=subprocess.PIPE,
+    port, bare, control = free_port(), free_port(), free_port()
+    p = subprocess.Popen([exe, str(port), str(bare), str(control)], cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}, text=True)
     watchdog = _Watchdog(p, 30)
     while True:
@@ -426,7 +432,8 @@ def start_http_demo(exe):
     watchdog.cancel()
     if not line:
         die("http_demo exited before it was ready")
-    return p, {"kontiki-rs": f"http://127.0.0.1:{port}", "bare axum": f"http://127.0.0.1:{bare}"}
+    return p, {"kontiki-rs": f"http://127.0.0.1:{port}", "bare axum": f"http://127.0.0.1:{bare}",
+               "bare axum (control)": f"http://127.0.0.1:{control}"}
 
 
 def cluster_script(*args):
@@ -644,12 +651,18 @@ def report(res, meta):
                 g = lambda f: med([r[name][f] for r in rounds if name in r])  # noqa: E731
                 w(f"| {label} | {name} | {fmt(g('per_s'))} | {fmt(g('p50_us'))} |")
         w("")
-        w("| route | kontiki-rs / bare axum: requests/s | p50 |")
-        w("|---|---:|---:|")
+        w("| route | kontiki-rs / bare axum: requests/s | p50 | control / bare axum: "
+          "requests/s | p50 |")
+        w("|---|---:|---:|---:|---:|")
         for key, label, _, _ in HTTP_ROUTES:
             rounds = [r[key] for r in res["http"] if key in r]
             w(f"| {label} | {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'per_s'))} "
-              f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} |")
+              f"| {ratio(paired(rounds, 'kontiki-rs', 'bare axum', 'p50_us'))} "
+              f"| {ratio(paired(rounds, 'bare axum (control)', 'bare axum', 'per_s'))} "
+              f"| {ratio(paired(rounds, 'bare axum (control)', 'bare axum', 'p50_us'))} |")
+        w("")
+        w("The control is bare axum again on a third port: how far the method reads from 1.00× "
+          "when both sides are the same code.")
         w("")
     if "cluster" in res:
         rounds = res["cluster"]
