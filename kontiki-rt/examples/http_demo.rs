@@ -12,8 +12,9 @@
 //! measures as bare axum handlers doing the same work (`GET /api/v1/health` and
 //! `POST /api/v1/items/{id}`, a path parameter and a JSON body in, JSON out), the baseline of
 //! `make bench`, and prints `bare-axum http://127.0.0.1:8081`. A third port (`-- 8080 8081
-//! 8082`) serves the same bare axum routes once more, for an A/A control of the benchmark
-//! (`scripts/bench/http_alt.py --aa`), and prints `bare-axum-2 http://127.0.0.1:8082` first.
+//! 8082`) serves the same bare axum routes once more, the A/A control of `make bench`'s HTTP
+//! section (and of `scripts/bench/http_alt.py --aa`), and prints `bare-axum-2
+//! http://127.0.0.1:8082` before the baseline's line.
 
 use kontiki_rt::http::{
     Bytes, HttpError, HttpFuture, HttpRequest, HttpResponse, HttpRoute, Method, StatusCode,

@@ -16,7 +16,6 @@ control / bare axum is printed beside kontiki-rs / bare axum: what the method re
 sides are the same code.
 """
 
-
 import importlib.util
 import re
 import signal
@@ -59,10 +58,7 @@ def main():
         sys.exit(f"http_alt.py: ROUTE is one of {', '.join(ROUTES)}")
     path, script = ROUTES[route]
     proc, demo = run.start_http_demo(exe)
-    if control:
-        orders = run.HTTP_ORDERS
-    else:
-        orders = [["kontiki-rs", "bare axum"], ["bare axum", "kontiki-rs"]]
+    orders = run.http_orders(control)
     ratios = {name: ([], []) for name in orders[0] if name != "bare axum"}
     try:
         for i in range(pairs):

@@ -400,10 +400,15 @@ HTTP_CONTENDERS = ["kontiki-rs", "bare axum", "bare axum (control)"]
 HTTP_ORDERS = list(itertools.permutations(HTTP_CONTENDERS))
 
 
+def http_orders(control=True):
+    """The orders the HTTP contenders run in, one per round in turn: all six of the three, or,
+    without the control, kontiki-rs and bare axum alternating."""
+    return HTTP_ORDERS if control else [HTTP_CONTENDERS[:2], HTTP_CONTENDERS[1::-1]]
+
+
 def http_round(demo, rnd, control=True):
-    """{route key: {contender: figures}}; the contenders' order rotates through all six (or
-    alternates, without the control)."""
-    orders = HTTP_ORDERS if control else [HTTP_CONTENDERS[:2], HTTP_CONTENDERS[1::-1]]
+    """{route key: {contender: figures}}, the contenders in round `rnd`'s order (`http_orders`)."""
+    orders = http_orders(control)
     out = {}
     for key, _, path, script in HTTP_ROUTES:
         order = orders[rnd % len(orders)]
@@ -422,8 +427,9 @@ def start_http_demo(exe):
         return port
 
     port, bare, control = free_port(), free_port(), free_port()
-    p = subprocess.Popen([exe, str(port), str(bare), str(control)], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"}, text=True)
+    p = subprocess.Popen([exe, str(port), str(bare), str(control)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         env={**os.environ, "RUST_LOG": "warn"}, text=True)
     watchdog = _Watchdog(p, 30)
     while True:
         line = p.stdout.readline()
@@ -640,7 +646,7 @@ def report(res, meta):
         w("")
     if "http" in res:
         w(f"### HTTP (wrk -t2 -c50 -d{SIZES['http_s']}s per route and contender, server and wrk "
-          "on the same cores; kontiki-rt/examples/http_demo.rs, both contenders in one process; "
+          "on the same cores; kontiki-rt/examples/http_demo.rs, all three contenders in one process; "
           "the POST body is `{\"name\": \"widget\", \"qty\": 3}`)")
         w("")
         w("| route | contender | requests/s | p50 µs |")

@@ -257,6 +257,7 @@ pub(super) fn flush_all() {
 /// Appends the families rendered from tallies (see [`Flush::render`]) to `out`, the
 /// exporter's text: each family that has lines, after its `HELP` and `TYPE`.
 pub(super) fn render_all(out: &mut String) {
+    use std::fmt::Write as _;
     let mut families = std::collections::BTreeMap::<(&str, &str), String>::new();
     for it in live() {
         it.render(families.entry(it.family()).or_default());
@@ -269,8 +270,10 @@ pub(super) fn render_all(out: &mut String) {
             out.push('\n');
         }
         let (name, help) = family;
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-        out.push_str(&lines);
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} histogram\n{lines}"
+        );
     }
 }
 
